@@ -1,0 +1,1 @@
+"""alertbridge: security alerts in, the right ticket out, exactly once."""

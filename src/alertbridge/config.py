@@ -1,0 +1,243 @@
+"""The config file: YAML, validated by pydantic, every problem reported with its path.
+
+Strings may reference the environment as ``${VAR}`` or ``${VAR:-default}``; any
+key ``<name>_file`` is replaced by ``<name>`` holding the file's contents, so
+secrets can live in files mounted by the orchestrator.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+
+from . import connectors
+from .connectors.base import SinkConfig, SourceConfig, StrictModel
+from .errors import ConfigError
+from .model import Severity
+from .templates import syntax_error
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """Turn '90s', '5m', '24h', '7d' or a number of seconds into seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 24h, 7d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Match(StrictModel):
+    """Which alerts a route takes; every given condition must hold."""
+
+    sources: list[str] = Field(default=[], description="Source names; empty means any", examples=[["splunk"]])
+    min_severity: Severity = Field(default=Severity.info, description="Lowest severity taken", examples=["medium"])
+    categories: list[str] = Field(default=[], description="Alert categories; empty means any", examples=[["malware"]])
+    tenants: list[str] = Field(default=[], description="Tenants; empty means any", examples=[["contoso"]])
+    when: str | None = Field(default=None, description="Jinja expression over `alert`", examples=["'test' not in alert.title|lower"])
+
+
+class Route(StrictModel):
+    """Where matching alerts go, how they group into cases, and what tickets look like."""
+
+    name: str = Field(description="Unique name, shown in cases and metrics", examples=["splunk-to-soc"])
+    match: Match = Match()
+    drop: bool = Field(default=False, description="Drop matching alerts instead of ticketing them")
+    sink: str | None = Field(default=None, description="Sink name from `sinks`", examples=["jira"])
+    project: str = Field(default="", description="Project key in the sink", examples=["SOC"])
+    issue_type: str = Field(default="Alert", description="Issue type name", examples=["Incident"])
+    summary: str = Field(default="[{{ alert.severity.value|upper }}] {{ alert.title }}", description="Ticket summary template")
+    description: str = Field(
+        default="{{ alert.description }}\n\nSource: {{ alert.source.product }} ({{ alert.source.name }})"
+        "{% if alert.url %}\nConsole: {{ alert.url }}{% endif %}"
+        "{% if alert.hosts %}\nHosts: {{ alert.hosts|join(', ') }}{% endif %}",
+        description="Ticket description template (plain text; the sink renders its own markup)",
+    )
+    labels: list[str] = Field(default=[], description="Extra label templates", examples=[["{{ alert.source.type }}"]])
+    fields: dict[str, str] = Field(
+        default={}, description="Ticket fields by their display name -> value template",
+        examples=[{"Incident Severity": "{{ alert.severity.value|title }}"}],
+    )
+    group_by: str = Field(
+        default="{{ alert.source.name }}|{{ alert.title }}",
+        description="Case key template: alerts with the same key share one case and one ticket",
+        examples=["qualys|{{ alert.raw.QID }}"],
+    )
+    reopen_window: Duration = Field(default=86400, description="A repeat within this time after closing reopens the case", examples=["24h"])
+    after_window: Literal["new", "reopen"] = Field(default="new", description="What a repeat after the window does")
+    wont_fix: list[str] = Field(default=["Won't Do", "Won't Fix", "False Positive", "Duplicate"], description="Resolutions that are never reopened")
+    on_repeat: Literal["comment", "update", "ignore"] = Field(default="comment", description="What a repeat alert on an open case does")
+    comment_every: Duration = Field(default=300, description="At most one repeat comment per case in this time", examples=["5m"])
+    resolve_transition: str | None = Field(default=None, description="Transition to apply when the source says resolved", examples=["Done"])
+    resolve_resolution: str | None = Field(default="Done", description="Resolution set by resolve_transition")
+    notify: list[str] = Field(default=[], description="Notifier names told about new cases")
+
+
+class Retry(StrictModel):
+    """How failed jobs are retried."""
+
+    max_attempts: int = Field(default=10, ge=1, description="Attempts before a transient failure is dead-lettered")
+    base_delay: Duration = Field(default=1.0, description="First backoff", examples=["1s"])
+    max_delay: Duration = Field(default=300.0, description="Longest backoff", examples=["5m"])
+
+
+class Settings(StrictModel):
+    """The whole config file."""
+
+    database: str = Field(default="sqlite:///alertbridge.db", description="SQLAlchemy URL: sqlite:///file.db or postgresql://…")
+    listen: str = Field(default="127.0.0.1:8080", description="host:port for the HTTP server")
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token for /api; the admin API is off without it")
+    workers: int = Field(default=8, ge=1, le=256, description="Concurrent job runners in this process")
+    lease: Duration = Field(default=60.0, description="How long a claimed job is ours before another worker may take it over")
+    search_lag: Duration = Field(default=10.0, description="How long after a possible create to trust a label search that finds nothing")
+    max_body_bytes: int = Field(default=1_048_576, description="Largest webhook body accepted (413 above)")
+    retry: Retry = Retry()
+    sources: dict[str, dict[str, Any]] = Field(default={}, description="Alert sources by name; each has a `type`")
+    sinks: dict[str, dict[str, Any]] = Field(default={}, description="Ticket systems by name; each has a `type`")
+    notifiers: dict[str, dict[str, Any]] = Field(default={}, description="Notifiers by name; each has a `type`")
+    routes: list[Route] = Field(default=[], description="Rules, first match wins; unmatched alerts are dropped and counted")
+
+
+class Config:
+    """A validated config: settings plus each connector's typed config."""
+
+    def __init__(self, settings: Settings, sources: dict[str, SourceConfig], sinks: dict[str, SinkConfig], notifiers: dict[str, SinkConfig]):
+        self.settings = settings
+        self.sources = sources
+        self.sinks = sinks
+        self.notifiers = notifiers
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, substitute and validate a config file; raise ConfigError listing every problem."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path}: {exc}"]) from exc
+    return validate_config(data, base_dir=Path(path).parent)
+
+
+def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
+    """Validate an already-parsed config document."""
+    problems: list[str] = []
+    data = _resolve(data, "", problems, base_dir)
+    if not isinstance(data, dict):
+        raise ConfigError(problems + ["<root>: the config must be a mapping"])
+    # Validate the parts separately so that one mistake does not hide the others.
+    raw_routes = data.get("routes") or []
+    settings = None
+    try:
+        settings = Settings.model_validate({**data, "routes": []})
+    except ValidationError as exc:
+        problems += _format(exc)
+    routes = []
+    for i, raw in enumerate(raw_routes if isinstance(raw_routes, list) else []):
+        try:
+            routes.append((i, Route.model_validate(raw)))
+        except ValidationError as exc:
+            problems += _format(exc, prefix=f"routes[{i}]")
+    sections = {name: data.get(name) if isinstance(data.get(name), dict) else {} for name in ("sources", "sinks", "notifiers")}
+    sources = _connector_configs(sections["sources"], "sources", connectors.SOURCES, problems)
+    sinks = _connector_configs(sections["sinks"], "sinks", connectors.SINKS, problems)
+    notifiers = _connector_configs(sections["notifiers"], "notifiers", connectors.NOTIFIERS, problems)
+    problems += _check_routes(routes, sections)
+    if problems or settings is None:
+        raise ConfigError(problems)
+    settings.routes = [route for _, route in routes]
+    return Config(settings, sources, sinks, notifiers)
+
+
+def _connector_configs(raw: dict[str, dict[str, Any]], section: str, registry: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    configs = {}
+    for name, body in raw.items():
+        type_name = body.get("type") if isinstance(body, dict) else None
+        if type_name not in registry:
+            problems.append(f"{section}.{name}.type: unknown type {type_name!r} (known: {', '.join(sorted(registry))})")
+            continue
+        try:
+            configs[name] = connectors.load(registry, type_name).Config.model_validate(body)
+        except ValidationError as exc:
+            problems += _format(exc, prefix=f"{section}.{name}")
+    return configs
+
+
+def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str, Any]]) -> list[str]:
+    found = []
+    seen: set[str] = set()
+    for i, route in routes:
+        where = f"routes[{i}]"
+        if route.name in seen:
+            found.append(f"{where}.name: duplicate route name {route.name!r}")
+        seen.add(route.name)
+        if not route.drop and route.sink is None:
+            found.append(f"{where}.sink: required unless drop is true")
+        if route.sink is not None and route.sink not in sections['sinks']:
+            found.append(f"{where}.sink: unknown sink {route.sink!r} (known: {', '.join(sorted(sections['sinks'])) or 'none'})")
+        for j, source in enumerate(route.match.sources):
+            if source not in sections['sources']:
+                found.append(f"{where}.match.sources[{j}]: unknown source {source!r} (known: {', '.join(sorted(sections['sources'])) or 'none'})")
+        for notifier in route.notify:
+            if notifier not in sections['notifiers']:
+                found.append(f"{where}.notify: unknown notifier {notifier!r} (known: {', '.join(sorted(sections['notifiers'])) or 'none'})")
+        templates = {"summary": route.summary, "description": route.description, "group_by": route.group_by}
+        templates |= {f"fields[{name!r}]": t for name, t in route.fields.items()}
+        templates |= {f"labels[{k}]": t for k, t in enumerate(route.labels)}
+        for key, template in templates.items():
+            if error := syntax_error(template):
+                found.append(f"{where}.{key}: {error}")
+        if route.match.when and (error := syntax_error(route.match.when, expression=True)):
+            found.append(f"{where}.match.when: {error}")
+    return found
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def _resolve(node: Any, path: str, problems: list[str], base_dir: Path) -> Any:
+    """Substitute ${VAR} in strings and load *_file keys, recording problems by path."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            value = _resolve(value, where, problems, base_dir)
+            if isinstance(key, str) and key.endswith("_file") and isinstance(value, str):
+                file = base_dir / value
+                try:
+                    out[key.removesuffix("_file")] = file.read_text().strip()
+                except OSError as exc:
+                    problems.append(f"{where}: cannot read secret file: {exc.strerror}")
+                continue
+            out[key] = value
+        return out
+    if isinstance(node, list):
+        return [_resolve(v, f"{path}[{i}]", problems, base_dir) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def substitute(m: re.Match[str]) -> str:
+            value = os.environ.get(m.group(1))
+            if value is None and m.group(2) is None:
+                problems.append(f"{path}: environment variable {m.group(1)} is not set")
+                return ""
+            return value if value is not None else m.group(2)
+        return _VAR.sub(substitute, node)
+    return node
+
+
+def _format(exc: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for error in exc.errors():
+        path = prefix
+        for part in error["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        lines.append(f"{path or '<root>'}: {error['msg']}")
+    return lines

@@ -1,0 +1,23 @@
+"""The registry: every connector type, one line each, imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+SOURCES = {
+    "generic": "alertbridge.connectors.generic:GenericSource",
+    "splunk": "alertbridge.connectors.splunk:SplunkSource",
+    "jira": "alertbridge.connectors.jira:JiraWebhookSource",
+}
+SINKS = {
+    "jira": "alertbridge.connectors.jira:JiraSink",
+    "http": "alertbridge.connectors.http_sink:HttpSink",
+}
+NOTIFIERS: dict[str, str] = {}
+
+
+def load(registry: dict[str, str], type_name: str) -> Any:
+    """Import and return the connector class registered under `type_name`."""
+    module_name, _, class_name = registry[type_name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

@@ -1,0 +1,84 @@
+"""Turn HTTP outcomes into alertbridge's typed errors, the same way for every vendor.
+
+Model: Alertmanager's ``notify/util.go`` ``Retrier.Check`` — 5xx and 429 are
+worth retrying, other 4xx are not, and the vendor's message is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx2
+
+from ..errors import AuthFailed, Permanent, RateLimited, Retryable
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Read Retry-After as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def vendor_message(response: httpx2.Response, limit: int = 500) -> str:
+    """Return the vendor's own error text: Jira's errorMessages/errors, a JSON message, or the body's start."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        # Proxies and rate limiters often answer with HTML, not JSON.
+        return response.text[:limit].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        parts = [str(m) for m in body.get("errorMessages") or []]
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            parts += [f"{k}: {v}" for k, v in errors.items()]
+        elif isinstance(errors, list):
+            parts += [json.dumps(e)[:200] for e in errors]
+        for key in ("message", "error", "detail", "error_description"):
+            if isinstance(body.get(key), str | dict) and not parts:
+                parts.append(str(body[key]))
+        if parts:
+            return "; ".join(parts)[:limit]
+    return json.dumps(body)[:limit]
+
+
+def check_response(response: httpx2.Response, *, vendor: str) -> httpx2.Response:
+    """Return the response if it succeeded; raise the typed error that says what to do otherwise."""
+    status = response.status_code
+    if status < 400:
+        return response
+    message = f"{vendor} {response.request.method} {response.request.url.path} -> {status}: {vendor_message(response)}"
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if status == 429:
+        reason = response.headers.get("ratelimit-reason", "unknown")
+        raise RateLimited(message, retry_after=retry_after, reason=reason)
+    if status in (401, 403):
+        raise AuthFailed(message, status=status)
+    if status >= 500 or status == 408:
+        raise Retryable(message, status=status, retry_after=retry_after)
+    raise Permanent(message, status=status)
+
+
+async def send(call: Awaitable[httpx2.Response], *, vendor: str) -> httpx2.Response:
+    """Await an httpx2 call; map transport failures and bad statuses to typed errors."""
+    try:
+        response = await call
+    except httpx2.TimeoutException as exc:
+        raise Retryable(f"{vendor}: timed out ({type(exc).__name__})") from exc
+    except httpx2.TransportError as exc:
+        raise Retryable(f"{vendor}: {type(exc).__name__}: {exc}") from exc
+    return check_response(response, vendor=vendor)

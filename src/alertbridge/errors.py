@@ -1,0 +1,81 @@
+"""The errors alertbridge raises, and what the core does with each.
+
+Connectors raise; the core decides. A job whose call raised ``Retryable`` runs
+again later (honouring ``retry_after``); one that raised ``Permanent`` goes to
+the dead-letter list at once with the vendor's message.
+
+    AlertbridgeError
+    ├── ConfigError ............ the config file is wrong (every problem, with its path)
+    ├── PayloadError ........... a payload a source cannot parse (kept, dead-lettered)
+    ├── SignatureError ......... a webhook whose credentials do not verify (401)
+    ├── MissingExtra ........... an optional dependency is not installed
+    └── ConnectorError ......... a call to a vendor API failed
+        ├── Retryable .......... try again later: timeouts, 5xx, 429
+        │   └── RateLimited .... the vendor said 429, with its reason
+        └── Permanent .......... retrying cannot help: 400 with an errors map, 404
+            └── AuthFailed ..... 401/403: the credentials are wrong or lack a permission
+"""
+
+from __future__ import annotations
+
+
+class AlertbridgeError(Exception):
+    """Base of every error alertbridge raises on purpose."""
+
+
+class ConfigError(AlertbridgeError):
+    """The configuration is invalid; ``problems`` lists each one as 'path: message'."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class PayloadError(AlertbridgeError):
+    """A source could not parse a payload; the raw body is kept in the dead-letter list."""
+
+
+class SignatureError(AlertbridgeError):
+    """A webhook's signature or token did not verify."""
+
+
+class MissingExtra(AlertbridgeError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, extra: str, module: str):
+        super().__init__(
+            f"this connector needs the optional package '{module}': "
+            f"pip install 'alertbridge[{extra}]'"
+        )
+
+
+class ConnectorError(AlertbridgeError):
+    """A call to a vendor API failed; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class Retryable(ConnectorError):
+    """A transient failure: the core retries, not before ``retry_after`` seconds if given."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message, status=status)
+
+
+class RateLimited(Retryable):
+    """The vendor answered 429; ``reason`` is its stated cause (e.g. Jira's RateLimit-Reason)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, reason: str = "unknown"):
+        self.reason = reason
+        super().__init__(message, status=429, retry_after=retry_after)
+
+
+class Permanent(ConnectorError):
+    """A failure retrying cannot fix; the job is dead-lettered with this message."""
+
+
+class AuthFailed(Permanent):
+    """The vendor rejected our credentials (401) or their permissions (403)."""

@@ -1,0 +1,190 @@
+"""The normalized alert, shaped after OCSF Detection Finding (class 2004).
+
+Every source parses its vendor payload into ``Alert``; everything downstream
+(routing, templates, tickets) sees only this model. ``TicketEvent`` is what a
+ticket system's own webhook parses into: a change to a ticket, not an alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field, computed_field
+
+
+class Severity(str, Enum):
+    """Normalized severity, ordered from info to critical."""
+
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Return 0 for info up to 4 for critical."""
+        return _SEVERITY_ORDER.index(self)
+
+    @property
+    def ocsf_id(self) -> int:
+        """Return the OCSF severity_id (1 informational … 5 critical)."""
+        return self.rank + 1
+
+
+_SEVERITY_ORDER = list(Severity)
+
+
+class AlertStatus(str, Enum):
+    """Where the vendor says the alert stands."""
+
+    new = "new"
+    in_progress = "in_progress"
+    resolved = "resolved"
+
+
+class SourceInfo(BaseModel):
+    """Which product sent the alert, and from which instance or tenant."""
+
+    name: str = Field(description="The source's name in the config", examples=["splunk-prod"])
+    type: str = Field(description="The connector type", examples=["splunk"])
+    product: str = Field(examples=["Splunk Enterprise"])
+    vendor: str = Field(examples=["Splunk"])
+    instance: str | None = Field(default=None, examples=["splunk.example.com"])
+    tenant: str | None = Field(default=None, examples=["contoso"])
+
+
+class Observables(BaseModel):
+    """Things an analyst pivots on."""
+
+    ips: list[str] = []
+    users: list[str] = []
+    hosts: list[str] = []
+    domains: list[str] = []
+    urls: list[str] = []
+    hashes: list[str] = []
+    emails: list[str] = []
+
+    def merge(self, other: Observables) -> Observables:
+        """Return the union of both, keeping first-seen order."""
+        merged = {
+            name: list(dict.fromkeys(getattr(self, name) + getattr(other, name)))
+            for name in type(self).model_fields
+        }
+        return Observables(**merged)
+
+
+class Alert(BaseModel):
+    """One security alert, normalized."""
+
+    source: SourceInfo
+    vendor_id: str = Field(description="The vendor's own id for the alert", examples=["rt_scheduler__admin__search__sudo_at_1483557185_2.2"])
+    title: str
+    description: str = ""
+    severity: Severity = Severity.medium
+    vendor_severity: str | None = Field(default=None, description="The severity as the vendor wrote it")
+    category: str | None = None
+    status: AlertStatus = AlertStatus.new
+    url: str | None = Field(default=None, description="Deep link to the alert in the vendor console")
+    detected_at: datetime | None = None
+    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    observables: Observables = Observables()
+    tactics: list[str] = []
+    techniques: list[str] = []
+    labels: list[str] = []
+    enrichment: dict[str, Any] = Field(default_factory=dict, description="Facts added by enrichers, by enricher name")
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def id(self) -> str:
+        """Return a stable id: the same vendor alert from the same source always has the same id."""
+        digest = hashlib.sha256(f"{self.source.name}\x00{self.vendor_id}".encode()).hexdigest()
+        return digest[:24]
+
+    # Shortcuts templates use: {{ alert.hosts|join(', ') }}
+    @property
+    def hosts(self) -> list[str]:
+        """Return the affected hosts."""
+        return self.observables.hosts
+
+    @property
+    def ips(self) -> list[str]:
+        """Return the IP addresses seen."""
+        return self.observables.ips
+
+    @property
+    def users(self) -> list[str]:
+        """Return the users involved."""
+        return self.observables.users
+
+    def to_ocsf(self) -> dict[str, Any]:
+        """Export as an OCSF 1.x Detection Finding (class_uid 2004)."""
+        observables = [
+            {"name": kind, "type": _OCSF_OBSERVABLE_TYPE[kind][1], "type_id": _OCSF_OBSERVABLE_TYPE[kind][0], "value": value}
+            for kind in Observables.model_fields
+            for value in getattr(self.observables, kind)
+        ]
+        attacks = [{"tactic": {"name": t}} for t in self.tactics] + [
+            {"technique": {"uid": t}} for t in self.techniques
+        ]
+        event_time = self.detected_at or self.received_at
+        return {
+            "class_uid": 2004,
+            "class_name": "Detection Finding",
+            "category_uid": 2,
+            "activity_id": 1,
+            "type_uid": 200401,
+            "severity_id": self.severity.ocsf_id,
+            "severity": self.severity.value.title() if self.severity != Severity.info else "Informational",
+            "status": {"new": "New", "in_progress": "In Progress", "resolved": "Resolved"}[self.status.value],
+            "time": int(event_time.timestamp() * 1000),
+            "message": self.title,
+            "finding_info": {
+                "uid": self.vendor_id,
+                "title": self.title,
+                "desc": self.description,
+                "src_url": self.url,
+                "types": [self.category] if self.category else [],
+                "attacks": attacks,
+            },
+            "metadata": {
+                "product": {"name": self.source.product, "vendor_name": self.source.vendor},
+                "tenant_uid": self.source.tenant,
+                "uid": self.id,
+                "version": "1.3.0",
+            },
+            "observables": observables,
+            "unmapped": {"vendor_severity": self.vendor_severity, "enrichment": self.enrichment},
+            "raw_data": self.raw,
+        }
+
+
+# OCSF observable type ids: https://schema.ocsf.io/1.3.0/objects/observable
+_OCSF_OBSERVABLE_TYPE = {
+    "hosts": (1, "Hostname"),
+    "ips": (2, "IP Address"),
+    "users": (4, "User Name"),
+    "emails": (5, "Email Address"),
+    "urls": (6, "URL String"),
+    "hashes": (8, "Hash"),
+    "domains": (1, "Hostname"),
+}
+
+
+class TicketEvent(BaseModel):
+    """A change to a ticket, reported by the ticket system (e.g. a Jira webhook)."""
+
+    sink: str = Field(description="The sink's name in the config that owns the ticket")
+    ticket_key: str = Field(examples=["SOC-42"])
+    event_id: str | None = Field(default=None, description="The webhook delivery id, for replay protection")
+    kind: str = Field(description="created, updated, deleted or commented", examples=["updated"])
+    status: str | None = Field(default=None, examples=["Done"])
+    status_category: str | None = Field(default=None, description="new, indeterminate or done")
+    resolution: str | None = None
+    actor: str | None = Field(default=None, description="Account id or name of who made the change")
+    labels: list[str] = []
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,99 @@
+"""The database: one SQL store holds state and queue (SQLite by default, PostgreSQL to scale out)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from . import tables
+
+__all__ = ["Store", "tables", "upgrade"]
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _async_url(url: str) -> str:
+    parsed = make_url(url)
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}.get(parsed.drivername)
+    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
+def _sync_url(url: str) -> str:
+    parsed = make_url(url)
+    driver = {"sqlite+aiosqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg"}.get(parsed.drivername)
+    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
+def upgrade(url: str) -> None:
+    """Bring the database schema to the newest migration (creates the SQLite file if needed)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["url"] = _sync_url(url)
+    command.upgrade(config, "head")
+
+
+class Store:
+    """Engines over one database: `tx()` for writes, `read()` for reads."""
+
+    def __init__(self, url: str, pool_size: int = 10):
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            # SQLite allows one writer: a single write connection makes in-process writers
+            # queue instead of failing with "database is locked", and BEGIN IMMEDIATE takes
+            # the write lock up front so another process waits (busy_timeout) rather than deadlocks.
+            self.writer = self._sqlite_engine(immediate=True, pool_size=1)
+            self.reader = self._sqlite_engine(immediate=False, pool_size=4)
+        else:
+            self.writer = create_async_engine(
+                _async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=300
+            )
+            self.reader = self.writer
+
+    def _sqlite_engine(self, *, immediate: bool, pool_size: int) -> AsyncEngine:
+        engine = create_async_engine(
+            _async_url(self.url), pool_size=pool_size, max_overflow=0, pool_timeout=600,
+            connect_args={"timeout": 60, "isolation_level": None},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def on_connect(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: an acknowledged alert survives power loss too, not only a killed process.
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def on_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextlib.asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncConnection]:
+        """Run a write transaction: commit on success, roll back on error."""
+        async with self.writer.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """Run a read-only transaction."""
+        async with self.reader.connect() as conn:
+            yield conn
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
