@@ -81,6 +81,7 @@ class Route(StrictModel):
     comment_every: Duration = Field(default=300, description="At most one repeat comment per case in this time", examples=["5m"])
     resolve_transition: str | None = Field(default=None, description="Transition to apply when the source says resolved", examples=["Done"])
     resolve_resolution: str | None = Field(default="Done", description="Resolution set by resolve_transition")
+    reopen_transition: str = Field(default="Reopen", description="Transition applied when a repeat reopens a closed case", examples=["Reopen"])
     notify: list[str] = Field(default=[], description="Notifier names told about new cases")
 
 

@@ -84,6 +84,10 @@ class Source:
         """Raise SignatureError unless the request is authentic (headers have lower-case names)."""
         self.config.auth.check(headers, query, body)
 
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """Return the sender's unique delivery id, if it sends one, so replays are dropped."""
+        return None
+
     def parse(self, payload: Any) -> Sequence[Alert | TicketEvent]:
         """Turn one decoded payload into alerts; raise PayloadError if it is not this source's."""
         raise NotImplementedError

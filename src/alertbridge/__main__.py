@@ -1,0 +1,5 @@
+"""Run the CLI as `python -m alertbridge`."""
+
+from .cli import app
+
+app()

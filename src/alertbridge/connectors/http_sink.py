@@ -1,0 +1,84 @@
+"""A ticket sink for any case system with a small REST API of its own.
+
+For in-house case tools (and the recording server the crash tests use), the
+hub speaks this contract, relative to `url`:
+
+    POST  /tickets                      {project, issue_type, summary, description, severity, labels, fields} -> 201 {key, url}
+    GET   /tickets?label=L              -> [{key, url}, …] oldest first
+    PATCH /tickets/{key}                {fields}
+    POST  /tickets/{key}/comments       {text}
+    POST  /tickets/{key}/transitions    {to, resolution} -> {status, category}
+    GET   /tickets/{key}                -> {status, category, resolution}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import httpx2
+from pydantic import Field, SecretStr
+
+from ..metrics import SINK_CALLS
+from ._http import send
+from .base import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus
+
+
+class HttpSinkConfig(SinkConfig):
+    """Where the case system is and how to authenticate."""
+
+    url: str = Field(description="Base URL of the case system's API", examples=["https://cases.example.com/api"])
+    token: SecretStr | None = Field(default=None, description="Bearer token, if the API wants one", examples=["${CASES_TOKEN}"])
+    timeout: float = Field(default=10.0, description="Seconds before a call is abandoned (and retried)", examples=[10])
+
+
+class HttpSink(TicketSink):
+    """Tickets in a generic REST case system."""
+
+    type = "http"
+    Config = HttpSinkConfig
+
+    def __init__(self, name: str, config: HttpSinkConfig, transport: httpx2.AsyncBaseTransport | None = None):
+        super().__init__(name, config)
+        headers = {"Authorization": f"Bearer {config.token.get_secret_value()}"} if config.token else {}
+        self.client = httpx2.AsyncClient(base_url=config.url.rstrip("/"), headers=headers, timeout=config.timeout, transport=transport)
+
+    async def _call(self, operation: str, method: str, path: str, json: object = None, params: dict | None = None) -> httpx2.Response:
+        try:
+            response = await send(self.client.request(method, path, json=json, params=params), vendor=self.name)
+        except Exception:
+            SINK_CALLS.labels(sink=self.name, operation=operation, outcome="error").inc()
+            raise
+        SINK_CALLS.labels(sink=self.name, operation=operation, outcome="ok").inc()
+        return response
+
+    async def find_by_label(self, label: str) -> list[TicketRef]:
+        """Return every ticket carrying the label, oldest first."""
+        response = await self._call("search", "GET", "/tickets", params={"label": label})
+        return [TicketRef(t["key"], t.get("url", "")) for t in response.json()]
+
+    async def create(self, draft: TicketDraft) -> TicketRef:
+        """Create one ticket."""
+        body = asdict(draft) | {"severity": draft.severity.value}
+        data = (await self._call("create", "POST", "/tickets", json=body)).json()
+        return TicketRef(data["key"], data.get("url", ""))
+
+    async def update(self, key: str, fields: dict[str, str]) -> None:
+        """Set fields on a ticket."""
+        await self._call("update", "PATCH", f"/tickets/{key}", json={"fields": fields})
+
+    async def comment(self, key: str, text: str) -> None:
+        """Add a comment."""
+        await self._call("comment", "POST", f"/tickets/{key}/comments", json={"text": text})
+
+    async def transition(self, key: str, to: str, resolution: str | None = None) -> None:
+        """Move a ticket to status `to`."""
+        await self._call("transition", "POST", f"/tickets/{key}/transitions", json={"to": to, "resolution": resolution})
+
+    async def status(self, key: str) -> TicketStatus:
+        """Read a ticket's status."""
+        data = (await self._call("status", "GET", f"/tickets/{key}")).json()
+        return TicketStatus(data["status"], data.get("category", "new"), data.get("resolution"))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()

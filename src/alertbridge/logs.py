@@ -1,0 +1,42 @@
+"""Structured JSON logs, with anything that looks like a credential redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(token|secret|password|authorization|api_key|apikey|pat)$", re.IGNORECASE)
+# Credentials that slip into free text: bearer/basic headers, token= query parameters.
+_SECRET_TEXT = re.compile(r"(?i)(bearer\s+|basic\s+|token=|secret=|password=)[^\s&\"']+")
+
+
+def redact(_logger, _method, event: dict) -> dict:
+    """Replace credential values in a log event, by key and inside text."""
+    for key, value in list(event.items()):
+        if _SECRET_KEYS.search(key):
+            event[key] = "[redacted]"
+        elif isinstance(value, str):
+            event[key] = _SECRET_TEXT.sub(r"\1[redacted]", value)
+    return event
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send JSON lines to stderr for the whole process."""
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,122 @@
+"""Correlation: turn a routed alert into a case change and the jobs it causes, in one transaction.
+
+- a key with no case, or whose case closed longer ago than ``reopen_window``
+  (and ``after_window: new``), opens a new case and a ``create_ticket`` job;
+- a key whose case is open counts the repeat and schedules at most one comment
+  per ``comment_every`` (or a field update, by ``on_repeat``);
+- a key whose case closed within the window reopens it — unless its resolution
+  is in ``wont_fix``, where the repeat is recorded on the closed case and nothing
+  is sent: the analyst already said this is not worth a ticket;
+- an alert the source reports resolved transitions the ticket when the route asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..model import AlertStatus, Observables, Severity
+from ..queue import enqueue
+from ..store.tables import alerts, cases
+from .route import Routed, draft_ticket
+
+
+def key_hash(route: str, key: str) -> str:
+    """Hash a case key so that long keys index well."""
+    return hashlib.sha256(f"{route}\x00{key}".encode()).hexdigest()
+
+
+async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: float) -> tuple[int, str]:
+    """Attach the alert to its case (opening or reopening one as needed); return (case id, what happened)."""
+    alert, route = routed.alert, routed.route
+    digest = key_hash(route.name, routed.key)
+    case = (
+        await conn.execute(
+            select(cases).where(cases.c.route == route.name, cases.c.key_hash == digest).order_by(cases.c.id.desc()).limit(1)
+        )
+    ).mappings().first()
+
+    if case is not None and case["state"] == "closed":
+        in_window = now - (case["closed_at"] or 0) <= route.reopen_window
+        if (case["resolution"] or "") in route.wont_fix and in_window:
+            outcome = "suppressed"
+        elif in_window or route.after_window == "reopen":
+            outcome = "reopened"
+        else:
+            case = None
+    elif case is not None:
+        outcome = "repeat"
+
+    if case is None:
+        case_id = await _open_case(conn, routed, digest, now)
+        outcome = "opened"
+    else:
+        case_id = case["id"]
+        await _record_repeat(conn, routed, dict(case), outcome, now)
+
+    await conn.execute(
+        insert(alerts).values(
+            case_id=case_id, inbox_id=inbox_id, alert_id=alert.id, source=alert.source.name, severity=alert.severity.value,
+            title=alert.title, received_at=now, data=alert.model_dump(mode="json", exclude={"raw"}),
+        )
+    )
+    if alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
+        await enqueue(conn, "transition", {"to": route.resolve_transition, "resolution": route.resolve_resolution, "close": True}, case_id=case_id)
+    return case_id, outcome
+
+
+async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float) -> int:
+    alert, route = routed.alert, routed.route
+    result = await conn.execute(
+        insert(cases).values(
+            route=route.name, key=routed.key, key_hash=digest, state="open", title=alert.title[:1000],
+            severity=alert.severity.value, source=alert.source.name, alert_count=1, first_seen=now, last_seen=now,
+            sink=route.sink, observables=alert.observables.model_dump(),
+        ).returning(cases.c.id)
+    )
+    case_id = result.scalar_one()
+    draft = draft_ticket(route, alert, {"id": case_id, "key": routed.key, "alert_count": 1})
+    await enqueue(conn, "create_ticket", {"draft": _draft_json(draft)}, case_id=case_id)
+    for notifier in route.notify:
+        await enqueue(conn, "notify", {"notifier": notifier, "title": draft.summary, "text": draft.description,
+                                       "severity": alert.severity.value}, case_id=case_id)
+    return case_id
+
+
+async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, Any], outcome: str, now: float) -> None:
+    alert, route = routed.alert, routed.route
+    observables = Observables(**case["observables"]).merge(alert.observables)
+    severity = max(Severity(case["severity"]), alert.severity, key=lambda s: s.rank)
+    values: dict[str, Any] = dict(
+        alert_count=cases.c.alert_count + 1, last_seen=now, severity=severity.value,
+        observables=observables.model_dump(), repeats_since_comment=cases.c.repeats_since_comment + 1,
+    )
+    if outcome == "reopened":
+        values |= dict(state="open", closed_at=None, resolution=None)
+        await enqueue(conn, "transition", {"to": route.reopen_transition, "resolution": None, "close": False}, case_id=case["id"])
+    if outcome in ("repeat", "reopened") and route.on_repeat == "comment":
+        values["last_comment_at"] = await _schedule_comment(conn, case, route.comment_every, now)
+    elif outcome == "repeat" and route.on_repeat == "update" and route.fields:
+        draft = draft_ticket(route, alert, {"id": case["id"], "key": routed.key, "alert_count": case["alert_count"] + 1})
+        await enqueue(conn, "update_fields", {"fields": draft.fields}, case_id=case["id"])
+    await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
+
+
+async def _schedule_comment(conn: AsyncConnection, case: dict[str, Any], every: float, now: float) -> float:
+    """Schedule one comment summarising repeats, at most one per `every` seconds; return its time."""
+    last = case["last_comment_at"]
+    if last is not None and last > now:
+        return last  # a comment is already scheduled; it will count this repeat too
+    at = now if last is None or now - last >= every else last + every
+    await enqueue(conn, "comment_repeats", {}, case_id=case["id"], delay=at - now)
+    return at
+
+
+def _draft_json(draft) -> dict[str, Any]:
+    data = asdict(draft)
+    data["severity"] = draft.severity.value
+    return data

@@ -1,0 +1,162 @@
+"""Job handlers: the side effects, each run by a worker that holds the job's lease.
+
+Exactly one ticket per case: ``create_claimed_at`` is committed *before* the
+create request leaves. A later attempt that finds a claim without a ticket key
+cannot know whether the create happened (the process may have died after Jira
+answered), so it searches the sink for the case's unique label first, and trusts
+an empty answer only once ``search_lag`` has passed since the claim — Jira's
+search index trails its writes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+
+from ..connectors.base import Notifier, TicketDraft, TicketSink
+from ..errors import Permanent, Retryable
+from ..model import Severity
+from ..queue import Job, JobQueue
+from ..store import Store
+from ..store.tables import alerts, cases
+
+log = structlog.get_logger("alertbridge.jobs")
+
+
+def case_label(case_id: int) -> str:
+    """Return the label that marks a case's ticket in the sink."""
+    return f"alertbridge-{case_id}"
+
+
+class Effects:
+    """Run jobs against the sinks and notifiers."""
+
+    def __init__(self, store: Store, queue: JobQueue, sinks: dict[str, TicketSink], notifiers: dict[str, Notifier],
+                 search_lag: float, reprocess=None):
+        self.store = store
+        self.queue = queue
+        self.sinks = sinks
+        self.notifiers = notifiers
+        self.search_lag = search_lag
+        self.reprocess = reprocess  # Pipeline.reprocess, for replayed ingest jobs
+
+    async def run(self, job: Job) -> None:
+        """Perform one job and mark it done; raise a typed error when it failed."""
+        handler = getattr(self, f"_{job.kind}", None)
+        if handler is None:
+            raise Permanent(f"unknown job kind {job.kind!r}")
+        await handler(job)
+
+    async def _case(self, job: Job) -> dict[str, Any]:
+        async with self.store.read() as conn:
+            row = (await conn.execute(select(cases).where(cases.c.id == job.case_id))).mappings().first()
+        if row is None:
+            raise Permanent(f"case {job.case_id} does not exist")
+        return dict(row)
+
+    def _sink(self, case: dict[str, Any]) -> TicketSink:
+        if case["sink"] not in self.sinks:
+            raise Permanent(f"sink {case['sink']!r} is not configured")
+        return self.sinks[case["sink"]]
+
+    async def _finish(self, job: Job, **case_values: Any) -> None:
+        async with self.store.tx() as conn:
+            if case_values:
+                await conn.execute(update(cases).where(cases.c.id == job.case_id).values(**case_values))
+            await self.queue.complete(job, conn)
+
+    async def _ticket_key(self, job: Job) -> tuple[dict[str, Any], str]:
+        case = await self._case(job)
+        if not case["ticket_key"]:
+            # The create job runs first (per-case order); no key means it was discarded from the dead-letter list.
+            raise Permanent(f"case {case['id']} has no ticket (its create job failed or was discarded)")
+        return case, case["ticket_key"]
+
+    async def _create_ticket(self, job: Job) -> None:
+        case = await self._case(job)
+        if case["ticket_key"]:
+            await self._finish(job)
+            return
+        sink, label = self._sink(case), case_label(case["id"])
+        if case["create_claimed_at"] is not None:
+            found = await sink.find_by_label(label)
+            if found:
+                if len(found) > 1:
+                    log.error("duplicate tickets for one case", case=case["id"], tickets=[t.key for t in found])
+                await self._finish(job, ticket_key=found[0].key, ticket_url=found[0].url, ticket_status="created")
+                return
+            wait = case["create_claimed_at"] + self.search_lag - time.time()
+            if wait > 0:
+                raise Retryable(f"a create may have happened; waiting {wait:.1f}s for the search index", retry_after=wait)
+        async with self.store.tx() as conn:
+            await conn.execute(update(cases).where(cases.c.id == case["id"]).values(create_claimed_at=time.time()))
+        data = dict(job.payload["draft"])
+        draft = TicketDraft(**{**data, "severity": Severity(data["severity"]), "labels": [*data["labels"], label]})
+        try:
+            ref = await sink.create(draft)
+        except Permanent as exc:
+            if exc.status is not None and exc.status < 500:
+                # Jira refused the request outright: nothing was created, so a replay needn't search first.
+                async with self.store.tx() as conn:
+                    await conn.execute(update(cases).where(cases.c.id == case["id"]).values(create_claimed_at=None))
+            raise
+        await self._finish(job, ticket_key=ref.key, ticket_url=ref.url, ticket_status="created")
+
+    async def _comment_repeats(self, job: Job) -> None:
+        case, key = await self._ticket_key(job)
+        if case["repeats_since_comment"] == 0:
+            await self._finish(job)
+            return
+        async with self.store.read() as conn:
+            latest = (await conn.execute(
+                select(alerts.c.title, alerts.c.data).where(alerts.c.case_id == case["id"]).order_by(alerts.c.id.desc()).limit(1)
+            )).first()
+        text = self._repeat_text(case, latest)
+        if text != case["last_comment_text"]:
+            await self._sink(case).comment(key, text)
+        await self._finish(job, repeats_since_comment=cases.c.repeats_since_comment - case["repeats_since_comment"],
+                           last_comment_text=text)
+
+    @staticmethod
+    def _repeat_text(case: dict[str, Any], latest) -> str:
+        last_seen = datetime.fromtimestamp(case["last_seen"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines = [f"{case['repeats_since_comment']} more alert(s) for this case; {case['alert_count']} in all, the last at {last_seen}."]
+        if latest is not None:
+            hosts = latest.data.get("observables", {}).get("hosts") or []
+            lines.append(f"Latest: {latest.title}" + (f" on {', '.join(hosts[:10])}" if hosts else ""))
+        return "\n".join(lines)
+
+    async def _update_fields(self, job: Job) -> None:
+        case, key = await self._ticket_key(job)
+        await self._sink(case).update(key, job.payload["fields"])
+        await self._finish(job)
+
+    async def _transition(self, job: Job) -> None:
+        case, key = await self._ticket_key(job)
+        to, resolution = job.payload["to"], job.payload.get("resolution")
+        # Record what we are about to set before setting it: the webhook may arrive before our commit.
+        async with self.store.tx() as conn:
+            await conn.execute(update(cases).where(cases.c.id == case["id"]).values(hub_status=to))
+        await self._sink(case).transition(key, to, resolution)
+        values: dict[str, Any] = {}
+        if job.payload.get("close"):
+            values = dict(state="closed", closed_at=time.time(), resolution=resolution)
+        await self._finish(job, **values)
+
+    async def _notify(self, job: Job) -> None:
+        name = job.payload["notifier"]
+        if name not in self.notifiers:
+            raise Permanent(f"notifier {name!r} is not configured")
+        case = await self._case(job)
+        await self.notifiers[name].notify(job.payload["title"], job.payload["text"], Severity(job.payload["severity"]), case["ticket_url"])
+        await self._finish(job)
+
+    async def _ingest(self, job: Job) -> None:
+        async with self.store.tx() as conn:
+            await self.reprocess(conn, job.payload["inbox_id"])
+            await self.queue.complete(job, conn)
+

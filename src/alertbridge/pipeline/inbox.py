@@ -1,0 +1,111 @@
+"""Durable intake: raw events are committed to the inbox before anyone is told 202.
+
+Group commit: concurrent requests hand their event to one writer task, which
+inserts everything that queued up while the previous commit was running in a
+single transaction. A burst of thousands of alerts a second becomes a few
+hundred commits, not thousands of fsyncs, and each request still waits for
+the commit that holds its own event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from ..store import Store
+from ..store.tables import inbox
+
+DUPLICATE = -1
+
+
+@dataclass
+class _Pending:
+    source: str
+    delivery_id: str | None
+    body: bytes
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Inbox:
+    """Write raw events to the inbox in grouped commits."""
+
+    def __init__(self, store: Store, max_batch: int = 500):
+        self.store = store
+        self.max_batch = max_batch
+        self.committed = asyncio.Event()  # set after every commit, so the processor wakes at once
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    async def put(self, source: str, body: bytes, delivery_id: str | None = None) -> int:
+        """Store one raw event durably; return its inbox id, or DUPLICATE for a replayed delivery id."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._write_forever(), name="inbox-writer")
+        pending = _Pending(source, delivery_id, body)
+        await self._queue.put(pending)
+        return await pending.done
+
+    async def aclose(self) -> None:
+        """Stop the writer task once everything queued has been written."""
+        if self._task is not None:
+            while not self._queue.empty():
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                ids = await self._write(batch)
+            except Exception as exc:  # the database is down: every waiting request gets the error (and a 503)
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item, row_id in zip(batch, ids, strict=True):
+                if not item.done.done():
+                    item.done.set_result(row_id)
+            self.committed.set()
+
+    async def _write(self, batch: list[_Pending]) -> list[int]:
+        try:
+            return await self._insert(batch)
+        except IntegrityError:
+            # Another process stored one of these delivery ids between our check and insert: go one by one.
+            return [(await self._insert([item]))[0] if item.delivery_id is None else await self._insert_one(item) for item in batch]
+
+    async def _insert_one(self, item: _Pending) -> int:
+        try:
+            return (await self._insert([item]))[0]
+        except IntegrityError:
+            return DUPLICATE
+
+    async def _insert(self, batch: list[_Pending]) -> list[int]:
+        now = time.time()
+        async with self.store.tx() as conn:
+            keyed = [(item.source, item.delivery_id) for item in batch if item.delivery_id]
+            seen: set[tuple[str, str]] = set()
+            if keyed:
+                rows = await conn.execute(select(inbox.c.source, inbox.c.delivery_id).where(tuple_(inbox.c.source, inbox.c.delivery_id).in_(keyed)))
+                seen = {tuple(row) for row in rows}
+            fresh, ids = [], []
+            for item in batch:
+                key = (item.source, item.delivery_id)
+                if item.delivery_id and key in seen:
+                    ids.append(DUPLICATE)
+                    continue
+                if item.delivery_id:
+                    seen.add(key)
+                ids.append(len(fresh))
+                fresh.append(dict(source=item.source, delivery_id=item.delivery_id, received_at=now, body=item.body))
+            new_ids: list[int] = []
+            if fresh:
+                result = await conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), fresh)
+                new_ids = [row[0] for row in result]
+        return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]

@@ -1,0 +1,110 @@
+"""The inbox processor: parse → route → correlate → jobs, one transaction per batch.
+
+Each inbox row is handled inside a savepoint: a row that fails (unparsable, or
+a bug) is marked dead with a dead ``ingest`` job that keeps the reason, and
+the rest of the batch goes on. Replaying that job re-runs this pipeline on the
+kept raw body.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..config import Config
+from ..connectors.base import Source
+from ..errors import PayloadError
+from ..metrics import ALERTS_ROUTED
+from ..model import Alert, TicketEvent
+from ..store import Store
+from ..store.tables import inbox, jobs
+from .correlate import correlate
+from .route import route_alert
+from .sync import apply_ticket_event
+
+log = structlog.get_logger("alertbridge.pipeline")
+
+
+def decode(body: bytes) -> Any:
+    """Decode a raw body as JSON; raise PayloadError saying why it is not."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
+
+
+class Pipeline:
+    """Process pending inbox rows into cases and jobs."""
+
+    def __init__(self, config: Config, store: Store, sources: dict[str, Source]):
+        self.config = config
+        self.store = store
+        self.sources = sources
+
+    async def process_batch(self, limit: int = 200) -> int:
+        """Process up to `limit` pending inbox rows; return how many were taken."""
+        async with self.store.tx() as conn:
+            query = select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.state == "pending")
+            rows = (await conn.execute(query.order_by(inbox.c.id).limit(limit).with_for_update(skip_locked=True))).all()
+            for row_id, source_name, body in rows:
+                await self._process_row(conn, row_id, source_name, body)
+        return len(rows)
+
+    async def reprocess(self, conn: AsyncConnection, inbox_id: int) -> None:
+        """Run the pipeline again on one kept inbox row (replay of a dead ingest job); raise PayloadError if it still fails."""
+        row = (await conn.execute(select(inbox.c.source, inbox.c.body).where(inbox.c.id == inbox_id))).first()
+        if row is None:
+            raise PayloadError(f"inbox row {inbox_id} no longer exists")
+        await self._handle(conn, inbox_id, row.source, row.body, time.time())
+        await conn.execute(update(inbox).where(inbox.c.id == inbox_id).values(state="done", error=None))
+
+    async def _process_row(self, conn: AsyncConnection, row_id: int, source_name: str, body: bytes) -> None:
+        now = time.time()
+        for attempt in (1, 2):
+            try:
+                async with conn.begin_nested():
+                    await self._handle(conn, row_id, source_name, body, now)
+                    await conn.execute(update(inbox).where(inbox.c.id == row_id).values(state="done"))
+                return
+            except IntegrityError:
+                # Another processor opened the same case key a moment ago; the retry finds it open.
+                if attempt == 2:
+                    raise
+            except Exception as exc:  # noqa: BLE001 — any failure of one row must not lose it nor stop the others
+                reason = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
+                log.warning("ingest failed", inbox_id=row_id, source=source_name, reason=reason)
+                await conn.execute(update(inbox).where(inbox.c.id == row_id).values(state="dead", error=reason[:4000]))
+                await conn.execute(insert(jobs).values(
+                    kind="ingest", payload={"inbox_id": row_id, "source": source_name}, state="dead",
+                    run_after=now, created_at=now, finished_at=now, last_error=reason[:4000],
+                ))
+                return
+
+    async def _handle(self, conn: AsyncConnection, row_id: int, source_name: str, body: bytes, now: float) -> None:
+        source = self.sources.get(source_name)
+        if source is None:
+            raise PayloadError(f"source {source_name!r} is no longer in the config")
+        for item in source.parse(decode(body)):
+            if isinstance(item, TicketEvent):
+                outcome = await apply_ticket_event(conn, item, now)
+                log.info("ticket event", ticket=item.ticket_key, outcome=outcome)
+            elif isinstance(item, Alert):
+                await self._handle_alert(conn, item, row_id, now)
+
+    async def _handle_alert(self, conn: AsyncConnection, alert: Alert, row_id: int, now: float) -> None:
+        routed = route_alert(alert, self.config.settings.routes)
+        if routed is None:
+            ALERTS_ROUTED.labels(route="", outcome="dropped").inc()
+            return
+        case_id, outcome = await correlate(conn, routed, row_id, now)
+        ALERTS_ROUTED.labels(route=routed.route.name, outcome=outcome).inc()

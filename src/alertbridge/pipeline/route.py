@@ -1,0 +1,59 @@
+"""Routing: pick the first route whose conditions hold, and render what it needs. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Route
+from ..connectors.base import TicketDraft
+from ..model import Alert
+from ..templates import is_true, render
+
+
+@dataclass
+class Routed:
+    """An alert with its route and its rendered case key."""
+
+    alert: Alert
+    route: Route
+    key: str
+
+
+def matches(route: Route, alert: Alert) -> bool:
+    """Tell whether every condition of the route's match holds for the alert."""
+    match = route.match
+    if match.sources and alert.source.name not in match.sources:
+        return False
+    if alert.severity.rank < match.min_severity.rank:
+        return False
+    if match.categories and (alert.category or "").lower() not in {c.lower() for c in match.categories}:
+        return False
+    if match.tenants and alert.source.tenant not in match.tenants:
+        return False
+    return not match.when or is_true(match.when, {"alert": alert})
+
+
+def route_alert(alert: Alert, routes: list[Route]) -> Routed | None:
+    """Return the first matching route with the case key, or None when no route (or a drop route) takes it."""
+    for route in routes:
+        if matches(route, alert):
+            if route.drop:
+                return None
+            key = render(route.group_by, {"alert": alert}) or alert.id
+            return Routed(alert, route, key)
+    return None
+
+
+def draft_ticket(route: Route, alert: Alert, case: dict[str, Any]) -> TicketDraft:
+    """Render a route's ticket templates for an alert and its case."""
+    context = {"alert": alert, "case": case}
+    return TicketDraft(
+        project=route.project,
+        issue_type=route.issue_type,
+        summary=render(route.summary, context),
+        description=render(route.description, context),
+        severity=alert.severity,
+        labels=[label for label in (render(t, context) for t in route.labels) if label],
+        fields={name: render(template, context) for name, template in route.fields.items()},
+    )

@@ -1,0 +1,39 @@
+"""Sync back: a change to a ticket becomes a change to its case.
+
+A ticket the hub itself transitioned reports that change through the webhook
+too; ``cases.hub_status`` remembers what the hub set, so that echo updates the
+case quietly and causes no further job (no echo loop).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..model import TicketEvent
+from ..store.tables import cases
+
+
+async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: float) -> str:
+    """Update the case behind the ticket; return what happened (for the log and tests)."""
+    case = (
+        await conn.execute(select(cases).where(cases.c.sink == event.sink, cases.c.ticket_key == event.ticket_key))
+    ).mappings().first()
+    if case is None:
+        return "not ours"
+    if event.kind == "deleted":
+        await conn.execute(update(cases).where(cases.c.id == case["id"]).values(
+            state="closed", closed_at=now, resolution="Deleted", ticket_status="deleted"))
+        return "deleted"
+    if event.status is None or event.status == case["ticket_status"]:
+        return "unchanged"
+    echo = case["hub_status"] is not None and event.status.lower() == case["hub_status"].lower()
+    values: dict = dict(ticket_status=event.status, hub_status=None)
+    if event.status_category == "done" and case["state"] == "open":
+        values |= dict(state="closed", closed_at=now, resolution=event.resolution)
+    elif event.status_category != "done" and case["state"] == "closed":
+        values |= dict(state="open", closed_at=None, resolution=None)
+    await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
+    if echo:
+        return "echo"
+    return "closed" if values.get("state") == "closed" else "reopened" if values.get("state") == "open" else "status"

@@ -1,0 +1,171 @@
+"""The running hub: intake writer, inbox processor and job workers in one asyncio process.
+
+``alertbridge serve`` runs all three behind the HTTP app; ``alertbridge worker``
+runs only workers, for scale-out on PostgreSQL. Every loop wakes on an event
+when work arrives in this process and polls the database otherwise, so work
+written by another process is picked up within ``poll_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+
+import structlog
+from sqlalchemy import func, select
+
+from . import connectors
+from .config import Config
+from .connectors.base import Notifier, Source, TicketSink
+from .errors import ConnectorError, Retryable
+from .metrics import DEAD_LETTERS, INBOX_PENDING, JOB_LATENCY, JOB_OUTCOMES, JOBS
+from .pipeline.effects import Effects
+from .pipeline.inbox import Inbox
+from .pipeline.process import Pipeline
+from .queue import Job, JobQueue, job_counts
+from .store import Store, upgrade
+from .store.tables import inbox
+
+log = structlog.get_logger("alertbridge.service")
+
+
+class Hub:
+    """Everything one alertbridge process runs, wired from one config."""
+
+    def __init__(self, config: Config, *, poll_interval: float = 0.5):
+        settings = config.settings
+        self.config = config
+        self.poll_interval = poll_interval
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.store = Store(settings.database, pool_size=min(settings.workers + 5, 40))
+        self.sources: dict[str, Source] = {
+            name: connectors.load(connectors.SOURCES, cfg.type)(name, cfg) for name, cfg in config.sources.items()
+        }
+        self.sinks: dict[str, TicketSink] = {
+            name: connectors.load(connectors.SINKS, cfg.type)(name, cfg) for name, cfg in config.sinks.items()
+        }
+        self.notifiers: dict[str, Notifier] = {
+            name: connectors.load(connectors.NOTIFIERS, cfg.type)(name, cfg) for name, cfg in config.notifiers.items()
+        }
+        self.queue = JobQueue(self.store, settings.retry, settings.lease, self.worker_id)
+        self.inbox = Inbox(self.store)
+        self.pipeline = Pipeline(config, self.store, self.sources)
+        self.effects = Effects(self.store, self.queue, self.sinks, self.notifiers, settings.search_lag, self.pipeline.reprocess)
+        self.jobs_ready = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    def start(self, *, processor: bool = True, workers: int | None = None) -> None:
+        """Start the background loops (call from inside the event loop)."""
+        if processor:
+            self._tasks.append(asyncio.create_task(self._process_forever(), name="processor"))
+        for i in range(self.config.settings.workers if workers is None else workers):
+            self._tasks.append(asyncio.create_task(self._work_forever(), name=f"worker-{i}"))
+
+    async def aclose(self) -> None:
+        """Stop the loops, letting running jobs finish, and close connections."""
+        self.stopping.set()
+        self.jobs_ready.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.inbox.aclose()
+        for connector in [*self.sinks.values(), *self.notifiers.values()]:
+            await connector.aclose()
+        await self.store.aclose()
+
+    async def _process_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                taken = await self.pipeline.process_batch()
+            except Exception:  # the database went away: keep trying, the rows are still pending
+                log.exception("inbox processing failed; retrying")
+                await self._sleep(self.poll_interval * 4)
+                continue
+            if taken:
+                self.jobs_ready.set()
+                continue
+            self.inbox.committed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.inbox.committed.wait(), self.poll_interval)
+
+    async def _work_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                job = await self.queue.claim()
+            except Exception:
+                log.exception("claiming a job failed; retrying")
+                await self._sleep(self.poll_interval * 4)
+                continue
+            if job is None:
+                self.jobs_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.jobs_ready.wait(), self.poll_interval)
+                continue
+            await self.run_job(job)
+            # A finished job may unblock the next one of its case.
+            self.jobs_ready.set()
+
+    async def run_job(self, job: Job) -> str:
+        """Run one claimed job, keeping its lease alive; record done, retry or dead."""
+        heartbeat = asyncio.create_task(self._keep_lease(job))
+        try:
+            await self.effects.run(job)
+            outcome = "done"
+        except ConnectorError as exc:
+            outcome = await self._fail(job, exc)
+        except Exception as exc:  # a bug or a lost database connection: retry a bounded number of times
+            log.exception("job raised an unexpected error", job=job.id, kind=job.kind)
+            outcome = await self._fail(job, Retryable(f"{type(exc).__name__}: {exc}"))
+        finally:
+            heartbeat.cancel()
+        JOB_OUTCOMES.labels(kind=job.kind, outcome=outcome).inc()
+        if outcome == "done":
+            JOB_LATENCY.labels(kind=job.kind).observe(time.time() - job.created_at)
+        return outcome
+
+    async def _fail(self, job: Job, exc: Exception) -> str:
+        try:
+            state = await self.queue.fail(job, exc)
+        except Exception:
+            log.exception("recording a job failure failed; its lease will expire and it will run again", job=job.id)
+            return "lost"
+        log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc), now=state)
+        return "retry" if state == "pending" else "dead"
+
+    async def _keep_lease(self, job: Job) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(self.queue.lease / 3)
+                if not await self.queue.extend(job):
+                    log.warning("job was taken over by another worker", job=job.id)
+                    return
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def stats(self) -> dict[str, int]:
+        """Count inbox rows and jobs by state, and refresh the gauges with them."""
+        async with self.store.read() as conn:
+            counts = await job_counts(conn)
+            rows = await conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))
+            inbox_counts = {state: n for state, n in rows}
+        for state in ("pending", "running", "done", "dead"):
+            JOBS.labels(state=state).set(counts[state])
+        DEAD_LETTERS.set(counts["dead"])
+        INBOX_PENDING.set(inbox_counts.get("pending", 0))
+        return {
+            "inbox_pending": inbox_counts.get("pending", 0),
+            "inbox_dead": inbox_counts.get("dead", 0),
+            "jobs_pending": counts["pending"],
+            "jobs_running": counts["running"],
+            "jobs_done": counts["done"],
+            "jobs_dead": counts["dead"],
+        }
+
+
+async def prepare(config: Config) -> None:
+    """Bring the schema up to date (run in a thread: Alembic is synchronous)."""
+    await asyncio.to_thread(upgrade, config.settings.database)

@@ -1,0 +1,1 @@
+"""Honest in-memory servers and process helpers the tests share."""

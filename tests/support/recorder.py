@@ -1,0 +1,120 @@
+"""A small case system speaking the `http` sink contract, recording every call.
+
+It is a real server (uvicorn on 127.0.0.1), so the hub under test can be
+killed and restarted while it keeps its records.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Recorder:
+    """What the case system holds and every call it saw."""
+
+    tickets: dict[str, dict] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    create_delay: float = 0.0  # seconds to wait *after* storing a ticket, before answering
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def by_label(self, prefix: str = "alertbridge-") -> dict[str, list[str]]:
+        """Map each case label to the tickets carrying it."""
+        found: dict[str, list[str]] = defaultdict(list)
+        for key, ticket in self.tickets.items():
+            for label in ticket["labels"]:
+                if label.startswith(prefix):
+                    found[label].append(key)
+        return found
+
+    def app(self) -> Starlette:
+        """Build the ASGI app."""
+
+        async def create(request: Request):
+            body = await request.json()
+            with self.lock:
+                key = f"CASE-{next(self._ids)}"
+                self.tickets[key] = {**body, "status": "open", "comments": [], "created": time.time()}
+                self.calls.append(("create", key))
+            if self.create_delay:
+                import asyncio
+
+                await asyncio.sleep(self.create_delay)
+            return JSONResponse({"key": key, "url": f"http://recorder/{key}"}, status_code=201)
+
+        async def search(request: Request):
+            label = request.query_params["label"]
+            with self.lock:
+                self.calls.append(("search", label))
+                hits = [k for k, t in self.tickets.items() if label in t["labels"]]
+            return JSONResponse([{"key": k, "url": f"http://recorder/{k}"} for k in hits])
+
+        async def comment(request: Request):
+            key = request.path_params["key"]
+            body = await request.json()
+            with self.lock:
+                if key not in self.tickets:
+                    return JSONResponse({"message": "no such ticket"}, status_code=404)
+                self.tickets[key]["comments"].append(body["text"])
+                self.calls.append(("comment", key))
+            return JSONResponse({}, status_code=201)
+
+        async def transition(request: Request):
+            key = request.path_params["key"]
+            body = await request.json()
+            with self.lock:
+                self.tickets[key]["status"] = body["to"]
+                self.calls.append(("transition", key))
+            return JSONResponse({"status": body["to"], "category": "done"})
+
+        async def ticket(request: Request):
+            key = request.path_params["key"]
+            if request.method == "PATCH":
+                body = await request.json()
+                with self.lock:
+                    self.tickets[key].setdefault("fields", {}).update(body["fields"])
+                    self.calls.append(("update", key))
+                return JSONResponse({})
+            t = self.tickets[key]
+            return JSONResponse({"status": t["status"], "category": "done" if t["status"] == "Done" else "new"})
+
+        return Starlette(routes=[
+            Route("/tickets", create, methods=["POST"]),
+            Route("/tickets", search, methods=["GET"]),
+            Route("/tickets/{key}", ticket, methods=["GET", "PATCH"]),
+            Route("/tickets/{key}/comments", comment, methods=["POST"]),
+            Route("/tickets/{key}/transitions", transition, methods=["POST"]),
+        ])
+
+
+class ServerThread:
+    """Run an ASGI app with uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app, port: int = 0):
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
