@@ -26,3 +26,52 @@ def vendor_path(relative: str) -> Path:
 def vendor_json(relative: str):
     """Load a real vendor JSON sample."""
     return json.loads(vendor_path(relative).read_text(encoding="utf-8"))
+
+
+PG_ADMIN_URL = os.environ.get("ALERTBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_unavailable(reason: str):
+    if os.environ.get("CI") or os.environ.get("ALERTBRIDGE_REQUIRE_POSTGRES"):
+        pytest.fail(f"PostgreSQL is required here and unreachable: {reason}")
+    pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """Create a fresh PostgreSQL database for this test run and drop it afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"alertbridge_t_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _pg_unavailable(str(exc).strip())
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """Yield a migrated, empty database of each kind."""
+    from alertbridge.store import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    upgrade(url)
+    yield url
+    if request.param == "postgres":
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("TRUNCATE inbox, cases, alerts, jobs, cursors, leases RESTART IDENTITY"))
+        engine.dispose()

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..model import AlertStatus, Observables, Severity
 from ..queue import enqueue
-from ..store.tables import alerts, cases
+from ..store.tables import alerts, cases, jobs
 from .route import Routed, draft_ticket
 
 
@@ -65,6 +65,10 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
         )
     )
     if alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
+        # A throttled repeat comment would hold the resolve back (per-case order): send it now instead.
+        await conn.execute(
+            update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == "comment_repeats").values(run_after=now)
+        )
         await enqueue(conn, "transition", {"to": route.resolve_transition, "resolution": route.resolve_resolution, "close": True}, case_id=case_id)
     return case_id, outcome
 

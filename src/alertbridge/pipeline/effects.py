@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import select, update
 
 from ..connectors.base import Notifier, TicketDraft, TicketSink
-from ..errors import Permanent, Retryable
+from ..errors import PayloadError, Permanent, Retryable
 from ..model import Severity
 from ..queue import Job, JobQueue
 from ..store import Store
@@ -156,7 +156,10 @@ class Effects:
         await self._finish(job)
 
     async def _ingest(self, job: Job) -> None:
-        async with self.store.tx() as conn:
-            await self.reprocess(conn, job.payload["inbox_id"])
-            await self.queue.complete(job, conn)
+        try:
+            async with self.store.tx() as conn:
+                await self.reprocess(conn, job.payload["inbox_id"])
+                await self.queue.complete(job, conn)
+        except PayloadError as exc:
+            raise Permanent(f"payload still fails to parse: {exc}") from None
 

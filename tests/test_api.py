@@ -1,0 +1,128 @@
+"""The HTTP app: every refusal writes nothing; a 202 means the event is committed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import httpx2
+import pytest
+from sqlalchemy import func, select
+
+from alertbridge.api import create_app
+from alertbridge.config import validate_config
+from alertbridge.service import Hub
+from alertbridge.store import upgrade
+from alertbridge.store.tables import cases, inbox, jobs
+
+SECRET = "hmac-key"
+
+
+@pytest.fixture
+async def hub(tmp_path):
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    upgrade(url)
+    config = validate_config({
+        "database": url,
+        "admin_token": "admin-token",
+        "max_body_bytes": 2048,
+        "sources": {
+            "bearer": {"type": "generic", "auth": {"mode": "bearer", "token": "tok"}},
+            "signed": {"type": "generic", "auth": {"mode": "hmac", "secret": SECRET, "header": "X-Signature"}},
+            "splunk": {"type": "splunk", "auth": {"mode": "query_token", "token": "qtok"}},
+        },
+        "sinks": {"cases": {"type": "http", "url": "http://127.0.0.1:9"}},
+        "routes": [{"name": "all", "sink": "cases"}],
+    })
+    hub = Hub(config)
+    yield hub
+    await hub.aclose()
+
+
+@pytest.fixture
+async def client(hub):
+    app = create_app(hub, run_loops=False)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as c:
+        yield c
+
+
+async def counts(hub) -> tuple[int, int, int]:
+    async with hub.store.read() as conn:
+        return tuple([(await conn.execute(select(func.count()).select_from(t))).scalar() for t in (inbox, cases, jobs)])
+
+
+def sign(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "status", "reason"),
+    [
+        ("/hooks/nope", {"Authorization": "Bearer tok"}, b'{"title": "x"}', 404, "unknown source 'nope'"),
+        ("/hooks/bearer", {"Authorization": "Bearer tok"}, b'{"title": "' + b"x" * 4000 + b'"}', 413, "larger than 2048"),
+        ("/hooks/bearer", {}, b'{"title": "x"}', 401, "bearer credential missing or wrong"),
+        ("/hooks/bearer", {"Authorization": "Bearer wrong"}, b'{"title": "x"}', 401, "wrong"),
+        ("/hooks/signed", {"X-Signature": "sha256=00"}, b'{"title": "x"}', 401, "hmac"),
+        ("/hooks/splunk?token=nope", {}, b'{"title": "x"}', 401, "query_token"),
+        ("/hooks/bearer", {"Authorization": "Bearer tok"}, b'{"title": ', 400, "body is not JSON"),
+        ("/hooks/bearer", {"Authorization": "Bearer tok"}, b'{"title": "\xff\xfe"}', 400, "not UTF-8"),
+    ],
+)
+async def test_bad_requests_get_their_code_and_change_nothing(hub, client, path, headers, body, status, reason):
+    before = await counts(hub)
+    response = await client.post(path, content=body, headers=headers)
+    assert response.status_code == status
+    assert reason in response.json()["detail"]
+    assert await counts(hub) == before
+
+
+async def test_good_requests_are_committed_before_202(hub, client):
+    body = json.dumps({"id": "1", "title": "Brute force"}).encode()
+    bearer = await client.post("/hooks/bearer", content=body, headers={"Authorization": "Bearer tok"})
+    signed = await client.post("/hooks/signed", content=body, headers={"X-Signature": sign(body)})
+    query = await client.post("/hooks/splunk?token=qtok", content=body)
+    assert [r.status_code for r in (bearer, signed, query)] == [202, 202, 202]
+    async with hub.store.read() as conn:
+        rows = (await conn.execute(select(inbox.c.id, inbox.c.source, inbox.c.body))).all()
+    assert [(r.id, r.source, r.body) for r in rows] == [
+        (bearer.json()["id"], "bearer", body), (signed.json()["id"], "signed", body), (query.json()["id"], "splunk", body)
+    ]
+
+
+async def test_admin_api_needs_its_token(client):
+    assert (await client.get("/api/stats")).status_code == 401
+    assert (await client.get("/api/cases", headers={"Authorization": "Bearer nope"})).status_code == 401
+    response = await client.get("/api/stats", headers={"Authorization": "Bearer admin-token"})
+    assert response.status_code == 200 and response.json()["inbox_pending"] == 0
+
+
+async def test_unparsable_payload_is_dead_lettered_with_its_body_and_replayable(hub, client):
+    admin = {"Authorization": "Bearer admin-token"}
+    body = b'{"no_title_here": true}'
+    assert (await client.post("/hooks/bearer", content=body, headers={"Authorization": "Bearer tok"})).status_code == 202
+    await hub.pipeline.process_batch()
+    (dead,) = (await client.get("/api/dlq", headers=admin)).json()
+    assert dead["kind"] == "ingest" and "title" in dead["last_error"]
+    shown = (await client.get(f"/api/dlq/{dead['id']}", headers=admin)).json()
+    assert shown["raw_body"] == body.decode()
+    assert (await client.post(f"/api/dlq/{dead['id']}/replay", headers=admin)).json() == {"replayed": 1}
+    assert (await client.post(f"/api/dlq/{dead['id']}/replay", headers=admin)).status_code == 404
+    job = await hub.queue.claim()
+    assert (await hub.run_job(job)) == "dead"  # the payload is still unparsable: back in the list, body kept
+    assert (await client.delete(f"/api/dlq/{dead['id']}", headers=admin)).json() == {"discarded": 1}
+    assert (await client.get("/api/dlq", headers=admin)).json() == []
+
+
+async def test_cases_health_and_metrics(hub, client):
+    body = json.dumps({"id": "1", "title": "Impossible travel", "severity": "high"}).encode()
+    await client.post("/hooks/bearer", content=body, headers={"Authorization": "Bearer tok"})
+    await hub.pipeline.process_batch()
+    (case,) = (await client.get("/api/cases", headers={"Authorization": "Bearer admin-token"})).json()
+    assert case["key"] == "bearer|Impossible travel" and case["alert_count"] == 1 and case["ticket"] is None
+    health = (await client.get("/healthz")).json()
+    assert health["status"] == "ok" and health["jobs_pending"] == 1
+    metrics = (await client.get("/metrics")).text
+    assert 'alertbridge_jobs{state="pending"} 1.0' in metrics
+    assert "alertbridge_alerts_received_total" in metrics
+    assert "Impossible travel" in (await client.get("/")).text

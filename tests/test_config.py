@@ -1,0 +1,98 @@
+"""The config file: substitution, secrets from files, and every mistake reported with its path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from alertbridge.cli import app
+from alertbridge.config import load_config, parse_duration, validate_config
+from alertbridge.errors import ConfigError
+
+BROKEN = """
+workers: 0
+sources:
+  splunk: {type: splunk}
+  weird: {type: splonk}
+sinks:
+  jira: {type: http, url: "http://127.0.0.1:1"}
+routes:
+  - name: a
+    sink: jira
+  - name: b
+    sink: jria
+    match: {sources: [splunk, nope], min_severity: huge}
+  - name: c
+    sink: jira
+    summary: "{{ alert.title"
+    bogus: 1
+"""
+
+
+def test_check_names_every_mistake_with_its_path(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 1
+    for expected in (
+        "workers: Input should be greater than or equal to 1",
+        "sources.weird.type: unknown type 'splonk' (known: generic, jira, splunk)",
+        "routes[1].match.min_severity: Input should be",
+        "routes[2].bogus: Extra inputs are not permitted",
+    ):
+        assert expected in result.output
+    # route b failed its own validation, so its sink is not cross-checked; check it on its own:
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"sinks": {"jira": {"type": "http", "url": "x"}}, "sources": {"splunk": {"type": "splunk"}},
+                         "routes": [{"name": "b", "sink": "jria", "match": {"sources": ["splunk", "nope"]}},
+                                    {"name": "c", "sink": "jira", "summary": "{{ alert.title"}]})
+    assert "routes[0].sink: unknown sink 'jria' (known: jira)" in exc.value.problems
+    assert "routes[0].match.sources[1]: unknown source 'nope' (known: splunk)" in exc.value.problems
+    assert any(p.startswith("routes[1].summary: template syntax error") for p in exc.value.problems)
+
+
+def test_environment_substitution_and_secret_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOOK_TOKEN", "s3cret")
+    (tmp_path / "token.txt").write_text("from-file\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "database: ${DB_URL:-sqlite:///x.db}\n"
+        "sources:\n"
+        "  a: {type: generic, auth: {mode: bearer, token: '${HOOK_TOKEN}'}}\n"
+        "  b: {type: generic, auth: {mode: bearer, token_file: token.txt}}\n"
+    )
+    config = load_config(path)
+    assert config.settings.database == "sqlite:///x.db"
+    assert config.sources["a"].auth.token.get_secret_value() == "s3cret"
+    assert config.sources["b"].auth.token.get_secret_value() == "from-file"
+    assert "s3cret" not in repr(config.sources["a"])
+
+
+def test_missing_variable_and_missing_secret_file_are_reported(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("admin_token: ${NOT_SET_ANYWHERE}\nsources:\n  a: {type: generic, auth: {mode: bearer, token_file: nope.txt}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "admin_token: environment variable NOT_SET_ANYWHERE is not set" in exc.value.problems
+    assert any(p.startswith("sources.a.auth.token_file: cannot read secret file") for p in exc.value.problems)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("24h", 86400), ("7d", 604800), (12, 12), ("250ms", 0.25)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_bad_duration_is_a_clear_error():
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"routes": [{"name": "a", "drop": True, "reopen_window": "soon"}]})
+    assert "not a duration: 'soon'" in exc.value.problems[0]
+
+
+def test_schema_command_prints_json_schema():
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert "routes" in schema["properties"]
+    assert schema["$defs"]["Route"]["properties"]["group_by"]["description"]
