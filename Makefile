@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m alertbridge.demo
+	$(BIN)/alertbridge demo
 
 postgres:
 	@bash scripts/ensure-postgres.sh

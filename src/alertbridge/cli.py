@@ -276,6 +276,14 @@ def dlq_discard(config: ConfigOption, job_id: int) -> None:
 
 
 @app.command()
+def demo() -> None:
+    """Run the hub against the Jira sandbox on a temporary SQLite file and show what it did."""
+    from .demo import main
+
+    main()
+
+
+@app.command()
 def sandbox(
     port: int = 8081,
     host: str = "127.0.0.1",
@@ -283,6 +291,8 @@ def sandbox(
     fail_rate: Annotated[float, typer.Option(help="Fraction of calls answered 429/5xx or hung")] = 0.0,
     rate_limit: Annotated[Optional[float], typer.Option(help="Requests per second before 429")] = None,  # noqa: UP045
     search_lag: Annotated[float, typer.Option(help="Seconds before a new issue shows in search")] = 0.0,
+    webhook_url: Annotated[Optional[str], typer.Option(help="POST Jira webhooks on status changes here")] = None,  # noqa: UP045
+    webhook_secret: Annotated[Optional[str], typer.Option(help="Sign webhooks with this secret")] = None,  # noqa: UP045
     email: str = "soc@example.com",
     token: Annotated[str, typer.Option(help="API token (basic) and personal access token (bearer)")] = "sandbox-token",
 ) -> None:
@@ -292,7 +302,7 @@ def sandbox(
 
     settings = JiraSandboxSettings(
         email=email, api_token=token, pat=token, latency_ms=latency_ms, fail_rate=fail_rate,
-        rate_limit=rate_limit, search_lag_seconds=search_lag,
+        rate_limit=rate_limit, search_lag_seconds=search_lag, webhook_url=webhook_url, webhook_secret=webhook_secret,
     )
     typer.echo(f"Jira sandbox on http://{host}:{port} (Cloud: /rest/api/3, Data Center: /rest/api/2)", err=True)
     serve_sandbox(host, port, settings)

@@ -27,7 +27,7 @@ from .pipeline.inbox import Inbox
 from .pipeline.process import Pipeline
 from .queue import Job, JobQueue, job_counts
 from .store import Store, upgrade
-from .store.tables import inbox
+from .store.tables import inbox, jobs
 
 log = structlog.get_logger("alertbridge.service")
 
@@ -152,6 +152,9 @@ class Hub:
             counts = await job_counts(conn)
             rows = await conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))
             inbox_counts = {state: n for state, n in rows}
+            scheduled = (await conn.execute(
+                select(func.count()).where(jobs.c.state == "pending", jobs.c.run_after > time.time())
+            )).scalar()
         for state in ("pending", "running", "done", "dead"):
             JOBS.labels(state=state).set(counts[state])
         DEAD_LETTERS.set(counts["dead"])
@@ -160,6 +163,8 @@ class Hub:
             "inbox_pending": inbox_counts.get("pending", 0),
             "inbox_dead": inbox_counts.get("dead", 0),
             "jobs_pending": counts["pending"],
+            "jobs_due": counts["pending"] - scheduled,
+            "jobs_scheduled": scheduled,
             "jobs_running": counts["running"],
             "jobs_done": counts["done"],
             "jobs_dead": counts["dead"],

@@ -105,18 +105,17 @@ class _Parser:
         return token
 
     def or_expression(self) -> Clause | BoolNode:
-        children = [self.and_expression()]
-        while self.peek_word("or"):
-            self.take()
-            children.append(self.and_expression())
-        return children[0] if len(children) == 1 else BoolNode("or", children)
+        return self.joined("or", self.and_expression)  # AND binds tighter than OR
 
     def and_expression(self) -> Clause | BoolNode:
-        children = [self.unary()]
-        while self.peek_word("and"):
+        return self.joined("and", self.unary)
+
+    def joined(self, word: str, operand: Callable[[], Clause | BoolNode]) -> Clause | BoolNode:
+        children = [operand()]
+        while self.peek_word(word):
             self.take()
-            children.append(self.unary())
-        return children[0] if len(children) == 1 else BoolNode("and", children)
+            children.append(operand())
+        return children[0] if len(children) == 1 else BoolNode(word, children)
 
     def unary(self) -> Clause | BoolNode:
         if self.peek_word("not"):
