@@ -1,0 +1,274 @@
+"""What every registered source promises, checked on each one from the registry.
+
+A new line in ``alertbridge.connectors.SOURCES`` is covered here at once, and
+fails until it has real vendor samples in ``SAMPLES``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import json
+import types
+import typing
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any, NamedTuple
+
+import pytest
+from conftest import vendor_json
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from alertbridge.connectors import SOURCES, load
+from alertbridge.connectors.base import Source
+from alertbridge.errors import PayloadError, SignatureError
+from alertbridge.model import Alert, Severity, TicketEvent
+
+
+class Sample(NamedTuple):
+    """A real vendor body, the config to read it with, and what it must parse to."""
+
+    path: str  # below the vendor samples folder
+    count: int  # how many alerts or ticket events it gives
+    first: dict[str, Any]  # attribute (dotted path) -> value, on the first one
+    config: dict[str, Any] = {}  # besides `type`
+
+
+SAMPLES: dict[str, list[Sample]] = {
+    "generic": [
+        Sample(
+            "alertmanager/webhook-v4-high-memory-firing.json", 1,
+            {"title": "high_memory_load", "vendor_severity": "warning", "observables.hosts": ["instance-with-hyphen_and_underscore"]},
+            {"items": "alerts", "fields": {"title": "labels.alertname", "severity": "labels.severity", "hosts": "labels.instance"}},
+        ),
+        Sample(
+            "crowdstrike/falcon-alerts-v2-entities-response.json", 2,
+            {"vendor_id": "fcs:ioa-211:00000000-0000-0000-0000-000000000002", "severity": Severity.high, "techniques": ["T1562.007"]},
+            {"items": "resources", "fields": {"severity": "severity_name", "techniques": "mitre_attack[].technique_id"}},
+        ),
+        Sample(
+            "pagerduty/events-v2-enqueue-trigger-request.json", 1,
+            {"vendor_id": "srv01/mysql", "severity": Severity.critical, "title": "DISK at 99% on machine prod-datapipe03.example.com"},
+            {"fields": {"vendor_id": "dedup_key", "title": "payload.summary", "severity": "payload.severity"}},
+        ),
+    ],
+    "splunk": [
+        Sample(
+            "splunk/alert-webhook-search-one-result.json", 1,
+            {
+                "title": "sudo",
+                "vendor_id": "rt_scheduler__admin__search__sudo_at_1483557185_2.2#2",
+                "observables.hosts": ["myserver"],
+                "detected_at": datetime(2017, 1, 4, 19, 14, 32, tzinfo=UTC),
+            },
+        ),
+    ],
+    # The Jira webhook source gives ticket events (model.TicketEvent), not alerts.
+    "jira": [
+        Sample(
+            "jira/webhook-cloud-jira-issue_updated-resolved-changelog.json", 1,
+            {"ticket_key": "TES-41", "kind": "updated", "status": "Done", "status_category": "done", "resolution": "Done"},
+        ),
+        Sample("jira/webhook-cloud-jira-issue_created.json", 1, {"ticket_key": "TES-41", "kind": "created"}),
+        Sample("jira/webhook-cloud-comment_created.json", 1, {"ticket_key": "TES-41", "kind": "commented"}),
+        Sample("jira/webhook-cloud-jira-issue_deleted.json", 1, {"ticket_key": "IDT-19", "kind": "deleted"}),
+    ],
+}
+
+TICKET_EVENT_KINDS = {"created", "updated", "deleted", "commented"}
+CANARY = "canary-7f3a-do-not-leak"
+
+# Bodies no source can take as an alert, and bodies some may take: either way only
+# PayloadError may come out.
+DEEP: dict[str, Any] = {"title": "deep"}
+for _ in range(2000):  # deeper than json.loads would ever hand over
+    DEEP = {"result": DEEP}
+BIDI = "\x00\u202e\u2066gnp.exe\u2069\u200f\x00"
+GARBAGE: dict[str, Any] = {
+    "null": None,
+    "number": 42,
+    "float": float("nan"),
+    "bool": True,
+    "string": "x",
+    "empty list": [],
+    "list of scalars": [None, 42, "x", [], {}],
+    "empty object": {},
+    "deeply nested": DEEP,
+    "controls in a string": BIDI,
+    "controls everywhere": {
+        key: BIDI for key in ("id", "title", "name", "sid", "search_name", "webhookEvent", "timestamp", "severity")
+    } | {"result": {"_time": BIDI, "host": BIDI, "risk_score": BIDI}, "issue": {"key": BIDI, "fields": BIDI}},
+    "wrong types": {
+        "id": {}, "title": ["t"], "sid": 7, "search_name": {}, "result": "row", "results_link": 5,
+        "webhookEvent": [], "issue": "TES-1", "timestamp": "yesterday", "changelog": 3,
+    },
+    "100k list": list(range(100_000)),
+    "100k empty objects": [{}] * 100_000,
+}
+
+# JSON values, with keys that the sources look for so that the search reaches past their first checks.
+KEYS = st.sampled_from([
+    "id", "title", "name", "severity", "status", "timestamp", "labels", "sid", "search_name", "results_link",
+    "result", "_time", "_serial", "_cd", "host", "src", "risk_score", "webhookEvent", "issue", "key", "fields",
+    "changelog", "items", "comment", "user",
+]) | st.text(max_size=6)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=6), max_leaves=25)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def source_class(type_name: str) -> type[Source]:
+    """Import a registered source class; skip while its module is not written yet."""
+    module = SOURCES[type_name].partition(":")[0]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} does not exist yet")
+    return load(SOURCES, type_name)
+
+
+def make_source(type_name: str, config: dict[str, Any] | None = None) -> Source:
+    """Build a source named 'contract' of the type, with `config` besides its type."""
+    cls = source_class(type_name)
+    try:
+        return cls("contract", cls.Config.model_validate({"type": type_name, **(config or {})}))
+    except ValidationError as exc:
+        pytest.fail(f"{type_name}: give the config it needs in its Sample: {exc}")
+
+
+@functools.cache
+def read_sample(path: str) -> Any:
+    """Read a vendor sample once; callers get their own copy."""
+    return vendor_json(path)
+
+
+def check_item(item: Any, type_name: str) -> None:
+    """Assert what every alert or ticket event from any source holds."""
+    if isinstance(item, TicketEvent):
+        assert item.ticket_key.strip() and item.kind in TICKET_EVENT_KINDS
+        return
+    assert isinstance(item, Alert), f"parse returned a {type(item).__name__}"
+    assert item.title.strip() and item.vendor_id.strip()
+    assert isinstance(item.severity, Severity)
+    assert (item.source.name, item.source.type) == ("contract", type_name)
+    ocsf = item.to_ocsf()
+    assert ocsf["class_uid"] == 2004 and ocsf["finding_info"]["uid"] == item.vendor_id
+    json.dumps(ocsf)
+
+
+def parse_or_reject(source: Source, payload: Any, type_name: str) -> PayloadError | None:
+    """Parse; return the PayloadError if it refused, else check what it returned."""
+    try:
+        items = source.parse(payload)
+    except PayloadError as exc:
+        assert str(exc).strip(), "a PayloadError must say why"
+        return exc
+    assert isinstance(items, list)
+    for item in items:
+        check_item(item, type_name)
+    return None
+
+
+def is_secret(annotation: Any) -> bool:
+    """Tell whether a field's type is SecretStr, optional or not."""
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return annotation is SecretStr or (is_union and SecretStr in typing.get_args(annotation))
+
+
+def with_canary(model: BaseModel) -> tuple[BaseModel, int]:
+    """Return a copy with every SecretStr field, at any depth, set to the canary; and how many there were."""
+    updates: dict[str, Any] = {}
+    count = 0
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if is_secret(field.annotation):
+            updates[name], count = SecretStr(CANARY), count + 1
+        elif isinstance(value, BaseModel):
+            updates[name], found = with_canary(value)
+            count += found
+    return model.model_copy(update=updates), count
+
+
+def containers(node: Any) -> typing.Iterator[tuple[Any, Any]]:
+    """Yield every (container, key or index) in a JSON document."""
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in children:
+        yield node, key
+        yield from containers(child)
+
+
+SOURCE_TYPES = sorted(SOURCES)
+SAMPLE_CASES = [pytest.param(t, s, id=f"{t}:{s.path}") for t, samples in sorted(SAMPLES.items()) for s in samples]
+
+
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+def test_every_source_has_samples(type_name):
+    assert SAMPLES.get(type_name), f"add your samples: SAMPLES[{type_name!r}] in {__file__}"
+
+
+def test_samples_are_for_registered_sources():
+    assert set(SAMPLES) <= set(SOURCES)
+
+
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+def test_every_config_field_is_documented(type_name):
+    for name, field in source_class(type_name).Config.model_fields.items():
+        if name != "auth":  # SourceConfig's nested model, documented field by field in WebhookAuth
+            assert field.description and field.examples, f"{type_name}.{name} needs description= and examples="
+
+
+@pytest.mark.parametrize(("type_name", "sample"), SAMPLE_CASES)
+def test_real_sample_parses_to_the_expected(type_name, sample):
+    source = make_source(type_name, sample.config)
+    items = source.parse(copy.deepcopy(read_sample(sample.path)))
+    assert len(items) == sample.count
+    for item in items:
+        check_item(item, type_name)
+    for attribute, expected in sample.first.items():
+        assert attrgetter(attribute)(items[0]) == expected, attribute
+    # The same delivery twice is the same alert.
+    again = source.parse(copy.deepcopy(read_sample(sample.path)))
+    assert [getattr(i, "id", None) for i in again] == [getattr(i, "id", None) for i in items]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE.values(), ids=GARBAGE.keys())
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+def test_garbage_raises_only_payload_error(type_name, garbage):
+    parse_or_reject(make_source(type_name), garbage, type_name)
+
+
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+@FUZZ
+@given(payload=JSON)
+def test_any_json_raises_only_payload_error(type_name, payload):
+    parse_or_reject(make_source(type_name), payload, type_name)
+
+
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+@FUZZ
+@given(data=st.data())
+def test_real_samples_with_one_value_changed_raise_only_payload_error(type_name, data):
+    sample = data.draw(st.sampled_from(SAMPLES.get(type_name) or pytest.skip("no samples")))
+    body = copy.deepcopy(read_sample(sample.path))
+    parent, key = data.draw(st.sampled_from(list(containers(body))))
+    parent[key] = data.draw(JSON)
+    parse_or_reject(make_source(type_name, sample.config), body, type_name)
+
+
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+def test_no_secret_leaks_into_errors_or_repr(type_name):
+    plain = make_source(type_name, {"auth": {"mode": "bearer"}})
+    config, secrets = with_canary(plain.config)
+    assert secrets >= 2, "the canary must reach at least auth.token and auth.secret"
+    source = type(plain)("contract", config)
+    for shown in (repr(config), str(config), config.model_dump_json()):
+        assert CANARY not in shown
+    with pytest.raises(SignatureError) as refused:
+        source.verify({"authorization": "Bearer wrong"}, {}, b"{}")
+    assert CANARY not in str(refused.value)
+    bodies = [*GARBAGE.values(), *(copy.deepcopy(read_sample(s.path)) for s in SAMPLES.get(type_name, []))]
+    for body in bodies:
+        error = parse_or_reject(source, body, type_name)
+        if error is not None:
+            assert CANARY not in f"{error} {error!r} {error.__cause__}"
