@@ -64,7 +64,8 @@ def check_response(response: httpx2.Response, *, vendor: str) -> httpx2.Response
     message = f"{vendor} {response.request.method} {response.request.url.path} -> {status}: {vendor_message(response)}"
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status == 429:
-        reason = response.headers.get("ratelimit-reason", "unknown")
+        # Atlassian's points-based quotas send the reason under a beta name.
+        reason = response.headers.get("ratelimit-reason") or response.headers.get("x-beta-ratelimit-reason") or "unknown"
         raise RateLimited(message, retry_after=retry_after, reason=reason)
     if status in (401, 403):
         raise AuthFailed(message, status=status)
