@@ -297,11 +297,12 @@ class JiraSink(TicketSink):
         for key in samples.values():
             for transition in (await self.api.call("transitions", "GET", _issue(key, "transitions"))).json()["transitions"]:
                 transitions.add(transition["name"])
-        if name.lower() in {known.lower() for known in statuses | transitions}:
+        # With no issue to read transitions from, an unknown name can't be told wrong: say nothing rather than guess.
+        if not samples or name.lower() in {known.lower() for known in statuses | transitions}:
             return []
         return [
             f"{project}/{issue_type}: no transition or status named '{name}'; "
-            f"transitions seen: {', '.join(sorted(transitions)) or 'none (no issues yet)'}; statuses: {', '.join(sorted(statuses))}"
+            f"transitions seen: {', '.join(sorted(transitions))}; statuses: {', '.join(sorted(statuses))}"
         ]
 
     async def aclose(self) -> None:
