@@ -68,7 +68,7 @@ class JobQueue:
         self.lease = lease
         self.worker = worker
 
-    def _claimable(self, now: float):
+    def _claimable(self, now: float, limit: int = 1):
         earlier = jobs.alias("earlier")
         blocked = exists().where(
             earlier.c.case_id == jobs.c.case_id,
@@ -79,21 +79,29 @@ class JobQueue:
             and_(jobs.c.state == "pending", jobs.c.run_after <= now),
             and_(jobs.c.state == "running", jobs.c.lease_until < now),
         )
-        return select(jobs).where(ready, ~blocked).order_by(jobs.c.id).limit(1).with_for_update(skip_locked=True)
+        return select(jobs).where(ready, ~blocked).order_by(jobs.c.id).limit(limit).with_for_update(skip_locked=True)
 
     async def claim(self) -> Job | None:
         """Take the oldest ready job whose case has nothing earlier outstanding, or return None."""
+        claimed = await self._claim(self._claimable(time.time()))
+        return claimed[0] if claimed else None
+
+    async def claim_similar(self, kind: str, case_ids, limit: int) -> list[Job]:
+        """Take up to `limit` more ready jobs of one kind among the cases `case_ids` (a subquery), for batching."""
+        query = self._claimable(time.time(), limit).where(jobs.c.kind == kind, jobs.c.case_id.in_(case_ids))
+        return await self._claim(query)
+
+    async def _claim(self, query) -> list[Job]:
         now = time.time()
         async with self.store.tx() as conn:
-            row = (await conn.execute(self._claimable(now))).mappings().first()
-            if row is None:
-                return None
-            await conn.execute(
-                update(jobs).where(jobs.c.id == row["id"]).values(
-                    state="running", lease_until=now + self.lease, worker=self.worker, attempts=jobs.c.attempts + 1
+            rows = (await conn.execute(query)).mappings().all()
+            if rows:
+                await conn.execute(
+                    update(jobs).where(jobs.c.id.in_([r["id"] for r in rows])).values(
+                        state="running", lease_until=now + self.lease, worker=self.worker, attempts=jobs.c.attempts + 1
+                    )
                 )
-            )
-        return Job(row["id"], row["case_id"], row["kind"], row["payload"], row["attempts"] + 1, row["created_at"])
+        return [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"] + 1, r["created_at"]) for r in rows]
 
     def _owned(self, job: Job):
         # The worker that claimed this attempt, and only while no other worker has taken it over.

@@ -27,9 +27,10 @@ from .pipeline.inbox import Inbox
 from .pipeline.process import Pipeline
 from .queue import Job, JobQueue, job_counts
 from .store import Store, upgrade
-from .store.tables import inbox, jobs
+from .store.tables import cases, inbox, jobs
 
 log = structlog.get_logger("alertbridge.service")
+BULK_CREATE = 50  # Jira's bulk create takes at most 50 issues per call
 
 
 class Hub:
@@ -108,18 +109,38 @@ class Hub:
             self.jobs_ready.set()
 
     async def run_job(self, job: Job) -> str:
-        """Run one claimed job, keeping its lease alive; record done, retry or dead."""
-        heartbeat = asyncio.create_task(self._keep_lease(job))
+        """Run one claimed job (with other ready creates for the same sink, in bulk), keeping leases alive."""
+        sink, batch = await self._more_creates(job) if job.kind == "create_ticket" else (None, [])
+        jobs = [job, *batch]
+        heartbeat = asyncio.create_task(self._keep_leases(jobs))
         try:
-            await self.effects.run(job)
-            outcome = "done"
-        except ConnectorError as exc:
-            outcome = await self._fail(job, exc)
+            if batch:
+                errors = await self.effects.create_many(jobs, sink)
+            else:
+                await self.effects.run(job)
+                errors = {job.id: None}
         except Exception as exc:  # a bug or a lost database connection: retry a bounded number of times
-            log.exception("job raised an unexpected error", job=job.id, kind=job.kind)
-            outcome = await self._fail(job, Retryable(f"{type(exc).__name__}: {exc}"))
+            if not isinstance(exc, ConnectorError):
+                log.exception("job raised an unexpected error", job=job.id, kind=job.kind)
+                exc = Retryable(f"{type(exc).__name__}: {exc}")
+            errors = {j.id: exc for j in jobs}
         finally:
             heartbeat.cancel()
+        outcomes = [await self._record(j, errors.get(j.id)) for j in jobs]
+        return outcomes[0]
+
+    async def _more_creates(self, job: Job) -> tuple[TicketSink | None, list[Job]]:
+        """Claim other ready create jobs for the same bulk-capable sink, so a burst of new cases costs few calls."""
+        async with self.store.read() as conn:
+            sink_name = (await conn.execute(select(cases.c.sink).where(cases.c.id == job.case_id))).scalar()
+        sink = self.sinks.get(sink_name)
+        if not hasattr(sink, "create_many"):
+            return None, []
+        fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None))
+        return sink, await self.queue.claim_similar("create_ticket", fresh, BULK_CREATE - 1)
+
+    async def _record(self, job: Job, error: Exception | None) -> str:
+        outcome = "done" if error is None else await self._fail(job, error)
         JOB_OUTCOMES.labels(kind=job.kind, outcome=outcome).inc()
         if outcome == "done":
             JOB_LATENCY.labels(kind=job.kind).observe(time.time() - job.created_at)
@@ -134,13 +155,13 @@ class Hub:
         log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc), now=state)
         return "retry" if state == "pending" else "dead"
 
-    async def _keep_lease(self, job: Job) -> None:
+    async def _keep_leases(self, jobs: list[Job]) -> None:
         with contextlib.suppress(Exception):
             while True:
                 await asyncio.sleep(self.queue.lease / 3)
-                if not await self.queue.extend(job):
-                    log.warning("job was taken over by another worker", job=job.id)
-                    return
+                for job in jobs:
+                    if not await self.queue.extend(job):
+                        log.warning("job was taken over by another worker", job=job.id)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from alertbridge.config import validate_config
+from alertbridge.queue import dead_jobs
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
@@ -113,8 +114,9 @@ async def test_under_429s_5xx_and_timeouts_every_case_gets_exactly_one_issue(tmp
             await asyncio.sleep(0.2)
         async with hub.store.read() as conn:
             rows = (await conn.execute(select(cases.c.id, cases.c.ticket_key))).all()
+            dead = await dead_jobs(conn)
         await hub.aclose()
-    assert stats["jobs_dead"] == 0, stats
+    assert stats["jobs_dead"] == 0, (stats, [(d["kind"], d["last_error"]) for d in dead])
     assert len(rows) == 40
     failures = [c for c in state.calls if c[2] >= 429]
     assert failures, "the sandbox injected no faults; the test proves nothing"

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import select, update
 
 from ..connectors.base import Notifier, TicketDraft, TicketSink
-from ..errors import PayloadError, Permanent, Retryable
+from ..errors import ConnectorError, PayloadError, Permanent, Retryable
 from ..model import Severity
 from ..queue import Job, JobQueue
 from ..store import Store
@@ -94,10 +94,8 @@ class Effects:
                 raise Retryable(f"a create may have happened; waiting {wait:.1f}s for the search index", retry_after=wait)
         async with self.store.tx() as conn:
             await conn.execute(update(cases).where(cases.c.id == case["id"]).values(create_claimed_at=time.time()))
-        data = dict(job.payload["draft"])
-        draft = TicketDraft(**{**data, "severity": Severity(data["severity"]), "labels": [*data["labels"], label]})
         try:
-            ref = await sink.create(draft)
+            ref = await sink.create(self._draft(job))
         except Permanent as exc:
             if exc.status is not None and exc.status < 500:
                 # Jira refused the request outright: nothing was created, so a replay needn't search first.
@@ -105,6 +103,48 @@ class Effects:
                     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(create_claimed_at=None))
             raise
         await self._finish(job, ticket_key=ref.key, ticket_url=ref.url, ticket_status="created")
+
+    async def create_many(self, jobs: list[Job], sink: TicketSink) -> dict[int, Exception | None]:
+        """Create the tickets of several fresh cases in bulk calls; return each job's error or None."""
+        async with self.store.read() as conn:
+            rows = (await conn.execute(select(cases).where(cases.c.id.in_([j.case_id for j in jobs])))).mappings().all()
+        by_id = {row["id"]: dict(row) for row in rows}
+        outcomes: dict[int, Exception | None] = {}
+        fresh: list[Job] = []
+        for job in jobs:
+            case = by_id.get(job.case_id)
+            if case is None or case["ticket_key"] or case["create_claimed_at"] is not None:
+                outcomes[job.id] = await self._run_alone(job)  # done already, or needs the label search first
+            else:
+                fresh.append(job)
+        if not fresh:
+            return outcomes
+        async with self.store.tx() as conn:
+            await conn.execute(update(cases).where(cases.c.id.in_([j.case_id for j in fresh])).values(create_claimed_at=time.time()))
+        results = await sink.create_many([self._draft(job) for job in fresh])
+        for job, result in zip(fresh, results, strict=True):
+            if isinstance(result, Exception):
+                if isinstance(result, Permanent) and result.status is not None and result.status < 500:
+                    async with self.store.tx() as conn:
+                        await conn.execute(update(cases).where(cases.c.id == job.case_id).values(create_claimed_at=None))
+                outcomes[job.id] = result
+            else:
+                await self._finish(job, ticket_key=result.key, ticket_url=result.url, ticket_status="created")
+                outcomes[job.id] = None
+        return outcomes
+
+    async def _run_alone(self, job: Job) -> Exception | None:
+        try:
+            await self.run(job)
+        except ConnectorError as exc:
+            return exc
+        return None
+
+    @staticmethod
+    def _draft(job: Job) -> TicketDraft:
+        data = dict(job.payload["draft"])
+        label = case_label(job.case_id)
+        return TicketDraft(**{**data, "severity": Severity(data["severity"]), "labels": [*data["labels"], label]})
 
     async def _comment_repeats(self, job: Job) -> None:
         case, key = await self._ticket_key(job)
