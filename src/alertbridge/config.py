@@ -107,17 +107,20 @@ class Settings(StrictModel):
     sources: dict[str, dict[str, Any]] = Field(default={}, description="Alert sources by name; each has a `type`")
     sinks: dict[str, dict[str, Any]] = Field(default={}, description="Ticket systems by name; each has a `type`")
     notifiers: dict[str, dict[str, Any]] = Field(default={}, description="Notifiers by name; each has a `type`")
+    enrichers: dict[str, dict[str, Any]] = Field(default={}, description="Enrichers by name, applied to every alert in order; each has a `type`")
     routes: list[Route] = Field(default=[], description="Rules, first match wins; unmatched alerts are dropped and counted")
 
 
 class Config:
     """A validated config: settings plus each connector's typed config."""
 
-    def __init__(self, settings: Settings, sources: dict[str, SourceConfig], sinks: dict[str, SinkConfig], notifiers: dict[str, SinkConfig]):
+    def __init__(self, settings: Settings, sources: dict[str, SourceConfig], sinks: dict[str, SinkConfig],
+                 notifiers: dict[str, SinkConfig], enrichers: dict[str, SinkConfig]):
         self.settings = settings
         self.sources = sources
         self.sinks = sinks
         self.notifiers = notifiers
+        self.enrichers = enrichers
 
 
 def load_config(path: str | Path) -> Config:
@@ -148,15 +151,16 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
             routes.append((i, Route.model_validate(raw)))
         except ValidationError as exc:
             problems += _format(exc, prefix=f"routes[{i}]")
-    sections = {name: data.get(name) if isinstance(data.get(name), dict) else {} for name in ("sources", "sinks", "notifiers")}
+    sections = {name: data.get(name) if isinstance(data.get(name), dict) else {} for name in ("sources", "sinks", "notifiers", "enrichers")}
     sources = _connector_configs(sections["sources"], "sources", connectors.SOURCES, problems)
     sinks = _connector_configs(sections["sinks"], "sinks", connectors.SINKS, problems)
     notifiers = _connector_configs(sections["notifiers"], "notifiers", connectors.NOTIFIERS, problems)
+    enrichers = _connector_configs(sections["enrichers"], "enrichers", connectors.ENRICHERS, problems)
     problems += _check_routes(routes, sections)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]
-    return Config(settings, sources, sinks, notifiers)
+    return Config(settings, sources, sinks, notifiers, enrichers)
 
 
 def _connector_configs(raw: dict[str, dict[str, Any]], section: str, registry: dict[str, str], problems: list[str]) -> dict[str, Any]:

@@ -17,3 +17,6 @@ DEAD_LETTERS = Gauge("alertbridge_dead_letter_depth", "Jobs in the dead-letter l
 INBOX_PENDING = Gauge("alertbridge_inbox_pending", "Inbox events not yet processed")
 SINK_CALLS = Counter("alertbridge_sink_calls_total", "Calls to vendor APIs", ["sink", "operation", "outcome"])
 RATE_LIMITED = Counter("alertbridge_rate_limited_total", "429 answers from vendor APIs, by the vendor's reason", ["sink", "reason"])
+POLLS = Counter("alertbridge_polls_total", "Poll attempts by outcome", ["source", "outcome"])
+POLL_ITEMS = Counter("alertbridge_poll_items_total", "Items fetched by pollers: new or already stored", ["source", "outcome"])
+ENRICHMENTS = Counter("alertbridge_enrichments_total", "Enrichment lookups by outcome (hit, miss, skipped, over_budget, error)", ["enricher", "outcome"])

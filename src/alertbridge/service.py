@@ -1,4 +1,4 @@
-"""The running hub: intake writer, inbox processor and job workers in one asyncio process.
+"""The running hub: intake writer, inbox processor, pollers and job workers in one asyncio process.
 
 ``alertbridge serve`` runs all three behind the HTTP app; ``alertbridge worker``
 runs only workers, for scale-out on PostgreSQL. Every loop wakes on an event
@@ -19,11 +19,12 @@ from sqlalchemy import func, select
 
 from . import connectors
 from .config import Config
-from .connectors.base import Notifier, Source, TicketSink
+from .connectors.base import Enricher, Notifier, Poller, Source, TicketSink
 from .errors import ConnectorError, Retryable
 from .metrics import DEAD_LETTERS, INBOX_PENDING, JOB_LATENCY, JOB_OUTCOMES, JOBS
 from .pipeline.effects import Effects
 from .pipeline.inbox import Inbox
+from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
 from .queue import Job, JobQueue, job_counts
 from .store import Store, upgrade
@@ -51,9 +52,12 @@ class Hub:
         self.notifiers: dict[str, Notifier] = {
             name: connectors.load(connectors.NOTIFIERS, cfg.type)(name, cfg) for name, cfg in config.notifiers.items()
         }
+        self.enrichers: list[Enricher] = [
+            connectors.load(connectors.ENRICHERS, cfg.type)(name, cfg) for name, cfg in config.enrichers.items()
+        ]
         self.queue = JobQueue(self.store, settings.retry, settings.lease, self.worker_id)
         self.inbox = Inbox(self.store)
-        self.pipeline = Pipeline(config, self.store, self.sources)
+        self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
         self.effects = Effects(self.store, self.queue, self.sinks, self.notifiers, settings.search_lag, self.pipeline.reprocess)
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -63,6 +67,10 @@ class Hub:
         """Start the background loops (call from inside the event loop)."""
         if processor:
             self._tasks.append(asyncio.create_task(self._process_forever(), name="processor"))
+            for source in self.sources.values():
+                if isinstance(source, Poller):
+                    runner = PollRunner(self.store, source, self.worker_id, self.inbox.committed)
+                    self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
         for i in range(self.config.settings.workers if workers is None else workers):
             self._tasks.append(asyncio.create_task(self._work_forever(), name=f"worker-{i}"))
 
@@ -72,7 +80,8 @@ class Hub:
         self.jobs_ready.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.aclose()
-        for connector in [*self.sinks.values(), *self.notifiers.values()]:
+        pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
+        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.enrichers, *pollers]:
             await connector.aclose()
         await self.store.aclose()
 

@@ -15,6 +15,7 @@ SINKS = {
     "http": "alertbridge.connectors.http_sink:HttpSink",
 }
 NOTIFIERS: dict[str, str] = {}
+ENRICHERS: dict[str, str] = {}
 
 
 def load(registry: dict[str, str], type_name: str) -> Any:

@@ -93,6 +93,40 @@ class Source:
         raise NotImplementedError
 
 
+class PollerConfig(SourceConfig):
+    """Fields every polling source has."""
+
+    interval: float = Field(default=60.0, gt=0, description="Seconds between polls once caught up", examples=[60])
+    backfill: float = Field(default=86400.0, ge=0, description="On the first run, how many seconds back to start", examples=[86400])
+    timeout: float = Field(default=30.0, gt=0, description="Seconds one API call may take", examples=[30])
+
+
+@dataclass
+class PollResult:
+    """One page of vendor items and the cursor to store once they are committed with it."""
+
+    items: list[dict[str, Any]]
+    cursor: str | None
+    more: bool = False  # another page is ready now: poll again without waiting `interval`
+
+
+class Poller(Source):
+    """A source the hub polls: `poll` fetches a page after the cursor; each item becomes one inbox event."""
+
+    Config: ClassVar[type[SourceConfig]] = PollerConfig
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Fetch the next page of items after `cursor` (None on the first run: start `backfill` ago)."""
+        raise NotImplementedError
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        """Return the vendor's id of one item: the same alert polled twice is stored once."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
 @dataclass
 class TicketRef:
     """A ticket in a sink."""
@@ -183,6 +217,40 @@ class Notifier:
 
     async def notify(self, title: str, text: str, severity: Severity, link: str | None) -> None:
         """Send one message."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+class EnrichmentCache:
+    """What the core gives enrichers: a shared TTL cache and a daily call budget (see pipeline/enrich.py)."""
+
+    async def get(self, key: str) -> Any | None:
+        """Return a cached value, or None when absent or expired."""
+        raise NotImplementedError
+
+    async def put(self, key: str, value: Any, ttl: float) -> None:
+        """Cache a value for `ttl` seconds."""
+        raise NotImplementedError
+
+    async def spend(self, budget: str, limit: int) -> bool:
+        """Take one call from today's budget; False once `limit` calls were spent today (UTC)."""
+        raise NotImplementedError
+
+
+class Enricher:
+    """Adds facts to alerts before routing (reputation, extracted entities); never blocks an alert."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[SinkConfig]] = SinkConfig
+
+    def __init__(self, name: str, config: SinkConfig):
+        self.name = name
+        self.config = config
+
+    async def enrich(self, alerts: list[Alert], cache: EnrichmentCache) -> None:
+        """Add to each alert's `enrichment[self.name]`; swallow vendor failures (count them), never raise."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

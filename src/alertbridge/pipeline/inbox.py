@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..store import Store
 from ..store.tables import inbox
@@ -87,25 +88,29 @@ class Inbox:
             return DUPLICATE
 
     async def _insert(self, batch: list[_Pending]) -> list[int]:
-        now = time.time()
         async with self.store.tx() as conn:
-            keyed = [(item.source, item.delivery_id) for item in batch if item.delivery_id]
-            seen: set[tuple[str, str]] = set()
-            if keyed:
-                rows = await conn.execute(select(inbox.c.source, inbox.c.delivery_id).where(tuple_(inbox.c.source, inbox.c.delivery_id).in_(keyed)))
-                seen = {tuple(row) for row in rows}
-            fresh, ids = [], []
-            for item in batch:
-                key = (item.source, item.delivery_id)
-                if item.delivery_id and key in seen:
-                    ids.append(DUPLICATE)
-                    continue
-                if item.delivery_id:
-                    seen.add(key)
-                ids.append(len(fresh))
-                fresh.append(dict(source=item.source, delivery_id=item.delivery_id, received_at=now, body=item.body))
-            new_ids: list[int] = []
-            if fresh:
-                result = await conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), fresh)
-                new_ids = [row[0] for row in result]
-        return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]
+            return await store_events(conn, [(item.source, item.delivery_id, item.body) for item in batch])
+
+
+async def store_events(conn: AsyncConnection, events: list[tuple[str, str | None, bytes]]) -> list[int]:
+    """Insert (source, delivery id, body) events in the caller's transaction; DUPLICATE for delivery ids seen before."""
+    now = time.time()
+    keyed = [(source, delivery) for source, delivery, _ in events if delivery]
+    seen: set[tuple[str, str]] = set()
+    if keyed:
+        rows = await conn.execute(select(inbox.c.source, inbox.c.delivery_id).where(tuple_(inbox.c.source, inbox.c.delivery_id).in_(keyed)))
+        seen = {tuple(row) for row in rows}
+    fresh, ids = [], []
+    for source, delivery, body in events:
+        if delivery and (source, delivery) in seen:
+            ids.append(DUPLICATE)
+            continue
+        if delivery:
+            seen.add((source, delivery))
+        ids.append(len(fresh))
+        fresh.append(dict(source=source, delivery_id=delivery, received_at=now, body=body))
+    new_ids: list[int] = []
+    if fresh:
+        result = await conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), fresh)
+        new_ids = [row[0] for row in result]
+    return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]

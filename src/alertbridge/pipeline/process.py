@@ -18,13 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
-from ..connectors.base import Source
+from ..connectors.base import Enricher, Source
 from ..errors import PayloadError
 from ..metrics import ALERTS_ROUTED
 from ..model import Alert, TicketEvent
 from ..store import Store
 from ..store.tables import inbox, jobs
 from .correlate import correlate
+from .enrich import StoreCache
 from .route import route_alert
 from .sync import apply_ticket_event
 
@@ -46,18 +47,28 @@ def decode(body: bytes) -> Any:
 class Pipeline:
     """Process pending inbox rows into cases and jobs."""
 
-    def __init__(self, config: Config, store: Store, sources: dict[str, Source]):
+    def __init__(self, config: Config, store: Store, sources: dict[str, Source], enrichers: list[Enricher] | None = None):
         self.config = config
         self.store = store
         self.sources = sources
+        self.enrichers = enrichers or []
+        self.cache = StoreCache(store)
 
     async def process_batch(self, limit: int = 200) -> int:
         """Process up to `limit` pending inbox rows; return how many were taken."""
-        async with self.store.tx() as conn:
+        # Parse and enrich outside the transaction: enrichers call vendor APIs, and no lock should wait on them.
+        async with self.store.read() as conn:
             query = select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.state == "pending")
-            rows = (await conn.execute(query.order_by(inbox.c.id).limit(limit).with_for_update(skip_locked=True))).all()
-            for row_id, source_name, body in rows:
-                await self._process_row(conn, row_id, source_name, body)
+            rows = (await conn.execute(query.order_by(inbox.c.id).limit(limit))).all()
+        if not rows:
+            return 0
+        parsed = {row_id: self._parse(source_name, body) for row_id, source_name, body in rows}
+        await self._enrich([item for items in parsed.values() if isinstance(items, list) for item in items if isinstance(item, Alert)])
+        async with self.store.tx() as conn:
+            # Another processor may have taken some of these rows meanwhile: keep only those still pending and unlocked.
+            locked = select(inbox.c.id, inbox.c.source).where(inbox.c.id.in_(list(parsed)), inbox.c.state == "pending")
+            for row_id, source_name in (await conn.execute(locked.order_by(inbox.c.id).with_for_update(skip_locked=True))).all():
+                await self._process_row(conn, row_id, source_name, parsed[row_id])
         return len(rows)
 
     async def reprocess(self, conn: AsyncConnection, inbox_id: int) -> None:
@@ -65,15 +76,37 @@ class Pipeline:
         row = (await conn.execute(select(inbox.c.source, inbox.c.body).where(inbox.c.id == inbox_id))).first()
         if row is None:
             raise PayloadError(f"inbox row {inbox_id} no longer exists")
-        await self._handle(conn, inbox_id, row.source, row.body, time.time())
+        items = self._parse(row.source, row.body)
+        if isinstance(items, Exception):
+            raise items
+        await self._enrich([item for item in items if isinstance(item, Alert)])
+        await self._handle(conn, inbox_id, items, time.time())
         await conn.execute(update(inbox).where(inbox.c.id == inbox_id).values(state="done", error=None))
 
-    async def _process_row(self, conn: AsyncConnection, row_id: int, source_name: str, body: bytes) -> None:
+    def _parse(self, source_name: str, body: bytes) -> list[Alert | TicketEvent] | Exception:
+        source = self.sources.get(source_name)
+        if source is None:
+            return PayloadError(f"source {source_name!r} is no longer in the config")
+        try:
+            return list(source.parse(decode(body)))
+        except Exception as exc:  # noqa: BLE001 — a parser bug must dead-letter its row, not stop the inbox
+            return exc
+
+    async def _enrich(self, alerts: list[Alert]) -> None:
+        for enricher in self.enrichers:
+            try:
+                await enricher.enrich(alerts, self.cache)
+            except Exception:  # an enricher must never hold alerts back
+                log.exception("enricher failed", enricher=enricher.name)
+
+    async def _process_row(self, conn: AsyncConnection, row_id: int, source_name: str, items) -> None:
         now = time.time()
         for attempt in (1, 2):
             try:
+                if isinstance(items, Exception):
+                    raise items
                 async with conn.begin_nested():
-                    await self._handle(conn, row_id, source_name, body, now)
+                    await self._handle(conn, row_id, items, now)
                     await conn.execute(update(inbox).where(inbox.c.id == row_id).values(state="done"))
                 return
             except IntegrityError:
@@ -90,15 +123,12 @@ class Pipeline:
                 ))
                 return
 
-    async def _handle(self, conn: AsyncConnection, row_id: int, source_name: str, body: bytes, now: float) -> None:
-        source = self.sources.get(source_name)
-        if source is None:
-            raise PayloadError(f"source {source_name!r} is no longer in the config")
-        for item in source.parse(decode(body)):
+    async def _handle(self, conn: AsyncConnection, row_id: int, items: list[Alert | TicketEvent], now: float) -> None:
+        for item in items:
             if isinstance(item, TicketEvent):
                 outcome = await apply_ticket_event(conn, item, now)
                 log.info("ticket event", ticket=item.ticket_key, outcome=outcome)
-            elif isinstance(item, Alert):
+            else:
                 await self._handle_alert(conn, item, row_id, now)
 
     async def _handle_alert(self, conn: AsyncConnection, alert: Alert, row_id: int, now: float) -> None:
@@ -106,5 +136,5 @@ class Pipeline:
         if routed is None:
             ALERTS_ROUTED.labels(route="", outcome="dropped").inc()
             return
-        case_id, outcome = await correlate(conn, routed, row_id, now)
+        _case_id, outcome = await correlate(conn, routed, row_id, now)
         ALERTS_ROUTED.labels(route=routed.route.name, outcome=outcome).inc()

@@ -128,3 +128,19 @@ leases = Table(
     Column("holder", String(200), nullable=False),
     Column("until", Float, nullable=False),
 )
+
+enrichment_cache = Table(
+    "enrichment_cache",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("used", Integer, nullable=False),
+)
