@@ -383,7 +383,9 @@ def create_app(settings: JiraSandboxSettings | None = None) -> FastAPI:
 
 
 def serve(host: str, port: int, settings: JiraSandboxSettings) -> None:
-    """Run the emulator with uvicorn until interrupted (used by the `alertbridge sandbox` CLI)."""
+    """Run the emulators with uvicorn until interrupted: Jira at the root, other vendors under /<type>."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    from .server import create_sandbox
+
+    uvicorn.run(create_sandbox(settings), host=host, port=port, log_level="warning")

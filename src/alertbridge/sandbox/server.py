@@ -1,0 +1,24 @@
+"""One sandbox server: the Jira emulator at the root and each polled vendor's emulator under /<type>.
+
+A source pointed at the sandbox uses `url: http://127.0.0.1:8081/<type>`; each
+emulator serves its vendor's paths below that prefix, as the real API does
+below its host. Each emulator keeps its own faults and call log.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from .jira import JiraSandboxSettings, create_app
+
+# URL prefix -> module whose create_app() builds that vendor's emulator, one line each.
+EMULATORS: dict[str, str] = {}
+
+
+def create_sandbox(settings: JiraSandboxSettings | None = None) -> Starlette:
+    """Build the Jira emulator and mount every vendor emulator beside it."""
+    vendors = [Mount(f"/{prefix}", app=importlib.import_module(module).create_app()) for prefix, module in EMULATORS.items()]
+    return Starlette(routes=[*vendors, Mount("/", app=create_app(settings))])
