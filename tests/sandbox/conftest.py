@@ -1,15 +1,14 @@
 """Fixtures for the Jira emulator tests: an in-process client per flavour, and the vendor samples."""
 
-import os
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
+from conftest import vendor_path
 
 AUTH = ("soc@example.com", "sandbox-token")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -27,14 +26,7 @@ async def client(app):
 @pytest.fixture(scope="session")
 def vendor_jira() -> Path:
     """Return ../shared/vendor/jira; skip when it is absent, unless CI demands it."""
-    root = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", REPO.parent / "shared" / "vendor"))
-    folder = root / "jira"
-    if not folder.is_dir():
-        message = f"vendor samples not found at {folder} (set ALERTBRIDGE_VENDOR_SAMPLES)"
-        if os.environ.get("ALERTBRIDGE_REQUIRE_VENDOR_SAMPLES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
+    return vendor_path("jira")
 
 
 def text_value(version: int, text: str):
