@@ -7,6 +7,7 @@ every refusal (404, 413, 401, 400) happens before anything is written.
 from __future__ import annotations
 
 import hmac
+from html import escape
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,7 +23,7 @@ from .metrics import ALERTS_RECEIVED, ALERTS_REJECTED
 from .pipeline.inbox import DUPLICATE
 from .pipeline.process import decode
 from .service import Hub
-from .store.tables import cases
+from .store.tables import cases, inbox
 
 
 class Accepted(BaseModel):
@@ -221,8 +222,6 @@ async def list_cases(hub: Hub, state: str | None, limit: int, offset: int) -> li
 
 async def show_job(hub: Hub, job_id: int) -> dict[str, Any]:
     """Return one job, with the raw inbox body for a failed ingest."""
-    from .store.tables import inbox
-
     async with hub.store.read() as conn:
         job = await queue.get_job(conn, job_id)
         if job is None:
@@ -239,8 +238,6 @@ def _job_out(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render_page(stats: dict[str, int], rows) -> str:
-    from html import escape
-
     cells = "".join(
         f"<tr><td>{r['id']}</td><td>{escape(r['title'][:80])}</td><td>{r['severity']}</td><td>{r['alert_count']}</td>"
         f"<td>{escape(r['ticket_key'] or '-')}</td><td>{escape(r['state'])}</td></tr>"
