@@ -27,6 +27,7 @@ def configure_logging(level: str = "INFO") -> None:
     """Send JSON lines to stderr for the whole process."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one plain-text, unredacted line (full URL) per vendor call
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

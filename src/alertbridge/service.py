@@ -165,12 +165,14 @@ class Hub:
         return "retry" if state == "pending" else "dead"
 
     async def _keep_leases(self, jobs: list[Job]) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                await asyncio.sleep(self.queue.lease / 3)
-                for job in jobs:
+        while True:
+            await asyncio.sleep(self.queue.lease / 3)
+            for job in jobs:
+                try:
                     if not await self.queue.extend(job):
                         log.warning("job was taken over by another worker", job=job.id)
+                except Exception:  # a database hiccup must not end the heartbeat: try again next beat
+                    log.warning("extending a lease failed; will retry", job=job.id, exc_info=True)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
