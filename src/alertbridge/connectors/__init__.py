@@ -9,13 +9,16 @@ SOURCES = {
     "generic": "alertbridge.connectors.generic:GenericSource",
     "splunk": "alertbridge.connectors.splunk:SplunkSource",
     "jira": "alertbridge.connectors.jira:JiraWebhookSource",
+    "aws_security_ir": "alertbridge.connectors.aws_security_ir:AwsSecurityIrSource",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
 }
 NOTIFIERS: dict[str, str] = {}
-ENRICHERS: dict[str, str] = {}
+ENRICHERS = {
+    "abuseipdb": "alertbridge.connectors.abuseipdb:AbuseIpdbEnricher",
+}
 
 
 def load(registry: dict[str, str], type_name: str) -> Any:

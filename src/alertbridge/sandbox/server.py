@@ -15,7 +15,10 @@ from starlette.routing import Mount
 from .jira import JiraSandboxSettings, create_app
 
 # URL prefix -> module whose create_app() builds that vendor's emulator, one line each.
-EMULATORS: dict[str, str] = {}
+EMULATORS = {
+    "aws_security_ir": "alertbridge.sandbox.aws_security_ir",
+    "abuseipdb": "alertbridge.sandbox.abuseipdb",
+}
 
 
 def create_sandbox(settings: JiraSandboxSettings | None = None) -> Starlette:
