@@ -25,7 +25,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from alertbridge.connectors import SOURCES, load
 from alertbridge.connectors.base import Source
 from alertbridge.errors import PayloadError, SignatureError
-from alertbridge.model import Alert, Severity, TicketEvent
+from alertbridge.model import Alert, AlertStatus, Severity, TicketEvent
 
 
 class Sample(NamedTuple):
@@ -76,6 +76,35 @@ SAMPLES: dict[str, list[Sample]] = {
         Sample("jira/webhook-cloud-jira-issue_created.json", 1, {"ticket_key": "TES-41", "kind": "created"}),
         Sample("jira/webhook-cloud-comment_created.json", 1, {"ticket_key": "TES-41", "kind": "commented"}),
         Sample("jira/webhook-cloud-jira-issue_deleted.json", 1, {"ticket_key": "IDT-19", "kind": "deleted"}),
+    ],
+    "crowdstrike": [
+        Sample(
+            "crowdstrike/falcon-alerts-v2-entities-response.json", 2,
+            {
+                "vendor_id": "00000000000000000000000000000001:fcs:ioa-211:00000000-0000-0000-0000-000000000002",
+                "severity": Severity.high, "vendor_severity": "High", "techniques": ["T1562.007"], "tactics": ["Defense Evasion"],
+                "observables.ips": ["192.0.2.1"], "detected_at": datetime(2026, 4, 20, 22, 49, 13, tzinfo=UTC),
+            },
+        ),
+    ],
+    "crowdstrike_alerts": [
+        Sample(
+            "crowdstrike/falcon-alerts-v2-entities-response.json", 2,
+            {"vendor_id": "00000000000000000000000000000001:fcs:ioa-211:00000000-0000-0000-0000-000000000002", "severity": Severity.high},
+        ),
+    ],
+    "alertmanager": [
+        Sample(
+            "alertmanager/webhook-v4-high-memory-firing.json", 1,
+            {"title": "Server High Memory usage", "vendor_severity": "warning", "severity": Severity.medium,
+             "observables.hosts": ["instance-with-hyphen_and_underscore"], "vendor_id": "b29784719d6a11e6@2018-03-07T06:33:21.873077559-05:00"},
+        ),
+    ],
+    "cortex_xdr": [
+        Sample(
+            "cortex-xdr/get-incidents-response.json", 2,
+            {"vendor_id": "1", "severity": Severity.medium, "status": AlertStatus.in_progress, "url": "https://demisto.hello.com/incident-view/1"},
+        ),
     ],
     "aws_security_ir": [
         Sample(

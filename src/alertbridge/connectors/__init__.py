@@ -10,6 +10,10 @@ SOURCES = {
     "splunk": "alertbridge.connectors.splunk:SplunkSource",
     "jira": "alertbridge.connectors.jira:JiraWebhookSource",
     "aws_security_ir": "alertbridge.connectors.aws_security_ir:AwsSecurityIrSource",
+    "crowdstrike": "alertbridge.connectors.crowdstrike:CrowdStrikeSource",
+    "crowdstrike_alerts": "alertbridge.connectors.crowdstrike:CrowdStrikeAlertsPoller",
+    "alertmanager": "alertbridge.connectors.alertmanager:AlertmanagerSource",
+    "cortex_xdr": "alertbridge.connectors.cortex_xdr:CortexXdrPoller",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira:JiraSink",

@@ -18,6 +18,8 @@ from .jira import JiraSandboxSettings, create_app
 EMULATORS = {
     "aws_security_ir": "alertbridge.sandbox.aws_security_ir",
     "abuseipdb": "alertbridge.sandbox.abuseipdb",
+    "crowdstrike_alerts": "alertbridge.sandbox.crowdstrike",
+    "cortex_xdr": "alertbridge.sandbox.cortex_xdr",
 }
 
 
