@@ -9,9 +9,9 @@ from __future__ import annotations
 import hmac
 from html import escape
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -62,6 +62,10 @@ class CaseOut(BaseModel):
 
 
 _ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 503)}
+_HOOK_RESPONSES = {200: {"model": Accepted, "description": "A delivery id seen before: dropped"}, **_ERRORS}
+_HOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}  # read raw, not by FastAPI
+_MAX_ID = 2**63 - 1  # a larger number is no row id or offset, and SQLite/PostgreSQL fail (500) on it
+JobId = Annotated[int, Path(ge=1, le=_MAX_ID)]
 
 
 def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
@@ -83,7 +87,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, "admin token missing or wrong" if token else "the admin API is off: set admin_token")
 
-    @app.post("/hooks/{source}", status_code=202, response_model=Accepted, responses=_ERRORS)
+    @app.post("/hooks/{source}", status_code=202, response_model=Accepted, responses=_HOOK_RESPONSES, openapi_extra=_HOOK_BODY)
     async def receive(source: str, request: Request) -> Any:
         """Store one webhook delivery durably and acknowledge it."""
         connector = hub.sources.get(source)
@@ -111,7 +115,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         ALERTS_RECEIVED.labels(source=source).inc()
         return {"id": row_id}
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={503: {"description": "The database does not answer"}})
     async def healthz() -> dict[str, Any]:
         """Report liveness and whether the database answers."""
         try:
@@ -145,7 +149,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
     @app.get("/api/cases", dependencies=[Depends(require_admin)], response_model=list[CaseOut], responses=_ERRORS)
     async def api_cases(state: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """List cases, newest first."""
-        return await list_cases(hub, state, min(max(limit, 1), 1000), max(offset, 0))
+        return await list_cases(hub, state, min(max(limit, 1), 1000), min(max(offset, 0), _MAX_ID))
 
     @app.get("/api/dlq", dependencies=[Depends(require_admin)], responses=_ERRORS)
     async def dlq_list(limit: int = 100) -> list[dict[str, Any]]:
@@ -154,7 +158,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
             return [_job_out(j) for j in await queue.dead_jobs(conn, min(max(limit, 1), 1000))]
 
     @app.get("/api/dlq/{job_id}", dependencies=[Depends(require_admin)], responses=_ERRORS)
-    async def dlq_show(job_id: int) -> dict[str, Any]:
+    async def dlq_show(job_id: JobId) -> dict[str, Any]:
         """Show one dead job with its reason (and the raw body, for ingest failures)."""
         return await show_job(hub, job_id)
 
@@ -167,7 +171,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         return {"replayed": count}
 
     @app.post("/api/dlq/{job_id}/replay", dependencies=[Depends(require_admin)], responses=_ERRORS)
-    async def dlq_replay(job_id: int) -> dict[str, int]:
+    async def dlq_replay(job_id: JobId) -> dict[str, int]:
         """Put one dead job back in the queue."""
         async with hub.store.tx() as conn:
             count = await queue.replay(conn, job_id)
@@ -177,7 +181,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         return {"replayed": count}
 
     @app.delete("/api/dlq/{job_id}", dependencies=[Depends(require_admin)], responses=_ERRORS)
-    async def dlq_discard(job_id: int) -> dict[str, int]:
+    async def dlq_discard(job_id: JobId) -> dict[str, int]:
         """Discard one dead job."""
         async with hub.store.tx() as conn:
             count = await queue.discard(conn, job_id)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import vendor_json
+from conftest import vendor_json, vendor_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -106,6 +106,67 @@ SAMPLES: dict[str, list[Sample]] = {
             {"vendor_id": "1", "severity": Severity.medium, "status": AlertStatus.in_progress, "url": "https://demisto.hello.com/incident-view/1"},
         ),
     ],
+    "defender": [
+        Sample(
+            "msgraph/security-alerts_v2-list-response.json", 1,
+            {
+                "vendor_id": "da637551227677560813_-961444813", "severity": Severity.low, "techniques": ["T1564.001"],
+                "tactics": ["Defense Evasion"], "observables.hosts": ["tempDns"], "observables.ips": ["1.1.1.1"],
+                "source.tenant": "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c",
+            },
+        ),
+        Sample(
+            "msgraph/security-alerts_v2-list-response.json", 1,
+            {"vendor_id": "da637551227677560813_-961444813", "url": "https://security.microsoft.com/alerts/da637551227677560813_-961444813?tid=b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c"},
+            pick=lambda document: document["value"][0],  # one polled item
+        ),
+    ],
+    "mcas": [
+        Sample(
+            "mcas/alerts-list-response-item.json", 1,
+            {
+                "vendor_id": "603f704aaf7417985bbf3b22", "severity": Severity.medium, "source.tenant": "contoso",
+                "observables.users": ["user1@contoso.com"], "techniques": ["T1087", "T1087.002"],
+            },
+            {"tenant": "contoso"},
+        ),
+        Sample(
+            "mcas/alerts-list-response-item.json", 1,
+            {"vendor_id": "603f704aaf7417985bbf3b22", "source.tenant": "fabrikam", "source.instance": "fabrikam.portal.cloudappsecurity.com"},
+            {"tenants": [{"name": "fabrikam", "url": "https://fabrikam.portal.cloudappsecurity.com", "token": "t"}]},
+            pick=lambda alert: {"tenant": "fabrikam", "alert": alert},  # one polled item, as the poller stores it
+        ),
+    ],
+    "proofpoint_tap": [
+        Sample(
+            "proofpoint/tap-siem-messages-delivered-ndjson.log", 1,
+            {"vendor_id": "Nhxxsxvxixcxx2x5xxxx6xWxBxOxxxxxxj", "severity": Severity.high, "vendor_severity": "spam, phish",
+             "observables.emails": ["fhsvbUi8axxxxxxUi8abc256326@example.com"], "detected_at": datetime(2022, 1, 5, 10, 5, 56, 20000, tzinfo=UTC)},
+            pick=lambda lines: lines[0],
+        ),
+        Sample(
+            "proofpoint/tap-siem-messages-delivered-ndjson.log", 1,
+            {"title": "Speakers Announced | Ecosystem Days Summit", "severity": Severity.high, "category": "phish"},
+            pick=lambda lines: lines[4],
+        ),
+    ],
+    "prisma_cloud": [
+        Sample(
+            "prisma-cloud/alerts-v2-ndjson.log", 1,
+            {"vendor_id": "N-3910", "severity": Severity.high, "category": "network",
+             "url": "https://app.prismacloud.io/alerts/overview?viewId=default&filters=alert.id=N-3910",
+             "observables.hosts": ["IS-37133", "i-04578e97170000047"]},
+            pick=lambda lines: lines[0],
+        ),
+    ],
+    "sonarqube": [
+        Sample(
+            "sonarqube/api-issues-search-official-example.json", 1,
+            {"vendor_id": "01fc972e-2a3c-433e-bcae-0bd7f88f5123", "severity": Severity.high, "vendor_severity": "MAJOR, SECURITY:HIGH",
+             "status": AlertStatus.resolved, "labels": ["sonarqube", "bug"]},
+            {"url": "https://sonar.example.com"},
+        ),
+    ],
     "aws_security_ir": [
         Sample(
             "aws/security-ir-2018-05-10-examples.json", 1,
@@ -176,6 +237,8 @@ def make_source(type_name: str, config: dict[str, Any] | None = None) -> Source:
 
 @functools.cache
 def _read(path: str) -> Any:
+    if path.endswith("-ndjson.log"):  # one JSON document a line
+        return [json.loads(line) for line in vendor_path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     return vendor_json(path)
 
 

@@ -14,6 +14,11 @@ SOURCES = {
     "crowdstrike_alerts": "alertbridge.connectors.crowdstrike:CrowdStrikeAlertsPoller",
     "alertmanager": "alertbridge.connectors.alertmanager:AlertmanagerSource",
     "cortex_xdr": "alertbridge.connectors.cortex_xdr:CortexXdrPoller",
+    "defender": "alertbridge.connectors.defender:DefenderSource",
+    "mcas": "alertbridge.connectors.mcas:McasSource",
+    "proofpoint_tap": "alertbridge.connectors.proofpoint_tap:ProofpointTapSource",
+    "prisma_cloud": "alertbridge.connectors.prisma_cloud:PrismaCloudSource",
+    "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira:JiraSink",

@@ -48,7 +48,8 @@ def vendor_message(response: httpx2.Response, limit: int = 500) -> str:
             parts += [f"{k}: {v}" for k, v in errors.items()]
         elif isinstance(errors, list):
             parts += [json.dumps(e)[:200] for e in errors]
-        for key in ("message", "error", "detail", "error_description"):
+        # OAuth servers put the human text in error_description and only a code in error.
+        for key in ("message", "error_description", "error", "detail"):
             if isinstance(body.get(key), str | dict) and not parts:
                 parts.append(str(body[key]))
         if parts:

@@ -98,7 +98,7 @@ class PrismaCloudSource(Poller):
             # A page token outlives neither its window nor a long pause: read the window again from its start.
             log.warning("prisma cloud page token refused; rereading the window", source=self.name, error=str(exc))
             page = await self._alerts(start, end, None)
-        items = [item for item in page.get("items") or [] if isinstance(item, dict)]
+        items = _objects(page.get("items"))
         token = page.get("nextPageToken") if items else None
         return PollResult(items, json.dumps({"start": start, "end": end, "token": token or None}), more=bool(token))
 
@@ -202,6 +202,11 @@ def _token_of(body: Any) -> str:
     return token
 
 
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """Return the objects of a value that should be a list of objects; [] for anything else."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
@@ -229,6 +234,6 @@ def _description(alert: dict[str, Any], policy: dict[str, Any], resource: dict[s
 def _observables(alert: dict[str, Any], resource: dict[str, Any]) -> Observables:
     hosts = [value for value in (_text(resource.get("name")), _text(resource.get("id"))) if value]
     attribution = alert.get("alertAttribution") if isinstance(alert.get("alertAttribution"), dict) else {}
-    events = [e for e in attribution.get("attributionEventList") or [] if isinstance(e, dict)]
+    events = _objects(attribution.get("attributionEventList"))
     users = [u for u in [_text(attribution.get("resourceCreatedBy")), *(_text(e.get("username")) for e in events)] if u]
     return Observables(hosts=list(dict.fromkeys(hosts)), users=list(dict.fromkeys(users)))

@@ -60,6 +60,11 @@ def _time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """Return the objects of a value that should be a list of objects; [] for anything else."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _strings(value: Any) -> list[str]:
     """Return the non-empty strings of a value that is a string or a list (Proofpoint sends both)."""
     values = value if isinstance(value, list) else [value]
@@ -134,7 +139,7 @@ class ProofpointTapSource(Poller):
         if not isinstance(body, dict):
             raise PayloadError(f"proofpoint: expected a JSON object from /v2/siem/all, got {type(body).__name__}")
         items = [{**item, "eventType": event_type} for event_type in self.config.event_types
-                 for item in body.get(event_type) or [] if isinstance(item, dict)]
+                 for item in _objects(body.get(event_type))]
         ended = _time(body.get("queryEndTime")) or end
         return PollResult(items, _iso(ended), more=end < now)
 
@@ -156,7 +161,7 @@ class ProofpointTapSource(Poller):
         key = payload.get("id") if click else payload.get("GUID")
         if not isinstance(key, str) or not key.strip():
             raise PayloadError(f"not a Proofpoint TAP {'click' if click else 'message'}: no '{'id' if click else 'GUID'}'")
-        threats = [t for t in payload.get("threatsInfoMap") or [] if isinstance(t, dict)] if not click else [payload]
+        threats = _objects(payload.get("threatsInfoMap")) if not click else [payload]
         classes = list(dict.fromkeys(c.lower() for t in threats for c in _strings(t.get("classification"))))
         alert = Alert(
             source=SourceInfo(name=self.name, type=self.type, product="Targeted Attack Protection", vendor="Proofpoint",
@@ -236,7 +241,7 @@ def _observables(item: dict[str, Any], threats: list[dict[str, Any]]) -> Observa
               for e in _strings(item.get(field)) if "@" in e]
     urls = _strings(item.get("url")) + [u for t in threats if str(t.get("threatType")).lower() == "url" for u in _strings(t.get("threat"))]
     hashes = [h for t in threats if str(t.get("threatType")).lower() == "attachment" for h in _strings(t.get("threat"))]
-    hashes += [h for part in item.get("messageParts") or [] if isinstance(part, dict) for h in _strings([part.get("sha256"), part.get("md5")])]
+    hashes += [h for part in _objects(item.get("messageParts")) for h in _strings([part.get("sha256"), part.get("md5")])]
     ips = _strings(item.get("senderIP")) + _strings(item.get("clickIP"))
     return Observables(emails=list(dict.fromkeys(emails)), urls=list(dict.fromkeys(urls)),
                        hashes=list(dict.fromkeys(hashes)), ips=list(dict.fromkeys(ips)))

@@ -48,6 +48,11 @@ def _time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """Return the objects of a value that should be a list of objects; [] for anything else."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
@@ -104,7 +109,7 @@ class SonarQubeSource(Poller):
         body = (await send(self._client.get("/api/issues/search", params=params), vendor="sonarqube")).json()
         if not isinstance(body, dict):
             raise PayloadError(f"sonarqube: expected a JSON object from /api/issues/search, got {type(body).__name__}")
-        issues = [issue for issue in body.get("issues") or [] if isinstance(issue, dict)]
+        issues = _objects(body.get("issues"))
         total = body.get("paging", {}).get("total", 0) if isinstance(body.get("paging"), dict) else 0
         newest = max((t for t in (_time(i.get("creationDate")) for i in issues) if t), default=None)
         if newest and newest > _time(since):
@@ -132,7 +137,7 @@ class SonarQubeSource(Poller):
         if not key or not project:
             raise PayloadError("not a SonarQube issue: it needs a 'key' and a 'project'")
         severity, vendor_severity = _severity(payload)
-        tags = [tag for tag in payload.get("tags") or [] if _text(tag)] if isinstance(payload.get("tags"), list) else []
+        tags = [tag for tag in payload.get("tags") if _text(tag)] if isinstance(payload.get("tags"), list) else []
         statuses = {_text(payload.get("status")), _text(payload.get("issueStatus"))}
         return Alert(
             source=SourceInfo(name=self.name, type=self.type, product="SonarQube", vendor="SonarSource",
@@ -170,7 +175,7 @@ def _read_cursor(cursor: str | None) -> dict[str, Any]:
 
 
 def _impacts(issue: dict[str, Any]) -> list[tuple[str, str]]:
-    found = [(_text(i.get("softwareQuality")) or "?", _text(i.get("severity"))) for i in issue.get("impacts") or [] if isinstance(i, dict)]
+    found = [(_text(i.get("softwareQuality")) or "?", _text(i.get("severity"))) for i in _objects(issue.get("impacts"))]
     return [(quality, level) for quality, level in found if level]
 
 

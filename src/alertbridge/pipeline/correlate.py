@@ -42,7 +42,9 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
 
     if case is not None and case["state"] == "closed":
         in_window = now - (case["closed_at"] or 0) <= route.reopen_window
-        if (case["resolution"] or "") in route.wont_fix and in_window:
+        if alert.status == AlertStatus.resolved:
+            outcome = "suppressed"  # the source confirms what the case already says: nothing to reopen
+        elif (case["resolution"] or "") in route.wont_fix and in_window:
             outcome = "suppressed"
         elif in_window or route.after_window == "reopen":
             outcome = "reopened"

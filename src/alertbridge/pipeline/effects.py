@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 
+from .. import failpoints
 from ..connectors.base import Notifier, TicketDraft, TicketSink
 from ..errors import ConnectorError, PayloadError, Permanent, Retryable
 from ..model import Severity
@@ -84,6 +85,7 @@ class Effects:
         sink, label = self._sink(case), case_label(case["id"])
         if case["create_claimed_at"] is not None:
             found = await sink.find_by_label(label)
+            failpoints.hit("create.during_search")
             if found:
                 if len(found) > 1:
                     log.error("duplicate tickets for one case", case=case["id"], tickets=[t.key for t in found])
@@ -94,6 +96,7 @@ class Effects:
                 raise Retryable(f"a create may have happened; waiting {wait:.1f}s for the search index", retry_after=wait)
         async with self.store.tx() as conn:
             await conn.execute(update(cases).where(cases.c.id == case["id"]).values(create_claimed_at=time.time()))
+        failpoints.hit("create.before_call")
         try:
             ref = await sink.create(self._draft(job))
         except Permanent as exc:
@@ -102,7 +105,9 @@ class Effects:
                 async with self.store.tx() as conn:
                     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(create_claimed_at=None))
             raise
+        failpoints.hit("create.after_remote")
         await self._finish(job, ticket_key=ref.key, ticket_url=ref.url, ticket_status="created")
+        failpoints.hit("create.after_commit")
 
     async def create_many(self, jobs: list[Job], sink: TicketSink) -> dict[int, Exception | None]:
         """Create the tickets of several fresh cases in bulk calls; return each job's error or None."""
@@ -121,7 +126,9 @@ class Effects:
             return outcomes
         async with self.store.tx() as conn:
             await conn.execute(update(cases).where(cases.c.id.in_([j.case_id for j in fresh])).values(create_claimed_at=time.time()))
+        failpoints.hit("create.before_call")
         results = await sink.create_many([self._draft(job) for job in fresh])
+        failpoints.hit("create.after_remote")
         for job, result in zip(fresh, results, strict=True):
             if isinstance(result, Exception):
                 if isinstance(result, Permanent) and result.status is not None and result.status < 500:
@@ -130,6 +137,7 @@ class Effects:
                 outcomes[job.id] = result
             else:
                 await self._finish(job, ticket_key=result.key, ticket_url=result.url, ticket_status="created")
+                failpoints.hit("create.after_commit")
                 outcomes[job.id] = None
         return outcomes
 

@@ -9,6 +9,7 @@ kept raw body.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -32,10 +33,19 @@ from .sync import apply_ticket_event
 log = structlog.get_logger("alertbridge.pipeline")
 
 
+# Text JSON may spell but no store or vendor API takes: NUL (PostgreSQL text) and lone UTF-16 surrogates (not UTF-8).
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def decode(body: bytes) -> Any:
-    """Decode a raw body as JSON; raise PayloadError saying why it is not."""
+    """Decode a raw body as strict UTF-8 JSON, NUL and lone surrogates made U+FFFD; raise PayloadError saying why not."""
     try:
-        return json.loads(body)
+        text = body.decode("utf-8-sig")  # strict: encoded surrogates and overlong forms are not UTF-8
+        if not _UNSTORABLE_ESCAPE.search(text):
+            return json.loads(text)
+        text = _NUL_ESCAPE.sub(r"\1\\ufffd", json.dumps(json.loads(text), ensure_ascii=False))
+        return json.loads(re.sub("[\ud800-\udfff]", "\ufffd", text))
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:

@@ -20,6 +20,11 @@ EMULATORS = {
     "abuseipdb": "alertbridge.sandbox.abuseipdb",
     "crowdstrike_alerts": "alertbridge.sandbox.crowdstrike",
     "cortex_xdr": "alertbridge.sandbox.cortex_xdr",
+    "defender": "alertbridge.sandbox.defender",
+    "mcas": "alertbridge.sandbox.mcas",
+    "proofpoint_tap": "alertbridge.sandbox.proofpoint_tap",
+    "prisma_cloud": "alertbridge.sandbox.prisma_cloud",
+    "sonarqube": "alertbridge.sandbox.sonarqube",
 }
 
 

@@ -1,0 +1,1 @@
+"""Fault-injection tests: failpoint kills, a faulty Jira, a PostgreSQL restart (docs/faults.md)."""

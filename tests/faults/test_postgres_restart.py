@@ -1,0 +1,84 @@
+"""Restart PostgreSQL under a scale-out hub: the processes reconnect on their own and finish with the same result.
+
+One `alertbridge serve` (intake, processor, workers) and two `alertbridge worker` processes share a fresh
+PostgreSQL database (DESIGN.md §3). Alerts flow over HTTP; once a third are acknowledged the test restarts
+the server (`pg_ctlcluster … restart`: a fast shutdown that cuts every connection, then a start), while the
+alerts keep coming — intake answers 503 while the database is away, and the sender retries those.
+
+Then, with no operator action: every process is still running, both workers finished jobs after the
+restart (they reconnected, not just survived), and `harness.check_outcome` holds — nothing acknowledged
+is lost, one issue per case, no dead jobs. The `local_postgres` fixture starts PostgreSQL again and waits
+for `pg_isready` even when the test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+import sqlalchemy
+from sqlalchemy import func, select
+
+from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
+from alertbridge.store.tables import jobs
+from faults.harness import Sender, check_outcome, healthy_or_dead, plan, sync_url, wait_drained, write_config
+from support.procs import ProcGroup, free_port, procs  # noqa: F401 - procs is a fixture
+from support.recorder import ServerThread
+
+N_ALERTS, N_CASES = 200, 30
+PACE = 0.03
+DRAIN_TIMEOUT = 90.0
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_a_postgres_restart_mid_run_is_ridden_out(tmp_path: Path, fresh_pg_db: str, local_postgres, procs: ProcGroup):
+    alerts = plan(N_ALERTS, N_CASES, seed=7)
+    sandbox = create_app(JiraSandboxSettings(search_lag_seconds=0.5, latency_ms=20))
+    with ServerThread(sandbox) as jira_url:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        config = write_config(tmp_path / "hub.json", database=fresh_pg_db, jira_url=jira_url, port=port,
+                              workers=3, lease="3s", search_lag="1s",
+                              retry={"max_attempts": 30, "base_delay": "0.1s", "max_delay": "1s"})
+        serve = procs.start("serve", "serve", "--config", str(config))
+        sender = Sender(base)
+        restarted = asyncio.Event()
+        restart_log: list[str] = []
+        back_at: list[float] = []
+
+        async def restart_when(acked: int) -> None:
+            if acked == N_ALERTS // 3:
+                result = await asyncio.to_thread(local_postgres.restart)
+                back_at.append(time.time())
+                restart_log.append(f"restart: exit {result.returncode} {result.stdout.strip()} {result.stderr.strip()}")
+                restarted.set()
+
+        engine = sqlalchemy.create_engine(sync_url(fresh_pg_db), poolclass=sqlalchemy.NullPool)
+        try:
+            async with httpx2.AsyncClient() as client:
+                assert await healthy_or_dead(client, base, serve, procs), procs.logs()  # serve ran the migrations
+                workers = [procs.start(f"worker{i}", "worker", "--config", str(config)) for i in (1, 2)]
+                await sender.send_all(client, alerts, until=time.monotonic() + 90, pace=PACE, on_ack=restart_when)
+                await asyncio.wait_for(restarted.wait(), 90)
+            assert back_at, restart_log
+            await wait_drained(engine, procs, DRAIN_TIMEOUT)
+            for proc in [serve, *workers]:
+                assert proc.alive(), f"{proc.name} died instead of reconnecting\n{procs.logs()}"
+            with engine.connect() as conn:
+                after = dict(conn.execute(select(jobs.c.worker, func.count()).where(jobs.c.finished_at > back_at[0])
+                                          .group_by(jobs.c.worker)).all())
+            for proc in workers:
+                assert after.get(f"{socket.gethostname()}:{proc.pid}"), f"{proc.name} finished no job after the restart: {after}"
+            for proc in [serve, *workers]:
+                assert proc.stop() in (0, -signal.SIGTERM), procs.logs()
+            summary = check_outcome(engine, sandbox.state.jira, sender=sender, sent=alerts)
+        finally:
+            engine.dispose()
+    print(f"{restart_log}; jobs finished after it by process {after}; {summary}", file=sys.stderr)
