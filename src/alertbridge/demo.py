@@ -9,6 +9,7 @@ closes one ticket in the sandbox and shows its case following it.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import os
 import random
 import socket
@@ -114,6 +115,11 @@ async def run(workdir: Path, burst: int) -> None:
             await wait_until(lambda: _ok(jira.get("/rest/api/3/serverInfo")), "the sandbox")
             await wait_until(lambda: _ok(hub.get("/healthz")), "the hub")
             console.print(f"[bold]alertbridge[/bold] on {hub_url}, Jira sandbox on {sandbox_url}, SQLite in {workdir}")
+            check = subprocess.run([sys.executable, "-m", "alertbridge", "check", "--live", "--config", str(CONFIG)],
+                                   env=env, capture_output=True, text=True, timeout=60)
+            console.print(f"alertbridge check --live (every route against the sandbox Jira): {(check.stdout + check.stderr).strip()}")
+            if check.returncode:
+                raise SystemExit("demo: the example config does not fit the sandbox Jira")
 
             started = time.monotonic()
             acknowledged = await _send_splunk(hub)
@@ -131,6 +137,9 @@ async def run(workdir: Path, burst: int) -> None:
             _print_cases(cases)
             state = (await jira.get("/_sandbox/state")).json()
             tickets = [c for c in cases if c["ticket"]]
+            by_route = Counter(c["route"] for c in cases)
+            console.print("cases by route (webhooks and the polled sandbox vendors): "
+                          + ", ".join(f"{route} {n}" for route, n in sorted(by_route.items())))
             console.print(
                 f"alerts {acknowledged} → cases {len(cases)} → Jira issues {state['issues']} "
                 f"({len(tickets)} cases with a ticket); Jira API calls {state['calls']}, 429s {state['rate_limited']}; "

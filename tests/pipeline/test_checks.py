@@ -43,11 +43,12 @@ BAD_ROUTES = """
 @pytest.fixture(scope="module")
 def jira_url():
     with ServerThread(create_app(JiraSandboxSettings())) as url:
-        # A project in use has open and closed issues; transitions can only be read off issues.
-        for _ in range(2):
+        # A project in use has issues in every status; transitions can only be read off issues.
+        for _ in range(3):
             httpx2.post(f"{url}/rest/api/2/issue", auth=("soc@example.com", "sandbox-token"),
                         json={"fields": {"project": {"key": "SOC"}, "issuetype": {"name": "Alert"}, "summary": "seed"}}).raise_for_status()
         httpx2.post(f"{url}/_sandbox/issues/SOC-1/transition", json={"status": "Done", "resolution": "Done"}).raise_for_status()
+        httpx2.post(f"{url}/_sandbox/issues/SOC-2/transition", json={"status": "In Progress"}).raise_for_status()
         yield url
 
 

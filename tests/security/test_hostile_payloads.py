@@ -50,7 +50,7 @@ HOSTILE_VALUES: dict[str, Any] = HOSTILE_TEXT | {
 KEYS = ["id", "title", "name", "description", "severity", "status", "timestamp", "detected_at", "host", "hosts", "ips",
         "user", "url", "labels", "tags", "sid", "search_name", "results_link", "result", "_time", "src", "risk_score",
         "webhookEvent", "issue", "key", "fields", "changelog", "comment", "user", "items", "alerts"]  # fmt: skip
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def nested_text(depth: int, kind: str, leaf: str = '"deep"') -> str:
@@ -60,9 +60,14 @@ def nested_text(depth: int, kind: str, leaf: str = '"deep"') -> str:
     return opens * depth + leaf + closes * depth
 
 
+# The huge values go through every source once each (test_each_hostile_value_at_every_key); the fuzzer
+# mixes the cheap ones, so that it stays fast with many sources registered.
+CHEAP_VALUES = [v for k, v in HOSTILE_VALUES.items() if k not in ("1 MiB", "10k strings", "10k objects", "10k nested lists")]
+
+
 def documents() -> st.SearchStrategy[Any]:
     """Objects shaped like the sources' payloads, with hostile values at the keys they read."""
-    value = st.sampled_from(list(HOSTILE_VALUES.values())) | st.text(
+    value = st.sampled_from(CHEAP_VALUES) | st.text(
         st.characters(categories=["Cc", "Cf", "Cs", "Zl", "Zp", "Co"]), min_size=1, max_size=30
     )
     flat = st.dictionaries(st.sampled_from(KEYS), value | st.text(max_size=10), min_size=1, max_size=8)

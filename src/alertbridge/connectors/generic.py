@@ -182,7 +182,7 @@ class GenericSource(Source):
         if not isinstance(item, dict):
             raise PayloadError(f"{where}: expected a JSON object, got {type(item).__name__}")
         value = {field: self._read(field, item, where) for field in self._readers}
-        if not value["title"]:
+        if not (value["title"] or "").strip():  # a blank title is no title
             raise PayloadError(f"{where}: no title at {self._expressions['title']!r}; set fields.title")
         return Alert(
             source=SourceInfo(

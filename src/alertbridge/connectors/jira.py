@@ -297,8 +297,9 @@ class JiraSink(TicketSink):
         for key in samples.values():
             for transition in (await self.api.call("transitions", "GET", _issue(key, "transitions"))).json()["transitions"]:
                 transitions.add(transition["name"])
-        # With no issue to read transitions from, an unknown name can't be told wrong: say nothing rather than guess.
-        if not samples or name.lower() in {known.lower() for known in statuses | transitions}:
+        # Transitions can only be read off issues: unless an issue sits in every status, an unseen name
+        # may still exist (e.g. Reopen, offered only from Done), so say nothing rather than guess.
+        if statuses - set(samples) or name.lower() in {known.lower() for known in statuses | transitions}:
             return []
         return [
             f"{project}/{issue_type}: no transition or status named '{name}'; "
