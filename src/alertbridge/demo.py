@@ -23,6 +23,8 @@ import httpx2
 from rich.console import Console
 from rich.table import Table
 
+from .sandbox.samples import VENDOR_SAMPLES
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "examples" / "sandbox.yaml"
 SPLUNK_SAMPLE = "splunk/alert-webhook-search-one-result.json"
@@ -176,8 +178,7 @@ async def _ok(request) -> bool:
 
 
 async def _send_splunk(hub: httpx2.AsyncClient) -> int:
-    vendor = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", ROOT.parent / "shared" / "vendor"))
-    sample = vendor / SPLUNK_SAMPLE
+    sample = VENDOR_SAMPLES / SPLUNK_SAMPLE
     if not sample.exists():
         console.print(f"[yellow]the real Splunk sample is not at {sample}; set ALERTBRIDGE_VENDOR_SAMPLES to include it[/yellow]")
         return 0

@@ -32,8 +32,9 @@ from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._mcas_api import PAGE_LIMIT, Position, list_alerts
 from .base import Poller, PollerConfig, PollResult, StrictModel
 # Until a shared module holds them (proposed in the report), reuse the value helpers Splunk already has.
-from .splunk import _hostname as _host
-from .splunk import _is_ip, _text
+from ._values import hostname as _host
+from ._values import is_ip as _is_ip
+from ._values import text as _text
 
 log = structlog.get_logger(__name__)
 

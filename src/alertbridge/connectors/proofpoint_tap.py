@@ -26,6 +26,8 @@ from pydantic import Field, SecretStr
 from ..errors import AuthFailed, PayloadError, RateLimited
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
+from ._values import iso_time as _time
+from ._values import objects as _objects
 from .base import Poller, PollerConfig, PollResult
 
 log = structlog.get_logger(__name__)
@@ -49,20 +51,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _time(value: Any) -> datetime | None:
-    """Read an ISO 8601 time ('2022-01-05T10:05:56.020Z'); None if absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """Return the objects of a value that should be a list of objects; [] for anything else."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _strings(value: Any) -> list[str]:

@@ -28,6 +28,8 @@ from pydantic import Field, SecretStr
 from ..errors import AuthFailed, PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
+from ._values import iso_time as _time
+from ._values import objects as _objects
 from .base import Poller, PollerConfig, PollResult
 
 SEVERITIES = {"BLOCKER": Severity.critical, "CRITICAL": Severity.high, "MAJOR": Severity.medium, "MINOR": Severity.low, "INFO": Severity.info}
@@ -37,20 +39,6 @@ RESOLVED = {"CLOSED", "RESOLVED", "FIXED", "ACCEPTED", "FALSE_POSITIVE"}
 WHEN = "%Y-%m-%dT%H:%M:%S+0000"  # the form createdAfter reads: yyyy-MM-dd'T'HH:mm:ssZ
 
 
-def _time(value: Any) -> datetime | None:
-    """Read SonarQube's '2013-05-13T17:55:39+0200'; None if absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """Return the objects of a value that should be a list of objects; [] for anything else."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str | None:

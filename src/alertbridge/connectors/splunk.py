@@ -11,16 +11,17 @@ one per row. The built-in action cannot set headers: authenticate it with
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from ..errors import PayloadError
 from ..model import Alert, Observables, Severity, SourceInfo
+from ._values import hostname as _hostname
+from ._values import is_ip as _is_ip
+from ._values import text as _text
 from .base import Source, SourceConfig
 
 # Common Information Model fields that name a machine, by either a host name or an
@@ -153,10 +154,6 @@ class SplunkSource(Source):
         return "\n\n".join(part for part in parts if part)
 
 
-def _text(value: Any) -> str | None:
-    """Return a non-empty string, else None."""
-    return value if isinstance(value, str) and value.strip() else None
-
 
 def _values(result: dict[str, Any], field: str) -> list[str]:
     """Return a result field's non-empty values; a multivalue field arrives as a JSON list."""
@@ -187,13 +184,6 @@ def _event_time(result: dict[str, Any]) -> datetime | None:
         return None
 
 
-def _hostname(link: str | None) -> str | None:
-    """Return the Splunk server's host name from the results link."""
-    try:
-        return urlsplit(link).hostname if link else None
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return None
-
 
 def _observables(result: dict[str, Any]) -> Observables:
     """Collect the CIM fields an analyst pivots on, sorting addresses into hosts and IPs."""
@@ -205,12 +195,3 @@ def _observables(result: dict[str, Any]) -> Observables:
         for field in fields:
             found[kind] += _values(result, field)
     return Observables(**{kind: list(dict.fromkeys(values)) for kind, values in found.items()})
-
-
-def _is_ip(value: str) -> bool:
-    """Tell an IP address from a host name."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

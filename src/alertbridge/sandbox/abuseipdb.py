@@ -13,16 +13,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from .samples import VENDOR_SAMPLES
 
-VENDOR = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
 SAMPLE = "abuseipdb/check-ip-verbose-response.json"
 API_KEY = "sandbox-abuseipdb-key"
 USAGE_TYPES = ["Data Center/Web Hosting/Transit", "Fixed Line ISP", "Mobile ISP", "Commercial", "University/College/School"]
@@ -112,5 +110,5 @@ def synthetic(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> dict[str, An
 
 def default_records() -> list[dict[str, Any]]:
     """Return the real sample's record when the vendor folder is present, else nothing (all IPs synthetic)."""
-    path = VENDOR / SAMPLE
+    path = VENDOR_SAMPLES / SAMPLE
     return [json.loads(path.read_text(encoding="utf-8"))["data"]] if path.exists() else []

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from .samples import VENDOR_SAMPLES
 
-VENDOR = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
 EXAMPLES = "aws/security-ir-2018-05-10-examples.json"
 ACCESS_KEY = "AKIASANDBOXEXAMPLE00"
 MAX_RESULTS = 25
@@ -162,7 +160,7 @@ def _wire(case: dict[str, Any]) -> dict[str, Any]:
 def default_cases() -> list[dict[str, Any]]:
     """Return the official example case (GetCase + ListCases + ListComments examples) if present, and three of ours."""
     cases: list[dict[str, Any]] = []
-    path = VENDOR / EXAMPLES
+    path = VENDOR_SAMPLES / EXAMPLES
     if path.exists():
         examples = json.loads(path.read_text(encoding="utf-8"))["examples"]
         listed = examples["ListCases"][0]["output"]["items"][0]

@@ -13,16 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from .samples import VENDOR_SAMPLES
 
-VENDOR = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
 SAMPLE = "cortex-xdr/get-incidents-response.json"
 API_KEY_ID, API_KEY = "7", "sandbox-xdr-key"
 MAX_PAGE = 100
@@ -129,7 +127,7 @@ async def _answer(state: XdrState, request: Request) -> JSONResponse:
 
 def default_incidents() -> list[dict[str, Any]]:
     """Serve the real sample's incidents when the vendor folder has them, else our own few."""
-    sample = VENDOR / SAMPLE
+    sample = VENDOR_SAMPLES / SAMPLE
     if sample.exists():
         return json.loads(sample.read_text(encoding="utf-8"))["reply"]["incidents"]
     return [

@@ -11,21 +11,19 @@ tests that use them are deterministic.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from .samples import VENDOR_SAMPLES
 
-VENDOR = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
 SAMPLE = "crowdstrike/falcon-alerts-v2-entities-response.json"
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 MAX_QUERY_LIMIT, MAX_ENTITY_IDS = 10000, 1000
@@ -175,7 +173,7 @@ def create_app(
 
 def default_alerts() -> list[dict[str, Any]]:
     """Serve the real sample's alerts when the vendor folder has them, else our own few."""
-    sample = VENDOR / SAMPLE
+    sample = VENDOR_SAMPLES / SAMPLE
     if sample.exists():
         return json.loads(sample.read_text(encoding="utf-8"))["resources"]
     cid = "0" * 31 + "1"

@@ -15,17 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from .samples import VENDOR_SAMPLES
 
 SAMPLE = "msgraph/security-alerts_v2-list-response.json"
 TENANT_ID = "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c"
@@ -189,7 +188,7 @@ def synthetic_alert(number: int, updated: datetime) -> dict[str, Any]:
 
 def default_items() -> list[dict[str, Any]]:
     """Return the real Graph sample's alerts when the vendor folder is there, else three synthetic ones; updated in the last hours."""
-    folder = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
+    folder = VENDOR_SAMPLES
     now = datetime.now(UTC).replace(microsecond=0)
     if not (folder / SAMPLE).exists():
         return [synthetic_alert(n, now - timedelta(hours=3 - n)) for n in range(3)]

@@ -13,14 +13,13 @@ alerts, tokens, knobs and the call log.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from .samples import VENDOR_SAMPLES
 
 SAMPLE = "mcas/alerts-list-response-item.json"
 TOKENS = {"contoso": "contoso-sandbox-token", "fabrikam": "fabrikam-sandbox-token"}
@@ -114,7 +113,7 @@ def synthetic_alert(number: int, raised: datetime, tenant: str = "fabrikam") -> 
 
 def default_tenants() -> dict[str, list[dict[str, Any]]]:
     """Return the real MCAS sample for `contoso` (when the vendor folder is there) and three synthetic alerts for `fabrikam`."""
-    folder = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
+    folder = VENDOR_SAMPLES
     now = datetime.now(UTC).replace(microsecond=0)
     fabrikam = [synthetic_alert(n, now - timedelta(hours=3 - n)) for n in range(3)]
     if not (folder / SAMPLE).exists():

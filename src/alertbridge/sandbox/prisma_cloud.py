@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from .samples import VENDOR_SAMPLES
 
 SAMPLE = "prisma-cloud/alerts-v2-ndjson.log"
 ACCESS_KEY, SECRET_KEY = "sandbox-access-key", "sandbox-secret-key"
@@ -35,7 +34,7 @@ def _redlock_error(status: int, key: str) -> Response:
 def default_items() -> list[dict[str, Any]]:
     """Return the real sample alert, restamped to ten minutes ago, or two synthetic alerts without it."""
     now_ms = int(time.time() * 1000)
-    folder = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
+    folder = VENDOR_SAMPLES
     if (folder / SAMPLE).exists():
         first = json.loads((folder / SAMPLE).read_text(encoding="utf-8").splitlines()[0])
         return [{**first, "alertTime": now_ms - 600_000, "lastUpdated": now_ms - 600_000}]

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from .samples import VENDOR_SAMPLES
 
 EVENT_TYPES = ("messagesDelivered", "messagesBlocked", "clicksPermitted", "clicksBlocked")
 SAMPLE = "proofpoint/tap-siem-messages-delivered-ndjson.log"
@@ -39,7 +38,7 @@ def _when(text: str) -> datetime:
 
 def default_items(now: datetime) -> list[dict[str, Any]]:
     """Return the real samples restamped over the last hour, or our own few events without them."""
-    folder = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
+    folder = VENDOR_SAMPLES
     path = folder / SAMPLE
     if path.exists():
         lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

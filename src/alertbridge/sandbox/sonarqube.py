@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from .samples import VENDOR_SAMPLES
 
 SAMPLE = "sonarqube/api-issues-search-official-example.json"
 TOKEN = "sandbox-sonar-token"
@@ -34,7 +33,7 @@ def _stamp(moment: datetime) -> str:
 def default_items() -> list[dict[str, Any]]:
     """Return the official example's issues restamped ten minutes ago, or three synthetic issues without it."""
     recent = _stamp(datetime.now(UTC) - timedelta(minutes=10))
-    folder = Path(os.environ.get("ALERTBRIDGE_VENDOR_SAMPLES", Path(__file__).resolve().parents[3].parent / "shared" / "vendor"))
+    folder = VENDOR_SAMPLES
     if (folder / SAMPLE).exists():
         return [{**issue, "creationDate": recent} for issue in json.loads((folder / SAMPLE).read_text(encoding="utf-8"))["issues"]]
     return [{"key": f"AY-sandbox-{n}", "project": "acme:payments", "component": f"acme:payments:src/main/java/Pay{n}.java",
