@@ -46,15 +46,16 @@ def pg_url():
 
     name = f"alertbridge_t_{uuid.uuid4().hex[:10]}"
     try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         _pg_unavailable(str(exc).strip())
-    admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        # A fresh connection: the server may have been restarted by a test since the database was made.
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=30) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -41,7 +41,8 @@ POINTS: dict[str, str] = {
     "create.after_commit": "a case's ticket key is committed (in a bulk create: after each case's commit)",
     "create.during_search": "in the recovery label search (a claim without a key), after the search returned",
 }
-__doc__ += "\n".join(f"\n``{name}``\n    {what}" for name, what in POINTS.items())
+if __doc__:  # None under python -OO
+    __doc__ += "\n".join(f"\n``{name}``\n    {what}" for name, what in POINTS.items())
 
 ACTIONS = ("kill", "raise")
 

@@ -121,7 +121,7 @@ class Hub:
         """Run one claimed job (with other ready creates for the same sink, in bulk), keeping leases alive."""
         sink, batch = await self._more_creates(job) if job.kind == "create_ticket" else (None, [])
         jobs = [job, *batch]
-        heartbeat = asyncio.create_task(self._keep_leases(jobs))
+        heartbeat = asyncio.create_task(self._keep_leases(list(jobs)))
         try:
             if batch:
                 errors = await self.effects.create_many(jobs, sink)
@@ -167,10 +167,11 @@ class Hub:
     async def _keep_leases(self, jobs: list[Job]) -> None:
         while True:
             await asyncio.sleep(self.queue.lease / 3)
-            for job in jobs:
+            for job in list(jobs):
                 try:
                     if not await self.queue.extend(job):
-                        log.warning("job was taken over by another worker", job=job.id)
+                        jobs.remove(job)  # finished (a bulk create records jobs one by one) or taken over
+                        log.info("lease no longer ours: job finished or taken over", job=job.id)
                 except Exception:  # a database hiccup must not end the heartbeat: try again next beat
                     log.warning("extending a lease failed; will retry", job=job.id, exc_info=True)
 

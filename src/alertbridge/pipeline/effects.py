@@ -99,11 +99,8 @@ class Effects:
         failpoints.hit("create.before_call")
         try:
             ref = await sink.create(self._draft(job))
-        except Permanent as exc:
-            if exc.status is not None and exc.status < 500:
-                # Jira refused the request outright: nothing was created, so a replay needn't search first.
-                async with self.store.tx() as conn:
-                    await conn.execute(update(cases).where(cases.c.id == case["id"]).values(create_claimed_at=None))
+        except ConnectorError as exc:
+            await self._after_failed_create([case["id"]], exc)
             raise
         failpoints.hit("create.after_remote")
         await self._finish(job, ticket_key=ref.key, ticket_url=ref.url, ticket_status="created")
@@ -127,19 +124,33 @@ class Effects:
         async with self.store.tx() as conn:
             await conn.execute(update(cases).where(cases.c.id.in_([j.case_id for j in fresh])).values(create_claimed_at=time.time()))
         failpoints.hit("create.before_call")
-        results = await sink.create_many([self._draft(job) for job in fresh])
+        try:
+            results = await sink.create_many([self._draft(job) for job in fresh])
+        except ConnectorError as exc:
+            await self._after_failed_create([job.case_id for job in fresh], exc)
+            raise
         failpoints.hit("create.after_remote")
         for job, result in zip(fresh, results, strict=True):
-            if isinstance(result, Exception):
-                if isinstance(result, Permanent) and result.status is not None and result.status < 500:
-                    async with self.store.tx() as conn:
-                        await conn.execute(update(cases).where(cases.c.id == job.case_id).values(create_claimed_at=None))
+            if isinstance(result, ConnectorError):
+                await self._after_failed_create([job.case_id], result)
                 outcomes[job.id] = result
             else:
                 await self._finish(job, ticket_key=result.key, ticket_url=result.url, ticket_status="created")
                 failpoints.hit("create.after_commit")
                 outcomes[job.id] = None
         return outcomes
+
+    async def _after_failed_create(self, case_ids: list[int], error: ConnectorError) -> None:
+        """Adjust the claims after a create failed, so the next attempt searches exactly when it must."""
+        if isinstance(error, Permanent) and error.status is not None and error.status < 500:
+            claim = None  # the sink refused the request outright: nothing was created, no search needed
+        elif isinstance(error, Retryable):
+            # The request may have left only now (after the client's rate-limit pacing): the search lag counts from here.
+            claim = time.time()
+        else:
+            return
+        async with self.store.tx() as conn:
+            await conn.execute(update(cases).where(cases.c.id.in_(case_ids)).values(create_claimed_at=claim))
 
     async def _run_alone(self, job: Job) -> Exception | None:
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
@@ -123,6 +123,8 @@ class Pipeline:
                 # Another processor opened the same case key a moment ago; the retry finds it open.
                 if attempt == 2:
                     raise
+            except (OperationalError, InterfaceError, PendingRollbackError):
+                raise  # the database, not the row, failed: the whole batch rolls back and is retried
             except Exception as exc:  # noqa: BLE001 — any failure of one row must not lose it nor stop the others
                 reason = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
                 log.warning("ingest failed", inbox_id=row_id, source=source_name, reason=reason)
