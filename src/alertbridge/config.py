@@ -127,8 +127,13 @@ def load_config(path: str | Path) -> Config:
     """Read, substitute and validate a config file; raise ConfigError listing every problem."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ConfigError([f"{path}: {exc}"]) from exc
+    except yaml.YAMLError as exc:
+        # PyYAML's own message quotes the offending line, which may hold a secret: say only what and where.
+        mark = getattr(exc, "problem_mark", None)
+        what = " ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)])) or type(exc).__name__
+        raise ConfigError([f"{path}: {what}" + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")]) from None
     return validate_config(data, base_dir=Path(path).parent)
 
 

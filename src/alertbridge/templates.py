@@ -34,7 +34,8 @@ def is_true(expression: str, context: dict[str, Any]) -> bool:
 
 @lru_cache(maxsize=256)
 def _compile_expression(expression: str):
-    return _env.compile_expression(expression)
+    # A typo in a route condition must fail loudly, not quietly never match.
+    return _env.compile_expression(expression, undefined_to_none=False)
 
 
 def syntax_error(source: str, *, expression: bool = False) -> str | None:

@@ -127,3 +127,33 @@ def make_source(type_name: str) -> Source:
 
 def dumps(payload: Any) -> bytes:
     return json.dumps(payload).encode()
+
+
+# --- a hub filing into the Jira sandbox -----------------------------------------------------------
+
+JIRA_CREDENTIALS = {"cloud": {"email": JIRA_EMAIL, "api_token": "sandbox-token"}, "datacenter": {"pat": "sandbox-token"}}
+
+
+def jira_hub(tmp_path, flavor: str, jira_app, route: dict[str, Any] | None = None, **settings: Any) -> Hub:
+    """A hub whose `open` source feeds one route into sink `jira`, the sandbox app of the given flavor, in-process."""
+    from alertbridge.connectors.jira import JiraSink
+
+    route = {"name": "soc", "sink": "jira", "project": "SOC", "issue_type": "Alert", "comment_every": 0} | (route or {})
+    config = hub_config(tmp_path, name=f"jira-{flavor}", routes=[route], sinks={
+        "jira": {"type": "jira", "flavor": flavor, "url": "http://jira.test", **JIRA_CREDENTIALS[flavor]},
+    }, **settings)
+    hub = Hub(config)
+    hub.sinks["jira"] = JiraSink("jira", config.sinks["jira"], transport=httpx2.ASGITransport(app=jira_app))
+    return hub
+
+
+async def send_and_drain(hub: Hub, *payloads: Any) -> list[str]:
+    """Put payloads through the inbox of source `open`, process them and run every due job; return the outcomes."""
+    for payload in payloads:
+        await hub.inbox.put("open", dumps(payload))
+    while await hub.pipeline.process_batch():
+        pass
+    outcomes = []
+    while (job := await hub.queue.claim()) is not None:
+        outcomes.append(f"{job.kind}:{await hub.run_job(job)}")
+    return outcomes

@@ -6,7 +6,10 @@ worth retrying, other 4xx are not, and the vendor's message is kept.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import re
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -14,6 +17,8 @@ from email.utils import parsedate_to_datetime
 import httpx2
 
 from ..errors import AuthFailed, Permanent, RateLimited, Retryable
+
+_SECRET_HEADER = re.compile(r"authorization|token|key|secret", re.IGNORECASE)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -57,12 +62,27 @@ def vendor_message(response: httpx2.Response, limit: int = 500) -> str:
     return json.dumps(body)[:limit]
 
 
+def _credentials(request: httpx2.Request) -> list[str]:
+    """The secrets a request carries in its credential headers, a basic auth password included."""
+    found = []
+    for name, value in request.headers.items():
+        if _SECRET_HEADER.search(name):
+            scheme, _, rest = value.partition(" ")
+            found += [value, rest]
+            if scheme.lower() == "basic":
+                with contextlib.suppress(ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+                    found.append(base64.b64decode(rest).decode().partition(":")[2])
+    return sorted({secret for secret in found if len(secret) >= 6}, key=len, reverse=True)
+
+
 def check_response(response: httpx2.Response, *, vendor: str) -> httpx2.Response:
     """Return the response if it succeeded; raise the typed error that says what to do otherwise."""
     status = response.status_code
     if status < 400:
         return response
     message = f"{vendor} {response.request.method} {response.request.url.path} -> {status}: {vendor_message(response)}"
+    for secret in _credentials(response.request):  # a gateway may quote the request back: keep its secrets out
+        message = message.replace(secret, "[redacted]")
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status == 429:
         # Atlassian's points-based quotas send the reason under a beta name.

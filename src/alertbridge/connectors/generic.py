@@ -79,8 +79,8 @@ MILLIS_ABOVE = 100_000_000_000
 
 # What evaluating an operator's template over a payload can raise: Jinja's own
 # errors (undefined attribute, sandbox refusal) and those of Python operations on
-# values of an unexpected type (`item.count + 1` on a string, `1 / item.zero`).
-TEMPLATE_DATA_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError)
+# values of an unexpected type (`item.count + 1` on a string, `1 / item.zero`, `'{x}'.format_map(item)` without x).
+TEMPLATE_DATA_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
 
 
 def _is_template(expression: str) -> bool:

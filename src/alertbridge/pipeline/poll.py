@@ -89,7 +89,7 @@ class PollRunner:
 
     async def commit(self, result: PollResult) -> int:
         """Store the page's items and its cursor in one transaction; return how many items were new."""
-        events = [(self.poller.name, self.poller.item_id(item)[:200], json.dumps(item).encode()) for item in result.items]
+        events = [(self.poller.name, self.poller.item_id(item), json.dumps(item).encode()) for item in result.items]
         async with self.store.tx() as conn:
             ids = await store_events(conn, events) if events else []
             if result.cursor is not None:
