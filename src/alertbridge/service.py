@@ -119,10 +119,11 @@ class Hub:
 
     async def run_job(self, job: Job) -> str:
         """Run one claimed job (with other ready creates for the same sink, in bulk), keeping leases alive."""
-        sink, batch = await self._more_creates(job) if job.kind == "create_ticket" else (None, [])
-        jobs = [job, *batch]
-        heartbeat = asyncio.create_task(self._keep_leases(list(jobs)))
+        jobs, heartbeat = [job], None
         try:
+            sink, batch = await self._more_creates(job) if job.kind == "create_ticket" else (None, [])
+            jobs += batch
+            heartbeat = asyncio.create_task(self._keep_leases(list(jobs)))
             if batch:
                 errors = await self.effects.create_many(jobs, sink)
             else:
@@ -134,7 +135,8 @@ class Hub:
                 exc = Retryable(f"{type(exc).__name__}: {exc}")
             errors = {j.id: exc for j in jobs}
         finally:
-            heartbeat.cancel()
+            if heartbeat is not None:
+                heartbeat.cancel()
         outcomes = [await self._record(j, errors.get(j.id)) for j in jobs]
         return outcomes[0]
 
