@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .config import Retry
@@ -59,6 +59,12 @@ def backoff(attempt: int, retry: Retry, retry_after: float | None) -> float:
     return delay
 
 
+_EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
+# New tickets first: a burst of repeat comments must not hold back the first ticket of a new case.
+# Per-case order is kept by the blocking rule, not by this order.
+_PRIORITY = case((jobs.c.kind == "create_ticket", 0), else_=1)
+
+
 class JobQueue:
     """Claim, finish, retry and dead-letter jobs."""
 
@@ -69,7 +75,7 @@ class JobQueue:
         self.worker = worker
 
     def _claimable(self, now: float, limit: int = 1):
-        earlier = jobs.alias("earlier")
+        earlier = _EARLIER
         blocked = exists().where(
             earlier.c.case_id == jobs.c.case_id,
             earlier.c.id < jobs.c.id,
@@ -79,10 +85,10 @@ class JobQueue:
             and_(jobs.c.state == "pending", jobs.c.run_after <= now),
             and_(jobs.c.state == "running", jobs.c.lease_until < now),
         )
-        return select(jobs).where(ready, ~blocked).order_by(jobs.c.id).limit(limit).with_for_update(skip_locked=True)
+        return select(jobs).where(ready, ~blocked).order_by(_PRIORITY, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
 
     async def claim(self) -> Job | None:
-        """Take the oldest ready job whose case has nothing earlier outstanding, or return None."""
+        """Take a ready job whose case has nothing earlier outstanding (new tickets first, then oldest), or None."""
         claimed = await self._claim(self._claimable(time.time()))
         return claimed[0] if claimed else None
 
@@ -93,6 +99,11 @@ class JobQueue:
 
     async def _claim(self, query) -> list[Job]:
         now = time.time()
+        if self.store.is_sqlite:
+            # SQLite has one writer: look on a read connection first, so an idle worker never queues for the write lock.
+            async with self.store.read() as conn:
+                if (await conn.execute(query.with_only_columns(jobs.c.id))).first() is None:
+                    return []
         async with self.store.tx() as conn:
             rows = (await conn.execute(query)).mappings().all()
             if rows:

@@ -113,8 +113,10 @@ async def store_events(conn: AsyncConnection, events: list[tuple[str, str | None
         fresh.append(dict(source=source, delivery_id=delivery, received_at=now, body=body))
     new_ids: list[int] = []
     if fresh:
-        result = await conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), fresh)
-        new_ids = [row[0] for row in result]
+        # One multi-row INSERT (an executemany with RETURNING runs row by row on SQLite). Its ids are handed out
+        # in VALUES order under our write lock, but RETURNING may list them in any order: sort them back.
+        result = await conn.execute(insert(inbox).values(fresh).returning(inbox.c.id))
+        new_ids = sorted(row[0] for row in result)
     return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]
 
 
