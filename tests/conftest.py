@@ -76,3 +76,15 @@ def db_url(request, tmp_path):
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text("TRUNCATE inbox, cases, alerts, jobs, cursors, leases, enrichment_cache, budgets RESTART IDENTITY"))
         engine.dispose()
+
+
+@pytest.fixture
+async def store(tmp_path):
+    """Yield a Store on a fresh, migrated SQLite file (tests that need both databases override it)."""
+    from alertbridge.store import Store, upgrade
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(url)
+    s = Store(url)
+    yield s
+    await s.aclose()

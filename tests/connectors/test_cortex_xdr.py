@@ -21,7 +21,6 @@ from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.cortex_xdr import API_KEY, API_KEY_ID, create_app, default_incidents
-from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import inbox, jobs
 
 SAMPLE = "cortex-xdr/get-incidents-response.json"
@@ -87,15 +86,6 @@ def test_malformed_incidents_raise_payload_error(body):
 
 # Two incidents share each modification time, so paging has to step through ties.
 FIVE = [incident(n, 1_700_000_000_000 + (n // 2) * 1000) for n in range(5)]
-
-
-@pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'xdr.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    await s.aclose()
 
 
 async def drain(runner: PollRunner, limit: int = 30) -> float:

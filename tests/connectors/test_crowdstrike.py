@@ -22,7 +22,6 @@ from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.crowdstrike import CLIENT_ID, CLIENT_SECRET, create_app, default_alerts
-from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import inbox, jobs
 
 ENTITIES = "crowdstrike/falcon-alerts-v2-entities-response.json"
@@ -128,15 +127,6 @@ def test_bearer_mode_still_works():
 # --- poller against the emulator ------------------------------------------------------------------
 
 SEVEN = [alert_at(n, f"2026-01-0{1 + n // 2}T00:00:00Z") for n in range(7)]  # pairs share a time, to page through ties
-
-
-@pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'cs.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    await s.aclose()
 
 
 def poller(app, **config) -> CrowdStrikeAlertsPoller:

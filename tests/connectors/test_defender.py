@@ -20,7 +20,6 @@ from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.defender import CLIENT_ID, CLIENT_SECRET, TENANT_ID, create_app, default_items, synthetic_alert
-from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import cursors, inbox, jobs
 
 SAMPLE = "msgraph/security-alerts_v2-list-response.json"
@@ -96,15 +95,6 @@ def test_item_id_marks_a_resolved_alert_and_digests_one_without_id():
 
 
 # --- poller against the emulator ------------------------------------------------------------------
-
-
-@pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'defender.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    await s.aclose()
 
 
 def poller(app, **config) -> DefenderSource:

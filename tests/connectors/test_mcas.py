@@ -20,7 +20,6 @@ from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.mcas import TOKENS, create_app, default_tenants, synthetic_alert
-from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import cursors, inbox, jobs
 
 SAMPLE = "mcas/alerts-list-response-item.json"
@@ -105,15 +104,6 @@ def test_malformed_payloads_raise_payload_error(body):
 
 
 # --- poller against the emulator ------------------------------------------------------------------
-
-
-@pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'mcas.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    await s.aclose()
 
 
 class Clock:

@@ -18,8 +18,8 @@ from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.prisma_cloud import create_app
-from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import inbox, jobs
+from support.polling import run_until_caught_up, stored
 
 SAMPLE = "prisma-cloud/alerts-v2-ndjson.log"
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -53,27 +53,6 @@ def alert(n: int, **fields) -> dict:
 
 
 ALERTS = [alert(n) for n in range(1, 8)]
-
-
-@pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    await s.aclose()
-
-
-async def stored(store) -> list[str]:
-    async with store.read() as conn:
-        return [row.delivery_id for row in await conn.execute(select(inbox.c.delivery_id).order_by(inbox.c.id))]
-
-
-async def run_until_caught_up(runner: PollRunner) -> list[float]:
-    waits = []
-    while not waits or waits[-1] == 0.0:
-        waits.append(await runner.step())
-    return waits
 
 
 def logins(app) -> int:

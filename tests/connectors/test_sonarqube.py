@@ -18,8 +18,8 @@ from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.sonarqube import create_app
-from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import inbox, jobs
+from support.polling import run_until_caught_up, stored
 
 SAMPLE = "sonarqube/api-issues-search-official-example.json"
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -39,27 +39,6 @@ def issue(n: int, seconds_ago: int, severity: str = "CRITICAL", **fields) -> dic
 
 
 ISSUES = [issue(n, 3600 * (8 - n)) for n in range(1, 8)]
-
-
-@pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    await s.aclose()
-
-
-async def stored(store) -> list[str]:
-    async with store.read() as conn:
-        return [row.delivery_id for row in await conn.execute(select(inbox.c.delivery_id).order_by(inbox.c.id))]
-
-
-async def run_until_caught_up(runner: PollRunner) -> list[float]:
-    waits = []
-    while not waits or waits[-1] == 0.0:
-        waits.append(await runner.step())
-    return waits
 
 
 # --- parse ---------------------------------------------------------------------------------------
