@@ -22,6 +22,7 @@ from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.cortex_xdr import API_KEY, API_KEY_ID, create_app, default_incidents
 from alertbridge.store.tables import inbox, jobs
+from support.polling import drain
 
 SAMPLE = "cortex-xdr/get-incidents-response.json"
 BASE = "http://xdr.test"
@@ -86,14 +87,6 @@ def test_malformed_incidents_raise_payload_error(body):
 
 # Two incidents share each modification time, so paging has to step through ties.
 FIVE = [incident(n, 1_700_000_000_000 + (n // 2) * 1000) for n in range(5)]
-
-
-async def drain(runner: PollRunner, limit: int = 30) -> float:
-    """Step until the runner waits; return that wait."""
-    for _ in range(limit):
-        if (wait := await runner.step()) > 0:
-            return wait
-    raise AssertionError("the poller never caught up")
 
 
 async def stored(store) -> list[str]:

@@ -23,6 +23,7 @@ from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.crowdstrike import CLIENT_ID, CLIENT_SECRET, create_app, default_alerts
 from alertbridge.store.tables import inbox, jobs
+from support.polling import drain
 
 ENTITIES = "crowdstrike/falcon-alerts-v2-entities-response.json"
 FIRST = "00000000000000000000000000000001:fcs:ioa-211:00000000-0000-0000-0000-000000000002"
@@ -133,14 +134,6 @@ def poller(app, **config) -> CrowdStrikeAlertsPoller:
     settings = {"type": "crowdstrike_alerts", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                 "page_size": 2, "backfill": 10 * 365 * 86400, "interval": 60, **config}  # fmt: skip
     return CrowdStrikeAlertsPoller("falcon", CrowdStrikeAlertsPoller.Config.model_validate(settings), transport=httpx2.ASGITransport(app=app))
-
-
-async def drain(runner: PollRunner, limit: int = 30) -> float:
-    """Step until the runner waits; return that wait."""
-    for _ in range(limit):
-        if (wait := await runner.step()) > 0:
-            return wait
-    raise AssertionError("the poller never caught up")
 
 
 async def stored(store) -> list[str]:

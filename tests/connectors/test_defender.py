@@ -21,6 +21,7 @@ from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.defender import CLIENT_ID, CLIENT_SECRET, TENANT_ID, create_app, default_items, synthetic_alert
 from alertbridge.store.tables import cursors, inbox, jobs
+from support.polling import drain
 
 SAMPLE = "msgraph/security-alerts_v2-list-response.json"
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -102,14 +103,6 @@ def poller(app, **config) -> DefenderSource:
                 "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "page_size": 3, "backfill": 10 * 365 * 86400,
                 "interval": 60, **config}  # fmt: skip
     return DefenderSource("defender", DefenderSource.Config.model_validate(settings), transport=httpx2.ASGITransport(app=app))
-
-
-async def drain(runner: PollRunner, limit: int = 30) -> float:
-    """Step until the runner waits; return that wait."""
-    for _ in range(limit):
-        if (wait := await runner.step()) > 0:
-            return wait
-    raise AssertionError("the poller never caught up")
 
 
 async def stored(store) -> list[str]:

@@ -21,6 +21,7 @@ from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.mcas import TOKENS, create_app, default_tenants, synthetic_alert
 from alertbridge.store.tables import cursors, inbox, jobs
+from support.polling import drain
 
 SAMPLE = "mcas/alerts-list-response-item.json"
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -118,13 +119,6 @@ def poller(app, tenants=None, clock=None, **config) -> McasSource:
     settings = {"type": "mcas", "tenants": tenants or [tenant("fabrikam"), tenant("contoso")], "page_size": 2,
                 "backfill": 10 * 365 * 86400, "interval": 60, **config}  # fmt: skip
     return McasSource("mcas", McasSource.Config.model_validate(settings), transport=httpx2.ASGITransport(app=app), clock=clock or Clock())
-
-
-async def drain(runner: PollRunner, limit: int = 30) -> float:
-    for _ in range(limit):
-        if (wait := await runner.step()) > 0:
-            return wait
-    raise AssertionError("the poller never caught up")
 
 
 async def stored(store) -> list[str]:
