@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import Permanent
+
 
 def text(value: Any) -> str | None:
-    """Return a non-empty string, else None."""
-    return value if isinstance(value, str) and value.strip() else None
+    """Return a string stripped of surrounding blanks, or None when it is not a string or blank."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def objects(value: Any) -> list[dict[str, Any]]:
@@ -44,3 +48,27 @@ def hostname(link: str | None) -> str | None:
         return urlsplit(link).hostname if link else None
     except ValueError:  # e.g. an unclosed IPv6 bracket
         return None
+
+
+def field_text(mapping: dict[str, Any], key: str) -> str | None:
+    """Return a mapping's string field, stripped, or None when absent or blank."""
+    return text(mapping.get(key))
+
+
+def field_texts(mapping: dict[str, Any], key: str) -> list[str]:
+    """Return the non-blank strings of a mapping's list field, stripped."""
+    values = mapping.get(key)
+    return [v.strip() for v in values if isinstance(v, str) and v.strip()] if isinstance(values, list) else []
+
+
+def json_cursor(cursor: str | None, vendor: str, valid: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """Decode a JSON cursor this connector wrote (None on the first run); Permanent if it is not one of ours."""
+    if not cursor:
+        return None
+    try:
+        state = json.loads(cursor)
+    except json.JSONDecodeError:
+        state = None
+    if not isinstance(state, dict) or not valid(state):
+        raise Permanent(f"{vendor} cursor {cursor[:100]!r} is not one this connector wrote; reset it")
+    return state

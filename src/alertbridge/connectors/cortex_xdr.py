@@ -27,6 +27,9 @@ from pydantic import Field, SecretStr
 from ..errors import AuthFailed, PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
+from ._values import field_text as _text
+from ._values import field_texts as _texts
+from ._values import json_cursor
 from .base import Poller, PollerConfig, PollResult
 
 VENDOR = "cortex_xdr"
@@ -154,7 +157,7 @@ class CortexXdrPoller(Poller):
 def _read_cursor(cursor: str | None, backfill: float) -> tuple[int, int]:
     if cursor is None:
         return int((time.time() - backfill) * 1000), 0
-    state = json.loads(cursor)
+    state = json_cursor(cursor, "cortex_xdr", lambda state: isinstance(state.get("since"), int) and type(state.get("offset")) is int)
     return state["since"], state["offset"]
 
 
@@ -181,12 +184,3 @@ def _description(incident: dict[str, Any]) -> str:
     lines = "\n".join(f"{label}: {value}" for label, value in facts if value)
     return "\n\n".join(part for part in (_text(incident, "description") or "", lines) if part)
 
-
-def _text(mapping: dict[str, Any], key: str) -> str | None:
-    value = mapping.get(key)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _texts(mapping: dict[str, Any], key: str) -> list[str]:
-    values = mapping.get(key)
-    return [v.strip() for v in values if isinstance(v, str) and v.strip()] if isinstance(values, list) else []

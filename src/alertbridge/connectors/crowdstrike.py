@@ -27,6 +27,9 @@ from pydantic import Field, SecretStr
 from ..errors import PayloadError, SignatureError
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._crowdstrike_api import FalconApi
+from ._values import field_text as _text
+from ._values import field_texts as _texts
+from ._values import json_cursor
 from .base import Poller, PollerConfig, PollResult, Source, SourceConfig
 
 SEVERITY_NAMES = {
@@ -144,7 +147,7 @@ def _read_cursor(cursor: str | None, backfill: float) -> tuple[str, int]:
     if cursor is None:
         start = datetime.now(UTC) - timedelta(seconds=backfill)
         return start.strftime("%Y-%m-%dT%H:%M:%SZ"), 0
-    state = json.loads(cursor)
+    state = json_cursor(cursor, "crowdstrike", lambda state: isinstance(state.get("since"), str) and type(state.get("offset")) is int)
     return state["since"], state["offset"]
 
 
@@ -222,15 +225,6 @@ def _observables(item: dict[str, Any]) -> Observables:
     hashes = [_text(item, "sha256"), _text(item, "md5"), _text(item, "sha1")]
     return Observables(ips=_unique(ips), users=_unique(users), hosts=_unique([_text(device, "hostname")]), hashes=_unique(hashes))
 
-
-def _text(mapping: dict[str, Any], key: str) -> str | None:
-    value = mapping.get(key)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _texts(mapping: dict[str, Any], key: str) -> list[str]:
-    values = mapping.get(key)
-    return [v.strip() for v in values if isinstance(v, str) and v.strip()] if isinstance(values, list) else []
 
 
 def _unique(values: list[str | None]) -> list[str]:

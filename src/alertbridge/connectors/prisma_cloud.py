@@ -26,6 +26,8 @@ from pydantic import Field, SecretStr
 from ..errors import AuthFailed, PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
+from ._values import json_cursor
+from ._values import text as _text
 from .base import Poller, PollerConfig, PollResult
 
 log = structlog.get_logger(__name__)
@@ -184,15 +186,7 @@ class PrismaCloudSource(Poller):
 
 def _read_cursor(cursor: str | None) -> dict[str, Any]:
     """Return {start, end, token} from our cursor; {} on the first run."""
-    if not cursor:
-        return {}
-    try:
-        state = json.loads(cursor)
-    except json.JSONDecodeError:
-        state = None
-    if not isinstance(state, dict) or not isinstance(state.get("end"), int):
-        raise Permanent(f"prisma cloud cursor {cursor[:100]!r} is not one this connector wrote; reset it")
-    return state
+    return json_cursor(cursor, "prisma cloud", lambda state: isinstance(state.get("end"), int)) or {}
 
 
 def _token_of(body: Any) -> str:
@@ -205,10 +199,6 @@ def _token_of(body: Any) -> str:
 def _objects(value: Any) -> list[dict[str, Any]]:
     """Return the objects of a value that should be a list of objects; [] for anything else."""
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _epoch_ms(value: Any) -> datetime | None:

@@ -25,11 +25,13 @@ from urllib.parse import quote, urlsplit
 import httpx2
 from pydantic import Field, SecretStr
 
-from ..errors import AuthFailed, PayloadError, Permanent
+from ..errors import AuthFailed, PayloadError
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
 from ._values import iso_time as _time
+from ._values import json_cursor
 from ._values import objects as _objects
+from ._values import text as _text
 from .base import Poller, PollerConfig, PollResult
 
 SEVERITIES = {"BLOCKER": Severity.critical, "CRITICAL": Severity.high, "MAJOR": Severity.medium, "MINOR": Severity.low, "INFO": Severity.info}
@@ -37,12 +39,6 @@ SEVERITIES = {"BLOCKER": Severity.critical, "CRITICAL": Severity.high, "MAJOR": 
 IMPACTS = {"BLOCKER": Severity.critical, "HIGH": Severity.high, "MEDIUM": Severity.medium, "LOW": Severity.low, "INFO": Severity.info}
 RESOLVED = {"CLOSED", "RESOLVED", "FIXED", "ACCEPTED", "FALSE_POSITIVE"}
 WHEN = "%Y-%m-%dT%H:%M:%S+0000"  # the form createdAfter reads: yyyy-MM-dd'T'HH:mm:ssZ
-
-
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 class SonarQubeSource(Poller):
@@ -151,15 +147,9 @@ class SonarQubeSource(Poller):
 
 def _read_cursor(cursor: str | None) -> dict[str, Any]:
     """Return {since, page} from our cursor; {} on the first run."""
-    if not cursor:
-        return {}
-    try:
-        state = json.loads(cursor)
-    except json.JSONDecodeError:
-        state = None
-    if not isinstance(state, dict) or _time(state.get("since")) is None or not isinstance(state.get("page"), int):
-        raise Permanent(f"sonarqube cursor {cursor[:100]!r} is not one this connector wrote; reset it")
-    return state
+    return json_cursor(
+        cursor, "sonarqube", lambda state: _time(state.get("since")) is not None and isinstance(state.get("page"), int)
+    ) or {}
 
 
 def _impacts(issue: dict[str, Any]) -> list[tuple[str, str]]:
