@@ -11,7 +11,8 @@ the dead-letter list at once with the vendor's message.
     ├── MissingExtra ........... an optional dependency is not installed
     └── ConnectorError ......... a call to a vendor API failed
         ├── Retryable .......... try again later: timeouts, 5xx, 429
-        │   └── RateLimited .... the vendor said 429, with its reason
+        │   ├── RateLimited .... the vendor said 429, with its reason
+        │   └── BadPage ........ a polled page that does not parse: kept (dead-lettered), the cursor stays before it
         └── Permanent .......... retrying cannot help: 400 with an errors map, 404
             └── AuthFailed ..... 401/403: the credentials are wrong or lack a permission
 """
@@ -71,6 +72,18 @@ class RateLimited(Retryable):
     def __init__(self, message: str, *, retry_after: float | None = None, reason: str = "unknown"):
         self.reason = reason
         super().__init__(message, status=429, retry_after=retry_after)
+
+
+class BadPage(Retryable):
+    """A poller's page that does not parse (truncated, malformed, hostile XML); ``raw`` is the page as received.
+
+    The core keeps ``raw`` in the dead-letter list and does not move the cursor: the
+    next poll asks for the same page again, so nothing behind it is skipped.
+    """
+
+    def __init__(self, message: str, *, raw: bytes, retry_after: float | None = None):
+        self.raw = raw
+        super().__init__(message, retry_after=retry_after)
 
 
 class Permanent(ConnectorError):

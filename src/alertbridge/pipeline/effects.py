@@ -24,6 +24,7 @@ from ..model import Severity
 from ..queue import Job, JobQueue
 from ..store import Store
 from ..store.tables import alerts, cases
+from . import members
 
 log = structlog.get_logger("alertbridge.jobs")
 
@@ -197,14 +198,48 @@ class Effects:
     async def _transition(self, job: Job) -> None:
         case, key = await self._ticket_key(job)
         to, resolution = job.payload["to"], job.payload.get("resolution")
-        # Record what we are about to set before setting it: the webhook may arrive before our commit.
-        async with self.store.tx() as conn:
-            await conn.execute(update(cases).where(cases.c.id == case["id"]).values(hub_status=to))
-        await self._sink(case).transition(key, to, resolution)
+        await self._move(case, key, to, resolution)
         values: dict[str, Any] = {}
         if job.payload.get("close"):
             values = dict(state="closed", closed_at=time.time(), resolution=resolution)
         await self._finish(job, **values)
+
+    async def _sync_members(self, job: Job) -> None:
+        """Bring the ticket in line with the case's hosts: comment, host-list field, done once none is open."""
+        case, key = await self._ticket_key(job)
+        payload, sink = job.payload, self._sink(case)
+        async with self.store.read() as conn:
+            hosts = await members.view(conn, case["id"])
+        values: dict[str, Any] = {}
+        if case["state"] == "closed":
+            if not (hosts.added or hosts.reopened) or (case["resolution"] or "") in payload["wont_fix"]:
+                await self._finish_sync(job, hosts, values)  # a closed ticket hears nothing of fixes
+                return
+            # Our own done transition crossed a host re-opening: reopen, as correlate does for a later alert.
+            await self._move(case, key, payload["reopen"], None)
+            values = dict(state="open", closed_at=None, resolution=None)
+        if hosts.changed:
+            if payload["comment"] and not (hosts.first and payload["field"]):
+                await sink.comment(key, members.comment_text(hosts))
+            if payload["field"]:
+                await sink.update(key, {payload["field"]: members.field_text(hosts)})
+        if not hosts.open and payload["done"]:
+            await self._move(case, key, payload["done"], payload["resolution"])
+            values = dict(state="closed", closed_at=time.time(), resolution=payload["resolution"])
+        await self._finish_sync(job, hosts, values)
+
+    async def _move(self, case: dict[str, Any], key: str, to: str, resolution: str | None) -> None:
+        # Record what we are about to set before setting it: the webhook may arrive before our commit.
+        async with self.store.tx() as conn:
+            await conn.execute(update(cases).where(cases.c.id == case["id"]).values(hub_status=to))
+        await self._sink(case).transition(key, to, resolution)
+
+    async def _finish_sync(self, job: Job, hosts: members.HostView, case_values: dict[str, Any]) -> None:
+        async with self.store.tx() as conn:
+            await members.mark_reported(conn, job.case_id, hosts)
+            if case_values:
+                await conn.execute(update(cases).where(cases.c.id == job.case_id).values(**case_values))
+            await self.queue.complete(job, conn)
 
     async def _notify(self, job: Job) -> None:
         name = job.payload["notifier"]
