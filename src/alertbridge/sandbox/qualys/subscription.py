@@ -118,6 +118,7 @@ class Subscription:
     detections: dict[tuple[int, int], Detection] = field(default_factory=dict)
     postures: dict[tuple[int, int], Posture] = field(default_factory=dict)
     scans: int = 0
+    last_scan: datetime | None = None
 
     def fix(self, host_id: int, qid: int) -> None:
         """Patch one QID on one host (the next scan reports it Fixed)."""
@@ -136,9 +137,13 @@ class Subscription:
         self.failing.add((host_id, control_id))
 
     def scan(self, when: datetime | None = None) -> datetime:
-        """Scan every host (vulnerabilities and compliance) at `when` (default now); return the scan's time."""
-        moment = (when or datetime.now(UTC)).replace(microsecond=0)
-        self.scans += 1
+        """Scan every host (vulnerabilities and compliance) at `when`; return the scan's time.
+
+        By default a scan runs now, or a minute after the previous one if that is later: scans run back to back
+        (in tests, in the sandbox) still have times of their own, as real scans always do.
+        """
+        moment = (when or max(datetime.now(UTC), (self.last_scan or datetime.min.replace(tzinfo=UTC)) + timedelta(minutes=1))).replace(microsecond=0)
+        self.scans, self.last_scan = self.scans + 1, moment
         for pair in sorted(self.vulnerable | set(self.detections)):
             self._report(pair, pair in self.vulnerable, moment)
         for pair in sorted(self.applicable):
