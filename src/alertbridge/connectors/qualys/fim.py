@@ -27,7 +27,7 @@ from pydantic import Field
 
 from ...errors import PayloadError, Retryable
 from ...model import Alert, AlertStatus, Severity, SourceInfo
-from .._values import json_cursor
+from .._values import field_texts, json_cursor
 from ..base import Poller, PollResult
 from .api import GatewayApi
 from .settings import SEVERITY, QualysConfig, assignment, level
@@ -133,7 +133,7 @@ class QualysFimPoller(Poller):
         facts = [f"{label}: {text}" for label, text in (
             ("Status", value(incident, "status")), ("Approval", approval), ("Disposition", disposition),
             ("Change type", value(incident, "changeType")), ("Rule", value(incident, "ruleName")),
-            ("Reviewers", ", ".join(r for r in value(incident, "reviewers") or [] if isinstance(r, str))),
+            ("Reviewers", ", ".join(field_texts(incident, "reviewers"))),
             ("Reviewed by", value(incident, "lastUpdatedBy", "user", "name")), ("Comment", value(incident, "comment")),
         ) if isinstance(text, str) and text]
         return [

@@ -117,7 +117,7 @@ class QualysPcPoller(Poller):
         page = await self._api.fetch(target, None if state.get("next") else self._params(policy, state.get("since")))
         batch = await page.read(read_postures, "posture info")
         start = state.get("start") or batch.datetime or stamp(datetime.now(UTC))
-        items = [item for posture in batch.postures if (item := self._item(policy, posture, batch)) is not None]
+        items = self.items(policy, batch)
         chain = {"since": state.get("since"), "start": start}
         if batch.next_url:
             return PollResult(items, json.dumps({**chain, "policy": index, "next": batch.next_url}), more=True)
@@ -134,6 +134,10 @@ class QualysPcPoller(Poller):
         else:
             params["status_changes_since"] = since
         return params
+
+    def items(self, policy: int, page: PosturePage) -> list[dict[str, Any]]:
+        """Return the items, as stored, of a page's postures of controls critical enough."""
+        return [item for posture in page.postures if (item := self._item(policy, posture, page)) is not None]
 
     def _item(self, policy: int, posture: dict[str, Any], page: PosturePage) -> dict[str, Any] | None:
         control = page.controls.get(posture["control_id"], {"id": posture["control_id"]})

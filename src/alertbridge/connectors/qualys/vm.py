@@ -32,7 +32,7 @@ from pydantic import Field
 
 from ...errors import PayloadError
 from ...model import Alert, AlertStatus, Observables, SourceInfo
-from .._values import is_ip, json_cursor
+from .._values import field_texts, is_ip, json_cursor
 from .._values import text as _text
 from ..base import Poller, PollResult
 from .api import QualysApi
@@ -95,7 +95,7 @@ def _detection(element: Any) -> dict[str, Any]:
 
 def closed(detection: dict[str, Any]) -> bool:
     """Tell whether a detection needs no one to act: fixed, ignored or disabled."""
-    return detection.get("status") in CLOSED or bool(detection.get("ignored")) or bool(detection.get("disabled"))
+    return _text(detection.get("status")) in CLOSED or detection.get("ignored") is True or detection.get("disabled") is True
 
 
 class QualysVmPoller(Poller):
@@ -141,8 +141,7 @@ class QualysVmPoller(Poller):
         batch = await page.read(read_detections, "host list detection")
         start = state.get("start") or batch.datetime or stamp(datetime.now(UTC))
         qids = {int(d["qid"]) for host in batch.hosts for d in host["detections"] if d["qid"].isdigit()}
-        kb = await self.kb.lookup(qids)
-        items = [item for host in batch.hosts for d in host["detections"] if (item := self._item(host, d, kb)) is not None]
+        items = self.items(batch, await self.kb.lookup(qids))
         if batch.next_url:
             return PollResult(items, json.dumps({"since": state["since"], "start": start, "next": batch.next_url}), more=True)
         following = (qualys_time(start) or datetime.now(UTC)) - OVERLAP
@@ -163,6 +162,10 @@ class QualysVmPoller(Poller):
         if config.search_list_ids:
             params["include_search_list_ids"] = ",".join(map(str, config.search_list_ids))
         return params
+
+    def items(self, page: DetectionPage, kb: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Return the items, as stored, of a page's detections that meet the ticket criteria."""
+        return [item for host in page.hosts for d in host["detections"] if (item := self._item(host, d, kb)) is not None]
 
     def _item(self, host: dict[str, Any], detection: dict[str, Any], kb: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
         """Return the item of a detection that meets the ticket criteria, else None."""
@@ -210,7 +213,7 @@ class QualysVmPoller(Poller):
                 status=AlertStatus.resolved if closed(detection) else AlertStatus.new,
                 detected_at=qualys_time(detection.get("first_found")),
                 observables=Observables(hosts=[name] if name else [], ips=[ip] if ip and is_ip(ip) else []),
-                labels=[cve for cve in kb.get("cves") or [] if isinstance(cve, str)], raw=payload,
+                labels=field_texts(kb, "cves"), raw=payload,
             )
         ]
 
@@ -233,7 +236,7 @@ def _description(qid: str, host: dict[str, Any], detection: dict[str, Any], kb: 
     for label, key in (("Solution", "solution"), ("Threat", "consequence")):
         if text := _text(kb.get(key)):
             parts.append(f"{label}: {plain(text)}")
-    if cves := [c for c in kb.get("cves") or [] if isinstance(c, str)]:
+    if cves := field_texts(kb, "cves"):
         parts.append("CVEs: " + ", ".join(cves))
     if results := _text(detection.get("results")):
         parts.append(f"Results: {results}")
