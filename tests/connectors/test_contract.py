@@ -219,8 +219,6 @@ SAMPLES |= {
                {**QUALYS, "url": "https://gateway.qg2.apps.qualys.com"}, pick=lambda doc: doc[1]),
     ],
 }
-# Sources whose config has required fields (credentials), for the tests that build one without a sample.
-REQUIRED: dict[str, dict[str, Any]] = {"qualys_vm": QUALYS, "qualys_pc": {**QUALYS, "policy_ids": [1]}, "qualys_fim": QUALYS}
 
 TICKET_EVENT_KINDS = {"created", "updated", "deleted", "commented"}
 CANARY = "canary-7f3a-do-not-leak"
@@ -269,11 +267,16 @@ def source_class(type_name: str) -> type[Source]:
     return load(SOURCES, type_name)
 
 
+def required_examples(cls: type[Source]) -> dict[str, Any]:
+    """Return the first example of each required config field (a poller's credentials), to build a source without a sample."""
+    return {name: field.examples[0] for name, field in cls.Config.model_fields.items() if field.is_required() and field.examples}
+
+
 def make_source(type_name: str, config: dict[str, Any] | None = None) -> Source:
     """Build a source named 'contract' of the type, with `config` besides its type."""
     cls = source_class(type_name)
     try:
-        return cls("contract", cls.Config.model_validate({"type": type_name, **REQUIRED.get(type_name, {}), **(config or {})}))
+        return cls("contract", cls.Config.model_validate({"type": type_name, **required_examples(cls), **(config or {})}))
     except ValidationError as exc:
         pytest.fail(f"{type_name}: give the config it needs in its Sample: {exc}")
 

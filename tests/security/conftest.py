@@ -114,13 +114,14 @@ SOURCE_TYPES = sorted(SOURCES)
 
 
 def make_source(type_name: str) -> Source:
-    """Build a registered source with its default config (skip while its module does not exist yet)."""
+    """Build a registered source with its defaults and its required fields' examples (skip while its module does not exist yet)."""
     module = SOURCES[type_name].partition(":")[0]
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} does not exist yet")
     cls = load(SOURCES, type_name)
     try:
-        return cls("fuzz", cls.Config.model_validate({"type": type_name}))
+        required = {name: f.examples[0] for name, f in cls.Config.model_fields.items() if f.is_required() and f.examples}
+        return cls("fuzz", cls.Config.model_validate({"type": type_name, **required}))
     except ValidationError as exc:  # the contract test (tests/connectors) asks for the same
         pytest.fail(f"{type_name}: a source must build from its defaults for these tests: {exc}")
 

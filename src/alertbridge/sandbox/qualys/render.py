@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from xml.sax.saxutils import escape
+from html import escape
 
 from .subscription import CONTROLS, RHEL, WINDOWS, Detection, Host, Posture, Vuln
 
@@ -28,7 +28,7 @@ def cdata(text: str) -> str:
 def _tag(name: str, value: object, *, text: bool = False) -> str:
     if value is None or value == "":
         return ""
-    return f"<{name}>{cdata(str(value)) if text else escape(str(value))}</{name}>"
+    return f"<{name}>{cdata(str(value)) if text else escape(str(value), quote=False)}</{name}>"
 
 
 def _warning(next_url: str | None, count: int, what: str) -> str:
@@ -130,4 +130,4 @@ def postures(now: datetime, found: list[Posture], hosts: dict[int, Host], *, nex
 def simple_return(now: datetime, code: str, text: str) -> bytes:
     """Write a SIMPLE_RETURN: how Qualys reports a refused or blocked call."""
     return (HEADER.format(root="SIMPLE_RETURN", dtd="https://qualysapi.qualys.com/api/2.0/simple_return.dtd")
-            + f"<SIMPLE_RETURN><RESPONSE><DATETIME>{when(now)}</DATETIME><CODE>{code}</CODE><TEXT>{escape(text)}</TEXT></RESPONSE></SIMPLE_RETURN>\n").encode()
+            + f"<SIMPLE_RETURN><RESPONSE><DATETIME>{when(now)}</DATETIME><CODE>{code}</CODE><TEXT>{escape(text, quote=False)}</TEXT></RESPONSE></SIMPLE_RETURN>\n").encode()
