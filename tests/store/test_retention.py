@@ -93,3 +93,31 @@ async def test_one_node_at_a_time(seeded):
     assert await Pruner(seeded, HORIZONS, "node-a").prune(now=NOW)
     assert await Pruner(seeded, HORIZONS, "node-b").prune(now=NOW) == {}  # node-a holds the lease
     assert await _count(seeded, inbox) == 25
+
+
+async def test_sqlite_file_shrinks_after_pruning(tmp_path):
+    import os
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    from alertbridge.store import upgrade
+
+    upgrade(url)
+    store = Store(url)
+    async with store.tx() as conn:
+        await conn.execute(insert(inbox), [
+            dict(source="s", received_at=NOW - 200 * DAY, body=b"x" * 4000, state="done") for _ in range(2000)
+        ])
+    await store.aclose()
+
+    def file_size() -> int:
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "hub.db") as raw:
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return os.path.getsize(tmp_path / "hub.db")
+
+    before = file_size()
+    store = Store(url)
+    assert (await Pruner(store, HORIZONS, "node-a").prune(now=NOW))["inbox_rows"] == 2000
+    await store.aclose()
+    assert file_size() < before / 4  # new databases use auto_vacuum=INCREMENTAL: the freed pages went back

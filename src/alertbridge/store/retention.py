@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import Table, and_, delete, select, update
+from sqlalchemy.engine import make_url
 
 from . import Store
 from .leases import take_lease
@@ -101,18 +102,25 @@ class Pruner:
     async def _give_back_space(self) -> None:
         if not self.store.is_sqlite:
             return  # PostgreSQL's autovacuum reuses the space; nothing to plan here
-        async with self.store.writer.connect() as conn:
-            mode = (await conn.exec_driver_sql("PRAGMA auto_vacuum")).scalar()
-            if mode == 2:  # INCREMENTAL
-                await conn.exec_driver_sql("PRAGMA incremental_vacuum")
+        await asyncio.to_thread(_incremental_vacuum, make_url(self.store.url).database)
+
+
+def _incremental_vacuum(path: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+    try:
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:  # INCREMENTAL
+            # executescript steps the pragma to its end; execute() would free a single page and stop.
+            conn.executescript("PRAGMA incremental_vacuum;")
+    finally:
+        conn.close()
 
 
 def vacuum_sqlite(url: str) -> tuple[int, int]:
     """Switch a SQLite file to incremental auto-vacuum and compact it once; return its size before and after."""
     import os
     import sqlite3
-
-    from sqlalchemy.engine import make_url
 
     path = make_url(url).database
     before = os.path.getsize(path)
