@@ -12,12 +12,14 @@ import hashlib
 import hmac
 import importlib.util
 import json
+import re
 from collections.abc import Coroutine
 from typing import Any
 
 import httpx2
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from alertbridge.api import create_app
 from alertbridge.config import validate_config
@@ -25,6 +27,7 @@ from alertbridge.connectors import SOURCES, load
 from alertbridge.connectors.base import Source
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
+from conftest import unavailable
 
 CANARY = "cnry-Q7xZ4vLp2Ww9-do-not-leak"
 JIRA_EMAIL = "soc@example.com"
@@ -34,7 +37,7 @@ CANARY_FORMS = (CANARY, base64.b64encode(f"{JIRA_EMAIL}:{CANARY}".encode()).deco
 
 # Sources of every auth mode, all keyed with the canary; "open" needs nothing, for payload tests.
 SOURCES_CONFIG: dict[str, dict[str, Any]] = {
-    "open": {"type": "generic"},
+    "open": {"type": "generic", "auth": {"mode": "none"}},
     "bearer": {"type": "generic", "auth": {"mode": "bearer", "token": CANARY}},
     "signed": {"type": "generic", "auth": {"mode": "hmac", "secret": CANARY, "header": "X-Signature"}},
     "splunk": {"type": "splunk", "auth": {"mode": "query_token", "token": CANARY}},
@@ -111,18 +114,41 @@ def loop_hub(tmp_path):
 # --- sources from the registry ------------------------------------------------------------------
 
 SOURCE_TYPES = sorted(SOURCES)
+_ENV_REFERENCE = re.compile(r"\$\{(\w+)[^}]*\}")
+
+
+def source_class(type_name: str) -> type[Source]:
+    """Import a registered source class; fail (skip without CI settings) when its module does not exist yet."""
+    module = SOURCES[type_name].partition(":")[0]
+    if importlib.util.find_spec(module) is None:
+        unavailable(f"{module}, registered as {type_name!r}, does not exist yet")
+    return load(SOURCES, type_name)
+
+
+def default_config(type_name: str) -> dict[str, Any]:
+    """A source type's config from its defaults: its type, and each required field's first documented example."""
+    fields = source_class(type_name).Config.model_fields
+    return {"type": type_name} | {name: _example(field, f"{type_name}.{name}") for name, field in fields.items()
+                                  if name != "type" and field.is_required()}  # fmt: skip
+
+
+def _example(field: FieldInfo, where: str) -> Any:
+    """A required field's first example (`${VAR}` references filled in), or one built from its model's own fields."""
+    if field.examples:
+        return json.loads(_ENV_REFERENCE.sub(lambda m: f"example-{m.group(1).lower()}", json.dumps(field.examples[0])))
+    model = field.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        pytest.fail(f"{where} is required and has no example to build a config from")
+    return {name: _example(inner, f"{where}.{name}") for name, inner in model.model_fields.items() if inner.is_required()}
 
 
 def make_source(type_name: str) -> Source:
-    """Build a registered source with its default config (skip while its module does not exist yet)."""
-    module = SOURCES[type_name].partition(":")[0]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} does not exist yet")
-    cls = load(SOURCES, type_name)
+    """Build a registered source from its default config."""
+    cls = source_class(type_name)
     try:
-        return cls("fuzz", cls.Config.model_validate({"type": type_name}))
+        return cls("fuzz", cls.Config.model_validate(default_config(type_name)))
     except ValidationError as exc:  # the contract test (tests/connectors) asks for the same
-        pytest.fail(f"{type_name}: a source must build from its defaults for these tests: {exc}")
+        pytest.fail(f"{type_name}: a source must build from its defaults and examples for these tests: {exc}")
 
 
 def dumps(payload: Any) -> bytes:
