@@ -18,7 +18,7 @@ def config(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(
         f"database: sqlite:///{tmp_path / 'cli.db'}\n"
-        "sources:\n  gen: {type: generic}\n  splunk: {type: splunk}\n"
+        "sources:\n  gen: {type: generic, auth: {mode: none}}\n  splunk: {type: splunk, auth: {mode: none}}\n"
         "sinks:\n  cases: {type: http, url: 'http://127.0.0.1:9'}\n"
         "routes:\n  - {name: all, sink: cases}\n"
     )

@@ -162,7 +162,7 @@ async def test_an_escaping_route_template_dead_letters_the_alert_and_files_nothi
 ])  # fmt: skip
 def test_generic_field_templates_are_sandboxed_and_fail_as_payload_errors(expression):
     source_class = load({"generic": "alertbridge.connectors.generic:GenericSource"}, "generic")
-    source = source_class("gen", source_class.Config.model_validate({"type": "generic", "fields": {"title": expression}}))
+    source = source_class("gen", source_class.Config.model_validate({"type": "generic", "auth": {"mode": "none"}, "fields": {"title": expression}}))
     with pytest.raises(PayloadError) as refused:
         source.parse({"title": "{0.__class__.__init__.__globals__}", "tags": []})
     assert isinstance(refused.value.__cause__, TemplateError | LookupError)
