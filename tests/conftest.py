@@ -116,7 +116,11 @@ async def store(tmp_path):
 
 # Skips a CI run may show, by node id prefix, each with why it is fine there. Keep it short: everything
 # else that skips under CI settings fails the run.
-ALLOWED_SKIPS: dict[str, str] = {}
+ALLOWED_SKIPS: dict[str, str] = {
+    "tests/deploy/test_container.py::test_compose_file_passes_docker_compose_config":
+        "the docker compose plugin is not on the CI machine; the tests above it check the compose file's structure",
+    "tests/deploy/test_container.py::test_image_builds_and_answers_healthz": "building the image needs a Docker daemon, which CI has not",
+}
 
 _skips: list[tuple[str, str]] = []
 
