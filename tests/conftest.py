@@ -150,7 +150,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     unexpected = _unexpected_skips()
-    line = f"skips: {len(_skips)}, {len(unexpected)} not on the allow-list"
-    terminalreporter.write_line(line + (": that fails the run under CI settings" if unexpected and under_ci() else ""))
+    failing = bool(unexpected) and under_ci()
+    line = f"skips: {len(_skips)}, {len(unexpected)} not on the allow-list" + (": that fails the run under CI settings" if failing else "")
+    terminalreporter.write_line(line, red=failing, bold=failing)
     for node, reason in unexpected:
         terminalreporter.write_line(f"  unexpected skip: {node}: {reason}")

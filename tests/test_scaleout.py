@@ -20,7 +20,6 @@ waits for the two others to finish everything. Then:
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from collections import Counter, defaultdict
