@@ -4,16 +4,16 @@
 (tests/support/recorder.py) plays the ticket sink. The server is killed several
 times while alerts flow, restarted on the same database file each time, and the
 test keeps sending. Most kills land, by construction, between the remote create
-and the hub's commit of the ticket key — the window the claim + label search
+and the hub's commit of the ticket key — the window the claim + reference search
 exists for: the recorder stores the next ticket and holds its answer back, the
 test kills the server while it is held, then lets the answer go to the dead
 connection. The other kills come at seeded random moments. Once the queue
 drains it checks DESIGN.md §2:
 
 - every alert answered 202 is stored (nothing acknowledged is lost);
-- every case has exactly one ticket, carrying its label, and the case row
+- every case has exactly one ticket, carrying its case reference, and the case row
   records that ticket's key (one case, one ticket); each ticket created as the
-  hub died was found again by a search for its own label;
+  hub died was found again by a search for its own reference;
 - no job is dead.
 """
 
@@ -174,7 +174,7 @@ async def test_kill9_loses_no_acknowledged_alert_and_makes_one_ticket_per_case(t
             server.stop()
 
         tickets = {key: dict(t) for key, t in recorder.tickets.items()}
-        by_label = {label: list(keys) for label, keys in recorder.by_label().items()}
+        by_label = {label: list(keys) for label, keys in recorder.by_reference().items()}
         searched = {label for kind, label in recorder.calls if kind == "search"}
 
     with sqlite3.connect(db) as conn:
@@ -202,10 +202,10 @@ async def test_kill9_loses_no_acknowledged_alert_and_makes_one_ticket_per_case(t
     assert not duplicates, f"cases with more than one ticket: {duplicates}"
     for case_id, title, ticket_key in cases:
         assert ticket_key == by_label[f"alertbridge-{case_id}"][0], f"case {case_id} ({title}) records {ticket_key!r}"
-    # A create cut off by the kill was found again by its own label, not made twice.
+    # A create cut off by the kill was found again by its own case reference, not made twice.
     for key in cut_off:
-        label = next(label for label in tickets[key]["labels"] if label.startswith("alertbridge-"))
-        assert label in searched, f"{key} was created as the hub died, but nobody searched for {label}"
+        reference = tickets[key]["reference"]
+        assert reference in searched, f"{key} was created as the hub died, but nobody searched for {reference}"
 
     # Bounded retries did not give up on anything, and nothing is left behind.
     assert not dead, f"dead jobs: {dead}"

@@ -12,22 +12,21 @@ import hashlib
 import hmac
 import importlib.util
 import json
-import re
 from collections.abc import Coroutine
 from typing import Any
 
 import httpx2
 import pytest
-from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic import ValidationError
 
 from alertbridge.api import create_app
 from alertbridge.config import validate_config
 from alertbridge.connectors import SOURCES, load
-from alertbridge.connectors.base import Source
+from alertbridge.connectors.roles import Parser, parser_class
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from conftest import unavailable
+from support.examples import example_config
 
 CANARY = "cnry-Q7xZ4vLp2Ww9-do-not-leak"
 JIRA_EMAIL = "soc@example.com"
@@ -35,7 +34,7 @@ ADMIN = {"Authorization": f"Bearer {CANARY}"}
 # A canary sent as HTTP basic auth travels base64-encoded: look for that form too.
 CANARY_FORMS = (CANARY, base64.b64encode(f"{JIRA_EMAIL}:{CANARY}".encode()).decode(), base64.b64encode(f"svc:{CANARY}".encode()).decode())
 
-# Sources of every auth mode, all keyed with the canary; "open" needs nothing, for payload tests.
+# Sources of every auth mode, all keyed with the canary; "open" says it needs nothing, for payload tests.
 SOURCES_CONFIG: dict[str, dict[str, Any]] = {
     "open": {"type": "generic", "auth": {"mode": "none"}},
     "bearer": {"type": "generic", "auth": {"mode": "bearer", "token": CANARY}},
@@ -114,10 +113,9 @@ def loop_hub(tmp_path):
 # --- sources from the registry ------------------------------------------------------------------
 
 SOURCE_TYPES = sorted(SOURCES)
-_ENV_REFERENCE = re.compile(r"\$\{(\w+)[^}]*\}")
 
 
-def source_class(type_name: str) -> type[Source]:
+def source_class(type_name: str) -> type[Parser]:
     """Import a registered source class; fail (skip without CI settings) when its module does not exist yet."""
     module = SOURCES[type_name].partition(":")[0]
     if importlib.util.find_spec(module) is None:
@@ -126,27 +124,15 @@ def source_class(type_name: str) -> type[Source]:
 
 
 def default_config(type_name: str) -> dict[str, Any]:
-    """A source type's config from its defaults: its type, and each required field's first documented example."""
-    fields = source_class(type_name).Config.model_fields
-    return {"type": type_name} | {name: _example(field, f"{type_name}.{name}") for name, field in fields.items()
-                                  if name != "type" and field.is_required()}  # fmt: skip
+    """A registered source's config from its defaults: its type, and each required field's first documented example."""
+    return example_config(source_class(type_name).Config, type_name)
 
 
-def _example(field: FieldInfo, where: str) -> Any:
-    """A required field's first example (`${VAR}` references filled in), or one built from its model's own fields."""
-    if field.examples:
-        return json.loads(_ENV_REFERENCE.sub(lambda m: f"example-{m.group(1).lower()}", json.dumps(field.examples[0])))
-    model = field.annotation
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        pytest.fail(f"{where} is required and has no example to build a config from")
-    return {name: _example(inner, f"{where}.{name}") for name, inner in model.model_fields.items() if inner.is_required()}
-
-
-def make_source(type_name: str) -> Source:
-    """Build a registered source from its default config."""
-    cls = source_class(type_name)
+def make_source(type_name: str) -> Parser:
+    """Build a registered source's parser (what `alertbridge parse` runs) from its default config."""
+    cls = parser_class(source_class(type_name))
     try:
-        return cls("fuzz", cls.Config.model_validate(default_config(type_name)))
+        return cls("fuzz", cls.Config.model_validate(example_config(cls.Config, type_name)))
     except ValidationError as exc:  # the contract test (tests/connectors) asks for the same
         pytest.fail(f"{type_name}: a source must build from its defaults and examples for these tests: {exc}")
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors import SOURCES, load
-from alertbridge.connectors.base import Poller
+from alertbridge.connectors.roles import Poller
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import metadata
