@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import vendor_json, vendor_path
+from conftest import unavailable, vendor_json, vendor_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from alertbridge.connectors import SOURCES, load
-from alertbridge.connectors.base import Source
+from alertbridge.connectors.roles import Parser, Poller, WebhookSource, parser_class
 from alertbridge.errors import PayloadError, SignatureError
 from alertbridge.model import Alert, AlertStatus, Severity, TicketEvent
 
@@ -37,6 +37,7 @@ class Sample(NamedTuple):
     first: dict[str, Any]  # attribute (dotted path) -> value, on the first one
     config: dict[str, Any] = {}  # besides `type`
     pick: Callable[[Any], Any] | None = None  # the payload inside a larger sample document, if it is not the whole file
+    whole: bool = False  # parse with the whole source (config with credentials), not its parse-only class
 
 
 DETECTION_XML = "qualys/host-list-vm-detection-output.xml"
@@ -137,6 +138,7 @@ SAMPLES: dict[str, list[Sample]] = {
             {"vendor_id": "603f704aaf7417985bbf3b22", "source.tenant": "fabrikam", "source.instance": "fabrikam.portal.cloudappsecurity.com"},
             {"tenants": [{"name": "fabrikam", "url": "https://fabrikam.portal.cloudappsecurity.com", "token": "t"}]},
             pick=lambda alert: {"tenant": "fabrikam", "alert": alert},  # one polled item, as the poller stores it
+            whole=True,  # the poller knows its tenants' URLs
         ),
     ],
     "proofpoint_tap": [
@@ -189,34 +191,35 @@ QUALYS_ANY = {**QUALYS, "severities": [1, 2, 3, 4, 5], "vuln_types": ["Confirmed
 def _vm_item(document: bytes, index: int) -> dict[str, Any]:
     from alertbridge.connectors.qualys.vm import read_detections
 
-    items = make_source("qualys_vm", QUALYS_ANY).items(read_detections(io.BytesIO(document)), {})
+    items = make_source("qualys_vm", QUALYS_ANY, whole=True).items(read_detections(io.BytesIO(document)), {})
     return json.loads(json.dumps(items[index]))
 
 
 def _pc_item(document: bytes) -> dict[str, Any]:
     from alertbridge.connectors.qualys.pc import read_postures
 
-    return json.loads(json.dumps(make_source("qualys_pc", {**QUALYS, "policy_ids": [900100]}).items(900100, read_postures(io.BytesIO(document)))[0]))
+    poller = make_source("qualys_pc", {**QUALYS, "policy_ids": [900100]}, whole=True)
+    return json.loads(json.dumps(poller.items(900100, read_postures(io.BytesIO(document)))[0]))
 
 
 SAMPLES |= {
     "qualys_vm": [
         Sample(DETECTION_XML, 1, {"vendor_id": "143111841:15033:53/udp", "severity": Severity.high, "vendor_severity": "4",
                                   "observables.hosts": ["one.one.one.one"], "observables.ips": ["1.1.1.1"], "status": AlertStatus.new},
-               QUALYS_ANY, pick=lambda doc: _vm_item(doc, 1)),
+               pick=lambda doc: _vm_item(doc, 1)),
         Sample(DETECTION_XML, 1, {"vendor_id": "10112200:38726", "title": "QID 38726", "severity": Severity.medium,
                                   "observables.hosts": ["ec2-11-111-111-111.compute-1.amazonaws.com"]},
-               QUALYS_ANY, pick=lambda doc: _vm_item(doc, 6)),
+               pick=lambda doc: _vm_item(doc, 6)),
     ],
     # No real posture page is in ../shared/vendor: this one is the emulator's, in the layout of the Qualys API guide.
     "qualys_pc": [Sample("sandbox:qualys/posture-info", 1, {"category": "Policy Violation", "status": AlertStatus.new},
-                         {**QUALYS, "policy_ids": [900100]}, pick=_pc_item)],
+                         pick=_pc_item)],
     "qualys_fim": [
         Sample("qualys/fim-incidents-search-response.json", 2,
                {"vendor_id": "75539bfc-c0e7-4bcb-b55a-48065ef89ebe", "title": "FIM incident: test1", "status": AlertStatus.resolved,
-                "labels": ["CHANGE_CONTROL_VIOLATION", "APPROVED"]}, {**QUALYS, "url": "https://gateway.qg2.apps.qualys.com"}),
+                "labels": ["CHANGE_CONTROL_VIOLATION", "APPROVED"]}),
         Sample("qualys/fim-incidents-search-response.json", 1, {"vendor_id": "5a6d0462-1c2e-4e36-a13b-6264bd3c222f", "severity": Severity.high},
-               {**QUALYS, "url": "https://gateway.qg2.apps.qualys.com"}, pick=lambda doc: doc[1]),
+               pick=lambda doc: doc[1]),
     ],
 }
 
@@ -262,21 +265,16 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dict
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def source_class(type_name: str) -> type[Source]:
+def source_class(type_name: str) -> type[Parser]:
     """Import a registered source class."""
     return load(SOURCES, type_name)
 
 
-def required_examples(cls: type[Source]) -> dict[str, Any]:
-    """Return the first example of each required config field (a poller's credentials), to build a source without a sample."""
-    return {name: field.examples[0] for name, field in cls.Config.model_fields.items() if field.is_required() and field.examples}
-
-
-def make_source(type_name: str, config: dict[str, Any] | None = None) -> Source:
-    """Build a source named 'contract' of the type, with `config` besides its type."""
-    cls = source_class(type_name)
+def make_source(type_name: str, config: dict[str, Any] | None = None, whole: bool = False) -> Parser:
+    """Build the parser named 'contract' of the type (what `alertbridge parse` builds), with `config` besides its type."""
+    cls = source_class(type_name) if whole else parser_class(source_class(type_name))
     try:
-        return cls("contract", cls.Config.model_validate({"type": type_name, **required_examples(cls), **(config or {})}))
+        return cls("contract", cls.Config.model_validate({"type": type_name, **(config or {})}))
     except ValidationError as exc:
         pytest.fail(f"{type_name}: give the config it needs in its Sample: {exc}")
 
@@ -318,7 +316,7 @@ def check_item(item: Any, type_name: str) -> None:
     json.dumps(ocsf)
 
 
-def parse_or_reject(source: Source, payload: Any, type_name: str) -> PayloadError | None:
+def parse_or_reject(source: Parser, payload: Any, type_name: str) -> PayloadError | None:
     """Parse; return the PayloadError if it refused, else check what it returned."""
     try:
         items = source.parse(payload)
@@ -375,13 +373,24 @@ def test_samples_are_for_registered_sources():
 @pytest.mark.parametrize("type_name", SOURCE_TYPES)
 def test_every_config_field_is_documented(type_name):
     for name, field in source_class(type_name).Config.model_fields.items():
-        if name != "auth":  # SourceConfig's nested model, documented field by field in WebhookAuth
-            assert field.description and field.examples, f"{type_name}.{name} needs description= and examples="
+        assert field.description and field.examples, f"{type_name}.{name} needs description= and examples="
+
+
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+def test_every_source_is_a_webhook_or_a_poller_with_a_parser_that_needs_no_credentials(type_name):
+    cls = source_class(type_name)
+    assert issubclass(cls, WebhookSource) != issubclass(cls, Poller), "a source is a webhook source or a poller, not both"
+    assert issubclass(cls, cls.parser) and not issubclass(cls.parser, WebhookSource | Poller)
+    assert not any(is_secret(f.annotation) for f in cls.parser.Config.model_fields.values()), "parsing needs no secret"
+    cls.parser("contract", cls.parser.Config.model_validate({"type": type_name}))  # `alertbridge parse` builds it so
+    if issubclass(cls, WebhookSource):
+        with pytest.raises(ValidationError, match="auth"):  # no default: an open hook is written out as {mode: none}
+            cls.Config.model_validate({"type": type_name})
 
 
 @pytest.mark.parametrize(("type_name", "sample"), SAMPLE_CASES)
 def test_real_sample_parses_to_the_expected(type_name, sample):
-    source = make_source(type_name, sample.config)
+    source = make_source(type_name, sample.config, sample.whole)
     items = source.parse(read_sample(sample))
     assert len(items) == sample.count
     for item in items:
@@ -410,20 +419,25 @@ def test_any_json_raises_only_payload_error(type_name, payload):
 @FUZZ
 @given(data=st.data())
 def test_real_samples_with_one_value_changed_raise_only_payload_error(type_name, data):
-    sample = data.draw(st.sampled_from(SAMPLES.get(type_name) or pytest.skip("no samples")))
+    samples = SAMPLES.get(type_name) or unavailable(f"{type_name} has no samples (test_every_source_has_samples says where)")
+    sample = data.draw(st.sampled_from(samples))
     body = read_sample(sample)
     parent, key = data.draw(st.sampled_from(list(containers(body))))
     parent[key] = data.draw(JSON)
-    parse_or_reject(make_source(type_name, sample.config), body, type_name)
+    parse_or_reject(make_source(type_name, sample.config, sample.whole), body, type_name)
 
 
-@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+WEBHOOK_TYPES = [t for t in SOURCE_TYPES if issubclass(source_class(t), WebhookSource)]
+
+
+@pytest.mark.parametrize("type_name", WEBHOOK_TYPES)
 def test_no_secret_leaks_into_errors_or_repr(type_name):
-    plain = make_source(type_name, {"auth": {"mode": "bearer"}})
-    config, secrets = with_canary(plain.config)
+    cls = source_class(type_name)
+    plain = cls.Config.model_validate({"type": type_name, "auth": {"mode": "bearer", "token": "t", "secret": "s"}})
+    config, secrets = with_canary(plain)
     assert secrets >= 2, "the canary must reach at least auth.token and auth.secret"
-    source = type(plain)("contract", config)
-    for shown in (repr(config), str(config), config.model_dump_json()):
+    source = cls("contract", config)
+    for shown in (repr(config), str(config), config.model_dump_json(), repr(source)):
         assert CANARY not in shown
     with pytest.raises(SignatureError) as refused:
         source.verify({"authorization": "Bearer wrong"}, {}, b"{}")

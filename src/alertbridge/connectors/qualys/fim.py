@@ -28,7 +28,7 @@ from pydantic import Field
 from ...errors import PayloadError, Retryable
 from ...model import Alert, AlertStatus, Severity, SourceInfo
 from .._values import field_texts, json_cursor
-from ..base import Poller, PollResult
+from ..roles import Parser, Poller, PollResult
 from .api import GatewayApi
 from .settings import SEVERITY, QualysConfig, assignment, level
 
@@ -45,10 +45,48 @@ def value(node: Any, *path: str) -> Any:
     return None if node in (None, "", "None") else node
 
 
-class QualysFimPoller(Poller):
-    """Qualys FIM incidents that match the escalation criteria: one item, and one case, per incident."""
+class QualysFimParser(Parser):
+    """Qualys FIM incidents: a stored item, one search result ({"data": ...}) or a whole search answer."""
 
     type: ClassVar[str] = "qualys_fim"
+
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn one stored incident item, a search result ({"data": …}) or a whole search answer into alerts."""
+        if isinstance(payload, list):
+            return [alert for entry in payload for alert in self.parse(entry)]
+        incident = payload.get("incident", payload.get("data", payload)) if isinstance(payload, dict) else None
+        incident_id = value(incident, "id")
+        if not isinstance(incident_id, str):
+            raise PayloadError("not a Qualys FIM incident: no 'id'")
+        name = value(incident, "name")
+        disposition, approval = value(incident, "dispositionCategory"), value(incident, "approvalStatus")
+        severity = level(payload.get("max_event_severity")) if payload is not incident else None
+        created = value(incident, "createdBy", "date")
+        facts = [f"{label}: {text}" for label, text in (
+            ("Status", value(incident, "status")), ("Approval", approval), ("Disposition", disposition),
+            ("Change type", value(incident, "changeType")), ("Rule", value(incident, "ruleName")),
+            ("Reviewers", ", ".join(field_texts(incident, "reviewers"))),
+            ("Reviewed by", value(incident, "lastUpdatedBy", "user", "name")), ("Comment", value(incident, "comment")),
+        ) if isinstance(text, str) and text]
+        return [
+            Alert(
+                source=SourceInfo(name=self.name, type=self.type, product="Qualys FIM", vendor="Qualys",
+                                  tenant=self.config.tenant),
+                vendor_id=incident_id, title=f"FIM incident: {name}" if isinstance(name, str) else f"FIM incident {incident_id}",
+                description="\n".join(facts),
+                severity=SEVERITY[severity] if severity else DISPOSITION_SEVERITY.get(str(disposition), Severity.medium),
+                vendor_severity=str(severity) if severity else None, category="File Integrity",
+                status=AlertStatus.resolved if value(incident, "status") == "CLOSED" else AlertStatus.new,
+                detected_at=datetime.fromtimestamp(created / 1000, UTC) if isinstance(created, int) and 0 < created < 1 << 45 else None,
+                labels=[label for label in (disposition, approval) if isinstance(label, str)], raw=payload,
+            )
+        ]
+
+
+class QualysFimPoller(QualysFimParser, Poller):
+    """Qualys FIM incidents that match the escalation criteria: one item, and one case, per incident."""
+
+    parser = QualysFimParser
 
     class Config(QualysConfig):
         """The gateway, and what makes an incident worth a ticket."""
@@ -117,38 +155,6 @@ class QualysFimPoller(Poller):
         """Return the incident id, with #closed once Qualys closed it: escalated once, and resolved once."""
         incident_id = value(item, "incident", "id")
         return f"{incident_id}#closed" if value(item, "incident", "status") == "CLOSED" else str(incident_id)
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one stored incident item, a search result ({"data": …}) or a whole search answer into alerts."""
-        if isinstance(payload, list):
-            return [alert for entry in payload for alert in self.parse(entry)]
-        incident = payload.get("incident", payload.get("data", payload)) if isinstance(payload, dict) else None
-        incident_id = value(incident, "id")
-        if not isinstance(incident_id, str):
-            raise PayloadError("not a Qualys FIM incident: no 'id'")
-        name = value(incident, "name")
-        disposition, approval = value(incident, "dispositionCategory"), value(incident, "approvalStatus")
-        severity = level(payload.get("max_event_severity")) if payload is not incident else None
-        created = value(incident, "createdBy", "date")
-        facts = [f"{label}: {text}" for label, text in (
-            ("Status", value(incident, "status")), ("Approval", approval), ("Disposition", disposition),
-            ("Change type", value(incident, "changeType")), ("Rule", value(incident, "ruleName")),
-            ("Reviewers", ", ".join(field_texts(incident, "reviewers"))),
-            ("Reviewed by", value(incident, "lastUpdatedBy", "user", "name")), ("Comment", value(incident, "comment")),
-        ) if isinstance(text, str) and text]
-        return [
-            Alert(
-                source=SourceInfo(name=self.name, type=self.type, product="Qualys FIM", vendor="Qualys",
-                                  instance=self.config.base_url(), tenant=self.config.tenant),
-                vendor_id=incident_id, title=f"FIM incident: {name}" if isinstance(name, str) else f"FIM incident {incident_id}",
-                description="\n".join(facts),
-                severity=SEVERITY[severity] if severity else DISPOSITION_SEVERITY.get(str(disposition), Severity.medium),
-                vendor_severity=str(severity) if severity else None, category="File Integrity",
-                status=AlertStatus.resolved if value(incident, "status") == "CLOSED" else AlertStatus.new,
-                detected_at=datetime.fromtimestamp(created / 1000, UTC) if isinstance(created, int) and 0 < created < 1 << 45 else None,
-                labels=[label for label in (disposition, approval) if isinstance(label, str)], raw=payload,
-            )
-        ]
 
     async def aclose(self) -> None:
         """Release connections."""

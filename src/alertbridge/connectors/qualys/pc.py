@@ -31,7 +31,7 @@ from ...errors import PayloadError
 from ...model import Alert, AlertStatus, Observables, SourceInfo
 from .._values import is_ip, json_cursor
 from .._values import text as _text
-from ..base import Poller, PollResult
+from ..roles import Parser, Poller, PollResult
 from .api import QualysApi
 from .records import field, records
 from .settings import SEVERITY, QualysConfig, assignment, level, qualys_time, stamp
@@ -88,10 +88,42 @@ def read_postures(file: IO[bytes]) -> PosturePage:
     return page
 
 
-class QualysPcPoller(Poller):
-    """Qualys Policy Compliance: one item per failing (and later passing) control on a host, grouped by control."""
+class QualysPcParser(Parser):
+    """Qualys PC posture items, as the poller stores them: one control on one host, with the glossary's names."""
 
     type: ClassVar[str] = "qualys_pc"
+
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn one stored posture item into an alert (resolved when the control passes)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("posture"), dict):
+            raise PayloadError("not a Qualys PC posture item: expected an object with 'posture'")
+        posture = payload["posture"]
+        host = payload["host"] if isinstance(payload.get("host"), dict) else {}
+        control = payload["control"] if isinstance(payload.get("control"), dict) else {}
+        control_id, status = _text(posture.get("control_id")), _text(posture.get("status"))
+        if control_id is None or _text(posture.get("host_id")) is None or status not in TRACKED:
+            raise PayloadError("not a Qualys PC posture item: no host, control or Failed/Passed status")
+        criticality = level(control.get("criticality_value"))
+        name, ip = _text(host.get("dns")) or _text(host.get("netbios")), _text(host.get("ip"))
+        statement = _text(control.get("statement"))
+        return [
+            Alert(
+                source=SourceInfo(name=self.name, type=self.type, product="Qualys Policy Compliance", vendor="Qualys",
+                                  tenant=self.config.tenant),
+                vendor_id=member_key(payload), title=f"Control {control_id} fails: {statement}" if statement else f"Control {control_id} fails",
+                description=_description(payload, posture, control), severity=SEVERITY.get(criticality if criticality is not None else 3, SEVERITY[3]),
+                vendor_severity=_text(control.get("criticality")), category="Policy Violation",
+                status=AlertStatus.resolved if status == "Passed" else AlertStatus.new,
+                detected_at=qualys_time(posture.get("first_fail")),
+                observables=Observables(hosts=[name] if name else [], ips=[ip] if ip and is_ip(ip) else []), raw=payload,
+            )
+        ]
+
+
+class QualysPcPoller(QualysPcParser, Poller):
+    """Qualys Policy Compliance: one item per failing (and later passing) control on a host, grouped by control."""
+
+    parser = QualysPcParser
 
     class Config(QualysConfig):
         """Which policies, and which controls make tickets."""
@@ -154,32 +186,6 @@ class QualysPcPoller(Poller):
         """Return host:control:instance and the posture's status as of its last change."""
         posture = item.get("posture") if isinstance(item.get("posture"), dict) else {}
         return f"{member_key(item)}:{posture.get('status')}:{posture.get('modified') or posture.get('evaluated')}"
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one stored posture item into an alert (resolved when the control passes)."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("posture"), dict):
-            raise PayloadError("not a Qualys PC posture item: expected an object with 'posture'")
-        posture = payload["posture"]
-        host = payload["host"] if isinstance(payload.get("host"), dict) else {}
-        control = payload["control"] if isinstance(payload.get("control"), dict) else {}
-        control_id, status = _text(posture.get("control_id")), _text(posture.get("status"))
-        if control_id is None or _text(posture.get("host_id")) is None or status not in TRACKED:
-            raise PayloadError("not a Qualys PC posture item: no host, control or Failed/Passed status")
-        criticality = level(control.get("criticality_value"))
-        name, ip = _text(host.get("dns")) or _text(host.get("netbios")), _text(host.get("ip"))
-        statement = _text(control.get("statement"))
-        return [
-            Alert(
-                source=SourceInfo(name=self.name, type=self.type, product="Qualys Policy Compliance", vendor="Qualys",
-                                  instance=self.config.base_url(), tenant=self.config.tenant),
-                vendor_id=member_key(payload), title=f"Control {control_id} fails: {statement}" if statement else f"Control {control_id} fails",
-                description=_description(payload, posture, control), severity=SEVERITY.get(criticality if criticality is not None else 3, SEVERITY[3]),
-                vendor_severity=_text(control.get("criticality")), category="Policy Violation",
-                status=AlertStatus.resolved if status == "Passed" else AlertStatus.new,
-                detected_at=qualys_time(posture.get("first_fail")),
-                observables=Observables(hosts=[name] if name else [], ips=[ip] if ip and is_ip(ip) else []), raw=payload,
-            )
-        ]
 
     async def aclose(self) -> None:
         """Release connections."""

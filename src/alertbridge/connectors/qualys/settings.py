@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from ...model import Severity
-from ..base import PollerConfig, StrictModel
+from ..roles import PollerConfig, StrictModel
 
 # Qualys severity levels 1 (minimal) … 5 (urgent); PC criticality values 0 … 5 use the same scale.
 SEVERITY = {0: Severity.info, 1: Severity.info, 2: Severity.low, 3: Severity.medium, 4: Severity.high, 5: Severity.critical}

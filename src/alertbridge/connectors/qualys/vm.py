@@ -34,7 +34,7 @@ from ...errors import PayloadError
 from ...model import Alert, AlertStatus, Observables, SourceInfo
 from .._values import field_texts, is_ip, json_cursor
 from .._values import text as _text
-from ..base import Poller, PollResult
+from ..roles import Parser, Poller, PollResult
 from .api import QualysApi
 from .kb import KnowledgeBase, patch_of, plain
 from .records import field, fields, records
@@ -98,10 +98,41 @@ def closed(detection: dict[str, Any]) -> bool:
     return _text(detection.get("status")) in CLOSED or detection.get("ignored") is True or detection.get("disabled") is True
 
 
-class QualysVmPoller(Poller):
-    """Qualys VM (VMDR) detections: one item per detection that meets the ticket criteria, grouped by patch."""
+class QualysVmParser(Parser):
+    """Qualys VM detection items, as the poller stores them: one host, one detection, its KnowledgeBase entry."""
 
     type: ClassVar[str] = "qualys_vm"
+
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn one stored detection item into an alert (resolved once the detection is fixed, ignored or disabled)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("host"), dict) or not isinstance(payload.get("detection"), dict):
+            raise PayloadError("not a Qualys VM detection item: expected an object with 'host' and 'detection'")
+        host, detection = payload["host"], payload["detection"]
+        kb = payload["kb"] if isinstance(payload.get("kb"), dict) else {}
+        qid, host_id = _text(detection.get("qid")), _text(host.get("id"))
+        if qid is None or host_id is None:
+            raise PayloadError("not a Qualys VM detection item: no host id or QID")
+        severity = level(detection.get("severity"))
+        name = _text(host.get("dns")) or _text(host.get("netbios"))
+        ip = _text(host.get("ip"))
+        return [
+            Alert(
+                source=SourceInfo(name=self.name, type=self.type, product="Qualys VMDR", vendor="Qualys", tenant=self.config.tenant),
+                vendor_id=member_key(payload), title=_text(kb.get("title")) or f"QID {qid}",
+                description=_description(qid, host, detection, kb), severity=SEVERITY.get(severity or 3, SEVERITY[3]),
+                vendor_severity=str(severity) if severity is not None else None, category="Vulnerability",
+                status=AlertStatus.resolved if closed(detection) else AlertStatus.new,
+                detected_at=qualys_time(detection.get("first_found")),
+                observables=Observables(hosts=[name] if name else [], ips=[ip] if ip and is_ip(ip) else []),
+                labels=field_texts(kb, "cves"), raw=payload,
+            )
+        ]
+
+
+class QualysVmPoller(QualysVmParser, Poller):
+    """Qualys VM (VMDR) detections: one item per detection that meets the ticket criteria, grouped by patch."""
+
+    parser = QualysVmParser
 
     class Config(QualysConfig):
         """Which detections make tickets, and how they group."""
@@ -190,32 +221,6 @@ class QualysVmPoller(Poller):
         episode = (f"fixed:{detection.get('last_fixed') or detection.get('last_processed')}" if closed(detection) else
                    f"open:{detection.get('last_reopened') or detection.get('last_fixed') or detection.get('first_found')}")
         return f"{member_key(item)}:{episode}"
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one stored detection item into an alert (resolved once the detection is fixed, ignored or disabled)."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("host"), dict) or not isinstance(payload.get("detection"), dict):
-            raise PayloadError("not a Qualys VM detection item: expected an object with 'host' and 'detection'")
-        host, detection = payload["host"], payload["detection"]
-        kb = payload["kb"] if isinstance(payload.get("kb"), dict) else {}
-        qid, host_id = _text(detection.get("qid")), _text(host.get("id"))
-        if qid is None or host_id is None:
-            raise PayloadError("not a Qualys VM detection item: no host id or QID")
-        severity = level(detection.get("severity"))
-        name = _text(host.get("dns")) or _text(host.get("netbios"))
-        ip = _text(host.get("ip"))
-        return [
-            Alert(
-                source=SourceInfo(name=self.name, type=self.type, product="Qualys VMDR", vendor="Qualys",
-                                  instance=self.config.base_url(), tenant=self.config.tenant),
-                vendor_id=member_key(payload), title=_text(kb.get("title")) or f"QID {qid}",
-                description=_description(qid, host, detection, kb), severity=SEVERITY.get(severity or 3, SEVERITY[3]),
-                vendor_severity=str(severity) if severity is not None else None, category="Vulnerability",
-                status=AlertStatus.resolved if closed(detection) else AlertStatus.new,
-                detected_at=qualys_time(detection.get("first_found")),
-                observables=Observables(hosts=[name] if name else [], ips=[ip] if ip and is_ip(ip) else []),
-                labels=field_texts(kb, "cves"), raw=payload,
-            )
-        ]
 
     async def aclose(self) -> None:
         """Release connections."""
