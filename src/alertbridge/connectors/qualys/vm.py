@@ -65,12 +65,13 @@ def read_detections(file: IO[bytes]) -> DetectionPage:
             page.datetime = (element.text or "").strip() or None
         elif name == "warning":
             page.next_url = field(element, "URL")
-        elif (host := _host(element)) is not None:
+        elif (host := host_entry(element)) is not None:
             page.hosts.append(host)
     return page
 
 
-def _host(element: Any) -> dict[str, Any] | None:
+def host_entry(element: Any) -> dict[str, Any] | None:
+    """Turn one HOST element into a compact host with its detections; None without an ID."""
     host_id = field(element, "ID")
     if host_id is None:
         return None
