@@ -28,7 +28,7 @@ from pydantic import Field
 from ...errors import PayloadError, Retryable
 from ...model import Alert, AlertStatus, Severity, SourceInfo
 from .._values import field_texts, json_cursor
-from ..roles import Parser, Poller, PollResult
+from ..roles import Parser, Poller, PollResult, SampleItem
 from .api import GatewayApi
 from .settings import SEVERITY, QualysConfig, assignment, level
 
@@ -45,10 +45,21 @@ def value(node: Any, *path: str) -> Any:
     return None if node in (None, "", "None") else node
 
 
-class QualysFimParser(Parser):
+class QualysFimParser(Parser, SampleItem):
     """Qualys FIM incidents: a stored item, one search result ({"data": ...}) or a whole search answer."""
 
     type: ClassVar[str] = "qualys_fim"
+
+    @classmethod
+    def sample_item(cls) -> dict[str, Any]:
+        """Return a typical item: an incident a reviewer marked as a policy violation."""
+        who = {"date": 1705284000000, "user": {"name": "SOC Reviewer", "id": "00000000-0000-0000-0000-00000000000a"}}
+        return {
+            "incident": {"id": "4710aa44-8d69-4c00-8013-737768cb54be", "name": "Web root changed outside the change window",
+                         "status": "OPEN", "approvalStatus": "POLICY_VIOLATION", "dispositionCategory": "CHANGE_CONTROL_VIOLATION",
+                         "changeType": "MANUAL", "type": "DEFAULT", "reviewers": ["soc_reviewer"], "createdBy": who, "lastUpdatedBy": who},
+            "max_event_severity": 4, "group": "incident:4710aa44-8d69-4c00-8013-737768cb54be", "assign": {"assignee": None, "component": None},
+        }
 
     def parse(self, payload: Any) -> list[Alert]:
         """Turn one stored incident item, a search result ({"data": …}) or a whole search answer into alerts."""

@@ -31,7 +31,7 @@ from ...errors import PayloadError
 from ...model import Alert, AlertStatus, Observables, SourceInfo
 from .._values import is_ip, json_cursor
 from .._values import text as _text
-from ..roles import Parser, Poller, PollResult
+from ..roles import Parser, Poller, PollResult, SampleItem
 from .api import QualysApi
 from .records import field, records
 from .settings import SEVERITY, QualysConfig, assignment, level, qualys_time, stamp
@@ -88,10 +88,26 @@ def read_postures(file: IO[bytes]) -> PosturePage:
     return page
 
 
-class QualysPcParser(Parser):
+class QualysPcParser(Parser, SampleItem):
     """Qualys PC posture items, as the poller stores them: one control on one host, with the glossary's names."""
 
     type: ClassVar[str] = "qualys_pc"
+
+    @classmethod
+    def sample_item(cls) -> dict[str, Any]:
+        """Return a typical item: sshd allows root logins on one server."""
+        return {
+            "policy_id": 900100,
+            "posture": {"id": "5000001", "host_id": "7000103", "control_id": "2011", "technology_id": "105", "instance": "os",
+                        "status": "Failed", "previous_status": None, "modified": "2024-01-15T02:00:00Z", "evaluated": "2024-01-15T02:00:00Z",
+                        "first_fail": "2024-01-15T02:00:00Z", "last_fail": "2024-01-15T02:00:00Z", "last_pass": None,
+                        "remediation": "Set PermitRootLogin no in /etc/ssh/sshd_config."},
+            "host": {"id": "7000103", "ip": "10.20.0.12", "dns": "lnx-003.corp.example.com", "netbios": "LNX-003",
+                     "os": "Red Hat Enterprise Linux 8.9", "tracking": "IP", "owner": None, "tags": []},
+            "control": {"id": "2011", "statement": "Status of the 'PermitRootLogin' setting in sshd_config", "criticality": "URGENT",
+                        "criticality_value": 5, "category": None, "rationale": None},
+            "technology": "Red Hat Enterprise Linux 8.x", "group": "control:2011", "assign": {"assignee": None, "component": None},
+        }
 
     def parse(self, payload: Any) -> list[Alert]:
         """Turn one stored posture item into an alert (resolved when the control passes)."""

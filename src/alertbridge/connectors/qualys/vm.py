@@ -34,7 +34,7 @@ from ...errors import PayloadError
 from ...model import Alert, AlertStatus, Observables, SourceInfo
 from .._values import field_texts, is_ip, json_cursor
 from .._values import text as _text
-from ..roles import Parser, Poller, PollResult
+from ..roles import Parser, Poller, PollResult, SampleItem
 from .api import QualysApi
 from .kb import KnowledgeBase, patch_of, plain
 from .records import field, fields, records
@@ -99,10 +99,27 @@ def closed(detection: dict[str, Any]) -> bool:
     return _text(detection.get("status")) in CLOSED or detection.get("ignored") is True or detection.get("disabled") is True
 
 
-class QualysVmParser(Parser):
+class QualysVmParser(Parser, SampleItem):
     """Qualys VM detection items, as the poller stores them: one host, one detection, its KnowledgeBase entry."""
 
     type: ClassVar[str] = "qualys_vm"
+
+    @classmethod
+    def sample_item(cls) -> dict[str, Any]:
+        """Return a typical item: a January Windows update missing on one server."""
+        return {
+            "host": {"id": "7000101", "ip": "10.20.0.10", "dns": "win-001.corp.example.com", "netbios": "WIN-001",
+                     "os": "Windows Server 2019 Standard 10.0.17763", "tracking": "IP", "owner": None, "tags": ["Windows Servers"],
+                     "last_scan": "2024-01-15T02:00:00Z"},
+            "detection": {"qid": "91001", "type": "Confirmed", "severity": 5, "status": "New", "port": None, "protocol": None,
+                          "ssl": False, "results": "KB5034127 is not installed.", "first_found": "2024-01-15T02:00:00Z",
+                          "last_found": "2024-01-15T02:00:00Z", "last_fixed": None, "last_reopened": None, "times_found": "1",
+                          "last_processed": "2024-01-15T02:10:00Z", "ignored": False, "disabled": False},
+            "kb": {"qid": 91001, "title": "Microsoft Windows Security Update for January 2024", "severity": 5, "type": "Vulnerability",
+                   "category": "Windows", "patchable": True, "published": "2024-01-09T18:00:00Z", "cves": ["CVE-2024-20674"],
+                   "vendor_refs": ["MS24-JAN"], "threats": [], "solution": "Install KB5034127.", "diagnosis": None, "consequence": None},
+            "group": "patch:MS24-JAN", "assign": {"assignee": None, "component": None},
+        }
 
     def parse(self, payload: Any) -> list[Alert]:
         """Turn one stored detection item into an alert (resolved once the detection is fixed, ignored or disabled)."""
