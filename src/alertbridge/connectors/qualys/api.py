@@ -36,6 +36,7 @@ from pydantic import SecretStr
 from ...errors import AuthFailed, BadPage, Permanent, RateLimited, Retryable
 from .._http import check_response
 from .records import UNREADABLE, NotThisDocument, simple_return
+from .settings import QualysConfig
 
 REQUESTED_WITH = "alertbridge"
 SPOOL_IN_MEMORY = 1 << 20
@@ -215,6 +216,15 @@ class GatewayApi:
     async def aclose(self) -> None:
         """Release connections."""
         await self._client.aclose()
+
+
+Client = TypeVar("Client", "QualysApi", "GatewayApi")
+
+
+def connect(api: type[Client], config: QualysConfig, transport: httpx2.AsyncBaseTransport | None = None) -> Client:
+    """Build a client for a source's platform and user."""
+    return api(url=config.base_url(), username=config.username, password=config.password, timeout=config.timeout,
+               max_concurrency=config.max_concurrency, transport=transport)
 
 
 async def _send(client: httpx2.AsyncClient, request: httpx2.Request) -> httpx2.Response:

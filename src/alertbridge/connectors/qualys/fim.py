@@ -29,7 +29,7 @@ from ...errors import PayloadError, Retryable
 from ...model import Alert, AlertStatus, Severity, SourceInfo
 from .._values import field_texts, json_cursor
 from ..roles import Parser, Poller, PollResult, SampleItem
-from .api import GatewayApi
+from .api import GatewayApi, connect
 from .settings import SEVERITY, QualysConfig, assignment, level
 
 SEARCH_PATH = "/fim/v3/incidents/search"
@@ -120,8 +120,7 @@ class QualysFimPoller(QualysFimParser, Poller):
 
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self._api = GatewayApi(url=config.base_url(), username=config.username, password=config.password, timeout=config.timeout,
-                               max_concurrency=config.max_concurrency, transport=transport)
+        self._api = connect(GatewayApi, config, transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of incidents updated since the cursor; keep those that escalate."""

@@ -32,7 +32,7 @@ from ...model import Alert, AlertStatus, Observables, SourceInfo
 from .._values import is_ip, json_cursor
 from .._values import text as _text
 from ..roles import Parser, Poller, PollResult, SampleItem
-from .api import QualysApi
+from .api import QualysApi, connect
 from .records import field, records
 from .settings import SEVERITY, QualysConfig, assignment, level, qualys_time, stamp
 
@@ -153,8 +153,7 @@ class QualysPcPoller(QualysPcParser, Poller):
 
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self._api = QualysApi(url=config.base_url(), username=config.username, password=config.password, timeout=config.timeout,
-                              max_concurrency=config.max_concurrency, transport=transport)
+        self._api = connect(QualysApi, config, transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next posture page of the current policy; move to the next policy, then to the next round."""

@@ -35,7 +35,7 @@ from ...model import Alert, AlertStatus, Observables, SourceInfo
 from .._values import field_texts, is_ip, json_cursor
 from .._values import text as _text
 from ..roles import Parser, Poller, PollResult, SampleItem
-from .api import QualysApi
+from .api import QualysApi, connect
 from .kb import KnowledgeBase, patch_of, plain
 from .records import field, fields, records
 from .settings import SEVERITY, QualysConfig, assignment, level, qualys_time, stamp
@@ -175,8 +175,7 @@ class QualysVmPoller(QualysVmParser, Poller):
 
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self._api = QualysApi(url=config.base_url(), username=config.username, password=config.password, timeout=config.timeout,
-                              max_concurrency=config.max_concurrency, transport=transport)
+        self._api = connect(QualysApi, config, transport)
         self.kb = KnowledgeBase(self._api, ttl=config.kb_ttl)
 
     async def poll(self, cursor: str | None) -> PollResult:
