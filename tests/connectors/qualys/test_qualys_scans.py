@@ -13,7 +13,7 @@ from support.hub import drain
 from support.polling import drain as poll_all
 from support.qualys import make_hub, runner, tickets
 
-SOURCE = {"qualys-vm": {"type": "qualys_vm", "truncation_limit": 3, "backfill": 86400}}
+SOURCE = {"qualys-vm": {"type": "qualys_vm", "truncation_limit": 3}}
 ROUTE = {
     "name": "qualys-vm", "match": {"sources": ["qualys-vm"]}, "sink": "jira", "project": "SOC", "issue_type": "Task",
     "summary": "[{{ alert.severity.value|upper }}] {{ alert.raw.group }}: {{ alert.title }}",

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from alertbridge.connectors.qualys.kb import read_vulns
 from alertbridge.connectors.qualys.records import records
-from alertbridge.connectors.qualys.vm import closed, read_detections
+from alertbridge.connectors.qualys.vm import DETECTION_PATH, closed, read_detections
 from alertbridge.errors import BadPage, Permanent
 from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
@@ -96,6 +96,25 @@ async def test_default_criteria_take_confirmed_severity_4_5_patchable_detections
     await per_qid.aclose()
 
 
+async def test_the_first_run_reads_what_is_open_on_every_host_and_later_runs_read_changes_since():
+    sub = generate(hosts=4)
+    sub.scan()
+    host, qid = next(pair for pair in sorted(sub.detections) if pair[1] == 38909)
+    sub.fix(host, qid)
+    sub.scan()  # the detection is Fixed now
+    app = create_app(sub)
+    source = vm(app, qids=[38909])
+    first = await source.poll(None)
+    assert str(host) not in {i["host"]["id"] for i in first.items}  # history: not read on the first run
+    query = [path for _, path, _ in app.state.qualys.calls]
+    sub.infect(host, qid)
+    sub.scan()
+    later = await source.poll(first.cursor)
+    assert [i["detection"]["status"] for i in later.items if i["host"]["id"] == str(host)] == ["Re-Opened"]
+    assert query == [DETECTION_PATH, "/api/2.0/fo/knowledge_base/vuln/"]
+    await source.aclose()
+
+
 async def test_pages_follow_the_warning_url_and_the_cursor_resumes_a_chain(tmp_path):
     sub = generate(hosts=10)
     sub.scan()
@@ -132,7 +151,7 @@ async def test_detection_statuses_give_episodes_fixed_and_reopened_items():
     sub.scan()
     host, qid = next(pair for pair in sorted(sub.detections) if pair[1] == 38909)
     app, ids = create_app(sub), []
-    source = vm(app, qids=[38909])
+    source = vm(app, qids=[38909], backfill=86400)  # each poll a first run that reads fixes too
     for change in (None, sub.fix, sub.infect, None):
         if change:
             change(host, qid)

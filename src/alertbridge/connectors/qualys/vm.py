@@ -4,6 +4,10 @@
         &vm_processed_after=<since>&truncation_limit=<hosts>&severities=4,5&include_vuln_type=confirmed
         &show_tags=1&include_ignored=1&include_disabled=1[&qids=…][&include_search_list_ids=…]
 
+The first run (without ``backfill``) asks for what is open now on every host,
+whenever it was scanned (``status=New,Active,Re-Opened``, no processing time):
+a backlog of open findings, not of every fix in the subscription's history.
+
 A page holds up to ``truncation_limit`` hosts; when more remain, the page ends
 with a ``WARNING`` (code 1980) whose ``URL`` asks for the next batch
 (``id_min=``). The cursor (JSON) keeps, within a chain of pages, that URL and the
@@ -170,6 +174,8 @@ class QualysVmPoller(QualysVmParser, Poller):
         truncation_limit: int = Field(default=1000, ge=1, le=1_000_000, description="Hosts per page", examples=[1000])
         show_results: bool = Field(default=True, description="Ask for each detection's scan results (the evidence)", examples=[True])
         kb_ttl: float = Field(default=86400.0, gt=0, description="Seconds a KnowledgeBase entry is cached", examples=[86400])
+        backfill: float | None = Field(default=None, ge=0, description="On the first run, read hosts processed this many seconds "
+                                       "back, fixes included; null: what is open now on every host", examples=[604800])
 
     config: Config
 
@@ -180,29 +186,32 @@ class QualysVmPoller(QualysVmParser, Poller):
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of hosts processed since the cursor, with the KnowledgeBase entries of their QIDs."""
-        state = json_cursor(cursor, "qualys vm", lambda s: qualys_time(s.get("since")) is not None) or {
-            "since": stamp(datetime.now(UTC) - timedelta(seconds=self.config.backfill))}
+        backfill = self.config.backfill
+        state = json_cursor(cursor, "qualys vm", lambda s: s.get("since") is None or qualys_time(s["since"]) is not None) or {
+            "since": None if backfill is None else stamp(datetime.now(UTC) - timedelta(seconds=backfill))}
         if state.get("next"):
             page = await self._api.fetch(state["next"])
         else:
-            page = await self._api.fetch(DETECTION_PATH, self._params(state["since"]))
+            page = await self._api.fetch(DETECTION_PATH, self._params(state.get("since")))
         batch = await page.read(read_detections, "host list detection")
         start = state.get("start") or batch.datetime or stamp(datetime.now(UTC))
         qids = {int(d["qid"]) for host in batch.hosts for d in host["detections"] if d["qid"].isdigit()}
         items = self.items(batch, await self.kb.lookup(qids))
         if batch.next_url:
-            return PollResult(items, json.dumps({"since": state["since"], "start": start, "next": batch.next_url}), more=True)
+            return PollResult(items, json.dumps({"since": state.get("since"), "start": start, "next": batch.next_url}), more=True)
         following = (qualys_time(start) or datetime.now(UTC)) - OVERLAP
         return PollResult(items, json.dumps({"since": stamp(following)}))
 
-    def _params(self, since: str) -> dict[str, str]:
+    def _params(self, since: str | None) -> dict[str, str]:
         config = self.config
         params = {
-            "action": "list", "status": "New,Active,Re-Opened,Fixed", "vm_processed_after": since,
+            "action": "list", "status": "New,Active,Re-Opened" + (",Fixed" if since else ""),
             "truncation_limit": str(config.truncation_limit), "show_results": "1" if config.show_results else "0",
             "severities": ",".join(map(str, sorted(set(config.severities)))), "show_tags": "1",
             "include_ignored": "1", "include_disabled": "1",
         }
+        if since:
+            params["vm_processed_after"] = since
         if len(set(config.vuln_types)) == 1:
             params["include_vuln_type"] = config.vuln_types[0].lower()
         if config.qids:
