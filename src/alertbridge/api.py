@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from . import queue
+from .jobs import queue
 from .errors import PayloadError, SignatureError
 from .metrics import ALERTS_RECEIVED, ALERTS_REJECTED
 from .pipeline.inbox import DUPLICATE
@@ -142,7 +142,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         return _render_page(stats, rows)
 
     @app.get("/api/stats", dependencies=[Depends(require_admin)], responses=_ERRORS)
-    async def api_stats() -> dict[str, int]:
+    async def api_stats() -> dict[str, int | str]:
         """Count inbox rows and jobs by state."""
         return await hub.stats()
 

@@ -211,7 +211,7 @@ def _dlq(config: Path, action):
 @dlq_app.command("list")
 def dlq_list(config: ConfigOption, limit: int = 100) -> None:
     """List dead jobs with their reasons."""
-    from . import queue
+    from .jobs import queue
 
     async def action(hub):
         async with hub.store.read() as conn:
@@ -244,7 +244,7 @@ def dlq_replay(
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead job")] = False,
 ) -> None:
     """Put dead jobs back in the queue."""
-    from . import queue
+    from .jobs import queue
 
     if job_id is None and not all_:
         typer.echo("give a job id or --all", err=True)
@@ -263,7 +263,7 @@ def dlq_replay(
 @dlq_app.command("discard")
 def dlq_discard(config: ConfigOption, job_id: int) -> None:
     """Discard one dead job for good."""
-    from . import queue
+    from .jobs import queue
 
     async def action(hub):
         async with hub.store.tx() as conn:

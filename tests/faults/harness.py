@@ -6,8 +6,8 @@ the Jira sandbox in a thread of the test process, breaks something mid-run, lets
 own, and then calls `check_outcome`:
 
 - every alert that was answered 202 is in the `alerts` table (nothing acknowledged is lost);
-- every case has exactly one Jira issue carrying its label `alertbridge-<case id>`, the case records
-  that issue's key, and there is no issue that belongs to no case (one case, one ticket);
+- every case has exactly one Jira issue carrying its reference `alertbridge-<instance>-<case id>` as a label,
+  the case records that issue's key, and there is no issue that belongs to no case (one case, one ticket);
 - no job is dead, pending or running, and no inbox row is pending or dead (retries fixed what they should).
 """
 
@@ -171,7 +171,7 @@ def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent
     """Assert DESIGN.md §2 at the end of a run (see the module docstring); return a few numbers for the log."""
     with engine.connect() as conn:
         stored = [row.data["vendor_id"] for row in conn.execute(select(alerts.c.data))]
-        case_rows = conn.execute(select(cases.c.id, cases.c.title, cases.c.ticket_key)).all()
+        case_rows = conn.execute(select(cases.c.id, cases.c.title, cases.c.ticket_key, cases.c.reference)).all()
         dead = conn.execute(select(jobs.c.id, jobs.c.kind, jobs.c.case_id, jobs.c.attempts, jobs.c.last_error)
                             .where(jobs.c.state == "dead")).all()
         counts = queue_state(engine)
@@ -187,7 +187,7 @@ def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent
     assert twice <= sender.unanswered, f"alerts stored more than once that were answered the first time: {sorted(twice - sender.unanswered)}"
 
     # One case per title, one issue per case, and the case records it.
-    titles = sorted(title for _, title, _ in case_rows)
+    titles = sorted(title for _, title, _, _ in case_rows)
     assert titles == sorted({a["title"] for a in sent}), "cases do not match the alerts' titles one to one"
     issues = list(jira_state.issues.values())
     by_label: dict[str, list[str]] = defaultdict(list)
@@ -197,10 +197,10 @@ def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent
                 by_label[label].append(issue.key)
     duplicates = {label: keys for label, keys in by_label.items() if len(keys) != 1}
     assert not duplicates, f"cases with more than one issue: {duplicates}"
-    assert set(by_label) == {f"alertbridge-{case_id}" for case_id, _, _ in case_rows}, "an issue without a case, or a case without an issue"
+    assert set(by_label) == {ref for _, _, _, ref in case_rows}, "an issue without a case, or a case without an issue"
     assert len(issues) == len(case_rows), (len(issues), len(case_rows))
-    for case_id, title, key in case_rows:
-        assert key == by_label[f"alertbridge-{case_id}"][0], f"case {case_id} ({title}) records {key!r}, Jira has {by_label[f'alertbridge-{case_id}']}"
+    for case_id, title, key, ref in case_rows:
+        assert ref.endswith(f"-{case_id}") and key == by_label[ref][0], f"case {case_id} ({title}) records {key!r}, Jira has {by_label[ref]}"
 
     # Retries fixed every transient failure; nothing is left behind.
     assert not dead, "dead jobs: " + "; ".join(f"{d.kind} case {d.case_id} after {d.attempts}: {d.last_error}" for d in dead)

@@ -2,7 +2,7 @@
 
 `alertbridge serve` (SQLite) runs as a subprocess with ``ALERTBRIDGE_FAILPOINTS=<point>=kill``
 (src/alertbridge/failpoints.py), so it kills itself at exactly that line of
-`pipeline/effects.py` — no timing luck involved:
+`jobs/create_ticket.py` — no timing luck involved:
 
 - ``create.before_call``    the claim is committed, Jira never saw the request;
 - ``create.after_remote``   Jira created the issue(s), the hub never recorded the key;
