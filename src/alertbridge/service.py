@@ -28,6 +28,7 @@ from .pipeline.inbox import Inbox
 from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
 from .store import Store, upgrade
+from .store.retention import Horizons, Pruner
 from .store.tables import inbox, jobs
 
 log = structlog.get_logger("alertbridge.service")
@@ -71,6 +72,8 @@ class Hub:
                 if isinstance(source, Poller):
                     runner = PollRunner(self.store, source, self.worker_id, self.inbox.committed)
                     self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
+            if self.config.settings.retention.enabled:
+                self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
         for i in range(self.config.settings.workers if workers is None else workers):
             self._tasks.append(asyncio.create_task(self.runner.work_forever(self.stopping, self.jobs_ready), name=f"worker-{i}"))
 
@@ -99,6 +102,17 @@ class Hub:
             self.inbox.committed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.inbox.committed.wait(), self.poll_interval)
+
+    async def _prune_forever(self) -> None:
+        retention = self.config.settings.retention
+        pruner = Pruner(self.store, Horizons(retention.inbox_bodies, retention.inbox_rows, retention.closed_case_alerts,
+                                             retention.finished_jobs, retention.batch), self.worker_id)
+        while not self.stopping.is_set():
+            try:
+                await pruner.prune()
+            except Exception:  # the database went away: try again at the next interval
+                log.exception("pruning failed; will retry")
+            await self._sleep(retention.interval)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
