@@ -311,5 +311,6 @@ def _format(exc: ValidationError, prefix: str = "") -> list[str]:
         path = prefix
         for part in error["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        lines.append(f"{path or '<root>'}: {error['msg']}")
+        # pydantic prefixes our validators' messages with "Value error, ": the path already says where.
+        lines.append(f"{path or '<root>'}: {error['msg'].removeprefix('Value error, ')}")
     return lines

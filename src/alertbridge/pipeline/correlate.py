@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..jobs.payloads import CommentRepeats, CreateTicket, Notify, Transition, UpdateFields
 from ..jobs.queue import enqueue
+from ..jobs.recovery import create_on_its_way
 from ..model import AlertStatus, Observables, Severity
 from ..store.tables import alerts, cases, jobs
 from .route import Routed, draft_ticket
@@ -103,7 +104,7 @@ async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, 
         alert_count=cases.c.alert_count + 1, last_seen=now, severity=severity.value,
         observables=observables.model_dump(), repeats_since_comment=cases.c.repeats_since_comment + 1,
     )
-    if case["ticket_key"] is None and not await _create_on_its_way(conn, case["id"]):
+    if case["ticket_key"] is None and not await create_on_its_way(conn, case["id"]):
         await enqueue(conn, CreateTicket(), case_id=case["id"])  # its create was discarded: this alert gets it one
     if outcome == "reopened":
         values |= dict(state="open", closed_at=None, resolution=None)
@@ -125,9 +126,3 @@ async def _schedule_comment(conn: AsyncConnection, case: dict[str, Any], every: 
     await enqueue(conn, CommentRepeats(), case_id=case["id"], delay=at - now)
     return at
 
-
-async def _create_on_its_way(conn: AsyncConnection, case_id: int) -> bool:
-    """Tell whether a create job of the case is pending, running or dead (waiting for the operator)."""
-    outstanding = exists().where(jobs.c.case_id == case_id, jobs.c.kind == CreateTicket.kind,
-                                 jobs.c.state.in_(("pending", "running", "dead")))
-    return bool((await conn.execute(select(outstanding))).scalar())
