@@ -25,7 +25,7 @@ import httpx2
 import sqlalchemy
 from sqlalchemy import func, select
 
-from alertbridge.store.tables import alerts, cases, inbox, jobs
+from alertbridge.store.tables import alerts, cases, inbox, instance, jobs
 from support.procs import ProcGroup, Proc
 
 JIRA = {"type": "jira", "flavor": "cloud", "email": "soc@example.com", "api_token": "sandbox-token"}
@@ -167,8 +167,17 @@ async def wait_drained(engine: sqlalchemy.Engine, group: ProcGroup, timeout: flo
     raise AssertionError("unreachable")
 
 
-def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent: list[dict]) -> dict:
-    """Assert DESIGN.md §2 at the end of a run (see the module docstring); return a few numbers for the log."""
+def instance_of(engine: sqlalchemy.Engine) -> str:
+    """Return the instance id the hub's database was created with."""
+    with engine.connect() as conn:
+        return conn.execute(select(instance.c.id)).scalar_one()
+
+
+def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent: list[dict], shared: bool = False) -> dict:
+    """Assert DESIGN.md §2 at the end of a run (see the module docstring); return a few numbers for the log.
+
+    `shared`: other hubs file in the same project, so only the issues carrying this hub's instance are its own.
+    """
     with engine.connect() as conn:
         stored = [row.data["vendor_id"] for row in conn.execute(select(alerts.c.data))]
         case_rows = conn.execute(select(cases.c.id, cases.c.title, cases.c.ticket_key, cases.c.reference)).all()
@@ -190,6 +199,9 @@ def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent
     titles = sorted(title for _, title, _, _ in case_rows)
     assert titles == sorted({a["title"] for a in sent}), "cases do not match the alerts' titles one to one"
     issues = list(jira_state.issues.values())
+    if shared:
+        mine = f"alertbridge-{instance_of(engine)}-"
+        issues = [issue for issue in issues if any(label.startswith(mine) for label in issue.labels)]
     by_label: dict[str, list[str]] = defaultdict(list)
     for issue in issues:
         for label in issue.labels:
