@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import select, text
 
+from .connectors.roles import WebhookSource
 from .jobs import queue
 from .jobs.create_ticket import revision
 from .jobs.payloads import CreateTicket
@@ -106,6 +107,9 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         connector = hub.sources.get(source)
         if connector is None:
             raise HTTPException(404, f"unknown source {source!r}")
+        if not isinstance(connector, WebhookSource):
+            # A poller has no endpoint: else anyone who reaches the port could file alerts in its vendor's name.
+            raise HTTPException(404, f"source {source!r} is polled, not a webhook")
         body = await _read_capped(request, settings.max_body_bytes, source)
         try:
             connector.verify({k.lower(): v for k, v in request.headers.items()}, request.query_params, body)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from . import connectors
-from .connectors.base import SinkConfig, SourceConfig, StrictModel
+from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel, WebhookConfig
 from .errors import ConfigError
 from .model import Severity
 from .store.instance import NAME as INSTANCE_NAME
@@ -173,15 +173,20 @@ def resolve_database(url: str, base_dir: Path) -> str:
 
 
 class Config:
-    """A validated config: settings plus each connector's typed config."""
+    """A validated config: settings plus each connector's typed config, and what `check` warns about."""
 
-    def __init__(self, settings: Settings, sources: dict[str, SourceConfig], sinks: dict[str, SinkConfig],
-                 notifiers: dict[str, SinkConfig], enrichers: dict[str, SinkConfig]):
+    def __init__(self, settings: Settings, sources: dict[str, ParserConfig], sinks: dict[str, SinkConfig],
+                 notifiers: dict[str, NotifierConfig], enrichers: dict[str, EnricherConfig]):
         self.settings = settings
         self.sources = sources
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
+        self.warnings = [
+            f"sources.{name}.auth.mode: none — anyone who can reach /hooks/{name} can file alerts; "
+            "use it only behind a proxy that authenticates"
+            for name, source in sources.items() if isinstance(source, WebhookConfig) and source.auth.mode == "none"
+        ]
 
 
 def load_config(path: str | Path) -> Config:
@@ -311,6 +316,8 @@ def _format(exc: ValidationError, prefix: str = "") -> list[str]:
         path = prefix
         for part in error["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        # pydantic prefixes our validators' messages with "Value error, ": the path already says where.
-        lines.append(f"{path or '<root>'}: {error['msg'].removeprefix('Value error, ')}")
+        # "field required", as people write it, for a missing key (pydantic says "Field required"); and no
+        # "Value error, " before our validators' own messages: the path already says where.
+        message = "field required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+        lines.append(f"{path or '<root>'}: {message}")
     return lines

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from . import connectors
 from .config import Config
-from .connectors.base import Enricher, Notifier, Poller, Source, TicketSink
+from .connectors.roles import Enricher, Notifier, Parser, Poller, TicketSink
 from .jobs.context import JobContext
 from .jobs.queue import JobQueue, job_counts
 from .jobs.runner import JobRunner
@@ -43,7 +43,7 @@ class Hub:
         self.poll_interval = poll_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.store = Store(settings.database, pool_size=min(settings.workers + 5, 40))
-        self.sources: dict[str, Source] = {
+        self.sources: dict[str, Parser] = {
             name: connectors.load(connectors.SOURCES, cfg.type)(name, cfg) for name, cfg in config.sources.items()
         }
         self.sinks: dict[str, TicketSink] = {

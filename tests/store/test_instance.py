@@ -56,7 +56,7 @@ async def test_a_case_from_before_instance_ids_keeps_its_label_and_finds_its_tic
     engine.dispose()
 
     recorder = Recorder()
-    recorder.tickets["CASE-7"] = {"labels": ["alertbridge-1"], "status": "open", "comments": [], "created": 1.0}
+    recorder.tickets["CASE-7"] = {"reference": "alertbridge-1", "labels": [], "status": "open", "comments": [], "created": 1.0}
     hub = make_hub(tmp_path, [ROUTE], recorder)  # upgrades the database to the newest schema
     try:
         instance = await hub.job_context.instance()
@@ -69,4 +69,4 @@ async def test_a_case_from_before_instance_ids_keeps_its_label_and_finds_its_tic
         await hub.aclose()
     assert refs == {1: "alertbridge-1", 2: f"alertbridge-{instance}-2"}
     assert keys[1] == "CASE-7"  # found by its old label, not created again
-    assert recorder.by_label() == {"alertbridge-1": ["CASE-7"], f"alertbridge-{instance}-2": [keys[2]]}
+    assert recorder.by_reference() == {"alertbridge-1": ["CASE-7"], f"alertbridge-{instance}-2": [keys[2]]}

@@ -22,6 +22,8 @@ app.add_typer(cases.app, name="case")
 def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also check routes against the sinks' live APIs")] = False) -> None:
     """Validate a config file and report every problem with its path."""
     loaded = load(config)
+    for warning in loaded.warnings:
+        typer.echo(f"  warning: {warning}", err=True)
     problems = asyncio.run(_check_live(loaded)) if live else []
     for problem in problems:
         typer.echo(f"  {problem}", err=True)
@@ -47,6 +49,7 @@ def schema() -> None:
 @app.command()
 def serve(config: ConfigOption) -> None:
     """Run intake, processing and workers in one process."""
+    import structlog
     import uvicorn
 
     from ..api import create_app
@@ -54,7 +57,10 @@ def serve(config: ConfigOption) -> None:
     loaded = load(config)
     upgrade(loaded.settings.database)
     host, _, port = loaded.settings.listen.rpartition(":")
-    server = uvicorn.Server(uvicorn.Config(create_app(make_hub(loaded)), host=host or "127.0.0.1", port=int(port), log_config=None))
+    hub = make_hub(loaded)
+    for warning in loaded.warnings:
+        structlog.get_logger("alertbridge.config").warning(warning)
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host=host or "127.0.0.1", port=int(port), log_config=None))
     server.run()
 
 
@@ -116,12 +122,14 @@ def parse(
 ) -> None:
     """Print the normalized alerts a connector makes of a payload; stores nothing."""
     from .. import connectors
+    from ..connectors.roles import parser_class
     from ..errors import PayloadError
     from ..pipeline.process import decode
 
     if type_ not in connectors.SOURCES:
         fail(f"unknown source type {type_!r} (known: {', '.join(sorted(connectors.SOURCES))})")
-    cls = connectors.load(connectors.SOURCES, type_)
+    # The parse-only class: a poller's credentials or a webhook's auth are not needed to try a payload.
+    cls = parser_class(connectors.load(connectors.SOURCES, type_))
     source = cls(type_, cls.Config.model_validate({"type": type_}))
     body = read_file(payload)
     try:

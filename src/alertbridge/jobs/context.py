@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
-from ..connectors.base import Notifier, Source, TicketSink
+from ..connectors.roles import Notifier, Parser, TicketSink
 from ..errors import Permanent
 from ..store import Store
 from ..store.instance import instance_id
@@ -26,7 +26,7 @@ class JobContext:
     store: Store
     queue: JobQueue
     config: Config
-    sources: dict[str, Source]
+    sources: dict[str, Parser]
     sinks: dict[str, TicketSink]
     notifiers: dict[str, Notifier]
     reprocess: Callable[[AsyncConnection, int], Awaitable[None]]  # Pipeline.reprocess, for replayed ingest jobs

@@ -30,9 +30,9 @@ from sqlalchemy import bindparam, func, select, update
 
 from .. import failpoints
 from ..config import Route
-from ..connectors.base import TicketDraft, TicketRef, TicketSink
+from ..connectors.roles import BulkCreate, TicketDraft, TicketRef
 from ..errors import ConnectorError, Permanent, Retryable
-from ..model import Alert
+from ..model import Alert, case_reference
 from ..pipeline.process import decode
 from ..pipeline.route import draft_ticket
 from ..store.tables import alerts, cases, inbox
@@ -41,11 +41,6 @@ from .payloads import CreateTicket
 from .queue import Job, release_held
 
 log = structlog.get_logger("alertbridge.jobs")
-
-
-def reference(instance: str, case_id: int) -> str:
-    """Return the reference that marks a new case's ticket in the sink."""
-    return f"alertbridge-{instance}-{case_id}"
 
 
 def revision(route: Route) -> str:
@@ -95,12 +90,9 @@ def render(route: Route, case: dict[str, Any], alert: Alert | None, ref: str) ->
         raise Permanent(f"case {case['id']} has no stored alert to render its ticket from")
     context = {"id": case["id"], "key": case["key"], "alert_count": case["alert_count"], "reference": ref}
     try:
-        draft = draft_ticket(route, alert, context)
+        return draft_ticket(route, alert, context)
     except TemplateError as exc:
         raise Permanent(f"route {route.name!r}: a ticket template fails for case {case['id']}: {exc}") from None
-    if ref:
-        draft.labels.append(ref)
-    return draft
 
 
 async def run(ctx: JobContext, job: Job, payload: CreateTicket) -> None:
@@ -110,9 +102,9 @@ async def run(ctx: JobContext, job: Job, payload: CreateTicket) -> None:
         await ctx.finish(job)
         return
     sink = ctx.sink(case)
-    ref = case["reference"] or reference(await ctx.instance(), case["id"])
+    ref = case["reference"] or case_reference(await ctx.instance(), case["id"])
     if case["create_claimed_at"] is not None:
-        found = await sink.find_by_label(ref)
+        found = await sink.find_by_reference(ref)
         failpoints.hit("create.during_search")
         if found:
             if len(found) > 1:
@@ -136,7 +128,7 @@ async def run(ctx: JobContext, job: Job, payload: CreateTicket) -> None:
     failpoints.hit("create.after_commit")
 
 
-async def create_many(ctx: JobContext, jobs: list[Job], sink: TicketSink) -> dict[int, Exception | None]:
+async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate) -> dict[int, Exception | None]:
     """Create the tickets of several fresh cases in bulk calls; return each job's error or None."""
     async with ctx.store.read() as conn:
         rows = (await conn.execute(select(cases).where(cases.c.id.in_([j.case_id for j in jobs])))).mappings().all()
@@ -156,7 +148,7 @@ async def create_many(ctx: JobContext, jobs: list[Job], sink: TicketSink) -> dic
     drafts, claims, sent = [], [], []
     for job in fresh:
         case = by_id[job.case_id]
-        ref = case["reference"] or reference(instance, case["id"])
+        ref = case["reference"] or case_reference(instance, case["id"])
         try:
             route = route_of(ctx, case)
             drafts.append(render(route, case, first.get(case["id"]), ref))

@@ -1,9 +1,9 @@
-"""notify: tell a notifier about a new case, with its ticket's link (the create ran first, per-case order)."""
+"""notify: tell a notifier what happened to a case, with its ticket's link (the create ran first, per-case order)."""
 
 from __future__ import annotations
 
 from ..errors import Permanent
-from ..model import Severity
+from ..model import CaseEvent, Severity, case_reference
 from .context import JobContext
 from .create_ticket import first_alerts, render, route_of
 from .payloads import Notify
@@ -11,10 +11,17 @@ from .queue import Job
 
 
 async def run(ctx: JobContext, job: Job, payload: Notify) -> None:
-    """Send the case's summary and description to the notifier."""
+    """Send the notifier a CaseEvent built from the case and the config as they are when the job runs."""
     if payload.notifier not in ctx.notifiers:
         raise Permanent(f"notifier {payload.notifier!r} is not configured")
     case = await ctx.case(job.case_id)
-    draft = render(route_of(ctx, case), case, (await first_alerts(ctx, [case["id"]])).get(case["id"]), case["reference"] or "")
-    await ctx.notifiers[payload.notifier].notify(draft.summary, draft.description, Severity(case["severity"]), case["ticket_url"])
+    reference = case["reference"] or case_reference(await ctx.instance(), case["id"])
+    # The title is the ticket's summary, rendered from the current config like the ticket itself.
+    draft = render(route_of(ctx, case), case, (await first_alerts(ctx, [case["id"]])).get(case["id"]), reference)
+    event = CaseEvent(
+        case_id=case["id"], reference=reference, case_key=case["key"], route=case["route"], kind=payload.event,
+        title=draft.summary, severity=Severity(case["severity"]),
+        alert_count=case["alert_count"], ticket_key=case["ticket_key"], ticket_url=case["ticket_url"],
+    )  # fmt: skip
+    await ctx.notifiers[payload.notifier].notify(event)
     await ctx.finish(job)

@@ -6,6 +6,8 @@ consume them live one per module, and registry.py pairs the two.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from .queue import JobPayload
 
 
@@ -38,10 +40,11 @@ class Transition(JobPayload):
 
 
 class Notify(JobPayload):
-    """The notifier to tell; the message is rendered from the route's ticket templates when the job runs."""
+    """The notifier to tell and what happened; the event is built from the case when the job runs."""
 
     kind = "notify"
     notifier: str
+    event: Literal["opened", "updated", "severity_raised", "reopened", "resolved", "ticket_closed"] = "opened"
 
 
 class Ingest(JobPayload):

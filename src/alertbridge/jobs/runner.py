@@ -17,7 +17,7 @@ import time
 import structlog
 from sqlalchemy import select
 
-from ..connectors.base import TicketSink
+from ..connectors.roles import BulkCreate
 from ..errors import ConnectorError, Retryable
 from ..metrics import JOB_LATENCY, JOB_OUTCOMES
 from ..store.tables import cases
@@ -27,7 +27,6 @@ from .payloads import CreateTicket
 from .queue import Held, Job
 
 log = structlog.get_logger("alertbridge.jobs")
-BULK_CREATE = 50  # Jira's bulk create takes at most 50 issues per call
 
 
 class JobRunner:
@@ -82,15 +81,15 @@ class JobRunner:
         outcomes = [await self._record(j, errors.get(j.id)) for j in jobs]
         return outcomes[0]
 
-    async def _more_creates(self, job: Job) -> tuple[TicketSink | None, list[Job]]:
+    async def _more_creates(self, job: Job) -> tuple[BulkCreate | None, list[Job]]:
         """Claim other ready create jobs for the same bulk-capable sink, so a burst of new cases costs few calls."""
         async with self.ctx.store.read() as conn:
             sink_name = (await conn.execute(select(cases.c.sink).where(cases.c.id == job.case_id))).scalar()
         sink = self.ctx.sinks.get(sink_name)
-        if not hasattr(sink, "create_many"):
+        if not isinstance(sink, BulkCreate):
             return None, []
         fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None))
-        return sink, await self.queue.claim_similar(CreateTicket.kind, fresh, BULK_CREATE - 1)
+        return sink, await self.queue.claim_similar(CreateTicket.kind, fresh, sink.bulk_limit - 1)
 
     async def _record(self, job: Job, error: Exception | None) -> str:
         if error is None:
