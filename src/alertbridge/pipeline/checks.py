@@ -57,7 +57,8 @@ async def check_routes_live(config: Config) -> list[str]:
             sink = sinks[route.sink]
             try:
                 drafts = [
-                    draft_ticket(route, sample_alert(route, severity, config), {"id": 0, "key": "check", "alert_count": 1})
+                    draft_ticket(route, sample_alert(route, severity, config),
+                                 {"id": 0, "key": "check", "alert_count": 1, "reference": "alertbridge-check-0"})
                     for severity in Severity if severity.rank >= route.match.min_severity.rank
                 ]
                 for template in (route.members.host, route.members.line) if route.members else ():

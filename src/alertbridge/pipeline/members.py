@@ -5,7 +5,7 @@ alert's vendor id (for Qualys VM one QID on one host, for PC one control on one
 host): open, or fixed once the source reports the alert resolved. A member that
 appears, or changes state, on an open case schedules one ``sync_members`` job
 per case — coalesced, ``settle`` seconds later, so one scan makes one comment.
-The job compares the hosts open now with the hosts the ticket last showed, says
+The job (jobs/sync_members.py) compares the hosts open now with the hosts the ticket last showed, says
 in a comment which were fixed, added or re-opened, rewrites the host-list field,
 and transitions the ticket once no host is open.
 
@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Route
 from ..model import Alert, AlertStatus
-from ..queue import enqueue
+from ..jobs.payloads import SyncMembers
+from ..jobs.queue import enqueue
 from ..store.tables import case_members, jobs
 from ..templates import render
 
-SYNC = "sync_members"
 KEY_LIMIT = 300
 LISTED = 50  # hosts named in one comment; the field lists them all
 
@@ -58,14 +58,14 @@ async def record(conn: AsyncConnection, case_id: int, route: Route, alert: Alert
 
 async def _schedule(conn: AsyncConnection, case_id: int, route: Route) -> None:
     """Add a sync job unless one is already waiting: it reads the members when it runs, so it covers this change too."""
-    waiting = select(jobs.c.id).where(jobs.c.case_id == case_id, jobs.c.kind == SYNC, jobs.c.state == "pending").limit(1)
+    waiting = select(jobs.c.id).where(jobs.c.case_id == case_id, jobs.c.kind == SyncMembers.kind, jobs.c.state == "pending").limit(1)
     if (await conn.execute(waiting)).first() is not None:
         return
     tracking = route.members
     assert tracking is not None
-    payload = {"field": tracking.field, "comment": tracking.comment, "done": tracking.done_transition,
-               "resolution": tracking.done_resolution, "reopen": route.reopen_transition, "wont_fix": route.wont_fix}
-    await enqueue(conn, SYNC, payload, case_id=case_id, delay=tracking.settle)
+    payload = SyncMembers(field=tracking.field, comment=tracking.comment, done=tracking.done_transition,
+                          resolution=tracking.done_resolution, reopen=route.reopen_transition, wont_fix=route.wont_fix)
+    await enqueue(conn, payload, case_id=case_id, delay=tracking.settle)
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """case members: the hosts (or other children) of a case, one row each
 
 Revision ID: 0004_case_members
-Revises: 0002
+Revises: 0003_instance_identity
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0004_case_members'
-down_revision = '0002'
+down_revision = '0003_instance_identity'
 
 
 def upgrade() -> None:

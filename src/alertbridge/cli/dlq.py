@@ -1,0 +1,81 @@
+"""`alertbridge dlq …`: the dead-letter list — show, replay or discard failed jobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from .common import ConfigOption, fail, iso, load, with_hub
+
+app = typer.Typer(no_args_is_help=True, help="The dead-letter list: show, replay or discard failed jobs.")
+
+
+@app.command("list")
+def dlq_list(config: ConfigOption, limit: Annotated[int, typer.Option(help="How many dead jobs to list, oldest first")] = 100) -> None:
+    """List dead jobs with their reasons (tab-separated, a header first, so scripts can read it too)."""
+    from ..jobs import queue
+
+    async def action(hub):
+        async with hub.store.read() as conn:
+            return await queue.dead_jobs(conn, limit)
+
+    jobs = with_hub(load(config), action)
+    typer.echo("id\tkind\tcase\tattempts\tfailed at\treason")
+    for job in jobs:
+        reason = " ".join((job["last_error"] or "").split())[:200]
+        typer.echo(f"{job['id']}\t{job['kind']}\t{job['case_id'] or '-'}\t{job['attempts']}\t{iso(job['finished_at'])}\t{reason}")
+    typer.echo(f"{len(jobs)} dead job(s)")
+
+
+@app.command("show")
+def dlq_show(config: ConfigOption, job_id: int) -> None:
+    """Show one dead job in full: the raw body of a failed ingest, the config revision that rendered a failed create."""
+    from fastapi import HTTPException
+
+    from ..api import show_job
+
+    try:
+        job = with_hub(load(config), lambda hub: show_job(hub, job_id))
+    except HTTPException as exc:
+        fail(exc.detail)
+    times = {key: iso(value) for key, value in job.items() if key.endswith(("_at", "_after", "_until")) and value is not None}
+    typer.echo(json.dumps(job | times, indent=2, default=str))
+
+
+@app.command("replay")
+def dlq_replay(
+    config: ConfigOption,
+    job_id: Annotated[Optional[int], typer.Argument(help="Job id; omit with --all")] = None,  # noqa: UP045 - typer needs Optional
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead job")] = False,
+) -> None:
+    """Put dead jobs back in the queue (a create is rendered again from the current config when it runs)."""
+    from ..jobs import queue
+
+    if job_id is None and not all_:
+        fail("give a job id or --all", 2)
+
+    async def action(hub):
+        async with hub.store.tx() as conn:
+            return await queue.replay(conn, None if all_ else job_id)
+
+    count = with_hub(load(config), action)
+    typer.echo(f"replayed {count} job(s)")
+    if not count:
+        raise typer.Exit(1)
+
+
+@app.command("discard")
+def dlq_discard(config: ConfigOption, job_id: int) -> None:
+    """Discard one dead job for good (a case whose create is discarded gets a fresh one with its next alert)."""
+    from ..jobs import queue
+
+    async def action(hub):
+        async with hub.store.tx() as conn:
+            return await queue.discard(conn, job_id)
+
+    count = with_hub(load(config), action)
+    typer.echo(f"discarded {count} job(s)")
+    if not count:
+        raise typer.Exit(1)
