@@ -125,7 +125,7 @@ async def test_a_429_is_waited_out(store):
     app = create_app(copy.deepcopy(FIVE), rate_limit_every=1, retry_after=45)
     runner = PollRunner(store, poller(app), "node-1", asyncio.Event())
     assert await runner.step() >= 45
-    app.state.xdr.rate_limit_every = None
+    app.state.faults.rate_limit_every = None
     await drain(runner)
     assert await stored(store) == [i["incident_id"] for i in FIVE]
 

@@ -15,15 +15,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from alertbridge.connectors import SINKS, load
-from alertbridge.connectors import _jira_fields as jf
-from alertbridge.connectors._jira_api import NEAR_LIMIT_PACE, Clock, reset_delay
-from alertbridge.connectors._jira_markup import clean, escape_wiki, to_adf
+from alertbridge.connectors.jira import fields as jf
+from alertbridge.connectors.jira.api import NEAR_LIMIT_PACE, Clock, reset_delay
+from alertbridge.connectors.jira.markup import clean, escape_wiki, to_adf
 from alertbridge.connectors.roles import TicketDraft, TicketRef
 from alertbridge.connectors.jira import JiraConfig, JiraSink
 from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Retryable
 from alertbridge.model import Severity
-from alertbridge.sandbox import _adf
-from alertbridge.sandbox._jira_seed import FIELDS_BY_ID, option_id
+from alertbridge.sandbox.jira import adf as _adf
+from alertbridge.sandbox.jira.seed import FIELDS_BY_ID, option_id
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 
 NASTY = "Run {code}rm -rf /{code} as [~admin] !http://evil/x.png! *now* {{ ''.__class__ }} [click|http://evil] \\\\ done"

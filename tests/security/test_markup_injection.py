@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from alertbridge.connectors._jira_markup import clean
-from alertbridge.sandbox import _adf
+from alertbridge.connectors.jira.markup import clean
+from alertbridge.sandbox.jira import adf as _adf
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 
 from .conftest import jira_hub, send_and_drain

@@ -19,7 +19,7 @@ from alertbridge.connectors import NOTIFIERS, load
 from alertbridge.connectors.roles import Notifier
 from alertbridge.errors import PayloadError
 from alertbridge.model import Alert, CaseEvent, Severity, SourceInfo
-from alertbridge.sandbox import _adf
+from alertbridge.sandbox.jira import adf as _adf
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.store.tables import jobs
 from alertbridge.templates import is_true, render

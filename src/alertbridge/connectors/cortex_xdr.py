@@ -18,16 +18,17 @@ import json
 import secrets
 import string
 import time
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import httpx2
 from pydantic import Field, SecretStr
 
-from ..errors import AuthFailed, PayloadError, Permanent
+from ..errors import PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
+from ._values import epoch_millis as _millis
 from ._values import field_text as _text
+from ._values import is_millis as _is_millis
 from ._values import field_texts as _texts
 from ._values import json_cursor
 from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
@@ -178,14 +179,6 @@ def _write_cursor(since: int, offset: int) -> str:
     return json.dumps({"since": since, "offset": offset})
 
 
-def _is_millis(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**14
-
-
-def _millis(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value / 1000, UTC) if _is_millis(value) else None
-
-
 def _description(incident: dict[str, Any]) -> str:
     counts = [f"{incident[k]} {label}" for k, label in (("alert_count", "alerts"), ("host_count", "hosts"), ("user_count", "users"))
               if type(incident.get(k)) is int]  # fmt: skip
@@ -196,4 +189,3 @@ def _description(incident: dict[str, Any]) -> str:
     ]  # fmt: skip
     lines = "\n".join(f"{label}: {value}" for label, value in facts if value)
     return "\n\n".join(part for part in (_text(incident, "description") or "", lines) if part)
-

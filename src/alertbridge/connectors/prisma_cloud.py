@@ -26,7 +26,9 @@ from pydantic import Field, SecretStr
 from ..errors import AuthFailed, PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
+from ._values import epoch_millis as _epoch_ms
 from ._values import json_cursor
+from ._values import objects as _objects
 from ._values import text as _text
 from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
@@ -202,20 +204,6 @@ def _token_of(body: Any) -> str:
     if not isinstance(token, str) or not token:
         raise AuthFailed("prisma cloud: the login answered without a token", status=None)
     return token
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """Return the objects of a value that should be a list of objects; [] for anything else."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _epoch_ms(value: Any) -> datetime | None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        return None
-    try:
-        return datetime.fromtimestamp(value / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _description(alert: dict[str, Any], policy: dict[str, Any], resource: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ import httpx2
 import structlog
 from pydantic import Field, SecretStr
 
-from ..errors import AuthFailed, PayloadError, RateLimited
+from ..errors import PayloadError, RateLimited
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
 from ._values import iso_time as _time

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 import httpx2
 from pydantic import Field, SecretStr
 
-from ..errors import AuthFailed, PayloadError
+from ..errors import PayloadError
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
 from ._values import iso_time as _time

@@ -26,9 +26,9 @@ from typing import Any
 import httpx2
 import structlog
 
-from ..errors import AuthFailed, ConnectorError, Permanent, RateLimited, Retryable
-from ..metrics import RATE_LIMITED, SINK_CALLS
-from ._http import parse_retry_after, send
+from ...errors import AuthFailed, ConnectorError, Permanent, RateLimited, Retryable
+from ...metrics import RATE_LIMITED, SINK_CALLS
+from .._http import parse_retry_after, send
 
 log = structlog.get_logger(__name__)
 

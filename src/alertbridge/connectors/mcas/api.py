@@ -16,8 +16,9 @@ from typing import Any
 import httpx2
 from pydantic import SecretStr
 
-from ..errors import Retryable
-from ._http import send
+from ...errors import Retryable
+from .._values import is_millis as _is_millis
+from .._http import send
 
 ALERTS_PATH = "/api/v1/alerts/"
 PAGE_LIMIT = 100  # the most the list call returns at once
@@ -64,7 +65,3 @@ async def list_alerts(
         # A 2xx without the list is a proxy's page or a hiccup, not a verdict on the request.
         raise Retryable(f"{vendor}: the alerts answer has no 'data' list")
     return answer["data"], answer.get("hasNext") is True
-
-
-def _is_millis(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

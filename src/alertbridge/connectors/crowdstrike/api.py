@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx2
 
-from ..errors import AuthFailed, Permanent, RateLimited
-from ._http import send
+from ...errors import AuthFailed, Permanent, RateLimited
+from .._http import send
 
 VENDOR = "crowdstrike"
 TOKEN_MARGIN = 60.0  # refresh this many seconds before the token's stated expiry

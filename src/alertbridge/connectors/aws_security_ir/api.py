@@ -22,8 +22,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import AuthFailed, ConnectorError, MissingExtra, Permanent, RateLimited, Retryable
-from ._http import parse_retry_after
+from ...errors import AuthFailed, ConnectorError, MissingExtra, Permanent, RateLimited, Retryable
+from .._http import parse_retry_after
 
 VENDOR = "security-ir"
 MAX_PAGE = 25  # ListCasesRequestMaxResultsInteger / ListCommentsRequestMaxResultsInteger: max 25

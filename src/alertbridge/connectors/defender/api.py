@@ -19,8 +19,8 @@ from typing import Any
 import httpx2
 from pydantic import SecretStr
 
-from ..errors import AuthFailed, Permanent, Retryable
-from ._http import send
+from ...errors import AuthFailed, Permanent, Retryable
+from .._http import send
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Renew a token this long before Entra ID says it expires, so no call carries a token that dies in flight.
