@@ -1,12 +1,11 @@
-"""A thin async client for the CrowdStrike Falcon API: OAuth2 client credentials, one bearer token, rate limits.
+"""The CrowdStrike Falcon API on the shared HTTP layer: OAuth2 client credentials, Falcon's error envelope and rate limits.
 
-Falcon tokens live 30 minutes (`expires_in` in the token answer); one is fetched
-lazily, kept until shortly before it expires, and refreshed once when a call
-meets a 401 (a token revoked early, or a clock that drifted). Falcon answers a
-429 with `X-RateLimit-RetryAfter`, the *epoch second* from which calls are let
-through again, besides `Retry-After`; the later of the two is handed to the core:
-https://www.falconpy.io/Usage/Rate-Limits.html
-Errors carry the path only, never the query (it holds the FQL filter) or headers.
+Falcon tokens live 30 minutes (`expires_in` in the token answer); the auth flow
+fetches one lazily, renews it a minute before it expires, and once more when a
+call meets a 401 (a token revoked early, or a clock that drifted). Falcon
+answers a 429 with `X-RateLimit-RetryAfter`, the *epoch second* from which calls
+are let through again, besides `Retry-After`; the later of the two is handed to
+the core: https://www.falconpy.io/Usage/Rate-Limits.html
 """
 
 from __future__ import annotations
@@ -15,85 +14,37 @@ import time
 from typing import Any
 
 import httpx2
+from pydantic import SecretStr
 
-from ...errors import AuthFailed, Permanent, RateLimited
-from .._http import send
+from .._http import HttpClient, OAuth2ClientCredentials, Vendor
 
-VENDOR = "crowdstrike"
-TOKEN_MARGIN = 60.0  # refresh this many seconds before the token's stated expiry
+TOKEN_LIFETIME = 1799.0  # when the token answer has no expires_in
 
 
-class FalconApi:
-    """Calls one Falcon cloud with a client id and secret."""
+class FalconVendor(Vendor):
+    """Falcon's envelope `{"meta", "errors": [{"code", "message"}], "resources"}` and its epoch Retry-After."""
 
-    def __init__(
-        self,
-        base_url: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        member_cid: str | None,
-        timeout: float,
-        transport: httpx2.AsyncBaseTransport | None = None,
-    ):
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._member_cid = member_cid
-        self._client = httpx2.AsyncClient(
-            base_url=base_url, headers={"Accept": "application/json"}, timeout=timeout, transport=transport
-        )
-        self._token: str | None = None
-        self._token_until = 0.0
+    def message(self, body: Any) -> str | None:
+        """Join the messages of `errors`."""
+        errors = body.get("errors") if isinstance(body, dict) else None
+        messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")] if isinstance(errors, list) else []
+        return "; ".join(messages) or super().message(body)
 
-    async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> dict[str, Any]:
-        """Send one authorized request and return its JSON body; on a 401 refresh the token and retry once."""
-        for attempt in (1, 2):
-            token = await self._bearer(renew=attempt == 2)
-            try:
-                response = await self._send(method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"})
-            except AuthFailed as exc:
-                if exc.status == 401 and attempt == 1:
-                    continue
-                raise
-            return response.json()
-        raise AssertionError("unreachable: the second attempt returns or raises")
-
-    async def _bearer(self, renew: bool) -> str:
-        if self._token is None or renew or time.monotonic() >= self._token_until:
-            if not self._client_id or not self._client_secret:
-                raise AuthFailed("crowdstrike: client_id and client_secret are required to poll the Alerts API")
-            form = {"client_id": self._client_id, "client_secret": self._client_secret}
-            if self._member_cid:
-                form["member_cid"] = self._member_cid
-            body = (await self._send("POST", "/oauth2/token", data=form)).json()
-            if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-                raise Permanent("crowdstrike POST /oauth2/token: the answer has no access_token")
-            lifetime = body.get("expires_in")
-            self._token = body["access_token"]
-            self._token_until = time.monotonic() + (lifetime if isinstance(lifetime, int) else 1799) - TOKEN_MARGIN
-        return self._token
-
-    async def _send(self, method: str, path: str, **request: Any) -> httpx2.Response:
-        seen: list[httpx2.Response] = []
-
-        async def exchange() -> httpx2.Response:
-            seen.append(await self._client.request(method, path, **request))
-            return seen[-1]
-
+    def retry_after(self, response: httpx2.Response) -> float | None:
+        """Return the later of Retry-After and X-RateLimit-RetryAfter (an epoch second)."""
         try:
-            return await send(exchange(), vendor=VENDOR)
-        except RateLimited as exc:
-            exc.retry_after = max(exc.retry_after or 0.0, _epoch_wait(seen[-1].headers)) or None
-            raise
-
-    async def aclose(self) -> None:
-        """Release connections."""
-        await self._client.aclose()
+            epoch = max(0.0, float(response.headers.get("x-ratelimit-retryafter", "")) - time.time())
+        except ValueError:
+            epoch = 0.0
+        return max(super().retry_after(response) or 0.0, epoch) or None
 
 
-def _epoch_wait(headers: httpx2.Headers) -> float:
-    """Return the seconds until X-RateLimit-RetryAfter (an epoch second), 0 when absent or unreadable."""
-    try:
-        return max(0.0, float(headers.get("x-ratelimit-retryafter", "")) - time.time())
-    except ValueError:
-        return 0.0
+FALCON = FalconVendor("crowdstrike")
+
+
+def falcon_client(connector: str, base_url: str, client_id: str, client_secret: SecretStr, *, member_cid: str | None,
+                  timeout: float, transport: httpx2.AsyncBaseTransport | None = None) -> HttpClient:
+    """Return a client of one Falcon cloud, authorized by the API client's id and secret (and child CID, for MSSPs)."""
+    form = {"client_id": client_id, "client_secret": client_secret.get_secret_value(), **({"member_cid": member_cid} if member_cid else {})}
+    auth = OAuth2ClientCredentials(FALCON, f"{base_url.rstrip('/')}/oauth2/token", form, default_lifetime=TOKEN_LIFETIME)
+    return HttpClient(connector, FALCON, base_url=base_url, auth=auth, timeout=timeout, transport=transport)

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr
 
 from .._values import json_cursor
 from ..roles import Poller, PollerConfig, PollResult
-from .api import FalconApi
+from .api import falcon_client
 from .parser import CrowdStrikeAlertsParser
 
 
@@ -48,22 +48,20 @@ class CrowdStrikeAlertsPoller(CrowdStrikeAlertsParser, Poller):
 
     def __init__(self, name: str, config: Config, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self.api = FalconApi(
-            config.url, config.client_id, config.client_secret.get_secret_value(),
-            member_cid=config.member_cid, timeout=config.timeout, transport=transport,
-        )  # fmt: skip
+        self.api = falcon_client(name, config.url, config.client_id, config.client_secret, member_cid=config.member_cid,
+                                 timeout=config.timeout, transport=transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of alerts updated at or after the cursor's time."""
         since, offset = _read_cursor(cursor, self.config.backfill)
         fql = f"updated_timestamp:>='{since}'" + (f"+{self.config.filter}" if self.config.filter else "")
         params = {"filter": fql, "sort": "updated_timestamp.asc", "limit": self.config.page_size, "offset": offset}
-        query = await self.api.call("GET", "/alerts/queries/alerts/v2", params=params)
+        query = self.api.json_object(await self.api.call("query", "GET", "/alerts/queries/alerts/v2", params=params))
         ids = [i for i in query.get("resources") or [] if isinstance(i, str)]
         total = ((query.get("meta") or {}).get("pagination") or {}).get("total") or 0
         if not ids:
             return PollResult([], _write_cursor(since, offset))
-        entities = await self.api.call("POST", "/alerts/entities/alerts/v2", json={"composite_ids": ids})
+        entities = self.api.json_object(await self.api.call("entities", "POST", "/alerts/entities/alerts/v2", json={"composite_ids": ids}))
         by_id = {r.get("composite_id"): r for r in entities.get("resources") or [] if isinstance(r, dict)}
         items = [by_id[i] for i in ids if i in by_id]
         last = next((item["updated_timestamp"] for item in reversed(items) if isinstance(item.get("updated_timestamp"), str)), since)

@@ -26,7 +26,7 @@ from ...errors import AuthFailed, Permanent
 from .._values import iso_time as _time
 from .._values import json_cursor
 from ..roles import Poller, PollerConfig, PollResult
-from .api import GraphApi
+from .api import graph_client
 from .parser import DefenderParser
 
 log = structlog.get_logger(__name__)
@@ -71,10 +71,8 @@ class DefenderSource(DefenderParser, Poller):
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
         self.base_url = config.url.rstrip("/")
-        self._api = GraphApi(
-            login_url=config.login_url, tenant_id=config.tenant_id, client_id=config.client_id,
-            client_secret=config.client_secret, timeout=config.timeout, transport=transport,
-        )  # fmt: skip
+        self._api = graph_client(name, login_url=config.login_url, tenant_id=config.tenant_id, client_id=config.client_id,
+                                 client_secret=config.client_secret, timeout=config.timeout, transport=transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of alerts updated since the cursor."""
@@ -82,7 +80,7 @@ class DefenderSource(DefenderParser, Poller):
         body = None
         if next_link:
             try:
-                body = await self._api.get(next_link)
+                body = self._api.json_object(await self._api.call("alerts", "GET", next_link))
             except Permanent as exc:
                 if isinstance(exc, AuthFailed):
                     raise
@@ -91,7 +89,7 @@ class DefenderSource(DefenderParser, Poller):
                 newest = since
         if body is None:
             params = {"$filter": f"lastUpdateDateTime ge {since}", "$orderby": "lastUpdateDateTime asc", "$top": str(self.config.page_size)}
-            body = await self._api.get(self.base_url + ALERTS_PATH, params)
+            body = self._api.json_object(await self._api.call("alerts", "GET", self.base_url + ALERTS_PATH, params=params))
         items = body.get("value")
         if not isinstance(items, list):
             raise Permanent(f"defender {self.name}: the alerts answer has no 'value' list")

@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from ...errors import ConnectorError, Permanent, Retryable
 from . import fields as jf
 from .._http import check_response
-from .api import PAGE_SIZE, Clock, JiraApi
+from .api import JIRA, PAGE_SIZE, Clock, JiraApi
 from .markup import render
 from ..roles import Attachments, BulkCreate, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TransitionCheck
 
@@ -190,12 +190,12 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments):
         body = response.json()
         element_errors = body.get("errors") if isinstance(body.get("errors"), list) else []
         if not element_errors:
-            check_response(response, vendor="jira")  # a 400 about the whole request, not its elements
+            check_response(response, JIRA)  # a 400 about the whole request, not its elements
         failed: dict[int, ConnectorError] = {}
         for error in element_errors:
             element = httpx2.Response(error.get("status", 400), json=error.get("elementErrors", {}), request=response.request)
             try:
-                check_response(element, vendor="jira")  # the same mapping as a single call: 429/5xx retry, 400 is permanent
+                check_response(element, JIRA)  # the same mapping as a single call: 429/5xx retry, 400 is permanent
             except ConnectorError as exc:
                 failed[error.get("failedElementNumber", -1)] = exc
         created = iter(body.get("issues", []))

@@ -27,7 +27,7 @@ from ...metrics import POLLS
 from ...model import Severity
 from .._values import json_cursor
 from ..roles import Poller, PollerConfig, PollResult, StrictModel
-from .api import PAGE_LIMIT, Position, list_alerts
+from .api import PAGE_LIMIT, Position, list_alerts, tenant_client
 from .parser import SEVERITY, McasParser
 
 log = structlog.get_logger(__name__)
@@ -76,7 +76,10 @@ class McasSource(McasParser, Poller):
         super().__init__(name, config)
         self._tenants = {tenant.name: tenant for tenant in config.tenants}
         self.tenant_urls = {tenant.name: tenant.url for tenant in config.tenants}
-        self._client = httpx2.AsyncClient(timeout=config.timeout, transport=transport, headers={"Accept": "application/json"})
+        self._clients = {
+            tenant.name: tenant_client(name, tenant.name, tenant.url, tenant.token, timeout=config.timeout, transport=transport)
+            for tenant in config.tenants
+        }
         self._clock = clock
         self._resume_at: dict[str, float] = {}
         self.tenant_errors: dict[str, str] = {}  # tenant name -> the last poll error, until it polls fine again
@@ -91,12 +94,12 @@ class McasSource(McasParser, Poller):
         due = [tenant for tenant in self._tenants.values() if self._resume_at.get(tenant.name, 0.0) <= now]
         if not due:
             wait = min(self._resume_at.values()) - now
-            raise RateLimited(f"mcas {self.name}: every tenant is waiting out an error", retry_after=wait, reason="tenant-backoff")
+            raise RateLimited(f"mcas {self.name}: every tenant is waiting out an error", retry_after=wait, cause="tenant-backoff")
         for tenant in due:
             position = positions[tenant.name]
             try:
                 page, has_next = await list_alerts(
-                    self._client, tenant.url, tenant.token, position, self.config.page_size, _severities(tenant.min_severity), f"mcas {tenant.name}"
+                    self._clients[tenant.name], position, self.config.page_size, _severities(tenant.min_severity)
                 )
             except ConnectorError as exc:
                 failures.append(exc)
@@ -116,7 +119,7 @@ class McasSource(McasParser, Poller):
         self.tenant_errors[tenant] = str(exc)
         retry_after = (exc.retry_after if isinstance(exc, Retryable) else None) or 0.0
         self._resume_at[tenant] = now + max(retry_after, self.config.interval)
-        POLLS.labels(source=f"{self.name}/{tenant}", outcome=type(exc).__name__).inc()
+        POLLS.labels(source=f"{self.name}/{tenant}", outcome=exc.reason.value).inc()
         log.warning("mcas tenant poll failed", source=self.name, tenant=tenant, error=str(exc), retry_after=retry_after)
 
     def _read_cursor(self, cursor: str | None) -> dict[str, Position]:
@@ -137,7 +140,8 @@ class McasSource(McasParser, Poller):
 
     async def aclose(self) -> None:
         """Release connections."""
-        await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
 
 
 def _severities(minimum: Severity | None) -> list[int] | None:
