@@ -141,7 +141,7 @@ class SecurityIrApi:
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""
-        if self._client is not None and hasattr(self._client, "close"):
+        if self._client is not None:
             await asyncio.to_thread(self._client.close)
 
 
