@@ -9,12 +9,12 @@ import httpx2
 from sqlalchemy import select
 
 from alertbridge.config import validate_config
-from alertbridge.connectors.jira import JiraSink
+from alertbridge.connectors.jira.sink import JiraSink
 from alertbridge.connectors.qualys.fim import QualysFimPoller
 from alertbridge.connectors.qualys.pc import QualysPcPoller
 from alertbridge.connectors.qualys.vm import QualysVmPoller
 from alertbridge.pipeline.poll import PollRunner
-from alertbridge.sandbox._adf import to_text
+from alertbridge.sandbox.jira.adf import to_text
 from alertbridge.sandbox.qualys import PASSWORD, USERNAME
 from alertbridge.service import Hub
 from alertbridge.store import upgrade

@@ -20,7 +20,7 @@ LIST = {"action": "list"}
 
 def api(app, *, password: str = PASSWORD, max_concurrency: int = 4, clock=None) -> QualysApi:
     extra = {"clock": clock} if clock else {}
-    return QualysApi(url=URL, username=USERNAME, password=SecretStr(password), timeout=10, max_concurrency=max_concurrency,
+    return QualysApi(connector="qualys-test", url=URL, username=USERNAME, password=SecretStr(password), timeout=10, max_concurrency=max_concurrency,
                      transport=httpx2.ASGITransport(app=app), **extra)
 
 
@@ -32,9 +32,9 @@ async def test_calls_carry_basic_auth_and_x_requested_with():
         await app(scope, receive, send)
 
     app = create_app(generate(hosts=2))
-    client = QualysApi(url=URL, username=USERNAME, password=SecretStr(PASSWORD), timeout=10, max_concurrency=1,
+    client = QualysApi(connector="qualys-test", url=URL, username=USERNAME, password=SecretStr(PASSWORD), timeout=10, max_concurrency=1,
                        transport=httpx2.ASGITransport(app=spy))
-    (await client.fetch(DETECTION, LIST)).close()
+    (await client.fetch("detections", DETECTION, LIST)).close()
     assert seen[0]["x-requested-with"] == "alertbridge" and seen[0]["authorization"].startswith("Basic ")
     await client.aclose()
 
@@ -42,7 +42,7 @@ async def test_calls_carry_basic_auth_and_x_requested_with():
 async def test_a_wrong_password_is_auth_failed_without_the_password_in_the_message():
     client = api(create_app(generate(hosts=2)), password="wrong-password-canary")
     with pytest.raises(AuthFailed) as refused:
-        await client.fetch(DETECTION, LIST)
+        await client.fetch("detections", DETECTION, LIST)
     assert refused.value.status == 401 and "wrong-password-canary" not in str(refused.value)
     await client.aclose()
 
@@ -58,9 +58,9 @@ async def test_concurrency_never_exceeds_what_the_subscription_allows():
     state = app.state.qualys
     state.concurrency_limit, state.latency = 2, 0.05
     client = api(app, max_concurrency=8)
-    (await client.fetch(DETECTION, LIST)).close()  # the first answer says X-Concurrency-Limit-Limit: 2
+    (await client.fetch("detections", DETECTION, LIST)).close()  # the first answer says X-Concurrency-Limit-Limit: 2
     assert client.limits.allowed == 2
-    pages = await asyncio.gather(*(client.fetch(DETECTION, LIST) for _ in range(10)))
+    pages = await asyncio.gather(*(client.fetch("detections", DETECTION, LIST) for _ in range(10)))
     for page in pages:
         page.close()
     assert state.peak["detection"] == 2 and all(status == 200 for _, _, status in state.calls)
@@ -72,9 +72,9 @@ async def test_a_409_concurrency_conflict_is_retryable_after_a_short_wait():
     app.state.qualys.conflict_next = ["1960"]
     client = api(app)
     with pytest.raises(Retryable) as blocked:
-        await client.fetch(DETECTION, LIST)
+        await client.fetch("detections", DETECTION, LIST)
     assert blocked.value.status == 409 and blocked.value.retry_after == 5.0 and "1960" in str(blocked.value)
-    (await client.fetch(DETECTION, LIST)).close()  # the conflict passed
+    (await client.fetch("detections", DETECTION, LIST)).close()  # the conflict passed
     await client.aclose()
 
 
@@ -83,7 +83,7 @@ async def test_a_409_rate_conflict_waits_out_to_wait_sec():
     app.state.qualys.conflict_next = ["1965"]
     client = api(app)
     with pytest.raises(RateLimited) as blocked:
-        await client.fetch(DETECTION, LIST)
+        await client.fetch("detections", DETECTION, LIST)
     assert blocked.value.retry_after == 60 and "This API cannot be run again for another 60 seconds" in str(blocked.value)
     await client.aclose()
 
@@ -96,16 +96,16 @@ async def test_to_wait_sec_on_a_blocked_answer_holds_every_later_call_back():
     state.clock = lambda: now[0]
     client = api(app, clock=lambda: now[0])
     for _ in range(2):
-        (await client.fetch(DETECTION, LIST)).close()
+        (await client.fetch("detections", DETECTION, LIST)).close()
     with pytest.raises(RateLimited) as blocked:
-        await client.fetch(DETECTION, LIST)  # 409 1965 with X-RateLimit-ToWait-Sec
+        await client.fetch("detections", DETECTION, LIST)  # 409 1965 with X-RateLimit-ToWait-Sec
     assert blocked.value.retry_after == 601
     sent = len(state.calls)
     with pytest.raises(RateLimited, match="rate limit spent"):
-        await client.fetch(DETECTION, LIST)
+        await client.fetch("detections", DETECTION, LIST)
     assert len(state.calls) == sent  # held back here, not sent to be refused
     now[0] += 601
-    (await client.fetch(DETECTION, LIST)).close()
+    (await client.fetch("detections", DETECTION, LIST)).close()
     await client.aclose()
 
 
@@ -124,6 +124,6 @@ async def test_the_gateway_token_is_fetched_once_and_renewed_once_on_a_401():
 async def test_a_wrong_gateway_password_is_auth_failed():
     app = create_app(generate(hosts=2))
     source = poller("qualys_fim", app, password="not-the-password")
-    with pytest.raises(AuthFailed, match="refused the user name or password"):
+    with pytest.raises(AuthFailed, match="qualys POST /auth -> 401"):
         await source.poll(None)
     await source.aclose()

@@ -34,7 +34,7 @@ import httpx2
 from pydantic import SecretStr
 
 from ...errors import AuthFailed, BadPage, Permanent, RateLimited, Retryable
-from .._http import check_response
+from .._http import HttpClient, TokenAuth, Vendor
 from .records import UNREADABLE, NotThisDocument, simple_return
 from .settings import QualysConfig
 
@@ -43,7 +43,9 @@ SPOOL_IN_MEMORY = 1 << 20
 DEAD_LETTER_LIMIT = 8 << 20  # the start of a bad page kept in the dead-letter list
 ERROR_BODY_LIMIT = 64 << 10
 CONCURRENCY_WAIT = 5.0  # a 1960 says other calls are running; they usually end within seconds
-JWT_LIFETIME = 3.5 * 3600  # the gateway's tokens last four hours
+JWT_LIFETIME = 4 * 3600.0  # the gateway's tokens last four hours
+JWT_MARGIN = 1800.0  # renewed half an hour before
+QUALYS = Vendor("qualys")  # errors are SIMPLE_RETURN XML: the message is the body's start, CODE and TEXT included
 T = TypeVar("T")
 
 
@@ -62,7 +64,7 @@ class Limits:
         """Hold one of the allowed concurrent calls; raise RateLimited while the API's rate limit is spent."""
         wait = self.blocked_until.get(path, 0.0) - self.clock()
         if wait > 0:
-            raise RateLimited(f"qualys {path}: rate limit spent, next call allowed in {wait:.0f}s", retry_after=wait, reason="X-RateLimit-Remaining: 0")
+            raise RateLimited(f"qualys {path}: rate limit spent, next call allowed in {wait:.0f}s", retry_after=wait, cause="X-RateLimit-Remaining: 0")
         async with self._changed:
             await self._changed.wait_for(lambda: self.running < self.allowed)
             self.running += 1
@@ -89,7 +91,7 @@ def conflict(response: httpx2.Response, vendor: str) -> Retryable:
     to_wait = _number(response.headers.get("x-ratelimit-towait-sec"))
     message = f"{vendor} {response.request.method} {response.request.url.path} -> 409 ({code or 'no code'}): {text or 'conflict'}"
     if code == "1965" or (to_wait or 0) > 0:
-        return RateLimited(message, retry_after=to_wait, reason=f"qualys {code or 'rate limit'}")
+        return RateLimited(message, retry_after=to_wait, cause=f"qualys {code or 'rate limit'}")
     return Retryable(message, status=409, retry_after=CONCURRENCY_WAIT)
 
 
@@ -125,116 +127,88 @@ class Page:
 class QualysApi:
     """Calls the Qualys API server (VM, PC, KnowledgeBase) as one API user, within the subscription's limits."""
 
-    def __init__(self, *, url: str, username: str, password: SecretStr, timeout: float, max_concurrency: int,
+    def __init__(self, *, connector: str, url: str, username: str, password: SecretStr, timeout: float, max_concurrency: int,
                  transport: httpx2.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
         self.base_url = url.rstrip("/")
         self.limits = Limits(max_concurrency, clock)
-        self._client = httpx2.AsyncClient(
-            auth=httpx2.BasicAuth(username, password.get_secret_value()), timeout=timeout, transport=transport,
-            headers={"X-Requested-With": REQUESTED_WITH},
-        )
+        self._http = HttpClient(connector, QUALYS, timeout=timeout, auth=httpx2.BasicAuth(username, password.get_secret_value()),
+                                headers={"X-Requested-With": REQUESTED_WITH, "Accept": "text/xml"}, transport=transport)
 
-    async def fetch(self, target: str, params: dict[str, str] | None = None) -> Page:
+    async def fetch(self, operation: str, target: str, params: dict[str, str] | None = None) -> Page:
         """GET an API path (or a WARNING/URL the API gave) and spool the answer; raise the typed error of a failure."""
         url = target if target.startswith(("http://", "https://")) else self.base_url + target
         if not url.startswith(self.base_url + "/"):
             # The basic-auth credentials go wherever the URL points: only ever to the configured platform.
             raise Permanent(f"qualys: refusing to follow {url.split('?')[0]!r}, which is outside {self.base_url}")
         path = httpx2.URL(url).path
-        async with self.limits.slot(path):
-            request = self._client.build_request("GET", url, params=params)
-            response = await _send(self._client, request)
-            try:
-                self.limits.learn(path, response.headers)
-                if response.status_code >= 300:
-                    await response.aread()
-                    if response.status_code == 409:
-                        raise conflict(response, "qualys")
-                    check_response(response, vendor="qualys")
-                    raise Permanent(f"qualys GET {path} -> {response.status_code}")  # a 3xx: the API never redirects
-                return await _spool(response)
-            finally:
-                await response.aclose()
+        async with self.limits.slot(path), self._http.stream(operation, "GET", url, params=params, accept=(409,)) as response:
+            self.limits.learn(path, response.headers)
+            if response.status_code == 409:
+                await response.aread()
+                raise conflict(response, "qualys")
+            if response.status_code >= 300:
+                raise Permanent(f"qualys GET {path} -> {response.status_code}")  # a redirect: the API never sends one
+            return await _spool(response)
 
     async def aclose(self) -> None:
         """Release connections."""
-        await self._client.aclose()
+        await self._http.aclose()
+
+
+class GatewayToken(TokenAuth):
+    """The gateway's JWT: ``POST /auth`` with the user name and password, answered with the token as text; it lasts four hours."""
+
+    def __init__(self, url: str, username: str, password: SecretStr, clock: Callable[[], float]):
+        super().__init__(QUALYS, margin=JWT_MARGIN, clock=clock)
+        self._url = url + "/auth"
+        self._form = {"username": username, "password": password.get_secret_value(), "token": "true"}
+
+    def token_request(self) -> httpx2.Request:
+        """Return the form POST of the user's credentials."""
+        return httpx2.Request("POST", self._url, data=self._form)
+
+    def read_token(self, body: Any) -> tuple[str, float]:
+        """Return the JWT the gateway answered as text."""
+        token = body.strip() if isinstance(body, str) else ""
+        if not token or " " in token or "<" in token:
+            raise AuthFailed("qualys POST /auth: the gateway answered without a token")
+        return token, JWT_LIFETIME
 
 
 class GatewayApi:
-    """Calls the Qualys gateway (FIM) with a JWT from ``POST /auth``, renewed before it lapses and once on a 401."""
+    """Calls the Qualys gateway (FIM) with its JWT, within the subscription's limits."""
 
-    def __init__(self, *, url: str, username: str, password: SecretStr, timeout: float, max_concurrency: int,
+    def __init__(self, *, connector: str, url: str, username: str, password: SecretStr, timeout: float, max_concurrency: int,
                  transport: httpx2.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
         self.base_url = url.rstrip("/")
         self.limits = Limits(max_concurrency, clock)
-        self._form = {"username": username, "password": password.get_secret_value(), "token": "true"}
-        self._client = httpx2.AsyncClient(timeout=timeout, transport=transport)
-        self._clock = clock
-        self._token: str | None = None
-        self._renew_at = 0.0
-        self._lock = asyncio.Lock()
+        self._http = HttpClient(connector, QUALYS, timeout=timeout, auth=GatewayToken(self.base_url, username, password, clock),
+                                transport=transport)
 
-    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
-        """POST a JSON body to a gateway path and return the decoded answer; on a 401 renew the token once."""
-        for attempt in (1, 2):
-            token = await self._bearer(renew=attempt == 2)
-            async with self.limits.slot(path):
-                request = self._client.build_request("POST", self.base_url + path, json=body, headers={"Authorization": f"Bearer {token}"})
-                response = await _send(self._client, request)
-                await response.aread()
-                await response.aclose()
-            self.limits.learn(path, response.headers)
-            if response.status_code == 401 and attempt == 1:
-                continue  # the token expired early or was revoked
-            if response.status_code == 409:
-                raise conflict(response, "qualys fim")
-            check_response(response, vendor="qualys fim")
-            try:
-                return response.json()
-            except ValueError:
-                raise Retryable(f"qualys fim POST {path}: the answer is not JSON") from None
-        raise AssertionError("unreachable: the second attempt returns or raises")
-
-    async def _bearer(self, renew: bool) -> str:
-        async with self._lock:
-            if renew or self._token is None or self._clock() >= self._renew_at:
-                request = self._client.build_request("POST", self.base_url + "/auth", data=self._form)
-                response = await _send(self._client, request)
-                await response.aread()
-                await response.aclose()
-                if response.status_code in (400, 401, 403):
-                    raise AuthFailed(f"qualys fim POST /auth -> {response.status_code}: the gateway refused the user name or password",
-                                     status=response.status_code)
-                check_response(response, vendor="qualys fim")
-                token = response.text.strip()
-                if not token or " " in token:
-                    raise AuthFailed("qualys fim POST /auth: the gateway answered without a token")
-                self._token, self._renew_at = token, self._clock() + JWT_LIFETIME
-            return self._token
+    async def post_json(self, operation: str, path: str, body: dict[str, Any]) -> Any:
+        """POST a JSON body to a gateway path and return the decoded answer."""
+        async with self.limits.slot(path):
+            response = await self._http.call(operation, "POST", self.base_url + path, json=body, accept=(409,))
+        self.limits.learn(path, response.headers)
+        if response.status_code == 409:
+            raise conflict(response, "qualys")
+        try:
+            return response.json()
+        except ValueError:
+            raise Retryable(f"qualys POST {path}: the answer is not JSON") from None
 
     async def aclose(self) -> None:
         """Release connections."""
-        await self._client.aclose()
+        await self._http.aclose()
 
 
 Client = TypeVar("Client", "QualysApi", "GatewayApi")
 
 
-def connect(api: type[Client], config: QualysConfig, transport: httpx2.AsyncBaseTransport | None = None) -> Client:
-    """Build a client for a source's platform and user."""
-    return api(url=config.base_url(), username=config.username, password=config.password, timeout=config.timeout,
+def connect(api: type[Client], name: str, config: QualysConfig, transport: httpx2.AsyncBaseTransport | None = None) -> Client:
+    """Build a client for a source's platform and user (`name` labels its call metrics)."""
+    return api(connector=name, url=config.base_url(), username=config.username, password=config.password, timeout=config.timeout,
                max_concurrency=config.max_concurrency, transport=transport)
-
-
-async def _send(client: httpx2.AsyncClient, request: httpx2.Request) -> httpx2.Response:
-    """Send a request, streaming its answer; transport failures are worth retrying."""
-    try:
-        return await client.send(request, stream=True)
-    except httpx2.TimeoutException as exc:
-        raise Retryable(f"qualys {request.url.path}: timed out ({type(exc).__name__})") from exc
-    except httpx2.TransportError as exc:
-        raise Retryable(f"qualys {request.url.path}: {type(exc).__name__}: {exc}") from exc
 
 
 async def _spool(response: httpx2.Response) -> Page:
@@ -244,12 +218,9 @@ async def _spool(response: httpx2.Response) -> Page:
         async for chunk in response.aiter_bytes():
             spool.write(chunk)
             size += len(chunk)
-    except httpx2.TimeoutException as exc:
-        spool.close()
-        raise Retryable(f"qualys {response.request.url.path}: timed out reading the answer after {size} bytes") from exc
-    except httpx2.TransportError as exc:
-        spool.close()
-        raise Retryable(f"qualys {response.request.url.path}: the answer broke off after {size} bytes ({type(exc).__name__})") from exc
+    except BaseException:
+        spool.close()  # the stream's own handler turns a broken or late answer into a typed error
+        raise
     spool.seek(0)
     return Page(spool, size)
 

@@ -120,7 +120,7 @@ class QualysFimPoller(QualysFimParser, Poller):
 
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self._api = connect(GatewayApi, config, transport)
+        self._api = connect(GatewayApi, name, config, transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of incidents updated since the cursor; keep those that escalate."""
@@ -129,7 +129,7 @@ class QualysFimPoller(QualysFimParser, Poller):
             "since": now - int(self.config.backfill * 1000)}
         since, upto, number = state["since"], state.get("upto") or now, state.get("page", 0)
         query = f"lastUpdatedBy.date: ['{since}'..'{upto}']" + (f" and {self.config.filter}" if self.config.filter else "")
-        answer = await self._api.post_json(SEARCH_PATH, {"filter": query, "sort": BY_UPDATE, "pageNumber": number,
+        answer = await self._api.post_json("incidents", SEARCH_PATH, {"filter": query, "sort": BY_UPDATE, "pageNumber": number,
                                                          "pageSize": self.config.page_size})
         if not isinstance(answer, list):
             raise Retryable("qualys fim incident search: the answer is not a list")
@@ -157,7 +157,7 @@ class QualysFimPoller(QualysFimParser, Poller):
 
     async def _worst_event(self, incident_id: str) -> int | None:
         body = {"pageNumber": 0, "pageSize": 1, "sort": '[{"severity":"desc"}]'}
-        answer = await self._api.post_json(EVENTS_PATH.format(id=incident_id), body)
+        answer = await self._api.post_json("incident_events", EVENTS_PATH.format(id=incident_id), body)
         events = [entry.get("data") for entry in answer if isinstance(entry, dict)] if isinstance(answer, list) else []
         return max([s for event in events if (s := level(value(event, "severity"))) is not None], default=None)
 

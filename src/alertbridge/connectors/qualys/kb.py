@@ -94,7 +94,7 @@ class KnowledgeBase:
         for start in range(0, len(missing), IDS_PER_CALL):
             batch = missing[start:start + IDS_PER_CALL]
             self.calls += 1
-            page = await self._api.fetch(KB_PATH, {"action": "list", "details": "All", "ids": ",".join(map(str, batch))})
+            page = await self._api.fetch("knowledge_base", KB_PATH, {"action": "list", "details": "All", "ids": ",".join(map(str, batch))})
             entries = await page.read(read_vulns, "knowledge base")
             for qid in batch:
                 found[qid] = entries.get(qid, {})

@@ -153,7 +153,7 @@ class QualysPcPoller(QualysPcParser, Poller):
 
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self._api = connect(QualysApi, config, transport)
+        self._api = connect(QualysApi, name, config, transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next posture page of the current policy; move to the next policy, then to the next round."""
@@ -161,7 +161,7 @@ class QualysPcPoller(QualysPcParser, Poller):
         index = state.get("policy", 0) if 0 <= state.get("policy", 0) < len(self.config.policy_ids) else 0
         policy = self.config.policy_ids[index]
         target = state.get("next") or POSTURE_PATH
-        page = await self._api.fetch(target, None if state.get("next") else self._params(policy, state.get("since")))
+        page = await self._api.fetch("postures", target, None if state.get("next") else self._params(policy, state.get("since")))
         batch = await page.read(read_postures, "posture info")
         start = state.get("start") or batch.datetime or stamp(datetime.now(UTC))
         items = self.items(policy, batch)

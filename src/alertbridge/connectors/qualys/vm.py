@@ -181,7 +181,7 @@ class QualysVmPoller(QualysVmParser, Poller):
 
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self._api = connect(QualysApi, config, transport)
+        self._api = connect(QualysApi, name, config, transport)
         self.kb = KnowledgeBase(self._api, ttl=config.kb_ttl)
 
     async def poll(self, cursor: str | None) -> PollResult:
@@ -190,9 +190,9 @@ class QualysVmPoller(QualysVmParser, Poller):
         state = json_cursor(cursor, "qualys vm", lambda s: s.get("since") is None or qualys_time(s["since"]) is not None) or {
             "since": None if backfill is None else stamp(datetime.now(UTC) - timedelta(seconds=backfill))}
         if state.get("next"):
-            page = await self._api.fetch(state["next"])
+            page = await self._api.fetch("detections", state["next"])
         else:
-            page = await self._api.fetch(DETECTION_PATH, self._params(state.get("since")))
+            page = await self._api.fetch("detections", DETECTION_PATH, self._params(state.get("since")))
         batch = await page.read(read_detections, "host list detection")
         start = state.get("start") or batch.datetime or stamp(datetime.now(UTC))
         qids = {int(d["qid"]) for host in batch.hosts for d in host["detections"] if d["qid"].isdigit()}

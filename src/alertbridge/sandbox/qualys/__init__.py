@@ -12,7 +12,8 @@ Every answer carries the subscription's limits (``X-RateLimit-*``,
 code 1965 (rate) or 1960 (concurrency), as Qualys answers. It serves a
 generated subscription (``subscription.py``) or, with ``samples=True``, the real
 detection and KnowledgeBase samples as they are. ``app.state.qualys`` holds the
-subscription, the knobs tests turn and the call log.
+subscription, the knobs tests turn and the call log; ``app.state.faults`` the
+shared fault layer's knobs (latency, 5xx, hangs).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from ..faults import FaultInjection, Faults, Refusals
 from ..samples import VENDOR_SAMPLES
 from . import render
 from .subscription import POLICY_ID, Subscription, generate
@@ -73,12 +75,9 @@ def create_app(subscription: Subscription | None = None, *, samples: bool = Fals
         subscription = generate()
         subscription.scan()
     app.state.qualys = QualysState(subscription, samples, clock=clock)
-
-    @app.middleware("http")
-    async def record(request: Request, call_next):
-        response = await call_next(request)
-        app.state.qualys.calls.append((request.method, request.url.path, response.status_code))
-        return response
+    # Latency, 5xx, hangs from the shared fault layer; Qualys's own limits (409s) are answered below, as Qualys does.
+    app.state.faults = Faults()
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=QualysRefusals(), calls=app.state.qualys.calls)
 
     @app.api_route("/api/2.0/fo/asset/host/vm/detection/", methods=["GET", "POST"])
     async def detections(request: Request) -> Response:
@@ -125,6 +124,14 @@ def create_app(subscription: Subscription | None = None, *, samples: bool = Fals
         return JSONResponse({"scan": subscription.scans, "at": render.when(moment), "vulnerable": len(subscription.vulnerable)})
 
     return app
+
+
+class QualysRefusals(Refusals):
+    """Qualys says no with a SIMPLE_RETURN."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer with a SIMPLE_RETURN carrying the message."""
+        return render.simple_return(datetime.now(UTC), str(status), message), {"Content-Type": "text/xml;charset=UTF-8"}
 
 
 Handler = Callable[[Request, QualysState], Awaitable[Response]]
