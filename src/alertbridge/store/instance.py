@@ -3,6 +3,11 @@
 Every ticket reference the hub writes or searches for carries it, so two hubs
 with their own databases (staging and production, or one hub before and after a
 database reset) never take each other's tickets for their own.
+
+A database restored from a backup gets a new id (`renew_instance`): the cases
+created after the backup are lost with their ids, which new cases take again;
+the new id keeps the new cases' tickets apart from the lost ones'. Restored
+cases keep the reference stored on their row, so they still find their tickets.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import re
 import secrets
 import string
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import instance
@@ -33,3 +38,18 @@ async def instance_id(conn: AsyncConnection) -> str:
     if found is None:
         raise RuntimeError("the database has no instance id: run `alertbridge db upgrade`")
     return found
+
+
+def renew_instance(url: str) -> tuple[str, str]:
+    """Give the database a new instance id (after a restore); return (old id, new id)."""
+    from . import _sync_url
+
+    engine = create_engine(_sync_url(url))
+    try:
+        with engine.begin() as conn:
+            old = conn.execute(select(instance.c.id)).scalar_one()
+            new = new_instance_id()
+            conn.execute(update(instance).values(id=new))
+    finally:
+        engine.dispose()
+    return old, new
