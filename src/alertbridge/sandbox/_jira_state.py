@@ -28,6 +28,7 @@ class JiraSandboxSettings:
     seed: int | None = None  # RNG seed for fault injection
     webhook_url: str | None = None  # where to POST jira:issue_updated on status changes, as a Jira webhook would
     webhook_secret: str | None = None  # signs webhook bodies (X-Hub-Signature: sha256=…)
+    workflow_admin: bool = True  # the caller may read workflows (Administer Jira); False: those APIs answer 403
 
 
 class JiraError(Exception):

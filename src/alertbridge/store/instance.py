@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from dataclasses import dataclass
 
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import instance
+from .tables import cases, instance
 
 # A letter first, so an instance id can never be mistaken for a case id in `alertbridge-<instance>-<case id>`;
 # no spaces or capitals, because Jira labels take neither.
@@ -53,3 +54,35 @@ def renew_instance(url: str) -> tuple[str, str]:
     finally:
         engine.dispose()
     return old, new
+
+
+@dataclass
+class Identity:
+    """What a database says about the hub it belongs to, for `check --live`."""
+
+    instance: str
+    last_case: int  # the highest case id: a reference of this instance above it belongs to no case of this database
+    legacy: bool  # some cases carry references from before instance ids (alertbridge-<case id>)
+
+
+def read_identity(url: str) -> Identity | None:
+    """Read the database's identity without creating anything; None if there is no database (or it does not answer)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from . import _sync_url
+    from .preflight import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        return None
+    engine = create_engine(_sync_url(url))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(select(instance.c.id)).scalar()
+            last = conn.execute(select(func.max(cases.c.id))).scalar() or 0
+            legacy = conn.execute(select(cases.c.id).where(cases.c.reference.not_like("alertbridge-%-%")).limit(1)).first()
+    except (DBAPIError, OSError):  # not there, not answering, or not an alertbridge database of this release
+        return None
+    finally:
+        engine.dispose()
+    return Identity(found, last, legacy is not None) if found else None
