@@ -10,6 +10,7 @@ from alertbridge.cli import app
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from support.recorder import ServerThread
 
+SOURCE = "sources:\n  gen: {type: generic, auth: {mode: bearer, token: t}}\n"  # a config with no source is incomplete
 GOOD_ROUTE = """
   - name: good
     sink: jira
@@ -55,7 +56,7 @@ def jira_url():
 def run_check(tmp_path, jira_url, routes):
     path = tmp_path / "c.yaml"
     path.write_text(
-        "sinks:\n  jira: {type: jira, flavor: cloud, url: '" + jira_url + "', email: soc@example.com, api_token: sandbox-token}\n"
+        SOURCE + "sinks:\n  jira: {type: jira, flavor: cloud, url: '" + jira_url + "', email: soc@example.com, api_token: sandbox-token}\n"
         "routes:" + routes
     )
     return CliRunner().invoke(app, ["check", "--live", "--config", str(path)])
@@ -91,7 +92,7 @@ TWO_ROUTES = """
 
 def check_lines(tmp_path, url: str, routes: str, *, flavor: str = "cloud", token: str = "sandbox-token", extra: str = ""):
     path = tmp_path / "c.yaml"
-    path.write_text(JIRA_SINK.format(flavor=flavor, url=url, token=token) + extra + "routes:" + routes)
+    path.write_text(SOURCE + JIRA_SINK.format(flavor=flavor, url=url, token=token) + extra + "routes:" + routes)
     result = CliRunner().invoke(app, ["check", "--live", "--config", str(path)])
     return result.exit_code, [line.strip() for line in result.output.splitlines()]
 
@@ -138,7 +139,7 @@ def test_a_transition_that_cannot_be_checked_is_reported_unchecked(tmp_path, fla
     assert code == 0, lines
     assert lines[0].startswith("warning: routes[0] (soc): SOC/Alert: transition 'Reopen' unchecked: the workflow is not "
                                "readable with these credentials"), lines
-    assert lines[-1].endswith("OK (0 sources, 1 sinks, 1 routes)")
+    assert lines[-1].endswith("OK (1 sources, 1 sinks, 1 routes)")
 
 
 def test_a_transition_is_checked_against_the_workflow_even_with_no_issue(tmp_path):
