@@ -20,7 +20,7 @@ from alertbridge.connectors.jira.api import NEAR_LIMIT_PACE, Clock, reset_delay
 from alertbridge.connectors.jira.markup import clean, escape_wiki, to_adf
 from alertbridge.connectors.roles import TicketDraft, TicketRef
 from alertbridge.connectors.jira import JiraConfig, JiraSink
-from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable, TimedOut
+from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable, TimedOut, Unchecked
 from alertbridge.model import Severity
 from alertbridge.sandbox.jira import adf as _adf
 from alertbridge.sandbox.jira.seed import FIELDS_BY_ID, option_id
@@ -239,18 +239,32 @@ async def test_check_reports_every_problem(app, flavor):
         assert problem.startswith(start), problem
 
 
-async def test_check_transition(sink):
+async def test_check_transition_reads_the_workflow_where_the_credentials_may(app, jira):
+    sink = make_sink(app, "cloud")  # the sandbox's caller administers Jira: workflow/search answers
+    # No issue exists yet: the workflow's own transitions decide, not what issues happen to show.
+    assert await sink.check_transition("SOC", "Alert", "reopen") == []
+    assert await sink.check_transition("SOC", "Alert", "In Progress") == []  # a status of the issue type
+    [problem] = await sink.check_transition("SOC", "Alert", "Escalate")
+    assert problem == ("SOC/Alert: workflow 'SOC workflow' has no transition or status named 'Escalate'; "
+                       "transitions: Done, Reopen, Start Progress, Stop Progress; statuses: Done, In Progress, To Do")
+    assert await sink.check_transition("SOC", "Bug", "Done") == []  # the create check reports the issue type, once
+    await sink.aclose()
+
+
+@pytest.mark.parametrize("flavor", ["cloud", "datacenter"])
+async def test_check_transition_without_the_workflow_reads_issues_and_says_when_it_cannot_tell(app, jira, flavor):
+    jira.faults.workflow_admin = False  # a bot account: workflow/search answers 403 (Data Center has none at all)
+    sink = make_sink(app, flavor)
     ref = await sink.create(draft())
     await sink.transition(ref.key, "Done", resolution="Done")
     await sink.create(draft())
-    # Until an issue sits in every status, an unseen transition may exist: nothing is reported.
-    assert await sink.check_transition("SOC", "Alert", "Escalate") == []
+    assert await sink.check_transition("SOC", "Alert", "reopen") == []  # offered on the Done issue
+    with pytest.raises(Unchecked, match=r"SOC/Alert: transition 'Escalate' unchecked: .* no issue sits in In Progress"):
+        await sink.check_transition("SOC", "Alert", "Escalate")
     await sink.transition((await sink.create(draft())).key, "Start Progress")
-    assert await sink.check_transition("SOC", "Alert", "reopen") == []
-    assert await sink.check_transition("SOC", "Alert", "In Progress") == []
-    [problem] = await sink.check_transition("SOC", "Alert", "Escalate")
+    [problem] = await sink.check_transition("SOC", "Alert", "Escalate")  # now every status had an issue to look at
     assert "no transition or status named 'Escalate'" in problem and "Reopen" in problem and "Start Progress" in problem
-    assert (await sink.check_transition("SOC", "Bug", "Done"))[0].startswith("unknown issue type 'Bug'")
+    await sink.aclose()
 
 
 # --- failures and rate limits ---------------------------------------------------------------------

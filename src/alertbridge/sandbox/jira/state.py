@@ -27,6 +27,7 @@ class JiraSandboxSettings(Faults):
     search_lag_seconds: float = 0.0  # new issues reach JQL search only after this delay (Cloud's index lag)
     webhook_url: str | None = None  # where to POST jira:issue_updated on status changes, as a Jira webhook would
     webhook_secret: str | None = None  # signs webhook bodies (X-Hub-Signature: sha256=…)
+    workflow_admin: bool = True  # the caller may read workflows (Administer Jira); False: those APIs answer 403
 
 
 class JiraError(Exception):
