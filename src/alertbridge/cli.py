@@ -146,11 +146,14 @@ def send(
 @app.command()
 def parse(
     type_: Annotated[str, typer.Option("--type", help="Connector type, e.g. splunk")],
-    payload: Annotated[Path, typer.Argument(help="JSON payload file")],
+    payload: Annotated[Path, typer.Argument(help="Payload file: JSON, or for the imap source a raw .eml message")],
     raw: Annotated[bool, typer.Option(help="Include the raw payload in the output")] = False,
 ) -> None:
     """Print the normalized alerts a connector makes of a payload; stores nothing."""
     from . import connectors
+    from pydantic import ValidationError
+
+    from .connectors.base import RawPayload
     from .errors import PayloadError
     from .pipeline.process import decode
 
@@ -158,9 +161,14 @@ def parse(
         typer.echo(f"unknown source type {type_!r} (known: {', '.join(sorted(connectors.SOURCES))})", err=True)
         raise typer.Exit(1)
     cls = connectors.load(connectors.SOURCES, type_)
-    source = cls(type_, cls.Config.model_validate({"type": type_}))
     try:
-        items = source.parse(decode(payload.read_bytes()))
+        config = cls.Config.model_validate({"type": type_})
+    except ValidationError:  # a poller's required credentials: parsing is pure and needs none of them
+        config = cls.Config.model_construct(type=type_)
+    source = cls(type_, config)
+    try:
+        body = payload.read_bytes()
+        items = source.parse(source.payload_from_file(body) if isinstance(source, RawPayload) else decode(body))
     except PayloadError as exc:
         typer.echo(f"{payload}: {exc}", err=True)
         raise typer.Exit(1) from None

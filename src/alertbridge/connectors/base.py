@@ -127,6 +127,14 @@ class Poller(Source):
         """Release connections."""
 
 
+class RawPayload:
+    """A source whose payloads are files that are not JSON (a mailbox's .eml): `alertbridge parse` wraps them first."""
+
+    def payload_from_file(self, body: bytes) -> Any:
+        """Wrap a file's bytes as the payload `parse` takes."""
+        raise NotImplementedError
+
+
 @dataclass
 class TicketRef:
     """A ticket in a sink."""
