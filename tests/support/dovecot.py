@@ -2,8 +2,8 @@
 
 `scripts/ensure-dovecot.sh` installs Debian's dovecot-imapd; each test session
 starts its own instance from a generated config in a temporary directory
-(implicit TLS and STARTTLS listeners with a throwaway certificate, passwords
-from a passwd-file, XOAUTH2 tokens checked against `OAuthServer`'s
+(implicit TLS and STARTTLS listeners with a throwaway certificate, one password for every
+user, XOAUTH2 tokens checked against `OAuthServer`'s
 introspection endpoint, maildir storage). Each test gets a fresh user, so
 tests share the server but never a mailbox.
 """
@@ -86,14 +86,13 @@ class Dovecot:
         self.root = root
         self.imap_port, self.imaps_port = free_port(), free_port()
         self.cert = root / "cert.pem"
-        self.users = root / "users"
+        self.password = "pw-" + secrets.token_hex(6)  # every user's: each test logs in as a user of its own
         self.mail = root / "mail"
         for folder in ("run", "state", "mail"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
                         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(root / "key.pem"), "-out", str(self.cert)],
                        check=True, capture_output=True)  # fmt: skip
-        self.users.write_text("")
         me = pwd.getpwuid(os.geteuid()).pw_name
         # As root, mail processes must run as an ordinary user; Dovecot's own will do. Otherwise everything runs as us.
         owner = "dovecot" if os.geteuid() == 0 else me
@@ -120,8 +119,8 @@ auth_mechanisms = plain login xoauth2 oauthbearer
 auth_failure_delay = 0
 mail_location = maildir:{self.mail}/%u
 passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.users}
+  driver = static
+  args = password={self.password}
 }}
 passdb {{
   driver = oauth2
@@ -148,7 +147,9 @@ service imap-login {{
 
     def start(self) -> None:
         """Start the server and wait until it accepts logins' TCP connections."""
-        subprocess.run([DOVECOT, "-c", str(self.config)], check=True, capture_output=True)
+        # The daemon keeps whatever stdout it is given: hand it a file, never a pipe we would wait on for EOF.
+        with (self.root / "start.log").open("ab") as output:
+            subprocess.run([DOVECOT, "-c", str(self.config)], check=True, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -160,7 +161,8 @@ service imap-login {{
 
     def stop(self) -> None:
         """Stop the server (and every connection to it)."""
-        subprocess.run([DOVECOT, "-c", str(self.config), "stop"], capture_output=True)
+        subprocess.run([DOVECOT, "-c", str(self.config), "stop"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and (self.root / "run" / "master.pid").exists():
             time.sleep(0.1)
@@ -170,12 +172,9 @@ service imap-login {{
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def add_user(self, password: str) -> str:
-        """Create a fresh mailbox user; return its name."""
-        name = f"reports{secrets.token_hex(4)}"
-        with self.users.open("a") as users:
-            users.write(f"{name}:{{PLAIN}}{password}::::::\n")
-        return name
+    def new_user(self) -> str:
+        """Return the name of a user no test has used: its mailbox is made empty on first login."""
+        return f"reports{secrets.token_hex(4)}"
 
     def client(self, user: str, password: str) -> IMAPClient:
         """Log a test's own client in (to seed messages or look at flags), over implicit TLS."""

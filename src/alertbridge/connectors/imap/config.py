@@ -55,8 +55,8 @@ class ImapConfig(PollerConfig):
     processed_folder: str = Field(default="Processed", description="Where `after: move` puts ingested messages (created if missing)",
                                   examples=["Processed"])  # fmt: skip
     idle: bool = Field(default=True, description="Wait with IMAP IDLE where the server offers it; poll every `interval` otherwise")
-    idle_wait: float = Field(default=25.0, gt=0, le=50, description="Longest single IDLE wait in seconds, kept under the poll lease",
-                             examples=[25])  # fmt: skip
+    idle_wait: float = Field(default=10.0, gt=0, le=50, description="Longest single IDLE wait in seconds (under the poll "
+                             "lease; a shutdown waits for it), after which the folders are checked again", examples=[10])  # fmt: skip
     max_bytes: int = Field(default=25 * MIB, gt=0, description="Size cap of one message; a larger one is dead-lettered with "
                            "its first max_bytes kept", examples=[25 * MIB])  # fmt: skip
     page_size: int = Field(default=20, ge=1, le=500, description="Messages fetched per poll", examples=[20])

@@ -149,7 +149,13 @@ class ImapSource(Poller, RawPayload):
     async def _idle(self) -> None:
         """Wait, on every folder at once, until a message arrives or `idle_wait` passes."""
         stop, until = threading.Event(), time.monotonic() + self.config.idle_wait
-        await asyncio.gather(*(asyncio.to_thread(box.idle, until, stop) for box in self._boxes.values()))
+        waits = asyncio.gather(*(asyncio.to_thread(box.idle, until, stop) for box in self._boxes.values()))
+        try:
+            await asyncio.shield(waits)
+        except asyncio.CancelledError:
+            stop.set()  # the threads end their IDLE within a second; only then may anyone touch the connections
+            await waits
+            raise
 
     def item_id(self, item: dict[str, Any]) -> str:
         """Return the report's Message-ID and sender: the same report seen again (rescan, retry) is stored once."""
