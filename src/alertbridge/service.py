@@ -58,7 +58,8 @@ class Hub:
         self.queue = JobQueue(self.store, settings.retry, settings.lease, self.worker_id)
         self.inbox = Inbox(self.store)
         self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
-        self.effects = Effects(self.store, self.queue, self.sinks, self.notifiers, settings.search_lag, self.pipeline.reprocess)
+        self.effects = Effects(self.store, self.queue, self.sinks, self.notifiers, settings.search_lag, self.pipeline.reprocess,
+                               self.pipeline.evidence)  # fmt: skip
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []

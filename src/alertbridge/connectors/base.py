@@ -213,6 +213,18 @@ class TicketSink:
         """Release connections."""
 
 
+class Attachments:
+    """A sink that takes files on its tickets (the reported .eml of a phishing case)."""
+
+    async def attachment_names(self, key: str) -> list[str]:
+        """Return the file names already attached to a ticket."""
+        raise NotImplementedError
+
+    async def attach(self, key: str, filename: str, content: bytes) -> None:
+        """Attach a file to a ticket."""
+        raise NotImplementedError
+
+
 class Notifier:
     """Somewhere people are told: Slack, Teams, PagerDuty."""
 

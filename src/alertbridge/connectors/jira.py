@@ -22,7 +22,7 @@ from ._http import check_response
 from ._jira_api import PAGE_SIZE, Clock, JiraApi
 from ._jira_markup import render
 from ._jira_webhook import JiraWebhookConfig, JiraWebhookSource
-from .base import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus
+from .base import Attachments, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus
 
 __all__ = ["JiraConfig", "JiraSink", "JiraWebhookConfig", "JiraWebhookSource"]
 
@@ -76,7 +76,7 @@ def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
-class JiraSink(TicketSink):
+class JiraSink(TicketSink, Attachments):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -262,6 +262,11 @@ class JiraSink(TicketSink):
         # globalId makes the call idempotent: https://developer.atlassian.com/server/jira/platform/jira-rest-api-for-remote-issue-links/
         link = {"globalId": url, "object": {"url": url, "title": jf.summary(title)}}
         await self.api.call("remote_link", "POST", _issue(key, "remotelink"), json=link)
+
+    async def attachment_names(self, key: str) -> list[str]:
+        """Return the file names already attached to the ticket."""
+        fields = (await self.api.call("get", "GET", _issue(key), params={"fields": "attachment"})).json()["fields"]
+        return [attachment["filename"] for attachment in fields.get("attachment") or []]
 
     async def attach(self, key: str, filename: str, content: bytes) -> None:
         """Attach a file to the ticket."""

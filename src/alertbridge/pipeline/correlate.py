@@ -54,7 +54,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
         outcome = "repeat"
 
     if case is None:
-        case_id = await _open_case(conn, routed, digest, now)
+        case_id = await _open_case(conn, routed, digest, now, inbox_id)
         outcome = "opened"
     else:
         case_id = case["id"]
@@ -75,7 +75,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     return case_id, outcome
 
 
-async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float) -> int:
+async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float, inbox_id: int) -> int:
     alert, route = routed.alert, routed.route
     result = await conn.execute(
         insert(cases).values(
@@ -87,6 +87,8 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
     case_id = result.scalar_one()
     draft = draft_ticket(route, alert, {"id": case_id, "key": routed.key, "alert_count": 1})
     await enqueue(conn, "create_ticket", {"draft": _draft_json(draft)}, case_id=case_id)
+    if alert.evidence:  # the files stay in the inbox row; the job re-reads them from there
+        await enqueue(conn, "attach_evidence", {"inbox_id": inbox_id, "alert_id": alert.id}, case_id=case_id)
     for notifier in route.notify:
         await enqueue(conn, "notify", {"notifier": notifier, "title": draft.summary, "text": draft.description,
                                        "severity": alert.severity.value}, case_id=case_id)

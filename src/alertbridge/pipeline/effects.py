@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import select, update
 
 from .. import failpoints
-from ..connectors.base import Notifier, TicketDraft, TicketSink
+from ..connectors.base import Attachments, Notifier, TicketDraft, TicketSink
 from ..errors import ConnectorError, PayloadError, Permanent, Retryable
 from ..model import Severity
 from ..queue import Job, JobQueue
@@ -37,13 +37,14 @@ class Effects:
     """Run jobs against the sinks and notifiers."""
 
     def __init__(self, store: Store, queue: JobQueue, sinks: dict[str, TicketSink], notifiers: dict[str, Notifier],
-                 search_lag: float, reprocess=None):
+                 search_lag: float, reprocess=None, evidence=None):
         self.store = store
         self.queue = queue
         self.sinks = sinks
         self.notifiers = notifiers
         self.search_lag = search_lag
         self.reprocess = reprocess  # Pipeline.reprocess, for replayed ingest jobs
+        self.evidence = evidence  # Pipeline.evidence, for the files attach_evidence puts on tickets
 
     async def run(self, job: Job) -> None:
         """Perform one job and mark it done; raise a typed error when it failed."""
@@ -184,10 +185,28 @@ class Effects:
     def _repeat_text(case: dict[str, Any], latest) -> str:
         last_seen = datetime.fromtimestamp(case["last_seen"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         lines = [f"{case['repeats_since_comment']} more alert(s) for this case; {case['alert_count']} in all, the last at {last_seen}."]
+        users = (case["observables"] or {}).get("users") or []
+        if users:  # a phishing case's users are its reporters: "reported by 7 users" is what the analyst wants to know
+            lines.append(f"Users so far: {len(users)} ({', '.join(users[:10])}{', …' if len(users) > 10 else ''})")
         if latest is not None:
             hosts = latest.data.get("observables", {}).get("hosts") or []
             lines.append(f"Latest: {latest.title}" + (f" on {', '.join(hosts[:10])}" if hosts else ""))
         return "\n".join(lines)
+
+    async def _attach_evidence(self, job: Job) -> None:
+        case, key = await self._ticket_key(job)
+        sink = self._sink(case)
+        if not isinstance(sink, Attachments):
+            raise Permanent(f"sink {case['sink']!r} cannot take attachments; the evidence stays in inbox row {job.payload['inbox_id']}")
+        try:
+            files = await self.evidence(job.payload["inbox_id"], job.payload["alert_id"])
+        except PayloadError as exc:
+            raise Permanent(str(exc)) from None
+        present = set(await sink.attachment_names(key))  # a retry after a crash must not attach twice
+        for file in files:
+            if file.filename not in present:
+                await sink.attach(key, file.filename, file.content)
+        await self._finish(job)
 
     async def _update_fields(self, job: Job) -> None:
         case, key = await self._ticket_key(job)

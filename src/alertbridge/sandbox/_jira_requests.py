@@ -4,6 +4,8 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from email import policy
+from email.parser import BytesHeaderParser
 
 from fastapi import Request
 
@@ -63,3 +65,18 @@ def page(arguments: Mapping, default_size: int = 50, limit: int = SEARCH_PAGE_LI
     except (TypeError, ValueError):
         raise JiraError(400, ["startAt and maxResults must be integers."]) from None
     return start, max(0, min(size, limit))
+
+
+def form_files(content_type: str, body: bytes, field: str) -> list[tuple[str, str, bytes]]:
+    """Return (filename, content type, exact bytes) of each multipart/form-data part named `field`."""
+    boundary = BytesHeaderParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode()).get_boundary()
+    if not content_type.lower().startswith("multipart/form-data") or not boundary:
+        return []
+    files = []
+    # Cut the parts by hand: a parser would read a message/rfc822 upload (an .eml) as a message, not as its bytes.
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        head, separator, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        headers = BytesHeaderParser(policy=policy.HTTP).parsebytes(head + b"\r\n\r\n")
+        if separator and headers.get_param("name", header="content-disposition") == field:
+            files.append((headers.get_filename() or "unnamed", headers.get_content_type(), content.removesuffix(b"\r\n")))
+    return files

@@ -4,8 +4,6 @@ Sandbox-only admin endpoints live under /_sandbox (see docs/sandbox.md).
 """
 
 import base64
-from email import policy
-from email.parser import BytesParser
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from . import _jira_render as render
 from ._jira_fields import issue_type_json, priority_json, status_json, user_json
 from ._jira_seed import FIELDS, ISSUE_TYPES, PRIORITIES, PROJECT, READ_ONLY_FIELDS, RESOLUTIONS, STATUSES, USERS
-from ._jira_requests import api_of, authenticate, json_body, page, state_of
+from ._jira_requests import api_of, authenticate, form_files, json_body, page, state_of
 from ._jira_state import JiraError, JiraSandboxSettings, JiraState
 from ._jql import JqlError
 from .faults import FaultInjection
@@ -247,16 +245,19 @@ async def add_attachments(key: str, request: Request, caller: str = Depends(auth
         return PlainTextResponse("XSRF check failed", status_code=403)
     state = state_of(request)
     issue = state.get(key)
-    content_type = request.headers.get("content-type", "")
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + await request.body()
-    )
-    parts = [part for part in message.iter_parts() if part.get_param("name", header="content-disposition") == "file"]
-    if not message.is_multipart() or not parts:
+    files = form_files(request.headers.get("content-type", ""), await request.body(), "file")
+    if not files:
         raise JiraError(400, ["No file was found in the request; send multipart/form-data with a 'file' part."])
-    stored = [state.add_attachment(issue, part.get_filename() or "unnamed", part.get_payload(decode=True) or b"",
-                                   part.get_content_type(), caller) for part in parts]  # fmt: skip
+    stored = [state.add_attachment(issue, name, content, mime_type, caller) for name, mime_type, content in files]
     return JSONResponse([render.attachment_json(attachment, api_of(request)) for attachment in stored])
+
+
+@api.get("/attachment/content/{attachment_id}")
+async def attachment_content(attachment_id: str, request: Request, caller: str = Depends(authenticate)) -> Response:
+    """Serve an attachment's bytes (Cloud answers 303 to its media store first; we serve them at once)."""
+    found = state_of(request).attachment(attachment_id)
+    disposition = {"Content-Disposition": f'attachment; filename="{found["filename"]}"'}
+    return Response(found["content"], media_type=found["mimeType"], headers=disposition)
 
 
 # --- search --------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ class Box:
     def source(self, **overrides) -> ImapSource:
         """Return an `imap` source reading this mailbox over implicit TLS."""
         settings = {"type": "imap", "host": "127.0.0.1", "port": self.server.imaps_port, "security": "tls",
-                    "ca_file": str(self.server.cert), "username": self.user,
+                    "ca": self.server.cert.read_text(), "username": self.user,
                     "login": {"mode": "password", "password": self.password}, "interval": 3600, "idle": False,
                     "own_domains": ["acme.com"]} | overrides  # fmt: skip
         return ImapSource("phish", ImapConfig.model_validate(settings))

@@ -171,7 +171,7 @@ async def test_starttls_and_xoauth2_with_a_client_credentials_token(store, mailb
 
 
 async def test_a_server_certificate_that_does_not_verify_is_permanent(mailbox):
-    source = mailbox.source(ca_file=None)
+    source = mailbox.source(ca=None)
     with pytest.raises(Permanent, match="certificate does not verify"):
         await source.poll(None)
     await source.aclose()

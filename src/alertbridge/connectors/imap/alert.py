@@ -28,6 +28,7 @@ def report_alerts(raw: bytes, location: dict[str, Any], source: SourceInfo, *, t
         facts["reporter"] = reporter
         facts["report"] = {"message_id": report_id, "subject": mail.header(report, "subject", "report"), **location}
         facts["link"] = link
+        facts["iocs"] = [defang(value) for value in facts["urls"] + facts["domains"] + facts["received_ips"]]
         alert = _alert(facts, original.raw, source, f"{report_id or _digest(raw)}|{reporter or ''}|{index}", link)
         alert.detected_at = _date(report)
         alerts.append(alert)

@@ -41,8 +41,8 @@ class ImapConfig(PollerConfig):
         default="tls", description="tls: implicit TLS (993); starttls: upgrade the plain connection (143), refusing a server "
         "that does not offer it; none: plain text, for a server on localhost only", examples=["tls"],
     )
-    ca_file: str | None = Field(default=None, description="PEM file of the CA that signed the server certificate, "
-                                "when it is not a public one", examples=["/etc/ssl/private-ca.pem"])  # fmt: skip
+    ca: str | None = Field(default=None, description="PEM certificate(s) of the CA that signed the server's, when it is not a "
+                           "public one; write `ca_file: <path>` to read them from a file", examples=["${IMAP_CA_PEM}"])  # fmt: skip
     username: str = Field(description="The mailbox to log in as", examples=["phish-reports@acme.com"])
     login: Annotated[PasswordLogin | OAuth2Login, Field(discriminator="mode")] = Field(
         description="How to log in: a password, or XOAUTH2 with a client-credentials token",

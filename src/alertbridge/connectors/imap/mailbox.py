@@ -24,7 +24,7 @@ from .config import ImapConfig
 
 
 def _ssl_context(config: ImapConfig) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=config.ca_file)
+    return ssl.create_default_context(cadata=config.ca)
 
 
 class Mailbox:

@@ -181,7 +181,7 @@ class ImapSource(Poller, RawPayload):
         where = f"{payload.get('folder')} UID {payload.get('uid')}" if payload.get("uid") else "the message"
         if payload.get("truncated"):
             raise MessageTooLarge(f"imap: {where} is {payload.get('size')} bytes, over the {self.config.max_bytes}-byte cap; "
-                                  f"its first {len(raw)} bytes are kept here and the message stays in the mailbox")  # fmt: skip
+                                  f"its first {len(raw)} bytes are kept here, the whole message in the mailbox")  # fmt: skip
         location = {key: payload.get(key) for key in ("folder", "uidvalidity", "uid")}
         source = SourceInfo(name=self.name, type=self.type, product="Phishing report mailbox", vendor="IMAP",
                             instance=payload.get("mailbox"), tenant=self.config.tenant)  # fmt: skip
