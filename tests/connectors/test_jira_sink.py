@@ -18,7 +18,7 @@ from alertbridge.connectors import SINKS, load
 from alertbridge.connectors import _jira_fields as jf
 from alertbridge.connectors._jira_api import NEAR_LIMIT_PACE, Clock, reset_delay
 from alertbridge.connectors._jira_markup import clean, escape_wiki, to_adf
-from alertbridge.connectors.base import TicketDraft, TicketRef
+from alertbridge.connectors.roles import TicketDraft, TicketRef
 from alertbridge.connectors.jira import JiraConfig, JiraSink
 from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Retryable
 from alertbridge.model import Severity
@@ -27,6 +27,8 @@ from alertbridge.sandbox._jira_seed import FIELDS_BY_ID, option_id
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 
 NASTY = "Run {code}rm -rf /{code} as [~admin] !http://evil/x.png! *now* {{ ''.__class__ }} [click|http://evil] \\\\ done"
+# NASTY as Data Center wiki source, written out: specials escaped, backslashes as &#92;, the bare URLs left to link.
+NASTY_WIKI = r"Run \{code\}rm \-rf /\{code\} as \[\~admin\] \!http://evil/x.png\! \*now\* \{\{ ''.\_\_class\_\_ \}\} \[click\|http://evil\] &#92;&#92; done"
 
 
 class FakeClock(Clock):
@@ -57,7 +59,7 @@ def make_sink(app, flavor: str, **overrides) -> JiraSink:
 
 def draft(**changes) -> TicketDraft:
     values = dict(project="SOC", issue_type="Alert", summary="Brute force on vpn01", description="Many failed logins.",
-                  severity=Severity.high, labels=["alertbridge-case1"])  # fmt: skip
+                  severity=Severity.high, reference="alertbridge-case1")  # fmt: skip
     return TicketDraft(**(values | changes))
 
 
@@ -126,23 +128,24 @@ async def test_alert_text_stays_literal(sink, jira, flavor):
         links = [mark for node in description["content"][1]["content"] for mark in node.get("marks", [])]
         assert links == [{"type": "link", "attrs": {"href": "https://console.example/alerts/1"}}]
     else:
-        assert text.split("\n")[0] == escape_wiki(NASTY)
+        assert text.split("\n")[0] == NASTY_WIKI
         assert not re.search(r"(?<!\\)[{}\[\]!*|]", text.split("\n")[0])
 
 
-async def test_find_by_label_waits_out_search_lag(sink, jira):
+async def test_find_by_reference_waits_out_search_lag(sink, jira):
     jira.faults.search_lag_seconds = 3600
     first = await sink.create(draft())
-    assert await sink.find_by_label("alertbridge-case1") == []  # not indexed yet
+    assert "alertbridge-case1" in jira.issues[first.key].labels  # the reference is a label
+    assert await sink.find_by_reference("alertbridge-case1") == []  # not indexed yet
     jira.faults.search_lag_seconds = 0
     second = await sink.create(draft())
-    assert await sink.find_by_label("alertbridge-case1") == [first, second]  # oldest first
-    assert await sink.find_by_label('we"ird\\label') == []  # escaped, so Jira parses the JQL
+    assert await sink.find_by_reference("alertbridge-case1") == [first, second]  # oldest first
+    assert await sink.find_by_reference('we"ird\\label') == []  # escaped, so Jira parses the JQL
 
 
-async def test_find_by_label_pages(sink):
-    refs = await sink.create_many([draft(labels=["alertbridge-many"]) for _ in range(120)])
-    assert await sink.find_by_label("alertbridge-many") == refs
+async def test_find_by_reference_pages(sink):
+    refs = await sink.create_many([draft(reference="alertbridge-many") for _ in range(120)])
+    assert await sink.find_by_reference("alertbridge-many") == refs
 
 
 async def test_create_many_keeps_order_and_per_draft_errors(sink, jira):
@@ -180,17 +183,18 @@ async def test_comment_is_rendered_per_flavor(sink, jira, flavor):
     ref = await sink.create(draft())
     await sink.comment(ref.key, NASTY)
     text = _adf.to_text(jira.issues[ref.key].comments[0]["body"])
-    assert text == (NASTY if flavor == "cloud" else escape_wiki(NASTY))
+    assert text == (NASTY if flavor == "cloud" else NASTY_WIKI)
 
 
 async def test_transition_by_name_status_and_resolution(sink, jira):
     ref = await sink.create(draft())
     await sink.transition(ref.key, "start progress")
     assert (await sink.status(ref.key)).name == "In Progress"
-    with pytest.raises(Permanent, match=r"needs 'Resolution' \(one of: Done, Won't Do, Duplicate, False Positive\)"):
-        await sink.transition(ref.key, "Done")
     with pytest.raises(Permanent, match=r"no transition 'Escalate' .* available: Stop Progress \(→ To Do\), Done \(→ Done\)"):
         await sink.transition(ref.key, "Escalate")
+    await sink.transition(ref.key, "Done")  # Jira's default workflow resolves on Done by itself
+    assert (await sink.status(ref.key)).resolution == "Done"
+    await sink.transition(ref.key, "Reopen")
     await sink.transition(ref.key, "DONE", resolution="false positive")
     status = await sink.status(ref.key)
     assert (status.name, status.category, status.resolution) == ("Done", "done", "False Positive")

@@ -22,9 +22,11 @@ from pydantic import ValidationError
 from alertbridge.api import create_app
 from alertbridge.config import validate_config
 from alertbridge.connectors import SOURCES, load
-from alertbridge.connectors.base import Source
+from alertbridge.connectors.roles import Parser, parser_class
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
+from conftest import unavailable
+from support.examples import example_config
 
 CANARY = "cnry-Q7xZ4vLp2Ww9-do-not-leak"
 JIRA_EMAIL = "soc@example.com"
@@ -32,9 +34,9 @@ ADMIN = {"Authorization": f"Bearer {CANARY}"}
 # A canary sent as HTTP basic auth travels base64-encoded: look for that form too.
 CANARY_FORMS = (CANARY, base64.b64encode(f"{JIRA_EMAIL}:{CANARY}".encode()).decode(), base64.b64encode(f"svc:{CANARY}".encode()).decode())
 
-# Sources of every auth mode, all keyed with the canary; "open" needs nothing, for payload tests.
+# Sources of every auth mode, all keyed with the canary; "open" says it needs nothing, for payload tests.
 SOURCES_CONFIG: dict[str, dict[str, Any]] = {
-    "open": {"type": "generic"},
+    "open": {"type": "generic", "auth": {"mode": "none"}},
     "bearer": {"type": "generic", "auth": {"mode": "bearer", "token": CANARY}},
     "signed": {"type": "generic", "auth": {"mode": "hmac", "secret": CANARY, "header": "X-Signature"}},
     "splunk": {"type": "splunk", "auth": {"mode": "query_token", "token": CANARY}},
@@ -113,16 +115,26 @@ def loop_hub(tmp_path):
 SOURCE_TYPES = sorted(SOURCES)
 
 
-def make_source(type_name: str) -> Source:
-    """Build a registered source with its default config (skip while its module does not exist yet)."""
+def source_class(type_name: str) -> type[Parser]:
+    """Import a registered source class; fail (skip without CI settings) when its module does not exist yet."""
     module = SOURCES[type_name].partition(":")[0]
     if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} does not exist yet")
-    cls = load(SOURCES, type_name)
+        unavailable(f"{module}, registered as {type_name!r}, does not exist yet")
+    return load(SOURCES, type_name)
+
+
+def default_config(type_name: str) -> dict[str, Any]:
+    """A registered source's config from its defaults: its type, and each required field's first documented example."""
+    return example_config(source_class(type_name).Config, type_name)
+
+
+def make_source(type_name: str) -> Parser:
+    """Build a registered source's parser (what `alertbridge parse` runs) from its default config."""
+    cls = parser_class(source_class(type_name))
     try:
-        return cls("fuzz", cls.Config.model_validate({"type": type_name}))
+        return cls("fuzz", cls.Config.model_validate(example_config(cls.Config, type_name)))
     except ValidationError as exc:  # the contract test (tests/connectors) asks for the same
-        pytest.fail(f"{type_name}: a source must build from its defaults for these tests: {exc}")
+        pytest.fail(f"{type_name}: a source must build from its defaults and examples for these tests: {exc}")
 
 
 def dumps(payload: Any) -> bytes:

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from alertbridge.connectors.imap import ImapConfig, ImapSource
+from alertbridge.connectors.imap import ImapParser
 from alertbridge.connectors.imap.mail import EncodedWordTrick, MalformedMime, MessageTooLarge, UnknownCharset
 from alertbridge.errors import PayloadError
 from conftest import vendor_path
@@ -17,10 +17,8 @@ BBVA = "phishing-eml/bbva-impersonation-transfer-phish.eml"
 MALSPAM = "phishing-eml/malspam-invoice-js-attachment-stripped.eml"
 
 
-def source(**overrides) -> ImapSource:
-    config = {"type": "imap", "host": "mail.acme.com", "username": "phish@acme.com",
-              "login": {"mode": "password", "password": "pw"}, "own_domains": ["acme.com"]} | overrides  # fmt: skip
-    return ImapSource("phish", ImapConfig.model_validate(config))
+def source(**overrides) -> ImapParser:
+    return ImapParser("phish", ImapParser.Config.model_validate({"type": "imap", "own_domains": ["acme.com"]} | overrides))
 
 
 def parse(raw: bytes, **overrides):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from ..base import PollerConfig, StrictModel
+from ..roles import ParserConfig, PollerConfig, StrictModel
 
 MIB = 1024 * 1024
 
@@ -32,7 +32,19 @@ class OAuth2Login(StrictModel):
                        examples=["https://outlook.office365.com/.default"])  # fmt: skip
 
 
-class ImapConfig(PollerConfig):
+class ImapParserConfig(ParserConfig):
+    """What reading a report needs: the size cap, the company's domains, the mail servers whose verdicts count."""
+
+    max_bytes: int = Field(default=25 * MIB, gt=0, description="Size cap of one message; a larger one is dead-lettered with "
+                           "its first max_bytes kept", examples=[25 * MIB])  # fmt: skip
+    own_domains: list[str] = Field(default=[], description="The company's domains, for spotting lookalikes", examples=[["acme.com"]])
+    trusted_authserv_ids: list[str] = Field(
+        default=[], description="authserv-ids of your own mail servers: only their Authentication-Results count "
+        "(empty: the topmost header)", examples=[["mx.acme.com"]],
+    )
+
+
+class ImapConfig(ImapParserConfig, PollerConfig):
     """A reporting mailbox users forward suspicious mail to."""
 
     host: str = Field(description="IMAP server host name", examples=["outlook.office365.com"])
@@ -46,6 +58,7 @@ class ImapConfig(PollerConfig):
     username: str = Field(description="The mailbox to log in as", examples=["phish-reports@acme.com"])
     login: Annotated[PasswordLogin | OAuth2Login, Field(discriminator="mode")] = Field(
         description="How to log in: a password, or XOAUTH2 with a client-credentials token",
+        examples=[{"mode": "password", "password": "${PHISH_MAILBOX_PASSWORD}"}],
     )
     folders: list[str] = Field(default=["INBOX"], min_length=1, description="Folders to read", examples=[["INBOX", "Reported"]])
     after: Literal["leave", "seen", "move"] = Field(
@@ -54,17 +67,11 @@ class ImapConfig(PollerConfig):
     )
     processed_folder: str = Field(default="Processed", description="Where `after: move` puts ingested messages (created if missing)",
                                   examples=["Processed"])  # fmt: skip
-    idle: bool = Field(default=True, description="Wait with IMAP IDLE where the server offers it; poll every `interval` otherwise")
+    idle: bool = Field(default=True, description="Wait with IMAP IDLE where the server offers it; poll every `interval` otherwise",
+                       examples=[True])  # fmt: skip
     idle_wait: float = Field(default=10.0, gt=0, le=50, description="Longest single IDLE wait in seconds (under the poll "
                              "lease; a shutdown waits for it), after which the folders are checked again", examples=[10])  # fmt: skip
-    max_bytes: int = Field(default=25 * MIB, gt=0, description="Size cap of one message; a larger one is dead-lettered with "
-                           "its first max_bytes kept", examples=[25 * MIB])  # fmt: skip
     page_size: int = Field(default=20, ge=1, le=500, description="Messages fetched per poll", examples=[20])
-    own_domains: list[str] = Field(default=[], description="The company's domains, for spotting lookalikes", examples=[["acme.com"]])
-    trusted_authserv_ids: list[str] = Field(
-        default=[], description="authserv-ids of your own mail servers: only their Authentication-Results count "
-        "(empty: the topmost header)", examples=[["mx.acme.com"]],
-    )
     message_link: str | None = Field(
         default=None, description="Link back to the message, with {folder} {uidvalidity} {uid} {message_id} {username} {host}; "
         "default an RFC 5092 imap:// URL", examples=["https://mail.google.com/mail/u/0/#search/rfc822msgid:{message_id}"],

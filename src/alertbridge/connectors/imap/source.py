@@ -12,43 +12,39 @@ Message-ID and sender, so the rescan stores nothing twice.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.parser import BytesHeaderParser
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 import structlog
 
-from ...errors import AuthFailed, PayloadError
-from ...model import Alert, SourceInfo
+from ...errors import AuthFailed
 from .._values import json_cursor
-from ..base import Poller, PollResult, RawPayload
-from .alert import identity, report_alerts
+from ..roles import Poller, PollResult
 from .config import ImapConfig
-from .mail import MessageTooLarge
 from .mailbox import Mailbox
 from .oauth import ClientCredentials
+from .parser import ImapParser, mailbox_item
 
 log = structlog.get_logger("alertbridge.imap")
 PAGE_BYTES = 64 * 1024 * 1024  # fetch at most this much per poll, whatever page_size says
 
 
-class ImapSource(Poller, RawPayload):
+class ImapSource(ImapParser, Poller):
     """Reads phishing reports from one mailbox, one or several folders."""
 
-    type: ClassVar[str] = "imap"
+    parser = ImapParser
     Config = ImapConfig
     config: ImapConfig
 
     def __init__(self, name: str, config: ImapConfig):
         super().__init__(name, config)
-        self._boxes: dict[str, Mailbox] = {}  # made on the first poll: `alertbridge parse` needs no mailbox
-        self._token: ClientCredentials | None = None
+        self._boxes = {folder: Mailbox(config, folder) for folder in config.folders}
+        login = config.login
+        self._token = ClientCredentials(login, config.timeout) if login.mode == "xoauth2" else None
         self._disposed: dict[str, tuple[int, int]] = {}  # folder -> (uidvalidity, highest UID already marked/moved)
 
     # --- polling ------------------------------------------------------------------------------
@@ -62,10 +58,6 @@ class ImapSource(Poller, RawPayload):
             raise
 
     async def _poll(self, cursor: str | None) -> PollResult:
-        if not self._boxes:
-            self._boxes = {folder: Mailbox(self.config, folder) for folder in self.config.folders}
-            if self.config.login.mode == "xoauth2":
-                self._token = ClientCredentials(self.config.login, self.config.timeout)
         state = json_cursor(cursor, "imap", lambda s: isinstance(s.get("folders"), dict)) or {"folders": {}}
         folders: dict[str, Any] = dict(state["folders"])
         for folder, box in self._boxes.items():
@@ -122,14 +114,26 @@ class ImapSource(Poller, RawPayload):
             over = size > self.config.max_bytes
             raw = await asyncio.to_thread(box.fetch, uid, self.config.max_bytes if over else None)
             budget -= len(raw)
-            items.append(self._item(box.folder, folder_state["uidvalidity"], uid, raw, size, over))
+            items.append(self._item(box.folder, folder_state["uidvalidity"], uid, raw, size))
         return items, items[-1]["uid"]
 
-    def _item(self, folder: str, uidvalidity: int, uid: int, raw: bytes, size: int, truncated: bool) -> dict[str, Any]:
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)  # raw strings: never raises
-        return {"id": identity(headers), "mailbox": f"{self.config.username}@{self.config.host}", "folder": folder, "uidvalidity": uidvalidity, "uid": uid, "size": size,
-                "truncated": truncated, "message_id": str(headers.get("message-id") or "").strip(),
-                "raw": base64.b64encode(raw).decode()}  # fmt: skip
+    def _item(self, folder: str, uidvalidity: int, uid: int, raw: bytes, size: int) -> dict[str, Any]:
+        item = mailbox_item(raw, size, self.config.max_bytes, mailbox=f"{self.config.username}@{self.config.host}",
+                            folder=folder, uidvalidity=uidvalidity, uid=uid)  # fmt: skip
+        item["link"] = self._link(item)
+        return item
+
+    def _link(self, item: dict[str, Any]) -> str:
+        """Return the link back to the message: the configured template, else an RFC 5092 imap:// URL."""
+        values = {"folder": quote(item["folder"]), "uidvalidity": item["uidvalidity"], "uid": item["uid"],
+                  "message_id": quote(item["message_id"].strip("<>")), "username": quote(self.config.username),
+                  "host": self.config.host}  # fmt: skip
+        template = self.config.message_link or (
+            # A moved message has a new UID we never learn: point at it by Message-ID (an RFC 5092 search URL).
+            f"imap://{{username}}@{{host}}/{quote(self.config.processed_folder)}?HEADER%20Message-ID%20%3C{{message_id}}%3E"
+            if self.config.after == "move" else "imap://{username}@{host}/{folder};UIDVALIDITY={uidvalidity}/;UID={uid}"
+        )
+        return template.format(**values)
 
     async def _dispose(self, box: Mailbox, uidvalidity: int, committed: int) -> None:
         """Mark or move the messages up to `committed`: their raw copies are in the inbox."""
@@ -160,48 +164,6 @@ class ImapSource(Poller, RawPayload):
     def item_id(self, item: dict[str, Any]) -> str:
         """Return the report's Message-ID and sender: the same report seen again (rescan, retry) is stored once."""
         return item["id"]
-
-    # --- parsing --------------------------------------------------------------------------------
-
-    def payload_from_file(self, body: bytes) -> dict[str, Any]:
-        """Wrap a raw .eml file as the item a poll would have produced (for `alertbridge parse`)."""
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(body)
-        truncated = len(body) > self.config.max_bytes
-        return {"id": identity(headers), "mailbox": None, "folder": None, "uidvalidity": None, "uid": None, "size": len(body),
-                "truncated": truncated, "raw": base64.b64encode(body[: self.config.max_bytes]).decode()}  # fmt: skip
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one mailbox item into an alert per reported original; raise BadMail for mail that cannot be read."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("raw"), str):
-            raise PayloadError("imap: not a mailbox item (expected an object with a base64 'raw' message)")
-        try:
-            raw = base64.b64decode(payload["raw"], validate=True)
-        except ValueError:
-            raise PayloadError("imap: the item's 'raw' is not base64") from None
-        where = f"{payload.get('folder')} UID {payload.get('uid')}" if payload.get("uid") else "the message"
-        if payload.get("truncated"):
-            raise MessageTooLarge(f"imap: {where} is {payload.get('size')} bytes, over the {self.config.max_bytes}-byte cap; "
-                                  f"its first {len(raw)} bytes are kept here, the whole message in the mailbox")  # fmt: skip
-        location = {key: payload.get(key) for key in ("folder", "uidvalidity", "uid")}
-        source = SourceInfo(name=self.name, type=self.type, product="Phishing report mailbox", vendor="IMAP",
-                            instance=payload.get("mailbox"), tenant=self.config.tenant)  # fmt: skip
-        return report_alerts(raw, location, source, trusted_authserv=self.config.trusted_authserv_ids,
-                             own_domains=self.config.own_domains, link=self._link(payload))  # fmt: skip
-
-    def _link(self, payload: dict[str, Any]) -> str | None:
-        """Return the link back to the message: the configured template, else an RFC 5092 imap:// URL."""
-        if payload.get("uid") is None:
-            return None
-        username, _, host = str(payload.get("mailbox") or "").rpartition("@")
-        values = {"folder": quote(payload["folder"]), "uidvalidity": payload["uidvalidity"], "uid": payload["uid"],
-                  "message_id": quote(str(payload.get("message_id") or "").strip("<>")), "username": quote(username),
-                  "host": host}  # fmt: skip
-        template = self.config.message_link or (
-            # A moved message has a new UID we never learn: point at it by Message-ID (an RFC 5092 search URL).
-            f"imap://{{username}}@{{host}}/{quote(self.config.processed_folder)}?HEADER%20Message-ID%20%3C{{message_id}}%3E"
-            if self.config.after == "move" else "imap://{username}@{host}/{folder};UIDVALIDITY={uidvalidity}/;UID={uid}"
-        )
-        return template.format(**values)
 
     async def aclose_boxes(self) -> None:
         """Log out of every folder connection."""
