@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import unavailable
+
 from alertbridge.connectors.imap import ImapConfig, ImapSource
-from support.dovecot import DOVECOT, Dovecot, OAuthServer
+from alertbridge.sandbox.mailbox import DOVECOT, Dovecot
+from support.oauth import OAuthServer
 
 CLIENT_ID, CLIENT_SECRET = "test-app", "test-app-secret"
-
-
-def _dovecot_missing() -> None:
-    message = "dovecot is not installed (run scripts/ensure-dovecot.sh, which `make test` does)"
-    if os.environ.get("CI") or os.environ.get("ALERTBRIDGE_REQUIRE_VENDOR_SAMPLES"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +31,11 @@ def oauth_server():
 def dovecot(oauth_server):
     """Start one Dovecot for the session (skipped, or failed under CI, when it is not installed)."""
     if not shutil.which(DOVECOT) and not os.path.exists(DOVECOT):
-        _dovecot_missing()
+        unavailable("dovecot is not installed (scripts/ensure-dovecot.sh installs it; `make test` runs that)")
     # Not under pytest's tmp_path: that is private to us (0700), and Dovecot's auth process runs as another user.
     root = Path(tempfile.mkdtemp(prefix="alertbridge-dovecot-"))
     root.chmod(0o755)
-    server = Dovecot(root, oauth_server)
+    server = Dovecot(root, f"{oauth_server.url}/introspect")
     try:
         yield server
     finally:

@@ -1,88 +1,42 @@
-"""A real Dovecot IMAP server on 127.0.0.1 for the mailbox tests, with a tiny OAuth2 server for XOAUTH2.
+"""The sandbox's mailbox: a real Dovecot IMAP server on 127.0.0.1, from a config of its own, for the demo and the tests.
 
-`scripts/ensure-dovecot.sh` installs Debian's dovecot-imapd; each test session
-starts its own instance from a generated config in a temporary directory
-(implicit TLS and STARTTLS listeners with a throwaway certificate, one password for every
-user, XOAUTH2 tokens checked against `OAuthServer`'s
-introspection endpoint, maildir storage). Each test gets a fresh user, so
-tests share the server but never a mailbox.
+`scripts/ensure-dovecot.sh` installs Debian's dovecot-imapd. Each `Dovecot` is
+its own instance in a directory of its own: implicit TLS and STARTTLS
+listeners on free loopback ports with a throwaway certificate, one password
+for every user (so each test or demo run logs in as a fresh user with an
+empty mailbox), XOAUTH2 tokens checked against an RFC 7662 introspection URL
+when one is given, maildir storage. The directory must be readable by the
+`dovecot` user when run as root (Dovecot's auth process drops to it).
 """
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import pwd
 import secrets
 import shutil
+import socket
 import ssl
 import subprocess
-import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 from imapclient import IMAPClient
 
-from support.procs import free_port
-
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
 
-class OAuthServer:
-    """Client-credentials token endpoint and RFC 7662 introspection, in memory: an honest little identity provider."""
-
-    def __init__(self, client_id: str, client_secret: str):
-        self.client_id, self.client_secret = client_id, client_secret
-        self.tokens: dict[str, str] = {}  # access token -> the mailbox it was issued for
-        self.mailbox = ""
-        self.issued = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                return None
-
-            def do_POST(self) -> None:
-                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("content-length", 0))).decode())
-                status, body = server.answer(self.path, {k: v[0] for k, v in form.items()})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def answer(self, path: str, form: dict[str, str]) -> tuple[int, dict]:
-        """Answer a token request or an introspection request."""
-        if path == "/token":
-            if form.get("grant_type") != "client_credentials" or (form.get("client_id"), form.get("client_secret")) != (
-                self.client_id, self.client_secret,
-            ):
-                return 401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}
-            token = secrets.token_urlsafe(24)
-            self.tokens[token] = self.mailbox
-            self.issued += 1
-            return 200, {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
-        if path == "/introspect":
-            user = self.tokens.get(form.get("token", ""))
-            return 200, {"active": True, "username": user} if user else {"active": False}
-        return 404, {"error": "not_found"}
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.httpd.shutdown()
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class Dovecot:
     """One Dovecot instance serving IMAP on two loopback ports."""
 
-    def __init__(self, root: Path, oauth: OAuthServer):
+    def __init__(self, root: Path, introspection_url: str | None = None):
         self.root = root
         self.imap_port, self.imaps_port = free_port(), free_port()
         self.cert = root / "cert.pem"
@@ -98,9 +52,10 @@ class Dovecot:
         owner = "dovecot" if os.geteuid() == 0 else me
         shutil.chown(self.mail, owner, owner)
         (root / "oauth2.conf").write_text(
-            f"introspection_mode = post\nintrospection_url = {oauth.url}/introspect\n"
+            f"introspection_mode = post\nintrospection_url = {introspection_url}\n"
             "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
         )
+        oauth = f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {root}/oauth2.conf\n}}\n"
         users_unprivileged = "" if os.geteuid() == 0 else f"default_login_user = {me}\ndefault_internal_user = {me}\n"
         self.config = root / "dovecot.conf"
         self.config.write_text(f"""
@@ -122,12 +77,7 @@ passdb {{
   driver = static
   args = password={self.password}
 }}
-passdb {{
-  driver = oauth2
-  mechanisms = xoauth2 oauthbearer
-  args = {root}/oauth2.conf
-}}
-userdb {{
+{oauth if introspection_url else ""}userdb {{
   driver = static
   args = uid={owner} gid={owner} home={self.mail}/%u
 }}
@@ -153,7 +103,7 @@ service imap-login {{
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                IMAPClient("127.0.0.1", port=self.imap_port, ssl=False, timeout=2).shutdown()
+                socket.create_connection(("127.0.0.1", self.imap_port), timeout=2).close()
                 return
             except OSError:
                 time.sleep(0.1)
@@ -173,11 +123,11 @@ service imap-login {{
         return path.read_text(errors="replace") if path.exists() else ""
 
     def new_user(self) -> str:
-        """Return the name of a user no test has used: its mailbox is made empty on first login."""
+        """Return the name of a user no one has used: its mailbox is made, empty, on first login."""
         return f"reports{secrets.token_hex(4)}"
 
     def client(self, user: str, password: str) -> IMAPClient:
-        """Log a test's own client in (to seed messages or look at flags), over implicit TLS."""
+        """Log a client in over implicit TLS (to deliver messages or look at flags)."""
         client = IMAPClient("127.0.0.1", port=self.imaps_port, ssl=True, ssl_context=self.ssl_context(), timeout=10)
         client.login(user, password)
         return client
