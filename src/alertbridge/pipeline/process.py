@@ -22,7 +22,7 @@ from ..config import Config
 from ..connectors.roles import Enricher, Parser
 from ..errors import PayloadError
 from ..metrics import ALERTS_ROUTED
-from ..model import Alert, Evidence, TicketEvent
+from ..model import Alert, TicketEvent
 from ..store import Store
 from ..store.tables import inbox, jobs
 from .correlate import correlate
@@ -92,15 +92,6 @@ class Pipeline:
         await self._enrich([item for item in items if isinstance(item, Alert)])
         await self._handle(conn, inbox_id, items, time.time())
         await conn.execute(update(inbox).where(inbox.c.id == inbox_id).values(state="done", error=None))
-
-    async def evidence(self, inbox_id: int, alert_id: str) -> list[Evidence]:
-        """Return the files of one alert, parsed again from its kept inbox row (parsing is pure, so they are the same)."""
-        async with self.store.read() as conn:
-            row = (await conn.execute(select(inbox.c.source, inbox.c.body).where(inbox.c.id == inbox_id))).first()
-        items = self._parse(row.source, row.body) if row is not None else PayloadError(f"inbox row {inbox_id} no longer exists")
-        if isinstance(items, Exception):
-            raise PayloadError(f"cannot read the evidence again: {items}")
-        return [file for item in items if isinstance(item, Alert) and item.id == alert_id for file in item.evidence]
 
     def _parse(self, source_name: str, body: bytes) -> list[Alert | TicketEvent] | Exception:
         source = self.sources.get(source_name)
