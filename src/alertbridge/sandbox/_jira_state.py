@@ -368,13 +368,6 @@ class JiraState:
         issue.attachments.append(attachment)
         return attachment
 
-    def attachment(self, attachment_id: str) -> dict:
-        """Return a stored attachment by id; 404 when there is none."""
-        found = next((a for issue in self.issues.values() for a in issue.attachments if str(a["id"]) == attachment_id), None)
-        if found is None:
-            raise JiraError(404, [f"The attachment with id '{attachment_id}' does not exist"])
-        return found
-
     # --- search ----------------------------------------------------------------------
 
     def search(self, jql: str, caller: str | None = None) -> list[Issue]:

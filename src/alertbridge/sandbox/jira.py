@@ -255,7 +255,10 @@ async def add_attachments(key: str, request: Request, caller: str = Depends(auth
 @api.get("/attachment/content/{attachment_id}")
 async def attachment_content(attachment_id: str, request: Request, caller: str = Depends(authenticate)) -> Response:
     """Serve an attachment's bytes (Cloud answers 303 to its media store first; we serve them at once)."""
-    found = state_of(request).attachment(attachment_id)
+    issues = state_of(request).issues.values()
+    found = next((a for issue in issues for a in issue.attachments if str(a["id"]) == attachment_id), None)
+    if found is None:
+        raise JiraError(404, [f"The attachment with id '{attachment_id}' does not exist"])
     disposition = {"Content-Disposition": f'attachment; filename="{found["filename"]}"'}
     return Response(found["content"], media_type=found["mimeType"], headers=disposition)
 

@@ -51,6 +51,27 @@ async def test_the_first_run_ingests_everything_then_moves_it(store, mailbox):
     assert uids(mailbox, "INBOX") == [] and len(uids(mailbox, "Processed")) == len(messages)
 
 
+async def test_several_folders_are_read_and_an_idle_push_on_any_of_them_counts(store, mailbox):
+    mailbox.append("INBOX", phish.forward_as_attachment(phish.lure(), "bob@acme.com"))
+    mailbox.append("Reported", phish.forward_as_attachment(phish.lure(), "carol@acme.com"))
+    source = mailbox.source(folders=["INBOX", "Reported"], idle=True, idle_wait=45)
+    polling = runner(store, source)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(polling.run_forever(stopping))
+    try:
+        await _until(lambda: _count(store, 2), 20)
+        await asyncio.sleep(0.5)
+        mailbox.append("Reported", phish.forward_as_attachment(phish.lure(), "dave@acme.com"))  # the second folder's IDLE
+        await _until(lambda: _count(store, 3), 30)
+    finally:
+        stopping.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await source.aclose()
+    assert set(json.loads(await polling.cursor())["folders"]) == {"INBOX", "Reported"}
+    assert uids(mailbox, "INBOX") == uids(mailbox, "Reported") == []
+
+
 async def test_a_restart_mid_folder_loses_nothing_and_repeats_nothing(store, mailbox):
     messages = seed(mailbox)
     first = mailbox.source(page_size=2)

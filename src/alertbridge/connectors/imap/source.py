@@ -95,7 +95,7 @@ class ImapSource(ImapParser, Poller):
     async def _start(self, box: Mailbox) -> int:
         """Return the UID to start after on the very first run: `backfill` seconds back (by arrival day)."""
         since = (datetime.now(UTC) - timedelta(seconds=self.config.backfill)).date()
-        recent = await asyncio.to_thread(box.uids_since, since)
+        recent = await asyncio.to_thread(box.uids_since, since) if self.config.backfill else []
         if recent:
             return recent[0] - 1
         _, uidnext = await asyncio.to_thread(box.select)
