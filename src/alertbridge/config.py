@@ -192,11 +192,7 @@ class Config:
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
-        self.warnings = [
-            f"sources.{name}.auth.mode: none — anyone who can reach /hooks/{name} can file alerts; "
-            "use it only behind a proxy that authenticates"
-            for name, source in sources.items() if isinstance(source, WebhookConfig) and source.auth.mode == "none"
-        ]
+        self.warnings = [f"sources.{name}.{warning}" for name, source in sources.items() for warning in source.warnings(name)]
 
 
 def load_config(path: str | Path) -> Config:

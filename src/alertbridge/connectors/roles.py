@@ -90,6 +90,10 @@ class ParserConfig(StrictModel):
     type: str = Field(description="Connector type", examples=["splunk"])
     tenant: str | None = Field(default=None, description="Tenant or customer this source belongs to", examples=["contoso"])
 
+    def warnings(self, name: str) -> list[str]:
+        """Return what `alertbridge check` should warn about in this source's config, each as 'field: why'."""
+        return []
+
 
 class WebhookConfig(ParserConfig):
     """A webhook source's config: the parser's, plus how requests to /hooks/<name> authenticate (required)."""
@@ -98,6 +102,12 @@ class WebhookConfig(ParserConfig):
         description="How webhook requests to /hooks/<name> authenticate; an open hook says `{mode: none}`",
         examples=[{"mode": "bearer", "token": "${HOOK_TOKEN}"}],
     )
+
+    def warnings(self, name: str) -> list[str]:
+        """Warn about an open hook."""
+        if self.auth.mode != "none":
+            return []
+        return [f"auth.mode: none — anyone who can reach /hooks/{name} can file alerts; use it only behind a proxy that authenticates"]
 
 
 class PollerConfig(ParserConfig):

@@ -83,6 +83,12 @@ class ImapConfig(ImapParserConfig, PollerConfig):
             raise ValueError("processed_folder must not be one of the folders read")
         return self
 
+    def warnings(self, name: str) -> list[str]:
+        """Warn about a mailbox read over plain text."""
+        if self.security != "none":
+            return []
+        return [f"security: none — the mailbox password and every report cross the network in clear to {self.host}"]
+
     @property
     def server_port(self) -> int:
         """Return the port to connect to."""
