@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -33,6 +34,21 @@ def runner(store, source) -> PollRunner:
     return PollRunner(store, source, "test-node", asyncio.Event())
 
 
+async def drained(store, source) -> float:
+    """Poll until caught up, log out; return the wait the runner asked for."""
+    try:
+        return await drain(runner(store, source))
+    finally:
+        await source.aclose()
+
+
+async def all_once_then_moved(store, mailbox, messages: list[bytes]) -> None:
+    """Assert every message is in the inbox exactly once and the mailbox moved each to Processed."""
+    ids = await stored(store)
+    assert len(ids) == len(messages) == len(set(ids))
+    assert uids(mailbox, "INBOX") == [] and len(uids(mailbox, "Processed")) == len(messages)
+
+
 def uids(mailbox, folder: str, *criteria) -> list[int]:
     with mailbox.client() as client:
         client.select_folder(folder, readonly=True)
@@ -41,33 +57,18 @@ def uids(mailbox, folder: str, *criteria) -> list[int]:
 
 async def test_the_first_run_ingests_everything_then_moves_it(store, mailbox):
     messages = seed(mailbox)
-    source = mailbox.source(page_size=4)
-    try:
-        assert await drain(runner(store, source)) == 3600
-    finally:
-        await source.aclose()
-    ids = await stored(store)
-    assert len(ids) == len(messages) == len(set(ids))
-    assert uids(mailbox, "INBOX") == [] and len(uids(mailbox, "Processed")) == len(messages)
+    assert await drained(store, mailbox.source(page_size=4)) == 3600
+    await all_once_then_moved(store, mailbox, messages)
 
 
 async def test_several_folders_are_read_and_an_idle_push_on_any_of_them_counts(store, mailbox):
     mailbox.append("INBOX", phish.forward_as_attachment(phish.lure(), "bob@acme.com"))
     mailbox.append("Reported", phish.forward_as_attachment(phish.lure(), "carol@acme.com"))
-    source = mailbox.source(folders=["INBOX", "Reported"], idle=True, idle_wait=45)
-    polling = runner(store, source)
-    stopping = asyncio.Event()
-    task = asyncio.create_task(polling.run_forever(stopping))
-    try:
+    async with running(store, mailbox.source(folders=["INBOX", "Reported"], idle=True, idle_wait=45)) as polling:
         await _until(lambda: _count(store, 2), 20)
         await asyncio.sleep(0.5)
         mailbox.append("Reported", phish.forward_as_attachment(phish.lure(), "dave@acme.com"))  # the second folder's IDLE
         await _until(lambda: _count(store, 3), 30)
-    finally:
-        stopping.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await source.aclose()
     assert set(json.loads(await polling.cursor())["folders"]) == {"INBOX", "Reported"}
     assert uids(mailbox, "INBOX") == uids(mailbox, "Reported") == []
 
@@ -84,14 +85,8 @@ async def test_a_restart_mid_folder_loses_nothing_and_repeats_nothing(store, mai
     assert len(uids(mailbox, "INBOX")) == len(messages) - 2 and len(uids(mailbox, "Processed")) == 2
     assert uids(mailbox, "INBOX", "SEEN") == []
 
-    second = mailbox.source(page_size=2)
-    try:
-        await drain(runner(store, second))
-    finally:
-        await second.aclose()
-    ids = await stored(store)
-    assert len(ids) == len(messages) == len(set(ids))
-    assert uids(mailbox, "INBOX") == [] and len(uids(mailbox, "Processed")) == len(messages)
+    await drained(store, mailbox.source(page_size=2))
+    await all_once_then_moved(store, mailbox, messages)
 
 
 async def test_seen_marks_only_committed_messages(store, mailbox):
@@ -111,46 +106,45 @@ async def test_seen_marks_only_committed_messages(store, mailbox):
 
 async def test_a_uidvalidity_reset_rescans_without_duplicates(store, mailbox):
     messages = seed(mailbox, "Reports")
-    source = mailbox.source(folders=["Reports"], after="seen")
-    polling = runner(store, source)
-    try:
-        await drain(polling)
-        before = json.loads(await polling.cursor())["folders"]["Reports"]
-    finally:
-        await source.aclose()
+    before = await reports_cursor_after_a_drain(store, mailbox)
     # The folder is rebuilt (a migration, a restore): a new UIDVALIDITY, the same mail in another order, and one new report.
     with mailbox.client() as client:
         client.delete_folder("Reports")
         client.create_folder("Reports")
     newcomer = phish.forward_as_attachment(phish.lure("<lure-102@examp1e-it.com>"), "frank@acme.com")
     mailbox.append("Reports", *reversed(messages), newcomer)
-    source = mailbox.source(folders=["Reports"], after="seen")
-    polling = runner(store, source)
-    try:
-        await drain(polling)
-        after = json.loads(await polling.cursor())["folders"]["Reports"]
-    finally:
-        await source.aclose()
+    after = await reports_cursor_after_a_drain(store, mailbox)
     assert after["uidvalidity"] != before["uidvalidity"] and after["uid"] == len(messages) + 1
     ids = await stored(store)
     assert len(ids) == len(messages) + 1 == len(set(ids))
 
 
+async def reports_cursor_after_a_drain(store, mailbox) -> dict:
+    """Read the Reports folder until caught up with a new source (a restart); return that folder's cursor."""
+    source = mailbox.source(folders=["Reports"], after="seen")
+    await drained(store, source)
+    return json.loads(await runner(store, source).cursor())["folders"]["Reports"]
+
+
 async def test_an_idle_push_arrives_without_waiting_for_the_interval(store, mailbox):
     mailbox.append("INBOX", phish.forward_as_attachment(phish.lure(), "bob@acme.com"))
     # interval is an hour and each IDLE lasts 45 s: only the server's push can bring the second message within 30 s.
-    source = mailbox.source(idle=True, idle_wait=45)
-    polling = runner(store, source)
-    stopping = asyncio.Event()
-    task = asyncio.create_task(polling.run_forever(stopping))
-    try:
+    async with running(store, mailbox.source(idle=True, idle_wait=45)):
         await _until(lambda: _count(store, 1), 20)
         await asyncio.sleep(0.5)  # let the poller settle into IDLE
         mailbox.append("INBOX", phish.forward_as_attachment(phish.lure(), "carol@acme.com"))
         await _until(lambda: _count(store, 2), 30)
+
+
+@contextlib.asynccontextmanager
+async def running(store, source):
+    """Run the source's poll loop in the background; on the way out cancel it (ending an IDLE at once) and log out."""
+    polling = runner(store, source)
+    task = asyncio.create_task(polling.run_forever(asyncio.Event()))
+    try:
+        yield polling
     finally:
-        stopping.set()
-        task.cancel()  # ends the IDLE at once rather than after idle_wait
+        task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await source.aclose()
 

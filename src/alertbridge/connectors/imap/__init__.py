@@ -2,7 +2,6 @@
 
     config.py   the mailbox, the login (password or XOAUTH2), folders, what happens after ingest
     mailbox.py  one imapclient connection per folder (TLS/STARTTLS, IDLE, mark/move), typed errors
-    oauth.py    the client-credentials token for XOAUTH2
     parser.py   the parse-only class (what `alertbridge parse` runs) and the inbox item
     source.py   the poller: UIDVALIDITY+UID cursor, IDLE or polling, nothing touched before commit
     mail.py     reading hostile MIME safely (BadMail and its kinds)

@@ -19,14 +19,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import httpx2
 import structlog
 
 from ...errors import AuthFailed
+from .._oauth import ClientCredentials
 from .._values import json_cursor
 from ..roles import Poller, PollResult
 from .config import ImapConfig
 from .mailbox import Mailbox
-from .oauth import ClientCredentials
 from .parser import ImapParser, mailbox_item
 
 log = structlog.get_logger("alertbridge.imap")
@@ -43,8 +44,13 @@ class ImapSource(ImapParser, Poller):
     def __init__(self, name: str, config: ImapConfig):
         super().__init__(name, config)
         self._boxes = {folder: Mailbox(config, folder) for folder in config.folders}
-        login = config.login
-        self._token = ClientCredentials(login, config.timeout) if login.mode == "xoauth2" else None
+        self._http: httpx2.AsyncClient | None = None
+        self._token: ClientCredentials | None = None
+        if config.login.mode == "xoauth2":  # Microsoft 365 wants the IMAP.AccessAsApp permission; see docs/connectors/imap.md
+            login = config.login
+            self._http = httpx2.AsyncClient(timeout=config.timeout, headers={"Accept": "application/json"})
+            self._token = ClientCredentials(token_url=login.token_url, client_id=login.client_id, client_secret=login.client_secret,
+                                            scope=login.scope, vendor="imap", client=self._http)  # fmt: skip
         self._disposed: dict[str, tuple[int, int]] = {}  # folder -> (uidvalidity, highest UID already marked/moved)
 
     # --- polling ------------------------------------------------------------------------------
@@ -173,5 +179,5 @@ class ImapSource(ImapParser, Poller):
     async def aclose(self) -> None:
         """Release the connections."""
         await self.aclose_boxes()
-        if self._token is not None:
-            await self._token.aclose()
+        if self._http is not None:
+            await self._http.aclose()
