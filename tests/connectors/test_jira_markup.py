@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alertbridge.connectors._jira_markup import escape_wiki, to_adf
+from alertbridge.connectors.jira.markup import escape_wiki, to_adf
 
 TEXT = "Headers:\n```\nFrom: x [~admin] {noformat} *b*\nSubject: !http://evil/x.png!\n```\nMailbox: imap://a@b/INBOX"
 

@@ -213,7 +213,7 @@ def sandbox(
 ) -> None:
     """Serve the local Jira emulator (Cloud v3 and Data Center v2)."""
     from ..sandbox.jira import JiraSandboxSettings
-    from ..sandbox.jira import serve as serve_sandbox
+    from ..sandbox.server import serve as serve_sandbox
 
     settings = JiraSandboxSettings(
         email=email, api_token=token, pat=token, latency_ms=latency_ms, fail_rate=fail_rate,

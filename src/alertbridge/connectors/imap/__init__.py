@@ -2,6 +2,7 @@
 
     config.py   the mailbox, the login (password or XOAUTH2), folders, what happens after ingest
     mailbox.py  one imapclient connection per folder (TLS/STARTTLS, IDLE, mark/move), typed errors
+    token.py    the client-credentials token for XOAUTH2, on the shared auth flow
     parser.py   the parse-only class (what `alertbridge parse` runs) and the inbox item
     source.py   the poller: UIDVALIDITY+UID cursor, IDLE or polling, nothing touched before commit
     mail.py     reading hostile MIME safely (BadMail and its kinds)

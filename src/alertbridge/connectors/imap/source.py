@@ -19,16 +19,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import httpx2
 import structlog
 
 from ...errors import AuthFailed
-from .._oauth import ClientCredentials
 from .._values import json_cursor
 from ..roles import Poller, PollResult
 from .config import ImapConfig
 from .mailbox import Mailbox
 from .parser import ImapParser, mailbox_item
+from .token import XOAuth2Token
 
 log = structlog.get_logger("alertbridge.imap")
 PAGE_BYTES = 64 * 1024 * 1024  # fetch at most this much per poll, whatever page_size says
@@ -44,13 +43,7 @@ class ImapSource(ImapParser, Poller):
     def __init__(self, name: str, config: ImapConfig):
         super().__init__(name, config)
         self._boxes = {folder: Mailbox(config, folder) for folder in config.folders}
-        self._http: httpx2.AsyncClient | None = None
-        self._token: ClientCredentials | None = None
-        if config.login.mode == "xoauth2":  # Microsoft 365 wants the IMAP.AccessAsApp permission; see docs/connectors/imap.md
-            login = config.login
-            self._http = httpx2.AsyncClient(timeout=config.timeout, headers={"Accept": "application/json"})
-            self._token = ClientCredentials(token_url=login.token_url, client_id=login.client_id, client_secret=login.client_secret,
-                                            scope=login.scope, vendor="imap", client=self._http)  # fmt: skip
+        self._token = XOAuth2Token(config.login, config.timeout) if config.login.mode == "xoauth2" else None
         self._disposed: dict[str, tuple[int, int]] = {}  # folder -> (uidvalidity, highest UID already marked/moved)
 
     # --- polling ------------------------------------------------------------------------------
@@ -179,5 +172,5 @@ class ImapSource(ImapParser, Poller):
     async def aclose(self) -> None:
         """Release the connections."""
         await self.aclose_boxes()
-        if self._http is not None:
-            await self._http.aclose()
+        if self._token is not None:
+            await self._token.aclose()
