@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ..errors import Permanent
-from . import comment, create_ticket, ingest, notify, payloads, transition, update_fields
+from . import attach_evidence, comment, create_ticket, ingest, notify, payloads, transition, update_fields
 from .context import JobContext
 from .queue import Job, JobPayload
 
@@ -35,6 +35,7 @@ KINDS: dict[str, JobKind] = {kind.payload.kind: kind for kind in (
     JobKind(payloads.Transition, transition.run),
     JobKind(payloads.Notify, notify.run),
     JobKind(payloads.Ingest, ingest.run),
+    JobKind(payloads.AttachEvidence, attach_evidence.run),
 )}
 
 
