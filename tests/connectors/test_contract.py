@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from alertbridge.connectors import SOURCES, load
+from alertbridge.connectors.imap.parser import mailbox_item
 from alertbridge.connectors.roles import Parser, Poller, WebhookSource, parser_class
 from alertbridge.errors import PayloadError, SignatureError
 from alertbridge.model import Alert, AlertStatus, Severity, TicketEvent
@@ -181,6 +182,22 @@ SAMPLES: dict[str, list[Sample]] = {
                               "comments": doc["examples"]["ListComments"][0]["output"]["items"]},
         ),
     ],
+    # Raw messages: the poller stores each as a mailbox item (base64 inside JSON), as `alertbridge parse` wraps a file.
+    "imap": [
+        Sample(
+            "phishing-eml/bbva-impersonation-transfer-phish.eml", 1,
+            {"title": "Reported phishing: Transferencia Interbancaria Banca en Línea", "category": "phishing",
+             "observables.emails": ["notificaccion-clientes@bbva.mx", "info@alejandrosalcedo.es", "www-data@vps-051e4cda.vps.ovh.net"],
+             "observables.ips": ["200.57.129.98", "152.228.133.10"], "severity": Severity.medium},
+            pick=lambda raw: mailbox_item(raw, len(raw), 25 << 20),
+        ),
+        Sample(
+            "phishing-eml/malspam-invoice-js-attachment-stripped.eml", 1,
+            {"title": "Reported phishing: Hi there", "observables.users": ["kalinokyra@thismail.it"],
+             "observables.hashes": ["79ee4469fd90848893abf3b47538255adb885e13a0756e07b789bf19530fdc0f"]},
+            pick=lambda raw: mailbox_item(raw, len(raw), 25 << 20),
+        ),
+    ],
 }
 
 # The Qualys pollers store items they build from XML pages: the samples go through the same readers.
@@ -289,7 +306,7 @@ def _read(path: str) -> Any:
         subscription.scan(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
         return render.postures(datetime(2026, 1, 5, 9, 5, tzinfo=UTC), sorted(subscription.postures.values(), key=lambda p: p.id),
                                subscription.hosts, next_url=None, limit=0)
-    if path.endswith(".xml"):
+    if path.endswith((".xml", ".eml")):  # a raw page or message
         return vendor_path(path).read_bytes()
     if path.endswith("-ndjson.log"):  # one JSON document a line
         return [json.loads(line) for line in vendor_path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

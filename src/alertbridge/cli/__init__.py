@@ -37,9 +37,12 @@ app.add_typer(cases.app, name="case")
 def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also check routes against the sinks' live APIs")] = False) -> None:
     """Validate a config file and report every problem with its path."""
     loaded = load(config)
-    for warning in loaded.warnings:
+    warnings, problems = list(loaded.warnings), []
+    if live:
+        report = asyncio.run(_check_live(loaded))
+        warnings, problems = warnings + report.warnings, report.problems
+    for warning in warnings:
         typer.echo(f"  warning: {warning}", err=True)
-    problems = asyncio.run(_check_live(loaded)) if live else []
     for problem in problems:
         typer.echo(f"  {problem}", err=True)
     if problems:
@@ -53,10 +56,13 @@ def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also ch
     typer.echo(f"{config}: OK ({counts})")
 
 
-async def _check_live(config) -> list[str]:
+async def _check_live(config):
     from ..pipeline.checks import check_routes_live
+    from ..store.instance import read_identity
 
-    return await check_routes_live(config)
+    # This hub's own instance, to tell its tickets from its neighbours'; read only, nothing is created.
+    identity = await asyncio.to_thread(read_identity, config.settings.database)
+    return await check_routes_live(config, identity)
 
 
 @app.command()
@@ -146,12 +152,12 @@ def _source_types() -> str:
 @app.command()
 def parse(
     type_: Annotated[str, typer.Option("--type", help=f"Connector type, one of: {_source_types()}")],
-    payload: Annotated[Path, typer.Argument(help="JSON payload file")],
+    payload: Annotated[Path, typer.Argument(help="Payload file: JSON, or for the imap source a raw .eml message")],
     raw: Annotated[bool, typer.Option(help="Include the raw payload in the output")] = False,
 ) -> None:
     """Print the normalized alerts a connector makes of a payload; stores nothing."""
     from .. import connectors
-    from ..connectors.roles import parser_class
+    from ..connectors.roles import RawPayload, parser_class
     from ..errors import PayloadError
     from ..pipeline.process import decode
 
@@ -162,7 +168,7 @@ def parse(
     source = cls(type_, cls.Config.model_validate({"type": type_}))
     body = read_file(payload)
     try:
-        items = source.parse(decode(body))
+        items = source.parse(source.payload_from_file(body) if isinstance(source, RawPayload) else decode(body))
     except PayloadError as exc:
         fail(f"{payload}: {exc}")
     exclude = None if raw else {"raw"}

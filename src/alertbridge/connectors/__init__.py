@@ -22,6 +22,7 @@ SOURCES = {
     "qualys_pc": "alertbridge.connectors.qualys.pc:QualysPcPoller",
     "qualys_fim": "alertbridge.connectors.qualys.fim:QualysFimPoller",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
+    "imap": "alertbridge.connectors.imap:ImapSource",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",

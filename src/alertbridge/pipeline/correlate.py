@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..jobs.payloads import CommentRepeats, CreateTicket, Notify, Transition, UpdateFields
+from ..jobs.payloads import AttachEvidence, CommentRepeats, CreateTicket, Notify, Transition, UpdateFields
 from ..jobs.queue import enqueue
 from ..jobs.recovery import create_on_its_way
 from ..model import AlertStatus, Observables, Severity
@@ -65,7 +65,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     if case is None and tracked and alert.status == AlertStatus.resolved:
         return None, "suppressed"  # a fix of something never ticketed
     if case is None:
-        case_id = await _open_case(conn, routed, digest, now)
+        case_id = await _open_case(conn, routed, digest, now, inbox_id)
         outcome = "opened"
     else:
         case_id = case["id"]
@@ -89,7 +89,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     return case_id, outcome
 
 
-async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float) -> int:
+async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float, inbox_id: int) -> int:
     alert, route = routed.alert, routed.route
     result = await conn.execute(
         insert(cases).values(
@@ -100,6 +100,8 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
     )
     case_id = result.scalar_one()
     await enqueue(conn, CreateTicket(), case_id=case_id)
+    if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
+        await enqueue(conn, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id), case_id=case_id)
     for notifier in route.notify:
         await enqueue(conn, Notify(notifier=notifier), case_id=case_id)
     return case_id
