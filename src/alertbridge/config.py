@@ -51,6 +51,23 @@ class Match(StrictModel):
     when: str | None = Field(default=None, description="Jinja expression over `alert`", examples=["'test' not in alert.title|lower"])
 
 
+class MemberTracking(StrictModel):
+    """Keep a case's hosts one by one (pipeline/members.py): fixed ones leave the ticket, re-opened ones come back."""
+
+    host: str = Field(default="{{ (alert.hosts + alert.ips + [alert.vendor_id])|first }}",
+                      description="Template naming the host an alert is about; the ticket lists each host once",
+                      examples=["{{ alert.raw.host.dns or alert.raw.host.ip }}"])
+    line: str = Field(default="{{ alert.ips|join(', ') }}", description="Template for what the ticket says about one alert's "
+                      "member on its host (IP, OS, first and last found…)", examples=["{{ alert.raw.host.ip }}, QID {{ alert.raw.detection.qid }}"])
+    field: str | None = Field(default=None, description="Ticket field (by name, a text field) rewritten with the open hosts "
+                              "on every change; null: the hosts go in comments only", examples=["Affected Hosts"])
+    comment: bool = Field(default=True, description="Comment on the ticket which hosts were fixed, added or re-opened")
+    done_transition: str | None = Field(default="Done", description="Transition once every host is fixed; null: leave the ticket open",
+                                        examples=["Done"])
+    done_resolution: str | None = Field(default="Done", description="Resolution set by done_transition", examples=["Done"])
+    settle: Duration = Field(default=30.0, description="Wait this long after a change before writing the ticket, so one scan "
+                             "makes one comment", examples=["30s"])
+
 class Rule(StrictModel):
     """Set the severity or category of the alerts a route takes when a condition holds."""
 
@@ -96,6 +113,9 @@ class Route(StrictModel):
     resolve_resolution: str | None = Field(default="Done", description="Resolution set by resolve_transition")
     reopen_transition: str = Field(default="Reopen", description="Transition applied when a repeat reopens a closed case", examples=["Reopen"])
     notify: list[str] = Field(default=[], description="Notifier names told about new cases")
+    members: MemberTracking | None = Field(default=None, description="Track the case's hosts one by one: the route's alerts "
+                                           "are members (by vendor id), a resolved one is a fixed member. Repeat comments "
+                                           "and resolve_transition give way to this; a won't-fix case is never reopened")
 
 
 class Retry(StrictModel):
@@ -279,6 +299,8 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
         templates = {"summary": route.summary, "description": route.description, "group_by": route.group_by}
         templates |= {f"fields[{name!r}]": t for name, t in route.fields.items()}
         templates |= {f"labels[{k}]": t for k, t in enumerate(route.labels)}
+        if route.members is not None:
+            templates |= {"members.host": route.members.host, "members.line": route.members.line}
         for key, template in templates.items():
             if error := syntax_error(template):
                 found.append(f"{where}.{key}: {error}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import json
 import types
 import typing
@@ -40,6 +41,7 @@ class Sample(NamedTuple):
     whole: bool = False  # parse with the whole source (config with credentials), not its parse-only class
 
 
+DETECTION_XML = "qualys/host-list-vm-detection-output.xml"
 SAMPLES: dict[str, list[Sample]] = {
     "generic": [
         Sample(
@@ -198,6 +200,46 @@ SAMPLES: dict[str, list[Sample]] = {
     ],
 }
 
+# The Qualys pollers store items they build from XML pages: the samples go through the same readers.
+QUALYS = {"url": "https://qualysapi.qg2.apps.qualys.com", "username": "contract", "password": "contract-password"}
+QUALYS_ANY = {**QUALYS, "severities": [1, 2, 3, 4, 5], "vuln_types": ["Confirmed", "Potential"], "patchable_only": False}
+
+
+def _vm_item(document: bytes, index: int) -> dict[str, Any]:
+    from alertbridge.connectors.qualys.vm import read_detections
+
+    items = make_source("qualys_vm", QUALYS_ANY, whole=True).items(read_detections(io.BytesIO(document)), {})
+    return json.loads(json.dumps(items[index]))
+
+
+def _pc_item(document: bytes) -> dict[str, Any]:
+    from alertbridge.connectors.qualys.pc import read_postures
+
+    poller = make_source("qualys_pc", {**QUALYS, "policy_ids": [900100]}, whole=True)
+    return json.loads(json.dumps(poller.items(900100, read_postures(io.BytesIO(document)))[0]))
+
+
+SAMPLES |= {
+    "qualys_vm": [
+        Sample(DETECTION_XML, 1, {"vendor_id": "143111841:15033:53/udp", "severity": Severity.high, "vendor_severity": "4",
+                                  "observables.hosts": ["one.one.one.one"], "observables.ips": ["1.1.1.1"], "status": AlertStatus.new},
+               pick=lambda doc: _vm_item(doc, 1)),
+        Sample(DETECTION_XML, 1, {"vendor_id": "10112200:38726", "title": "QID 38726", "severity": Severity.medium,
+                                  "observables.hosts": ["ec2-11-111-111-111.compute-1.amazonaws.com"]},
+               pick=lambda doc: _vm_item(doc, 6)),
+    ],
+    # No real posture page is in ../shared/vendor: this one is the emulator's, in the layout of the Qualys API guide.
+    "qualys_pc": [Sample("sandbox:qualys/posture-info", 1, {"category": "Policy Violation", "status": AlertStatus.new},
+                         pick=_pc_item)],
+    "qualys_fim": [
+        Sample("qualys/fim-incidents-search-response.json", 2,
+               {"vendor_id": "75539bfc-c0e7-4bcb-b55a-48065ef89ebe", "title": "FIM incident: test1", "status": AlertStatus.resolved,
+                "labels": ["CHANGE_CONTROL_VIOLATION", "APPROVED"]}),
+        Sample("qualys/fim-incidents-search-response.json", 1, {"vendor_id": "5a6d0462-1c2e-4e36-a13b-6264bd3c222f", "severity": Severity.high},
+               pick=lambda doc: doc[1]),
+    ],
+}
+
 TICKET_EVENT_KINDS = {"created", "updated", "deleted", "commented"}
 CANARY = "canary-7f3a-do-not-leak"
 
@@ -256,7 +298,15 @@ def make_source(type_name: str, config: dict[str, Any] | None = None, whole: boo
 
 @functools.cache
 def _read(path: str) -> Any:
-    if path.endswith(".eml"):  # a raw message
+    if path.startswith("sandbox:"):  # our own fixture, made by the emulator
+        from alertbridge.sandbox.qualys import render
+        from alertbridge.sandbox.qualys.subscription import generate
+
+        subscription = generate(hosts=4)
+        subscription.scan(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+        return render.postures(datetime(2026, 1, 5, 9, 5, tzinfo=UTC), sorted(subscription.postures.values(), key=lambda p: p.id),
+                               subscription.hosts, next_url=None, limit=0)
+    if path.endswith((".xml", ".eml")):  # a raw page or message
         return vendor_path(path).read_bytes()
     if path.endswith("-ndjson.log"):  # one JSON document a line
         return [json.loads(line) for line in vendor_path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

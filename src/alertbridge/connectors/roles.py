@@ -192,6 +192,15 @@ def parser_class(source: type[Parser]) -> type[Parser]:
     return source.parser if issubclass(source, WebhookSource | Poller) else source
 
 
+class SampleItem(ABC):
+    """A parser that gives one typical item of its own, so `alertbridge check --live` can render routes that read `alert.raw`."""
+
+    @classmethod
+    @abstractmethod
+    def sample_item(cls) -> dict[str, Any]:
+        """Return one item in the shape the source stores it."""
+
+
 # --- ticket sinks ----------------------------------------------------------------------------
 
 

@@ -39,6 +39,18 @@ class Transition(JobPayload):
     close: bool = False
 
 
+class SyncMembers(JobPayload):
+    """What the route says to do with a case's hosts; which hosts changed is read from the case's members when the job runs."""
+
+    kind = "sync_members"
+    field: str | None = None
+    comment: bool = True
+    done: str | None = None
+    resolution: str | None = None
+    reopen: str
+    wont_fix: list[str] = []
+
+
 class Notify(JobPayload):
     """The notifier to tell and what happened; the event is built from the case when the job runs."""
 
