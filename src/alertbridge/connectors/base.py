@@ -1,4 +1,4 @@
-"""What a connector is: a source of alerts, a ticket sink, or a notifier.
+"""What a connector is: a source of alerts, a ticket sink, a notifier or a review writer.
 
 A connector is one module with one class and a pydantic ``Config`` whose fields
 carry a description and an example. Parsing is pure; I/O stays in the async
@@ -12,12 +12,13 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ..errors import SignatureError
-from ..model import Alert, Severity, TicketEvent
+from ..model import Alert, CaseDigest, CaseEvent, HealthEvent, PostIncidentReview, Severity, TicketEvent
 
 
 class StrictModel(BaseModel):
@@ -205,8 +206,113 @@ class TicketSink:
         """Release connections."""
 
 
+@dataclass
+class TicketComment:
+    """A comment on a ticket, as the ticket system shows it."""
+
+    at: datetime
+    author: str | None
+    text: str
+
+
+@dataclass
+class TicketHistory:
+    """When a ticket was created, its status changes and its comments, oldest first."""
+
+    created: datetime | None
+    transitions: list[tuple[datetime, str | None, str]] = field(default_factory=list)  # (when, who, "To Do → In Progress")
+    comments: list[TicketComment] = field(default_factory=list)
+
+
+class TicketTimeline:
+    """Capability of a sink: read a ticket's history and link it to other pages (what a post-incident review needs)."""
+
+    async def history(self, key: str) -> TicketHistory:
+        """Return the ticket's creation time, status changes and comments."""
+        raise NotImplementedError
+
+    async def add_remote_link(self, key: str, url: str, title: str) -> None:
+        """Link the ticket to a URL; linking the same URL twice keeps one link."""
+        raise NotImplementedError
+
+
+class DigestPolicy(StrictModel):
+    """When many cases open at once on one channel, tell them in one message."""
+
+    threshold: int = Field(default=10, ge=1, description="More new cases than this within `window` become one digest (Critical ones still go one by one)", examples=[10])
+    window: float = Field(default=60.0, gt=0, description="Seconds over which new cases are counted; one digest per window while the storm lasts", examples=[60])
+    listed: int = Field(default=10, ge=1, le=50, description="How many cases a digest names before '…and N more'", examples=[10])
+
+
+class NotifierConfig(SinkConfig):
+    """Fields every notifier has."""
+
+    health: bool = Field(default=False, description="Also tell this notifier about the hub's own health (dead letters, failing pollers, auth failures, rate limits)")
+
+
+@dataclass
+class NotifyReceipt:
+    """What a notifier keeps from a message for the case's later events (Slack's channel and ts, PagerDuty's state)."""
+
+    thread: dict[str, str] = field(default_factory=dict)
+
+
 class Notifier:
-    """Somewhere people are told: Slack, Teams, PagerDuty."""
+    """Somewhere people are told about cases: Slack, Teams, PagerDuty."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[NotifierConfig]] = NotifierConfig
+    config: NotifierConfig
+
+    def __init__(self, name: str, config: NotifierConfig):
+        self.name = name
+        self.config = config
+
+    async def notify(self, event: CaseEvent) -> NotifyReceipt | None:
+        """Tell about one case event; return what to keep for the case's later events (None: keep what was kept)."""
+        raise NotImplementedError
+
+    async def notify_health(self, event: HealthEvent) -> None:
+        """Tell about the hub's own health (only called when the notifier's config says `health: true`)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+class FindsSent:
+    """Capability: tell whether a message went out, so a send cut off by a crash is looked up, not repeated."""
+
+    async def find_sent(self, event: CaseEvent | CaseDigest, since: float) -> NotifyReceipt | None:
+        """Return the receipt of the message carrying `event.event_id` sent after `since` (epoch seconds), or None."""
+        raise NotImplementedError
+
+
+class Idempotent:
+    """Capability: sending the same event twice has the effect of sending it once (PagerDuty's dedup_key)."""
+
+
+class Digests:
+    """Capability: tell a storm of new cases in one message."""
+
+    digest_policy: DigestPolicy
+
+    async def notify_digest(self, digest: CaseDigest) -> NotifyReceipt | None:
+        """Tell about many new cases at once."""
+        raise NotImplementedError
+
+
+@dataclass
+class ReviewPage:
+    """A post-incident review page."""
+
+    id: str
+    url: str
+    title: str
+
+
+class ReviewWriter:
+    """Somewhere post-incident reviews are written: Confluence."""
 
     type: ClassVar[str]
     Config: ClassVar[type[SinkConfig]] = SinkConfig
@@ -215,8 +321,12 @@ class Notifier:
         self.name = name
         self.config = config
 
-    async def notify(self, title: str, text: str, severity: Severity, link: str | None) -> None:
-        """Send one message."""
+    async def find_review(self, review: PostIncidentReview) -> ReviewPage | None:
+        """Return the review page already written for this case, if any."""
+        raise NotImplementedError
+
+    async def write_review(self, review: PostIncidentReview) -> ReviewPage:
+        """Write the review page (its parent created if missing) and mark it as this case's."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

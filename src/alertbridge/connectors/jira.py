@@ -10,6 +10,7 @@ limits and error mapping live in the client (`_jira_api`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -20,9 +21,9 @@ from ..errors import ConnectorError, Permanent, Retryable
 from . import _jira_fields as jf
 from ._http import check_response
 from ._jira_api import PAGE_SIZE, Clock, JiraApi
-from ._jira_markup import render
+from ._jira_markup import plain, render
 from ._jira_webhook import JiraWebhookConfig, JiraWebhookSource
-from .base import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus
+from .base import SinkConfig, TicketComment, TicketDraft, TicketHistory, TicketRef, TicketSink, TicketStatus, TicketTimeline
 
 __all__ = ["JiraConfig", "JiraSink", "JiraWebhookConfig", "JiraWebhookSource"]
 
@@ -72,11 +73,19 @@ class JiraConfig(SinkConfig):
         return self
 
 
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+def _who(user: dict[str, Any] | None) -> str | None:
+    return (user or {}).get("displayName") or (user or {}).get("name")
+
+
 def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
-class JiraSink(TicketSink):
+class JiraSink(TicketSink, TicketTimeline):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -262,6 +271,18 @@ class JiraSink(TicketSink):
         # globalId makes the call idempotent: https://developer.atlassian.com/server/jira/platform/jira-rest-api-for-remote-issue-links/
         link = {"globalId": url, "object": {"url": url, "title": jf.summary(title)}}
         await self.api.call("remote_link", "POST", _issue(key, "remotelink"), json=link)
+
+    async def history(self, key: str) -> TicketHistory:
+        """Read when the ticket was created, its status changes (changelog) and its comments, in one call."""
+        issue = (await self.api.call("get", "GET", _issue(key), params={"fields": "created,comment", "expand": "changelog"})).json()
+        fields = issue.get("fields", {})
+        transitions = [
+            (_when(entry["created"]), _who(entry.get("author")), f"{item.get('fromString')} → {item.get('toString')}")
+            for entry in (issue.get("changelog") or {}).get("histories", []) for item in entry.get("items", []) if item.get("field") == "status"
+        ]
+        comments = [TicketComment(_when(c["created"]), _who(c.get("author")), plain(c.get("body"), cloud=self.cloud))
+                    for c in (fields.get("comment") or {}).get("comments", [])]
+        return TicketHistory(_when(fields["created"]) if fields.get("created") else None, transitions, comments)
 
     async def attach(self, key: str, filename: str, content: bytes) -> None:
         """Attach a file to the ticket."""

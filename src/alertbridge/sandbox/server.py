@@ -25,6 +25,10 @@ EMULATORS = {
     "proofpoint_tap": "alertbridge.sandbox.proofpoint_tap",
     "prisma_cloud": "alertbridge.sandbox.prisma_cloud",
     "sonarqube": "alertbridge.sandbox.sonarqube",
+    "slack": "alertbridge.sandbox.slack",
+    "teams": "alertbridge.sandbox.teams",
+    "pagerduty": "alertbridge.sandbox.pagerduty",
+    "confluence": "alertbridge.sandbox.confluence",
 }
 
 

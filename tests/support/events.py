@@ -1,0 +1,34 @@
+"""Case events and a fake clock for the notifier tests."""
+
+from __future__ import annotations
+
+from alertbridge.connectors._jira_api import Clock
+from alertbridge.model import CaseEvent, CaseEventKind, Severity
+
+
+class FakeClock(Clock):
+    """Time that moves only when someone sleeps; records every sleep."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.time += seconds
+
+
+def case_event(kind: CaseEventKind | str = CaseEventKind.opened, **changes) -> CaseEvent:
+    """Return a case event of case 7 (ticket SOC-7), with `changes` applied."""
+    kind = CaseEventKind(kind)
+    values = dict(
+        case_id=7, reference="alertbridge-7", case_key="edr|Credential dumping", route="edr", kind=kind,
+        title="Credential dumping on ws-042", severity=Severity.high, category="credential-access", source="falcon",
+        alert_count=3, hosts=["ws-042"], ticket_key="SOC-7", ticket_url="https://acme.atlassian.net/browse/SOC-7",
+        event_id=f"alertbridge-7/{kind.value}", text="LSASS memory read by an unsigned process.",
+        console_url="https://alertbridge.example.com/ui/cases/7", playbook_url="https://wiki.example.com/playbooks/credential-access",
+    )
+    return CaseEvent(**(values | changes))
