@@ -129,13 +129,14 @@ async def test_calls_to_one_channel_are_paced_one_a_second(app):
     assert clock.sleeps == [1.1, 1.1]
 
 
-async def test_the_pacing_keeps_the_real_limit(app, slack):
+async def test_the_emulator_holds_a_channel_to_one_message_a_second(app, slack):
     slack.faults.limits = [(1.0, 1)]
-    notifier = SlackNotifier("slack", SlackConfig(type="slack", bot_token=TOKEN, channel=CHANNEL, api_url="http://slack/api"),
-                             transport=httpx2.ASGITransport(app=app))
-    for n in range(3):
-        await notifier.notify(case_event(case_id=n, event_id=str(n)))
-    assert len(slack.channels[CHANNEL]) == 3 and slack.faults.rate_limited == 0
+    unpaced = make(app)
+    unpaced.pacer.interval = 0
+    await unpaced.notify(case_event())
+    with pytest.raises(RateLimited) as caught:
+        await unpaced.notify(case_event())
+    assert caught.value.retry_after == 1 and len(slack.channels[CHANNEL]) == 1
 
 
 async def test_a_429_is_handed_back_with_retry_after_and_quiets_the_channel(app, slack):

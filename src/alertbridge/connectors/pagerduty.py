@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr
 
 from ..errors import ConnectorError, Permanent
 from ..model import CaseEvent, CaseEventKind, HealthEvent, Severity
-from ._http import send
+from ._outbound import send_within
 from .base import Idempotent, Notifier, NotifierConfig, NotifyReceipt
 
 SUMMARY_LIMIT = 1024  # PagerDuty cuts summaries at 1024 characters
@@ -101,7 +101,7 @@ class PagerDutyNotifier(Notifier, Idempotent):
     async def _enqueue(self, body: dict[str, Any]) -> None:
         # 202 means accepted; 400 is permanent, 429 and 5xx are worth retrying (the API's own table).
         try:
-            await send(self.client.post("/v2/enqueue", json=body), vendor="pagerduty")
+            await send_within(self.client.post("/v2/enqueue", json=body), vendor="pagerduty", seconds=self.config.timeout)
         except ConnectorError as exc:
             exc.args = (str(exc).replace(body["routing_key"], "[redacted]"),)  # a 400 may quote the event back
             raise

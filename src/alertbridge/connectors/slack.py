@@ -26,9 +26,8 @@ from pydantic import Field, SecretStr, model_validator
 from ..errors import AuthFailed, Permanent, RateLimited, Retryable
 from ..model import CaseDigest, CaseEvent, CaseEventKind, HealthEvent
 from . import _notice as notice
-from ._http import send
 from ._jira_api import Clock
-from ._pacing import Pacer, post_webhook
+from ._outbound import Pacer, post_webhook, send_within
 from .base import Digests, DigestPolicy, FindsSent, Notifier, NotifierConfig, NotifyReceipt
 
 HEADER_LIMIT, SECTION_LIMIT, BUTTON_LIMIT = 150, 3000, 75
@@ -225,7 +224,7 @@ class SlackNotifier(Notifier, FindsSent, Digests):
             await self.pacer.turn(channel)
         request = self.client.post(f"/{method}", json=body) if body is not None else self.client.get(f"/{method}", params=params)
         try:
-            response = await send(request, vendor="slack")
+            response = await send_within(request, vendor="slack", seconds=self.config.timeout)
         except RateLimited as exc:
             if channel is not None:
                 self.pacer.back_off(channel, exc.retry_after)
@@ -245,7 +244,7 @@ class SlackNotifier(Notifier, FindsSent, Digests):
 
     async def _webhook(self, body: dict[str, Any]) -> None:
         url = self.config.webhook_url.get_secret_value() if self.config.webhook_url else ""
-        await post_webhook(self.client, url, body, vendor="slack webhook", pacer=self.pacer)
+        await post_webhook(self.client, url, body, vendor="slack webhook", pacer=self.pacer, seconds=self.config.timeout)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

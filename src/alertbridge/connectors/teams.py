@@ -31,7 +31,7 @@ from ..errors import Permanent, RateLimited
 from ..model import CaseDigest, CaseEvent, HealthEvent, Severity
 from . import _notice as notice
 from ._jira_api import Clock
-from ._pacing import Pacer, post_webhook
+from ._outbound import Pacer, post_webhook, send_within
 from .base import Digests, DigestPolicy, Notifier, NotifierConfig, NotifyReceipt
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -140,7 +140,7 @@ class TeamsNotifier(Notifier, Digests):
             body = adaptive_card(title, headline, text, facts, links, footer, severity.rank >= Severity.high.rank)
         else:
             body = message_card(title, headline, text, facts, links, footer, THEME[severity])
-        response = await post_webhook(self.client, self.config.webhook_url.get_secret_value(), body, vendor="teams", pacer=self.pacer)
+        response = await post_webhook(self.client, self.config.webhook_url.get_secret_value(), body, vendor="teams", pacer=self.pacer, seconds=self.config.timeout)
         if self.config.format == "message_card" and response.text.strip() != LEGACY_OK:
             # A legacy connector answers 200 with the failure in the body, throttling included.
             reason = response.text.strip()[:300]

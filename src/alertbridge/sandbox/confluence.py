@@ -19,7 +19,6 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from xml.etree.ElementTree import ParseError
 
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
@@ -50,7 +49,7 @@ def storage_elements(value: str) -> list[str]:
     """Return the element names of a storage-format body (namespaced ones as ac:name); raise ConfluenceError if it is not XHTML."""
     try:
         root = ElementTree.fromstring(_ROOT.format(value))
-    except (ParseError, DefusedXmlException) as exc:
+    except (ElementTree.ParseError, DefusedXmlException) as exc:
         raise ConfluenceError(400, f"Error parsing xhtml: {exc}") from None
     names = {"{http://atlassian.com/content}": "ac:", "{http://atlassian.com/resource/identifier}": "ri:"}
     found = []

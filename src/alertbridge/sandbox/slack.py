@@ -142,7 +142,9 @@ def create_app(state: SlackState | None = None) -> FastAPI:
         return message
 
     def public(message: dict[str, Any]) -> dict[str, Any]:
-        return {key: value for key, value in message.items() if key not in ("replies", "id", "mentions", "username") and value != []}
+        # `edited` stays in the state only: the Web API spec's message object has no such key.
+        hidden = ("replies", "id", "mentions", "username", "edited")
+        return {key: value for key, value in message.items() if key not in hidden and value != []}
 
     @app.post("/services/{team}/{bot}/{secret}")
     async def incoming_webhook(team: str, bot: str, secret: str, request: Request) -> Response:

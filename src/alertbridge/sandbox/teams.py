@@ -32,15 +32,23 @@ SIZE_LIMIT = 28 * 1024
 ELEMENTS = {"TextBlock", "RichTextBlock", "FactSet", "ColumnSet", "Container", "Image", "ActionSet"}
 THROTTLED = "Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=msgapi-sandbox,cv=sandbox"
 
-# Formatting Teams applies (not preceded by a backslash escape): Markdown emphasis, links, headings, lists; HTML tags; date functions.
-_MARKUP = re.compile(
+# Formatting Teams applies (not preceded by a backslash escape): Markdown emphasis, links, headings, lists; date functions;
+# and, in connector cards only, HTML tags (Adaptive Cards show HTML as text).
+_MARKDOWN = re.compile(
     r"(?<!\\)\*\*(?=\S)|(?<!\\)\[[^\]\n]*(?<!\\)\]\(|(?<!\\)(?<![\w])_(?=\S)[^_\n]*(?<!\\)_(?!\w)|^(?<!\\)#+ |^(?<!\\)[-+*] |"
-    r"<(?:b|i|a|strong|em|h\d|img|script|at)\b|\{\{(?:DATE|TIME)\(", re.MULTILINE | re.IGNORECASE)
+    r"\{\{(?:DATE|TIME)\(", re.MULTILINE)
+_HTML = re.compile(r"<(?:b|i|a|strong|em|h\d|img|script)\b", re.IGNORECASE)
 
 
-def markup(text: str) -> list[str]:
+def markup(text: str, *, html: bool = False) -> list[str]:
     """Return the formatting constructs Teams would render in `text` (empty when it shows as written)."""
-    return [match.group(0) for match in _MARKUP.finditer(text)]
+    found = [match.group(0) for match in _MARKDOWN.finditer(text)]
+    return found + ([match.group(0) for match in _HTML.finditer(text)] if html else [])
+
+
+def post_markup(post: dict[str, Any]) -> list[str]:
+    """Return the formatting Teams would render anywhere in a posted card's text fields."""
+    return [found for text in texts(post) for found in markup(text, html=post["format"] == "message_card")]
 
 
 @dataclass

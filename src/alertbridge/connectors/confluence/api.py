@@ -15,7 +15,7 @@ import httpx2
 
 from ...errors import ConnectorError
 from ...metrics import SINK_CALLS
-from .._http import send
+from .._outbound import send_within
 
 PAGE_LIMIT = 250  # the largest page v2 serves
 MAX_PAGES = 40  # a list longer than this many pages is not walked to the end
@@ -27,6 +27,7 @@ class ConfluenceApi:
     def __init__(self, name: str, url: str, auth: httpx2.Auth, *, timeout: float, transport: httpx2.AsyncBaseTransport | None = None):
         self.name = name
         self.url = url.rstrip("/")
+        self.timeout = timeout
         self._client = httpx2.AsyncClient(auth=auth, headers={"Accept": "application/json"}, timeout=timeout, transport=transport)
 
     async def call(self, operation: str, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
@@ -34,7 +35,7 @@ class ConfluenceApi:
         url = path if path.startswith("http") else f"{self.url}{path}"
         outcome = "ok"
         try:
-            response = await send(self._client.request(method, url, json=json, params=params), vendor="confluence")
+            response = await send_within(self._client.request(method, url, json=json, params=params), vendor="confluence", seconds=self.timeout)
         except ConnectorError as exc:
             outcome = type(exc).__name__.lower()
             raise

@@ -1,4 +1,6 @@
-"""Client-side pacing for vendors that limit messages per channel (Slack 1/s, Teams 4/s per webhook), and webhook posts.
+"""What the notifiers share on the way out: one deadline per call, pacing per channel, webhooks whose URL is the secret.
+
+Pacing is for vendors that limit messages per channel (Slack 1/s, Teams 4/s per webhook).
 
 Each call reserves the next free slot of its key before it waits, so concurrent
 workers sending to one channel queue up instead of all meeting a 429. A 429
@@ -9,11 +11,13 @@ reschedules the job and the worker is free for other channels.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx2
 
-from ..errors import ConnectorError, RateLimited
+from ..errors import ConnectorError, RateLimited, Retryable
 from ._http import send
 from ._jira_api import Clock
 
@@ -46,11 +50,20 @@ class Pacer:
         self._next[key] = max(self._next.get(key, 0.0), self.clock.now() + (self.interval if seconds is None else seconds))
 
 
-async def post_webhook(client: httpx2.AsyncClient, url: str, body: dict[str, Any], *, vendor: str, pacer: Pacer) -> httpx2.Response:
-    """POST a JSON body to a webhook whose URL is the credential, paced; errors never quote the URL."""
+async def send_within(call: Awaitable[httpx2.Response], *, vendor: str, seconds: float) -> httpx2.Response:
+    """Send one call under one deadline for all of it (httpx bounds each phase, an in-process transport none)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await send(call, vendor=vendor)
+    except TimeoutError:
+        raise Retryable(f"{vendor}: no answer within {seconds}s") from None
+
+
+async def post_webhook(client: httpx2.AsyncClient, url: str, body: dict[str, Any], *, vendor: str, pacer: Pacer, seconds: float) -> httpx2.Response:
+    """POST a JSON body to a webhook whose URL is the credential, paced, under a deadline; errors never quote the URL."""
     await pacer.turn(url)
     try:
-        return await send(client.post(url, json=body), vendor=vendor)
+        return await send_within(client.post(url, json=body), vendor=vendor, seconds=seconds)
     except RateLimited as exc:
         pacer.back_off(url, exc.retry_after)
         _redact(exc, url)
