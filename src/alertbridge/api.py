@@ -15,14 +15,16 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from . import queue
+from .connectors.roles import WebhookSource
 from .errors import PayloadError, SignatureError
 from .metrics import ALERTS_RECEIVED, ALERTS_REJECTED
 from .pipeline.inbox import DUPLICATE
 from .pipeline.process import decode
 from .service import Hub
+from .store import head_revision
 from .store.tables import cases, inbox
 
 
@@ -93,6 +95,9 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         connector = hub.sources.get(source)
         if connector is None:
             raise HTTPException(404, f"unknown source {source!r}")
+        if not isinstance(connector, WebhookSource):
+            # A poller has no endpoint: else anyone who reaches the port could file alerts in its vendor's name.
+            raise HTTPException(404, f"source {source!r} is polled, not a webhook")
         body = await _read_capped(request, settings.max_body_bytes, source)
         try:
             connector.verify({k.lower(): v for k, v in request.headers.items()}, request.query_params, body)
@@ -115,14 +120,29 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         ALERTS_RECEIVED.labels(source=source).inc()
         return {"id": row_id}
 
-    @app.get("/healthz", responses={503: {"description": "The database does not answer"}})
+    @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        """Report liveness and whether the database answers."""
+        """Report liveness (always 200 while the process serves), with the queue's counts when the database answers."""
+        # A database outage is not a reason to restart the hub (it would only lose in-flight work): /readyz reports it.
         try:
             stats = await hub.stats()
         except Exception as exc:
-            return JSONResponse({"status": "degraded", "database": f"{type(exc).__name__}"}, status_code=503)
+            return {"status": "ok", "database": f"unreachable ({type(exc).__name__})"}
         return {"status": "ok", "database": "ok", **stats}
+
+    head = head_revision()
+
+    @app.get("/readyz", responses={503: {"description": "The database does not answer, or its schema is not this release's"}})
+    async def readyz() -> dict[str, Any]:
+        """Report readiness: the database answers and its schema is the one this code expects."""
+        try:
+            async with hub.store.read() as conn:
+                current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        except Exception as exc:
+            return JSONResponse({"status": "not ready", "database": type(exc).__name__}, status_code=503)
+        if current != head:
+            return JSONResponse({"status": "not ready", "schema": current, "expected": head}, status_code=503)
+        return {"status": "ready", "schema": current}
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:

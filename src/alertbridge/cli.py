@@ -44,6 +44,8 @@ def _hub(config):
 def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also check routes against the sinks' live APIs")] = False) -> None:
     """Validate a config file and report every problem with its path."""
     loaded = _load(config)
+    for warning in loaded.warnings:
+        typer.echo(f"  warning: {warning}", err=True)
     problems = asyncio.run(_check_live(loaded)) if live else []
     for problem in problems:
         typer.echo(f"  {problem}", err=True)
@@ -69,24 +71,79 @@ def schema() -> None:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption) -> None:
     """Apply the database migrations."""
+    _upgrade(_load(config).settings.database)
+    typer.echo("database is up to date")
+
+
+def _upgrade(url: str) -> None:
+    from .errors import SchemaTooNew
     from .store import upgrade
 
-    upgrade(_load(config).settings.database)
-    typer.echo("database is up to date")
+    try:
+        upgrade(url)
+    except SchemaTooNew as exc:
+        typer.echo(f"refusing to start: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@db_app.command("backup")
+def db_backup(config: ConfigOption, target: Annotated[Path, typer.Argument(help="New file to write the backup to")]) -> None:
+    """Write a consistent copy of the SQLite database while the hub runs (PostgreSQL: prints the pg_dump command)."""
+    from .store.backup import BackupError, backup
+
+    try:
+        size = backup(_load(config).settings.database, target)
+    except BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backup written to {target} ({size:,} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(config: ConfigOption, backup_file: Annotated[Path, typer.Argument(help="A file made by `db backup`")]) -> None:
+    """Replace the SQLite database with a backup (stop the hub first), then bring its schema up to date."""
+    from .store.backup import BackupError, restore
+
+    url = _load(config).settings.database
+    try:
+        rows = restore(url, backup_file)
+    except BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    _upgrade(url)
+    typer.echo(f"restored {backup_file} ({rows:,} inbox events); schema up to date")
+
+
+@db_app.command("vacuum")
+def db_vacuum(config: ConfigOption) -> None:
+    """Compact a SQLite file once and switch it to incremental vacuum, so retention shrinks it (stop the hub first)."""
+    from sqlalchemy.engine import make_url
+
+    from .store.retention import vacuum_sqlite
+
+    url = _load(config).settings.database
+    if make_url(url).get_backend_name() != "sqlite":
+        typer.echo("only SQLite needs this: PostgreSQL's autovacuum reuses freed space", err=True)
+        raise typer.Exit(1)
+    before, after = vacuum_sqlite(url)
+    typer.echo(f"compacted: {before:,} → {after:,} bytes; incremental vacuum is on")
 
 
 @app.command()
 def serve(config: ConfigOption) -> None:
     """Run intake, processing and workers in one process."""
+    import structlog
     import uvicorn
 
     from .api import create_app
-    from .store import upgrade
 
     loaded = _load(config)
-    upgrade(loaded.settings.database)
+    _upgrade(loaded.settings.database)
     host, _, port = loaded.settings.listen.rpartition(":")
-    server = uvicorn.Server(uvicorn.Config(create_app(_hub(loaded)), host=host or "127.0.0.1", port=int(port), log_config=None))
+    hub = _hub(loaded)
+    for warning in loaded.warnings:
+        structlog.get_logger("alertbridge.config").warning(warning)
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host=host or "127.0.0.1", port=int(port), log_config=None))
     server.run()
 
 
@@ -151,13 +208,15 @@ def parse(
 ) -> None:
     """Print the normalized alerts a connector makes of a payload; stores nothing."""
     from . import connectors
+    from .connectors.roles import parser_class
     from .errors import PayloadError
     from .pipeline.process import decode
 
     if type_ not in connectors.SOURCES:
         typer.echo(f"unknown source type {type_!r} (known: {', '.join(sorted(connectors.SOURCES))})", err=True)
         raise typer.Exit(1)
-    cls = connectors.load(connectors.SOURCES, type_)
+    # The parse-only class: a poller's credentials or a webhook's auth are not needed to try a payload.
+    cls = parser_class(connectors.load(connectors.SOURCES, type_))
     source = cls(type_, cls.Config.model_validate({"type": type_}))
     try:
         items = source.parse(decode(payload.read_bytes()))

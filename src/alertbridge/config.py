@@ -16,7 +16,7 @@ import yaml
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 
 from . import connectors
-from .connectors.base import SinkConfig, SourceConfig, StrictModel
+from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel, WebhookConfig
 from .errors import ConfigError
 from .model import Severity
 from .templates import syntax_error
@@ -93,6 +93,20 @@ class Retry(StrictModel):
     max_delay: Duration = Field(default=300.0, description="Longest backoff", examples=["5m"])
 
 
+class Retention(StrictModel):
+    """How long rows are kept; the hub prunes past these horizons in small batches (see store/retention.py)."""
+
+    enabled: bool = Field(default=True, description="Prune at all; off keeps every row forever")
+    interval: Duration = Field(default=3600, description="Time between pruning runs", examples=["1h"])
+    inbox_bodies: Duration = Field(default=14 * 86400, description="Raw bodies of processed inbox rows", examples=["14d"])
+    inbox_rows: Duration = Field(
+        default=90 * 86400, description="Processed inbox rows themselves (the window in which a redelivered delivery id is a duplicate)",
+        examples=["90d"])
+    closed_case_alerts: Duration = Field(default=30 * 86400, description="Alerts of cases closed this long ago", examples=["30d"])
+    finished_jobs: Duration = Field(default=30 * 86400, description="Done and discarded jobs; dead letters stay until discarded", examples=["30d"])
+    batch: int = Field(default=1000, ge=10, le=100_000, description="Rows per pruning transaction")
+
+
 class Settings(StrictModel):
     """The whole config file."""
 
@@ -104,6 +118,7 @@ class Settings(StrictModel):
     search_lag: Duration = Field(default=10.0, description="How long after a possible create to trust a label search that finds nothing")
     max_body_bytes: int = Field(default=1_048_576, description="Largest webhook body accepted (413 above)")
     retry: Retry = Retry()
+    retention: Retention = Retention()
     sources: dict[str, dict[str, Any]] = Field(default={}, description="Alert sources by name; each has a `type`")
     sinks: dict[str, dict[str, Any]] = Field(default={}, description="Ticket systems by name; each has a `type`")
     notifiers: dict[str, dict[str, Any]] = Field(default={}, description="Notifiers by name; each has a `type`")
@@ -112,15 +127,20 @@ class Settings(StrictModel):
 
 
 class Config:
-    """A validated config: settings plus each connector's typed config."""
+    """A validated config: settings plus each connector's typed config, and what `check` warns about."""
 
-    def __init__(self, settings: Settings, sources: dict[str, SourceConfig], sinks: dict[str, SinkConfig],
-                 notifiers: dict[str, SinkConfig], enrichers: dict[str, SinkConfig]):
+    def __init__(self, settings: Settings, sources: dict[str, ParserConfig], sinks: dict[str, SinkConfig],
+                 notifiers: dict[str, NotifierConfig], enrichers: dict[str, EnricherConfig]):
         self.settings = settings
         self.sources = sources
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
+        self.warnings = [
+            f"sources.{name}.auth.mode: none — anyone who can reach /hooks/{name} can file alerts; "
+            "use it only behind a proxy that authenticates"
+            for name, source in sources.items() if isinstance(source, WebhookConfig) and source.auth.mode == "none"
+        ]
 
 
 def load_config(path: str | Path) -> Config:
@@ -249,5 +269,7 @@ def _format(exc: ValidationError, prefix: str = "") -> list[str]:
         path = prefix
         for part in error["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        lines.append(f"{path or '<root>'}: {error['msg']}")
+        # "field required", as people write it, for a missing key (pydantic says "Field required").
+        message = "field required" if error["type"] == "missing" else error["msg"]
+        lines.append(f"{path or '<root>'}: {message}")
     return lines

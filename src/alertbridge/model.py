@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -190,6 +190,11 @@ class TicketEvent(BaseModel):
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+def case_reference(case_id: int) -> str:
+    """Return the unique reference of a case, which the sink stores on its ticket (a Jira label)."""
+    return f"alertbridge-{case_id}"
+
+
 class CaseEventKind(str, Enum):
     """What happened to a case, as notifiers are told."""
 
@@ -211,8 +216,8 @@ class CaseEvent(BaseModel):
     """One thing that happened to a case, for one notifier: everything it needs to say it, already rendered."""
 
     case_id: int
-    reference: str = Field(description="The case's stable reference (the ticket label, PagerDuty's dedup_key)", examples=["alertbridge-42"])
-    case_key: str
+    reference: str = Field(description="The case's unique reference, as the sink stores it (and PagerDuty's dedup_key)", examples=["alertbridge-7"])
+    case_key: str = Field(description="The rendered grouping key", examples=["splunk|sudo|web-01"])
     route: str
     kind: CaseEventKind
     title: str
@@ -265,6 +270,22 @@ class HealthEvent(BaseModel):
     summary: str
     details: dict[str, Any] = {}
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class TicketComment(BaseModel):
+    """A comment on a ticket, as the ticket system shows it."""
+
+    at: datetime
+    author: str | None = None
+    text: str
+
+
+class TicketHistory(BaseModel):
+    """When a ticket was created, its status changes (when, who, 'To Do → In Progress') and its comments, oldest first."""
+
+    created: datetime | None = None
+    transitions: list[tuple[datetime, str | None, str]] = []
+    comments: list[TicketComment] = []
 
 
 class TimelineEntry(BaseModel):

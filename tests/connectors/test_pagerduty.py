@@ -32,10 +32,10 @@ def notifier(app):
 
 async def test_trigger_acknowledge_resolve_share_the_case_reference(notifier, pd):
     receipt = await notifier.notify(case_event(severity=Severity.critical))
-    assert receipt.thread == {"dedup_key": "alertbridge-7", "state": "triggered"}
-    ack = await notifier.notify(case_event(CaseEventKind.acknowledged, thread=receipt.thread))
-    done = await notifier.notify(case_event(CaseEventKind.ticket_closed, thread=ack.thread))
-    assert done.thread["state"] == "resolved"
+    assert receipt.kept() == {"id": "alertbridge-7", "state": "triggered"}
+    ack = await notifier.notify(case_event(CaseEventKind.acknowledged, thread=receipt.kept()))
+    done = await notifier.notify(case_event(CaseEventKind.ticket_closed, thread=ack.kept()))
+    assert done.state["state"] == "resolved"
     (incident,) = pd.incidents
     assert incident["dedup_key"] == "alertbridge-7" and incident["status"] == "resolved" and incident["severity"] == "critical"
     assert [entry["action"] for entry in incident["log"]] == ["trigger", "acknowledge", "resolve"]
@@ -53,7 +53,7 @@ async def test_a_retried_trigger_does_not_open_a_second_incident(notifier, pd):
     raised = await notifier.notify(case_event(CaseEventKind.severity_raised, severity=Severity.critical, previous_severity=Severity.high))
     assert len(pd.incidents) == 1 and len(pd.events) == 3
     assert [entry["action"] for entry in pd.incidents[0]["log"]] == ["trigger", "trigger", "trigger"]
-    assert raised.thread["state"] == "triggered"
+    assert raised.state["state"] == "triggered"
 
 
 async def test_a_case_never_paged_is_not_resolved(notifier, pd):
@@ -64,8 +64,8 @@ async def test_a_case_never_paged_is_not_resolved(notifier, pd):
 
 async def test_a_reopened_case_pages_again_after_its_resolve(notifier, pd):
     receipt = await notifier.notify(case_event())
-    resolved = await notifier.notify(case_event(CaseEventKind.resolved, thread=receipt.thread))
-    await notifier.notify(case_event(CaseEventKind.reopened, thread=resolved.thread))
+    resolved = await notifier.notify(case_event(CaseEventKind.resolved, thread=receipt.kept()))
+    await notifier.notify(case_event(CaseEventKind.reopened, thread=resolved.kept()))
     assert [i["status"] for i in pd.incidents] == ["resolved", "triggered"]
 
 

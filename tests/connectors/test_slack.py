@@ -36,13 +36,13 @@ def make(app, clock=None, **config) -> SlackNotifier:
 async def test_a_case_gets_one_thread_and_its_close_edits_the_first_message(app, slack):
     notifier = make(app)
     receipt = await notifier.notify(case_event())
-    assert receipt is not None and receipt.thread["channel"] == CHANNEL
-    thread = receipt.thread
+    assert receipt is not None and receipt.state == {"channel": CHANNEL}
+    thread = receipt.kept()
     raised = case_event(CaseEventKind.severity_raised, severity=Severity.critical, previous_severity=Severity.high, thread=thread)
     assert await notifier.notify(raised) is None
     assert await notifier.notify(case_event(CaseEventKind.ticket_closed, ticket_status="Done", thread=thread)) is None
     top = slack.channels[CHANNEL]
-    assert len(top) == 1 and top[0]["ts"] == thread["ts"]
+    assert len(top) == 1 and top[0]["ts"] == thread["id"]
     replies = top[0]["replies"]
     assert [r["blocks"][0]["block_id"] for r in replies] == ["alertbridge-7/severity_raised", "alertbridge-7/ticket_closed"]
     assert replies[0]["subtype"] == "thread_broadcast"  # the channel sees a raise to Critical, not only the thread
@@ -67,7 +67,7 @@ async def test_find_sent_looks_in_the_channel_and_in_the_thread(app, slack):
     assert await notifier.find_sent(case_event(), since=0) is None
     receipt = await notifier.notify(case_event())
     assert await notifier.find_sent(case_event(), since=0) == receipt
-    reply = case_event(CaseEventKind.reopened, thread=receipt.thread)
+    reply = case_event(CaseEventKind.reopened, thread=receipt.kept())
     assert await notifier.find_sent(reply, since=0) is None
     await notifier.notify(reply)
     assert await notifier.find_sent(reply, since=0) == receipt  # a reply keeps the case's thread

@@ -70,10 +70,10 @@ async def test_slack_calls_and_answers_follow_the_web_api_spec(slack_spec):
                              transport=httpx2.ASGITransport(app=app), clock=FakeClock())
     recorder = Recorder(notifier.client)
     receipt = await notifier.notify(case_event())
-    await notifier.notify(case_event(CaseEventKind.severity_raised, thread=receipt.thread))
-    await notifier.notify(case_event(CaseEventKind.resolved, thread=receipt.thread))
+    await notifier.notify(case_event(CaseEventKind.severity_raised, thread=receipt.kept()))
+    await notifier.notify(case_event(CaseEventKind.resolved, thread=receipt.kept()))
     await notifier.find_sent(case_event(CaseEventKind.reopened), since=0)
-    await notifier.find_sent(case_event(CaseEventKind.reopened, thread=receipt.thread), since=0)
+    await notifier.find_sent(case_event(CaseEventKind.reopened, thread=receipt.kept()), since=0)
     methods = set()
     for request, response in recorder.exchanges:
         method = "/" + request.url.path.rsplit("/", 1)[1]
@@ -123,8 +123,8 @@ async def test_pagerduty_events_and_answers_follow_the_events_spec(pd_spec):
     notifier = PagerDutyNotifier("pd", PagerDutyConfig(type="pagerduty", routing_key=key, url="http://pd"), transport=httpx2.ASGITransport(app=app))
     recorder = Recorder(notifier.client)
     receipt = await notifier.notify(case_event())
-    ack = await notifier.notify(case_event(CaseEventKind.acknowledged, thread=receipt.thread))
-    await notifier.notify(case_event(CaseEventKind.resolved, thread=ack.thread))
+    ack = await notifier.notify(case_event(CaseEventKind.acknowledged, thread=receipt.kept()))
+    await notifier.notify(case_event(CaseEventKind.resolved, thread=ack.kept()))
     operation = pd_spec["paths"]["/enqueue"]["post"]
     request_check = validator(pd_spec, PD_URI, operation["requestBody"]["content"]["application/json"]["schema"], Draft202012Validator)
     answer_check = validator(pd_spec, PD_URI, pd_spec["components"]["responses"]["Success"]["content"]["application/json"]["schema"], Draft202012Validator)

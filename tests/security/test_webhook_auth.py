@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from alertbridge import api
-from alertbridge.connectors import _jira_webhook, base
+from alertbridge.connectors import crowdstrike, roles
 from alertbridge.service import Hub
 from alertbridge.store.tables import inbox
 
@@ -173,8 +173,8 @@ def comparisons(function) -> tuple[list[str], list[str]]:
     return digests, equalities
 
 
-@pytest.mark.parametrize("function", [base.WebhookAuth.check, _jira_webhook.JiraWebhookSource.verify, api.create_app],
-                         ids=["WebhookAuth.check", "JiraWebhookSource.verify", "api.require_admin"])  # fmt: skip
+@pytest.mark.parametrize("function", [roles.WebhookAuth.check, crowdstrike.CrowdStrikeSource.verify, api.create_app],
+                         ids=["WebhookAuth.check", "CrowdStrikeSource.verify", "api.require_admin"])  # fmt: skip
 def test_credentials_are_compared_with_compare_digest_only(function):
     digests, equalities = comparisons(function)
     assert digests, "compare credentials with hmac.compare_digest"

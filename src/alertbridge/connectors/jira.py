@@ -18,16 +18,16 @@ import httpx2
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..errors import ConnectorError, Permanent, Retryable
+from ..model import TicketComment, TicketHistory
 from . import _jira_fields as jf
 from ._http import check_response
 from ._jira_api import PAGE_SIZE, Clock, JiraApi
 from ._jira_markup import plain, render
 from ._jira_webhook import JiraWebhookConfig, JiraWebhookSource
-from .base import SinkConfig, TicketComment, TicketDraft, TicketHistory, TicketRef, TicketSink, TicketStatus, TicketTimeline
+from .roles import Attachments, BulkCreate, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTimeline, TransitionCheck
 
 __all__ = ["JiraConfig", "JiraSink", "JiraWebhookConfig", "JiraWebhookSource"]
 
-BULK_LIMIT = 50  # POST /issue/bulk takes at most 50 issues
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
 
 
@@ -85,10 +85,11 @@ def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
-class JiraSink(TicketSink, TicketTimeline):
+class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments, TicketTimeline):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
+    bulk_limit = 50  # POST /issue/bulk takes at most 50 issues
     Config = JiraConfig
     config: JiraConfig
 
@@ -160,13 +161,13 @@ class JiraSink(TicketSink, TicketTimeline):
 
     # --- the TicketSink operations --------------------------------------------------------------
 
-    async def find_by_label(self, label: str) -> list[TicketRef]:
-        """Return every ticket carrying the label, oldest first (search lags creation by a few seconds)."""
-        issues = await self.api.search(f"labels = {jf.jql_string(label)} ORDER BY created ASC", ["created"])
+    async def find_by_reference(self, reference: str) -> list[TicketRef]:
+        """Return every ticket labelled with the case reference, oldest first (search lags creation by a few seconds)."""
+        issues = await self.api.search(f"labels = {jf.jql_string(jf.sanitize_label(reference))} ORDER BY created ASC", ["created"])
         return [self._ref(issue["key"]) for issue in issues]
 
     async def create(self, draft: TicketDraft) -> TicketRef:
-        """Create one ticket carrying the draft's labels."""
+        """Create one ticket carrying the draft's labels and its reference as a label."""
         fields = await self._fields_or_raise(draft)
         body = (await self.api.call("create", "POST", "issue", json={"fields": fields})).json()
         return self._ref(body["key"])
@@ -174,10 +175,10 @@ class JiraSink(TicketSink, TicketTimeline):
     async def create_many(self, drafts: list[TicketDraft]) -> list[TicketRef | ConnectorError]:
         """Create tickets in bulk; return, per draft and in order, its ticket or the error that stopped it."""
         results: list[TicketRef | ConnectorError | None] = [None] * len(drafts)
-        for start in range(0, len(drafts), BULK_LIMIT):
+        for start in range(0, len(drafts), self.bulk_limit):
             sent: list[int] = []
             updates = []
-            for number in range(start, min(start + BULK_LIMIT, len(drafts))):
+            for number in range(start, min(start + self.bulk_limit, len(drafts))):
                 try:
                     updates.append({"fields": await self._fields_or_raise(drafts[number])})
                     sent.append(number)
@@ -280,9 +281,9 @@ class JiraSink(TicketSink, TicketTimeline):
             (_when(entry["created"]), _who(entry.get("author")), f"{item.get('fromString')} → {item.get('toString')}")
             for entry in (issue.get("changelog") or {}).get("histories", []) for item in entry.get("items", []) if item.get("field") == "status"
         ]
-        comments = [TicketComment(_when(c["created"]), _who(c.get("author")), plain(c.get("body"), cloud=self.cloud))
+        comments = [TicketComment(at=_when(c["created"]), author=_who(c.get("author")), text=plain(c.get("body"), cloud=self.cloud))
                     for c in (fields.get("comment") or {}).get("comments", [])]
-        return TicketHistory(_when(fields["created"]) if fields.get("created") else None, transitions, comments)
+        return TicketHistory(created=_when(fields["created"]) if fields.get("created") else None, transitions=transitions, comments=comments)
 
     async def attach(self, key: str, filename: str, content: bytes) -> None:
         """Attach a file to the ticket."""

@@ -21,7 +21,8 @@ from pydantic import Field, SecretStr
 from ..errors import ConnectorError, Permanent
 from ..model import CaseEvent, CaseEventKind, HealthEvent, Severity
 from ._outbound import send_within
-from .base import Idempotent, Notifier, NotifierConfig, NotifyReceipt
+from .notify_roles import HealthNotices, Idempotent
+from .roles import Notifier, NotifierConfig, NotifyReceipt
 
 SUMMARY_LIMIT = 1024  # PagerDuty cuts summaries at 1024 characters
 DEFAULT_SEVERITIES = {"critical": "critical", "high": "error", "medium": "warning", "low": "info", "info": "info"}
@@ -43,7 +44,7 @@ class PagerDutyConfig(NotifierConfig):
     timeout: float = Field(default=10.0, gt=0, description="Seconds one call may take", examples=[10])
 
 
-class PagerDutyNotifier(Notifier, Idempotent):
+class PagerDutyNotifier(Notifier, Idempotent, HealthNotices):
     """Triggers, acknowledges and resolves one PagerDuty alert per case."""
 
     type = "pagerduty"
@@ -73,7 +74,7 @@ class PagerDutyNotifier(Notifier, Idempotent):
         if action == "trigger":
             body |= self._trigger(event)
         await self._enqueue(body)
-        return NotifyReceipt({"dedup_key": event.reference, "state": STATE_AFTER[action]})
+        return NotifyReceipt(event.reference, state={"state": STATE_AFTER[action]})
 
     def _trigger(self, event: CaseEvent) -> dict[str, Any]:
         summary = f"[{event.severity.value.upper()}] {event.title}" + (f" ({event.ticket_key})" if event.ticket_key else "")

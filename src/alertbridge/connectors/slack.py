@@ -28,7 +28,8 @@ from ..model import CaseDigest, CaseEvent, CaseEventKind, HealthEvent
 from . import _notice as notice
 from ._jira_api import Clock
 from ._outbound import Pacer, post_webhook, send_within
-from .base import Digests, DigestPolicy, FindsSent, Notifier, NotifierConfig, NotifyReceipt
+from .notify_roles import DigestPolicy, Digests, FindsSent, HealthNotices
+from .roles import Notifier, NotifierConfig, NotifyReceipt
 
 HEADER_LIMIT, SECTION_LIMIT, BUTTON_LIMIT = 150, 3000, 75
 AUTH_ERRORS = {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired", "missing_scope", "no_permission"}
@@ -138,7 +139,7 @@ def health_blocks(event: HealthEvent) -> list[dict[str, Any]]:
     return [{"type": "header", "text": _plain(f"{mark} alertbridge: {event.summary}", HEADER_LIMIT)}] + ([_section(details)] if details else [])
 
 
-class SlackNotifier(Notifier, FindsSent, Digests):
+class SlackNotifier(Notifier, FindsSent, Digests, HealthNotices):
     """Posts case events to one Slack channel (or the channel a route names)."""
 
     type = "slack"
@@ -164,10 +165,10 @@ class SlackNotifier(Notifier, FindsSent, Digests):
             await self._webhook({"text": text, "blocks": event_blocks(event, mention=self.config.critical_mention)})
             return None
         channel = event.target or self.config.channel or ""
-        ts = event.thread.get("ts")
+        ts = event.thread.get("id")  # the ts of the case's first message: its thread
         if ts is None:
             posted = await self._post(channel, text, event_blocks(event, mention=self.config.critical_mention))
-            return NotifyReceipt({"channel": posted["channel"], "ts": posted["ts"]})
+            return NotifyReceipt(posted["ts"], state={"channel": posted["channel"]})
         channel = event.thread.get("channel", channel)
         if event.kind.closes:
             # Edit the case's first message before replying: the reply is what a retry looks for, so the edit is done by then.
@@ -181,7 +182,7 @@ class SlackNotifier(Notifier, FindsSent, Digests):
         text = mrkdwn(notice.digest_headline(digest))
         if self.threads:
             posted = await self._post(digest.target or self.config.channel or "", text, digest_blocks(digest))
-            return NotifyReceipt({"channel": posted["channel"], "ts": posted["ts"]})
+            return NotifyReceipt(posted["ts"], state={"channel": posted["channel"]})
         await self._webhook({"text": text, "blocks": digest_blocks(digest)})
         return None
 
@@ -201,13 +202,14 @@ class SlackNotifier(Notifier, FindsSent, Digests):
         channel = thread.get("channel") or event.target or self.config.channel or ""
         params: dict[str, Any] = {"channel": channel, "limit": 200, "oldest": f"{since - 5:.6f}"}
         method = "conversations.history"
-        if "ts" in thread:
-            method, params["ts"] = "conversations.replies", thread["ts"]
+        if "id" in thread:
+            method, params["ts"] = "conversations.replies", thread["id"]
         for _ in range(HISTORY_PAGES):
             page = await self._call(method, None, params=params)
             for message in page.get("messages", []):
                 if any(block.get("block_id") == event.event_id for block in message.get("blocks", [])):
-                    return NotifyReceipt({"channel": channel, "ts": message["ts"]}) if "ts" not in thread else NotifyReceipt(dict(thread))
+                    # A reply keeps the case's thread; a first message starts it.
+                    return NotifyReceipt(thread.get("id") or message["ts"], state={"channel": channel})
             params["cursor"] = (page.get("response_metadata") or {}).get("next_cursor")
             if not params["cursor"]:
                 return None

@@ -32,7 +32,8 @@ from ..model import CaseDigest, CaseEvent, HealthEvent, Severity
 from . import _notice as notice
 from ._jira_api import Clock
 from ._outbound import Pacer, post_webhook, send_within
-from .base import Digests, DigestPolicy, Notifier, NotifierConfig, NotifyReceipt
+from .notify_roles import DigestPolicy, Digests, HealthNotices
+from .roles import Notifier, NotifierConfig, NotifyReceipt
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 THEME = {Severity.critical: "C4314B", Severity.high: "E8590C", Severity.medium: "F2C94C", Severity.low: "2F80ED", Severity.info: "9B9B9B"}
@@ -96,7 +97,7 @@ def message_card(title: str, headline: str, text: str, facts: list[tuple[str, st
             "potentialAction": [{"@type": "OpenUri", "name": label, "targets": [{"os": "default", "uri": url}]} for label, url in links]}
 
 
-class TeamsNotifier(Notifier, Digests):
+class TeamsNotifier(Notifier, Digests, HealthNotices):
     """Posts case events to one Teams channel as cards."""
 
     type = "teams"

@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from ...errors import Permanent
 from ...model import PostIncidentReview
-from ..base import ReviewPage, ReviewWriter, SinkConfig
+from ..notify_roles import ReviewConfig, ReviewPage, ReviewWriter
 from .api import ConfluenceApi
 from .storage import render_review, template_error
 
@@ -28,7 +28,7 @@ PROPERTY = "alertbridge-case"
 TITLE_LIMIT = 255
 
 
-class ConfluenceConfig(SinkConfig):
+class ConfluenceConfig(ReviewConfig):
     """A Confluence Cloud space to write post-incident reviews in."""
 
     url: str = Field(description="The site's Confluence URL, ending in /wiki", examples=["https://acme.atlassian.net/wiki"], pattern=r"^https?://")
