@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from . import connectors
 from .config import Config
+from .connectors.notify_roles import ReviewWriter
 from .connectors.roles import BulkCreate, Enricher, Notifier, Parser, Poller, TicketSink
 from .errors import ConnectorError, Retryable
 from .metrics import DEAD_LETTERS, INBOX_PENDING, JOB_LATENCY, JOB_OUTCOMES, JOBS
@@ -52,13 +53,17 @@ class Hub:
         self.notifiers: dict[str, Notifier] = {
             name: connectors.load(connectors.NOTIFIERS, cfg.type)(name, cfg) for name, cfg in config.notifiers.items()
         }
+        self.reviews: dict[str, ReviewWriter] = {
+            name: connectors.load(connectors.REVIEWS, cfg.type)(name, cfg) for name, cfg in config.reviews.items()
+        }
         self.enrichers: list[Enricher] = [
             connectors.load(connectors.ENRICHERS, cfg.type)(name, cfg) for name, cfg in config.enrichers.items()
         ]
         self.queue = JobQueue(self.store, settings.retry, settings.lease, self.worker_id)
         self.inbox = Inbox(self.store)
         self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
-        self.effects = Effects(self.store, self.queue, self.sinks, self.notifiers, settings.search_lag, self.pipeline.reprocess)
+        self.effects = Effects(self.store, self.queue, self.sinks, self.notifiers, settings.search_lag, self.pipeline.reprocess,
+                               config=config, reviews=self.reviews)
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -83,7 +88,7 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.aclose()
         pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
-        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.enrichers, *pollers]:
+        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.enrichers, *pollers]:
             await connector.aclose()
         await self.store.aclose()
 

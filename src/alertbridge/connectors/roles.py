@@ -309,6 +309,8 @@ class NotifierConfig(StrictModel):
     type: str = Field(description="Connector type", examples=["slack"])
     health: bool = Field(default=False, description="Also tell this notifier about the hub's own health (dead letters, failing pollers, "
                          "authentication failures, rate limits)")
+    resend_after_crash: bool = Field(default=False, description="For notifiers that cannot read back what they sent (webhooks): after a "
+                                     "crash mid-send, send again (a possible duplicate) rather than skip (a possible loss)")
 
 
 @dataclass

@@ -18,9 +18,12 @@ import structlog
 from sqlalchemy import select, update
 
 from .. import failpoints
+from ..config import Config
+from ..connectors.notify_roles import ReviewWriter
 from ..connectors.roles import BulkCreate, Notifier, TicketDraft, TicketSink
 from ..errors import ConnectorError, PayloadError, Permanent, Retryable
-from ..model import CaseEvent, Severity, case_reference
+from ..jobs import case_event, digest, notify, payloads, playbook, review
+from ..model import Severity, case_reference
 from ..queue import Job, JobQueue
 from ..store import Store
 from ..store.tables import alerts, cases
@@ -32,13 +35,36 @@ class Effects:
     """Run jobs against the sinks and notifiers."""
 
     def __init__(self, store: Store, queue: JobQueue, sinks: dict[str, TicketSink], notifiers: dict[str, Notifier],
-                 search_lag: float, reprocess=None):
+                 search_lag: float, reprocess=None, *, config: Config | None = None, reviews: dict[str, ReviewWriter] | None = None):
         self.store = store
         self.queue = queue
         self.sinks = sinks
         self.notifiers = notifiers
         self.search_lag = search_lag
         self.reprocess = reprocess  # Pipeline.reprocess, for replayed ingest jobs
+        self.config = config
+        self.reviews = reviews or {}
+
+    # What the notification handlers in jobs/ are given (the job context).
+    async def case(self, case_id: int | None) -> dict[str, Any]:
+        """Return a case row; raise Permanent if it does not exist."""
+        async with self.store.read() as conn:
+            row = (await conn.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
+        if row is None:
+            raise Permanent(f"case {case_id} does not exist")
+        return dict(row)
+
+    def sink(self, case: dict[str, Any]) -> TicketSink:
+        """Return the sink a case files its ticket in."""
+        return self._sink(case)
+
+    async def finish(self, job: Job, **case_values: Any) -> None:
+        """Mark the job done, with the changes it made to its case."""
+        await self._finish(job, **case_values)
+
+    async def ticketed_case(self, job: Job) -> tuple[dict[str, Any], str]:
+        """Return the job's case and its ticket key."""
+        return await self._ticket_key(job)
 
     async def run(self, job: Job) -> None:
         """Perform one job and mark it done; raise a typed error when it failed."""
@@ -201,18 +227,20 @@ class Effects:
             values = dict(state="closed", closed_at=time.time(), resolution=resolution)
         await self._finish(job, **values)
 
+    async def _case_event(self, job: Job) -> None:
+        await case_event.run(self, job, payloads.CaseEventJob.model_validate(job.payload))
+
     async def _notify(self, job: Job) -> None:
-        name = job.payload["notifier"]
-        if name not in self.notifiers:
-            raise Permanent(f"notifier {name!r} is not configured")
-        case = await self._case(job)
-        event = CaseEvent(
-            case_id=case["id"], reference=case_reference(case["id"]), case_key=case["key"], route=case["route"],
-            kind=job.payload.get("kind", "opened"), title=job.payload["title"], severity=Severity(job.payload["severity"]),
-            alert_count=case["alert_count"], ticket_key=case["ticket_key"], ticket_url=case["ticket_url"],
-        )  # fmt: skip
-        await self.notifiers[name].notify(event)
-        await self._finish(job)
+        await notify.run(self, job, payloads.Notify.model_validate(job.payload))
+
+    async def _notify_digest(self, job: Job) -> None:
+        await digest.run(self, job, payloads.NotifyDigest.model_validate(job.payload))
+
+    async def _review(self, job: Job) -> None:
+        await review.run(self, job, payloads.Review.model_validate(job.payload))
+
+    async def _playbook_comment(self, job: Job) -> None:
+        await playbook.run(self, job, payloads.PlaybookComment.model_validate(job.payload))
 
     async def _ingest(self, job: Job) -> None:
         try:
