@@ -130,7 +130,7 @@ async def send_once(ctx, job, notifier: Notifier, case_id: int | None, target: s
         elif not isinstance(notifier, Idempotent) and not notifier.config.resend_after_crash:
             outcome = "uncertain"
             log.warning("a notification may or may not have been sent before a crash; not sending it again",
-                        notifier=notifier.name, event=event.event_id)
+                        notifier=notifier.name, event_id=event.event_id)
     if outcome == "sent":
         await _claim(ctx, case_id, target, event.event_id)
         try:
@@ -140,7 +140,8 @@ async def send_once(ctx, job, notifier: Notifier, case_id: int | None, target: s
             if not (isinstance(notifier, FindsSent) and exc.status is None):
                 await _release(ctx, case_id, target)
             raise
-        failpoints.hit("notify.after_call")
+        if notice.sending != event.event_id:
+            failpoints.hit("notify.after_call")  # a first attempt: a resend after a crash is what recovery does
     NOTIFICATIONS.labels(notifier.name, outcome).inc()
     state = {**notice.state, **(receipt.kept() if receipt else {}), "told": "1"}
     async with ctx.store.tx() as conn:
