@@ -24,11 +24,13 @@ from .connectors.roles import BulkCreate, Enricher, Notifier, Parser, Poller, Ti
 from .errors import ConnectorError, Retryable
 from .metrics import DEAD_LETTERS, INBOX_PENDING, JOB_LATENCY, JOB_OUTCOMES, JOBS
 from .pipeline.effects import Effects
+from .pipeline.health import HealthWatch
 from .pipeline.inbox import Inbox
 from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
 from .queue import Job, JobQueue, job_counts
 from .store import Store, upgrade
+from .store.leases import take_lease
 from .store.retention import Horizons, Pruner
 from .store.tables import cases, inbox, jobs
 
@@ -78,6 +80,8 @@ class Hub:
                     self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
             if self.config.settings.retention.enabled:
                 self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
+            if told := [name for name, cfg in self.config.notifiers.items() if cfg.health]:
+                self._tasks.append(asyncio.create_task(self._watch_health_forever(told), name="health"))
         for i in range(self.config.settings.workers if workers is None else workers):
             self._tasks.append(asyncio.create_task(self._work_forever(), name=f"worker-{i}"))
 
@@ -106,6 +110,19 @@ class Hub:
             self.inbox.committed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.inbox.committed.wait(), self.poll_interval)
+
+    async def _watch_health_forever(self, notifiers: list[str]) -> None:
+        policy = self.config.settings.health
+        pollers = [name for name, source in self.sources.items() if isinstance(source, Poller)]
+        watch = HealthWatch(self.store, policy, pollers, notifiers)
+        while not self.stopping.is_set():
+            await self._sleep(policy.interval)
+            try:
+                if await take_lease(self.store, "health", self.worker_id, policy.interval * 3):
+                    await watch.tell(await watch.check())
+                    self.jobs_ready.set()
+            except Exception:  # the database went away: check again at the next interval
+                log.exception("health check failed; retrying")
 
     async def _prune_forever(self) -> None:
         retention = self.config.settings.retention

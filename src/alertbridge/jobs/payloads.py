@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import queue
-from ..model import CaseEventKind, Severity
+from ..model import CaseEventKind, HealthEvent, Severity
 
 
 class JobPayload(BaseModel):
@@ -50,6 +50,14 @@ class NotifyDigest(JobPayload):
     kind = "notify_digest"
     notifier: str
     target: str | None = None
+
+
+class NotifyHealth(JobPayload):
+    """Tell one notifier that a hub health condition started or cleared."""
+
+    kind = "notify_health"
+    notifier: str
+    event: HealthEvent
 
 
 class Review(JobPayload):

@@ -22,7 +22,7 @@ from ..config import Config
 from ..connectors.notify_roles import ReviewWriter
 from ..connectors.roles import BulkCreate, Notifier, TicketDraft, TicketSink
 from ..errors import ConnectorError, PayloadError, Permanent, Retryable
-from ..jobs import case_event, digest, notify, payloads, playbook, review
+from ..jobs import case_event, digest, health, notify, payloads, playbook, review
 from ..model import Severity, case_reference
 from ..queue import Job, JobQueue
 from ..store import Store
@@ -235,6 +235,9 @@ class Effects:
 
     async def _notify_digest(self, job: Job) -> None:
         await digest.run(self, job, payloads.NotifyDigest.model_validate(job.payload))
+
+    async def _notify_health(self, job: Job) -> None:
+        await health.run(self, job, payloads.NotifyHealth.model_validate(job.payload))
 
     async def _review(self, job: Job) -> None:
         await review.run(self, job, payloads.Review.model_validate(job.payload))

@@ -13,12 +13,23 @@ from typing import Any
 
 import httpx2
 
-from ...errors import ConnectorError
+from ...errors import AuthFailed, ConnectorError, RateLimited, Retryable
 from ...metrics import SINK_CALLS
 from .._outbound import send_within
 
 PAGE_LIMIT = 250  # the largest page v2 serves
 MAX_PAGES = 40  # a list longer than this many pages is not walked to the end
+
+
+def _outcome(error: ConnectorError) -> str:
+    """Name a failed call in the metrics' words (docs/operations.md)."""
+    if isinstance(error, RateLimited):
+        return "rate_limited"
+    if isinstance(error, AuthFailed):
+        return "auth"
+    if isinstance(error, Retryable):
+        return "server_error" if error.status else "timeout"
+    return "client_error"
 
 
 class ConfluenceApi:
@@ -37,7 +48,7 @@ class ConfluenceApi:
         try:
             response = await send_within(self._client.request(method, url, json=json, params=params), vendor="confluence", seconds=self.timeout)
         except ConnectorError as exc:
-            outcome = type(exc).__name__.lower()
+            outcome = _outcome(exc)
             raise
         finally:
             SINK_CALLS.labels(self.name, operation, outcome).inc()
