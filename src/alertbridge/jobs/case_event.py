@@ -5,7 +5,8 @@ knowing nothing of notifiers; this handler fans it out, in the case's order,
 into a ``notify`` job per notifier that wants it, a ``review`` job when a
 Critical/High case closes, and a ``playbook_comment`` job when a new case's
 alert has a playbook. The follow-up jobs are written with this job's
-completion, so each exists exactly once.
+completion, so each exists exactly once. A repeat comment throttled to later
+is sent now instead, so that per-case order never holds a notification behind it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from ..model import CaseEventKind
 from ..notify_policy import find_playbook
 from .notify import case_alert
-from .payloads import CaseEventJob, JobPayload, Notify, PlaybookComment, Review, enqueue
+from .payloads import CaseEventJob, JobPayload, Notify, PlaybookComment, Review, enqueue, send_comments_now
 
 
 async def run(ctx, job, payload: CaseEventJob) -> None:
@@ -35,4 +36,6 @@ async def run(ctx, job, payload: CaseEventJob) -> None:
     async with ctx.store.tx() as conn:
         for item in follow:
             await enqueue(conn, item, case_id=case["id"])
+        if follow:
+            await send_comments_now(conn, case["id"])  # per-case order would hold these behind a throttled repeat comment
         await ctx.queue.complete(job, conn)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import time
+
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import queue
 from ..model import CaseEventKind, HealthEvent, Severity
+from ..store.tables import jobs
 
 
 class JobPayload(BaseModel):
@@ -78,3 +82,15 @@ class PlaybookComment(JobPayload):
 async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0) -> None:
     """Add a job inside the caller's transaction, so it exists if and only if the change that caused it does."""
     await queue.enqueue(conn, payload.kind, payload.model_dump(mode="json"), case_id=case_id, delay=delay)
+
+
+async def enqueue_case_event(conn: AsyncConnection, payload: CaseEventJob, *, case_id: int) -> None:
+    """Add a case_event job, and send the case's throttled repeat comment now: per-case order would hold the event behind it."""
+    await enqueue(conn, payload, case_id=case_id)
+    await send_comments_now(conn, case_id)
+
+
+async def send_comments_now(conn: AsyncConnection, case_id: int) -> None:
+    """Make the case's pending repeat comments due now."""
+    await conn.execute(update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == "comment_repeats")
+                       .values(run_after=time.time()))

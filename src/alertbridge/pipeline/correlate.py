@@ -19,8 +19,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..jobs.payloads import CaseEventJob
-from ..jobs.payloads import enqueue as enqueue_event
+from ..jobs.payloads import CaseEventJob, enqueue_case_event, send_comments_now
 from ..model import AlertStatus, CaseEventKind, Observables, Severity
 from ..queue import enqueue
 from ..store.tables import alerts, cases, jobs
@@ -69,14 +68,11 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
         )
     )
     if alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
-        # A throttled repeat comment would hold the resolve back (per-case order): send it now instead.
-        await conn.execute(
-            update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == "comment_repeats").values(run_after=now)
-        )
+        await send_comments_now(conn, case_id)  # a throttled repeat comment would hold the resolve back (per-case order)
         await enqueue(conn, "transition", {"to": route.resolve_transition, "resolution": route.resolve_resolution, "close": True}, case_id=case_id)
         if route.tells:
             severity = max(Severity(case["severity"]) if case else alert.severity, alert.severity, key=lambda s: s.rank)
-            await enqueue_event(conn, CaseEventJob(event=CaseEventKind.resolved, severity=severity, at=now, alert_id=alert.id), case_id=case_id)
+            await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.resolved, severity=severity, at=now, alert_id=alert.id), case_id=case_id)
     return case_id, outcome
 
 
@@ -93,7 +89,7 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
     draft = draft_ticket(route, alert, {"id": case_id, "key": routed.key, "alert_count": 1})
     await enqueue(conn, "create_ticket", {"draft": _draft_json(draft)}, case_id=case_id)
     if route.tells:
-        await enqueue_event(conn, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id), case_id=case_id)
+        await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id), case_id=case_id)
     return case_id
 
 
@@ -109,11 +105,11 @@ async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, 
         values |= dict(state="open", closed_at=None, resolution=None)
         await enqueue(conn, "transition", {"to": route.reopen_transition, "resolution": None, "close": False}, case_id=case["id"])
         if route.tells:
-            await enqueue_event(conn, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id), case_id=case["id"])
+            await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id), case_id=case["id"])
     elif outcome == "repeat" and route.tells and severity.rank > Severity(case["severity"]).rank:
         raised = CaseEventJob(event=CaseEventKind.severity_raised, severity=severity, at=now, alert_id=alert.id,
                               previous_severity=Severity(case["severity"]))
-        await enqueue_event(conn, raised, case_id=case["id"])
+        await enqueue_case_event(conn, raised, case_id=case["id"])
     if outcome in ("repeat", "reopened") and route.on_repeat == "comment":
         values["last_comment_at"] = await _schedule_comment(conn, case, route.comment_every, now)
     elif outcome == "repeat" and route.on_repeat == "update" and route.fields:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..jobs.payloads import CaseEventJob, enqueue
+from ..jobs.payloads import CaseEventJob, enqueue_case_event
 from ..model import CaseEventKind, Severity, TicketEvent
 from ..store.tables import cases
 
@@ -44,5 +44,5 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
         kind = CaseEventKind.acknowledged  # the analyst started work on it
     if kind is not None:
         happened = CaseEventJob(event=kind, severity=Severity(case["severity"]), at=now, ticket_status=event.status)
-        await enqueue(conn, happened, case_id=case["id"])
+        await enqueue_case_event(conn, happened, case_id=case["id"])
     return outcome
