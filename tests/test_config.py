@@ -64,7 +64,7 @@ def test_environment_substitution_and_secret_files(tmp_path, monkeypatch):
         "  b: {type: generic, auth: {mode: bearer, token_file: token.txt}}\n"
     )
     config = load_config(path)
-    assert config.settings.database == "sqlite:///x.db"
+    assert config.settings.database == f"sqlite:///{tmp_path / 'x.db'}"  # relative to the config file's folder
     assert config.sources["a"].auth.token.get_secret_value() == "s3cret"
     assert config.sources["b"].auth.token.get_secret_value() == "from-file"
     assert "s3cret" not in repr(config.sources["a"])

@@ -17,8 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import select, text
 
-from . import queue
 from .connectors.roles import WebhookSource
+from .jobs import queue
+from .jobs.create_ticket import revision
+from .jobs.payloads import CreateTicket
+from .jobs.recovery import NoSuchCase, NothingToRetry, retry_case
 from .errors import PayloadError, SignatureError
 from .metrics import ALERTS_RECEIVED, ALERTS_REJECTED
 from .pipeline.inbox import DUPLICATE
@@ -61,9 +64,18 @@ class CaseOut(BaseModel):
     alert_count: int
     ticket: Ticket | None
     ticket_status: str | None
+    reference: str | None
 
 
-_ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 503)}
+class RetryOut(BaseModel):
+    """What `POST /api/cases/{id}/retry` did: replayed the case's dead jobs, or queued a fresh create."""
+
+    case: int
+    replayed: int
+    created: bool
+
+
+_ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 409, 413, 503)}
 _HOOK_RESPONSES = {200: {"model": Accepted, "description": "A delivery id seen before: dropped"}, **_ERRORS}
 _HOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}  # read raw, not by FastAPI
 _MAX_ID = 2**63 - 1  # a larger number is no row id or offset, and SQLite/PostgreSQL fail (500) on it
@@ -162,14 +174,27 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         return _render_page(stats, rows)
 
     @app.get("/api/stats", dependencies=[Depends(require_admin)], responses=_ERRORS)
-    async def api_stats() -> dict[str, int]:
+    async def api_stats() -> dict[str, int | str]:
         """Count inbox rows and jobs by state."""
         return await hub.stats()
 
     @app.get("/api/cases", dependencies=[Depends(require_admin)], response_model=list[CaseOut], responses=_ERRORS)
-    async def api_cases(state: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """List cases, newest first."""
-        return await list_cases(hub, state, min(max(limit, 1), 1000), min(max(offset, 0), _MAX_ID))
+    async def api_cases(state: str | None = None, no_ticket: bool = False, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """List cases, newest first (`no_ticket`: only those without a ticket)."""
+        return await list_cases(hub, state, min(max(limit, 1), 1000), min(max(offset, 0), _MAX_ID), no_ticket=no_ticket)
+
+    @app.post("/api/cases/{case_id}/retry", dependencies=[Depends(require_admin)], response_model=RetryOut, responses=_ERRORS)
+    async def api_case_retry(case_id: JobId) -> dict[str, Any]:
+        """Replay the case's dead jobs, or queue a fresh create for a case whose create was discarded."""
+        try:
+            async with hub.store.tx() as conn:
+                retried = await retry_case(conn, case_id)
+        except NoSuchCase as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NothingToRetry as exc:
+            raise HTTPException(409, str(exc)) from None
+        hub.jobs_ready.set()
+        return {"case": case_id, "replayed": retried.replayed, "created": retried.created}
 
     @app.get("/api/dlq", dependencies=[Depends(require_admin)], responses=_ERRORS)
     async def dlq_list(limit: int = 100) -> list[dict[str, Any]]:
@@ -227,11 +252,13 @@ async def _read_capped(request: Request, limit: int, source: str) -> bytes:
     return b"".join(chunks)
 
 
-async def list_cases(hub: Hub, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+async def list_cases(hub: Hub, state: str | None, limit: int, offset: int, *, no_ticket: bool = False) -> list[dict[str, Any]]:
     """Return cases as the admin API and `alertbridge status` show them."""
     query = select(cases).order_by(cases.c.id.desc()).limit(limit).offset(offset)
     if state:
         query = query.where(cases.c.state == state)
+    if no_ticket:
+        query = query.where(cases.c.ticket_key.is_(None))
     async with hub.store.read() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [
@@ -239,13 +266,14 @@ async def list_cases(hub: Hub, state: str | None, limit: int, offset: int) -> li
             "id": r["id"], "route": r["route"], "key": r["key"], "state": r["state"], "title": r["title"],
             "severity": r["severity"], "alert_count": r["alert_count"], "ticket_status": r["ticket_status"],
             "ticket": {"sink": r["sink"], "key": r["ticket_key"], "url": r["ticket_url"]} if r["ticket_key"] else None,
+            "reference": r["reference"],
         }
         for r in rows
     ]
 
 
 async def show_job(hub: Hub, job_id: int) -> dict[str, Any]:
-    """Return one job, with the raw inbox body for a failed ingest."""
+    """Return one job, with the raw inbox body for a failed ingest and the config revision that rendered a create."""
     async with hub.store.read() as conn:
         job = await queue.get_job(conn, job_id)
         if job is None:
@@ -254,14 +282,27 @@ async def show_job(hub: Hub, job_id: int) -> dict[str, Any]:
         if job["kind"] == "ingest":
             body = (await conn.execute(select(inbox.c.body).where(inbox.c.id == job["payload"]["inbox_id"]))).scalar()
             out["raw_body"] = body.decode("utf-8", "replace") if body is not None else None
+        if job["kind"] == CreateTicket.kind:
+            case = (await conn.execute(select(cases).where(cases.c.id == job["case_id"]))).mappings().first()
+            out["rendered_by"] = _rendered_by(hub, case) if case is not None else None
     return out
+
+
+def _rendered_by(hub: Hub, case) -> dict[str, Any]:
+    """Say which route revision rendered the ticket last sent for the case, and what a replay would render with now."""
+    route = next((r for r in hub.config.settings.routes if r.name == case["route"]), None)
+    current = revision(route) if route is not None else None
+    return {
+        "route": case["route"], "reference": case["reference"], "revision": case["render_revision"],
+        "current_revision": current, "changed_since": case["render_revision"] not in (None, current),
+    }
 
 
 def _job_out(job: dict[str, Any]) -> dict[str, Any]:
     return {k: job[k] for k in ("id", "case_id", "kind", "state", "attempts", "last_error", "created_at", "finished_at", "payload")}
 
 
-def _render_page(stats: dict[str, int], rows) -> str:
+def _render_page(stats: dict[str, int | str], rows) -> str:
     cells = "".join(
         f"<tr><td>{r['id']}</td><td>{escape(r['title'][:80])}</td><td>{r['severity']}</td><td>{r['alert_count']}</td>"
         f"<td>{escape(r['ticket_key'] or '-')}</td><td>{escape(r['state'])}</td></tr>"

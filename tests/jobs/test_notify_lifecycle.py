@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from alertbridge.sandbox.confluence import storage_elements
+from support.hub import references
 from support.notify_hub import analyst, drain, emulator, notify_hub, sandbox_app, send
 
 ROUTE = {"name": "edr", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}", "comment_every": 0,
@@ -59,10 +60,11 @@ async def test_a_case_life_tells_each_notifier_each_event_once_in_order(hub, app
 
     pd = emulator(app, "pagerduty")
     (incident,) = pd.incidents
-    assert incident["dedup_key"] == "alertbridge-1" and incident["status"] == "resolved"
+    reference = (await references(hub.store))[1]
+    assert incident["dedup_key"] == reference and reference.startswith("alertbridge-") and incident["status"] == "resolved"
     assert [entry["action"] for entry in incident["log"]] == ["trigger", "trigger", "acknowledge", "resolve"]
     assert [e["payload"]["severity"] for e in pd.events if e["event_action"] == "trigger"] == ["error", "critical"]
-    assert {e["dedup_key"] for e in pd.events} == {"alertbridge-1"}
+    assert {e["dedup_key"] for e in pd.events} == {reference}
 
     wiki = emulator(app, "confluence")
     (page,) = [p for p in wiki.pages.values() if p["title"].startswith("PIR - ")]

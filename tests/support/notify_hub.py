@@ -90,7 +90,7 @@ async def drain(hub: Hub, limit: int = 10_000) -> list[str]:
         job = await hub.queue.claim()
         if job is None:
             break
-        outcomes.append(f"{job.kind}:{await hub.run_job(job)}")
+        outcomes.append(f"{job.kind}:{await hub.runner.run(job)}")
     return outcomes
 
 

@@ -31,7 +31,7 @@ from ..errors import Permanent, RateLimited
 from ..model import CaseDigest, CaseEvent, HealthEvent, Severity
 from . import _notice as notice
 from ._jira_api import Clock
-from ._outbound import Pacer, post_webhook, send_within
+from ._outbound import Pacer, post_webhook
 from .notify_roles import DigestPolicy, Digests, HealthNotices
 from .roles import Notifier, NotifierConfig, NotifyReceipt
 

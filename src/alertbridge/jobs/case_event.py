@@ -14,10 +14,12 @@ from __future__ import annotations
 from ..model import CaseEventKind
 from ..notify_policy import find_playbook
 from .notify import case_alert
-from .payloads import CaseEventJob, JobPayload, Notify, PlaybookComment, Review, enqueue, send_comments_now
+from .context import JobContext
+from .payloads import CaseEventJob, Notify, PlaybookComment, Review, send_comments_now
+from .queue import Job, JobPayload, enqueue
 
 
-async def run(ctx, job, payload: CaseEventJob) -> None:
+async def run(ctx: JobContext, job: Job, payload: CaseEventJob) -> None:
     """Enqueue the notifications, review and playbook comment the event calls for."""
     case = await ctx.case(job.case_id)
     route = next((r for r in ctx.config.settings.routes if r.name == case["route"]), None)

@@ -21,10 +21,12 @@ from ..metrics import NOTIFICATIONS
 from ..model import CaseDigest, DigestCase
 from ..store import notices
 from .notify import channel_name, console_url, send_once
-from .payloads import NotifyDigest, enqueue
+from .context import JobContext
+from .payloads import NotifyDigest
+from .queue import Job, enqueue
 
 
-async def run(ctx, job, payload: NotifyDigest) -> None:
+async def run(ctx: JobContext, job: Job, payload: NotifyDigest) -> None:
     """Send the channel's digest of held cases (or nothing, when none is held) and release those cases."""
     notifier = ctx.notifiers.get(payload.notifier)
     if not isinstance(notifier, Digests):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from ..connectors.notify_roles import HealthNotices
 from ..errors import Permanent
+from .context import JobContext
+from .queue import Job
 from .payloads import NotifyHealth
 
 
-async def run(ctx, job, payload: NotifyHealth) -> None:
+async def run(ctx: JobContext, job: Job, payload: NotifyHealth) -> None:
     """Send the health event; a resend after a crash tells it twice, which is harmless for a status message."""
     notifier = ctx.notifiers.get(payload.notifier)
     if not isinstance(notifier, HealthNotices):

@@ -34,7 +34,9 @@ from ..notify_policy import FOLLOW_UPS, NotifyPolicy, find_playbook
 from ..store import notices
 from ..store.tables import alerts, notice_channels
 from ..templates import render
-from .payloads import Notify, NotifyDigest, enqueue
+from .context import JobContext
+from .payloads import Notify, NotifyDigest
+from .queue import Job, enqueue
 
 log = structlog.get_logger("alertbridge.notify")
 
@@ -44,7 +46,7 @@ def channel_name(notifier: str, target: str | None) -> str:
     return f"{notifier}|{target or ''}"
 
 
-def console_url(ctx, path: str) -> str | None:
+def console_url(ctx: JobContext, path: str) -> str | None:
     """Return a link into the hub's console, when the config says where it is."""
     base = ctx.config.settings.public_url
     return f"{base.rstrip('/')}/ui/{path}" if base else None
@@ -63,17 +65,23 @@ async def case_alert(conn, case_id: int, alert_id: str | None) -> Alert:
     return Alert.model_validate(data)
 
 
-def _policy(ctx, route_name: str, payload: Notify) -> NotifyPolicy:
+def _policy(ctx: JobContext, route_name: str, payload: Notify) -> NotifyPolicy:
     route = next((r for r in ctx.config.settings.routes if r.name == route_name), None)
     found = [p for p in (route.notify if route else []) if p.notifier == payload.notifier and p.target == payload.target]
     return found[0] if found else NotifyPolicy(notifier=payload.notifier, target=payload.target)
 
 
-def build_event(ctx, case: dict[str, Any], payload: Notify, alert: Alert, kept: dict[str, Any], event_id: str) -> CaseEvent:
+async def reference_of(ctx: JobContext, case: dict[str, Any]) -> str:
+    """Return the case's reference: as stored with its ticket's claim, else as a new case's would be."""
+    return case["reference"] or case_reference(await ctx.instance(), case["id"])
+
+
+def build_event(ctx: JobContext, case: dict[str, Any], payload: Notify, alert: Alert, kept: dict[str, Any], reference: str,
+                event_id: str) -> CaseEvent:
     """Put together what the notifier is told: the case now, the event, its text from the route's template."""
     playbook = find_playbook(ctx.config.settings.playbooks, alert)
     event = CaseEvent(
-        case_id=case["id"], reference=case_reference(case["id"]), case_key=case["key"], route=case["route"], kind=payload.event,
+        case_id=case["id"], reference=reference, case_key=case["key"], route=case["route"], kind=payload.event,
         title=case["title"], severity=payload.severity or Severity(case["severity"]), previous_severity=payload.previous_severity,
         category=alert.category, source=case["source"], alert_count=case["alert_count"], hosts=(case["observables"] or {}).get("hosts", []),
         ticket_key=case["ticket_key"], ticket_url=case["ticket_url"], ticket_status=payload.ticket_status or case["ticket_status"],
@@ -88,7 +96,7 @@ def build_event(ctx, case: dict[str, Any], payload: Notify, alert: Alert, kept: 
     return event
 
 
-async def run(ctx, job, payload: Notify) -> None:
+async def run(ctx: JobContext, job: Job, payload: Notify) -> None:
     """Tell the notifier about the event, unless a digest will, or it never heard of the case it follows up."""
     notifier = ctx.notifiers.get(payload.notifier)
     if notifier is None:
@@ -106,14 +114,15 @@ async def run(ctx, job, payload: Notify) -> None:
         NOTIFICATIONS.labels(payload.notifier, "skipped").inc()
         await ctx.finish(job)  # the notifier never heard of this case (below its severity): nothing to follow up
         return
-    event = build_event(ctx, case, payload, alert, notice.state, f"{case_reference(case['id'])}/{job.id}")
+    reference = await reference_of(ctx, case)
+    event = build_event(ctx, case, payload, alert, notice.state, reference, f"{reference}/{job.id}")
     if payload.event == CaseEventKind.opened and isinstance(notifier, Digests) and event.severity != Severity.critical:
         if await _held_for_digest(ctx, job, notifier, payload, event):
             return
     await send_once(ctx, job, notifier, case["id"], target, notice, event, notifier.notify)
 
 
-async def send_once(ctx, job, notifier: Notifier, case_id: int | None, target: str, notice: notices.Notice,
+async def send_once(ctx: JobContext, job: Job, notifier: Notifier, case_id: int | None, target: str, notice: notices.Notice,
                     event: CaseEvent | CaseDigest, send: Callable[[Any], Awaitable[NotifyReceipt | None]],
                     also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> None:
     """Send a message unless an attempt cut off by a crash already did; record its receipt with the job's completion.
@@ -152,7 +161,7 @@ async def send_once(ctx, job, notifier: Notifier, case_id: int | None, target: s
         await ctx.queue.complete(job, conn)
 
 
-async def _claim(ctx, case_id: int | None, target: str, event_id: str) -> None:
+async def _claim(ctx: JobContext, case_id: int | None, target: str, event_id: str) -> None:
     async with ctx.store.tx() as conn:
         if case_id is None:
             await notices.set_channel(conn, target, sending=event_id, sending_since=time.time())
@@ -160,7 +169,7 @@ async def _claim(ctx, case_id: int | None, target: str, event_id: str) -> None:
             await notices.claim(conn, case_id, target, event_id)
 
 
-async def _release(ctx, case_id: int | None, target: str) -> None:
+async def _release(ctx: JobContext, case_id: int | None, target: str) -> None:
     async with ctx.store.tx() as conn:
         if case_id is None:
             await notices.set_channel(conn, target, sending=None, sending_since=None)
@@ -168,7 +177,7 @@ async def _release(ctx, case_id: int | None, target: str) -> None:
             await notices.release(conn, case_id, target)
 
 
-async def _held_for_digest(ctx, job, notifier: Digests, payload: Notify, event: CaseEvent) -> bool:
+async def _held_for_digest(ctx: JobContext, job: Job, notifier: Digests, payload: Notify, event: CaseEvent) -> bool:
     """Count the new case on its channel; in a storm, hold it for the channel's digest (and schedule one); tell whether held."""
     policy, name, now = notifier.digest_policy, channel_name(payload.notifier, payload.target), time.time()
     async with ctx.store.tx() as conn:

@@ -1,25 +1,58 @@
-"""What each kind of job carries: one pydantic model per kind, named by its `kind`."""
+"""What each kind of job carries: one pydantic model per kind, named by its `kind`.
+
+The producers (correlate, sync, the CLI) import only these; the handlers that
+consume them live one per module, and registry.py pairs the two.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import time
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import queue
 from ..model import CaseEventKind, HealthEvent, Severity
 from ..store.tables import jobs
+from .queue import JobPayload, enqueue
 
 
-class JobPayload(BaseModel):
-    """What a job of one kind carries; each kind's model names its `kind`."""
+class CreateTicket(JobPayload):
+    """Create the case's ticket; everything it needs is read from the case when the job runs."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    kind: ClassVar[str]
+    kind = "create_ticket"
+
+
+class CommentRepeats(JobPayload):
+    """Comment on the case's ticket with the repeats counted on the case row when the job runs."""
+
+    kind = "comment_repeats"
+
+
+class UpdateFields(JobPayload):
+    """Field values by field name, rendered from the repeat alert that caused the update."""
+
+    kind = "update_fields"
+    fields: dict[str, str]
+
+
+class Transition(JobPayload):
+    """The transition or status to move the ticket to; `close` also closes the case once it is done."""
+
+    kind = "transition"
+    to: str
+    resolution: str | None = None
+    close: bool = False
+
+
+class Ingest(JobPayload):
+    """The inbox row to process again, and the source it came in on (for the dead-letter list)."""
+
+    kind = "ingest"
+    inbox_id: int
+    source: str | None = None
+
+
+# --- telling people: the case_event fan-out and what it makes ----------------------------------------
 
 
 class CaseEventJob(JobPayload):
@@ -79,11 +112,6 @@ class PlaybookComment(JobPayload):
     name: str | None = None
 
 
-async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0) -> None:
-    """Add a job inside the caller's transaction, so it exists if and only if the change that caused it does."""
-    await queue.enqueue(conn, payload.kind, payload.model_dump(mode="json"), case_id=case_id, delay=delay)
-
-
 async def enqueue_case_event(conn: AsyncConnection, payload: CaseEventJob, *, case_id: int) -> None:
     """Add a case_event job, and send the case's throttled repeat comment now: per-case order would hold the event behind it."""
     await enqueue(conn, payload, case_id=case_id)
@@ -92,5 +120,5 @@ async def enqueue_case_event(conn: AsyncConnection, payload: CaseEventJob, *, ca
 
 async def send_comments_now(conn: AsyncConnection, case_id: int) -> None:
     """Make the case's pending repeat comments due now."""
-    await conn.execute(update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == "comment_repeats")
+    await conn.execute(update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == CommentRepeats.kind)
                        .values(run_after=time.time()))

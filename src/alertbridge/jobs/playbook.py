@@ -8,10 +8,12 @@ from .. import failpoints
 from ..connectors.roles import TicketTimeline
 from ..errors import ConnectorError
 from ..store import notices
+from .context import JobContext
+from .queue import Job
 from .payloads import PlaybookComment
 
 
-async def comment_once(ctx, job, case: dict, key: str, target: str, text: str, marker: str) -> None:
+async def comment_once(ctx: JobContext, job: Job, case: dict, key: str, target: str, text: str, marker: str) -> None:
     """Comment `text` on the ticket and finish the job, unless an attempt cut off by a crash already did.
 
     The claim (store/notices.py) says a comment may be on the ticket; a sink that can read its comments back is
@@ -39,7 +41,7 @@ async def comment_once(ctx, job, case: dict, key: str, target: str, text: str, m
         await ctx.queue.complete(job, conn)
 
 
-async def run(ctx, job, payload: PlaybookComment) -> None:
+async def run(ctx: JobContext, job: Job, payload: PlaybookComment) -> None:
     """Comment 'Relevant playbook: …' on the case's ticket."""
     case, key = await ctx.ticketed_case(job)
     text = f"Relevant playbook: {payload.name} {payload.url}" if payload.name else f"Relevant playbook: {payload.url}"

@@ -20,11 +20,13 @@ from sqlalchemy import select
 from .. import failpoints
 from ..connectors.roles import Attachments, TicketSink, TicketTimeline
 from ..errors import Permanent
-from ..model import Alert, Observables, PostIncidentReview, Severity, TicketHistory, TimelineEntry, case_reference
+from ..model import Alert, Observables, PostIncidentReview, Severity, TicketHistory, TimelineEntry
 from ..notify_policy import find_playbook
 from ..store import notices
 from ..store.tables import alerts
-from .notify import console_url
+from .notify import console_url, reference_of
+from .context import JobContext
+from .queue import Job
 from .payloads import Review
 from .playbook import comment_once
 
@@ -35,7 +37,7 @@ def _at(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-async def build_review(ctx, case: dict, key: str, sink: TicketSink) -> PostIncidentReview:
+async def build_review(ctx: JobContext, case: dict, key: str, sink: TicketSink) -> PostIncidentReview:
     """Gather the review's facts: the case, its alerts' timeline, the ticket's history and comments."""
     async with ctx.store.read() as conn:
         rows = (await conn.execute(select(alerts.c.severity, alerts.c.title, alerts.c.source, alerts.c.received_at)
@@ -62,7 +64,7 @@ async def build_review(ctx, case: dict, key: str, sink: TicketSink) -> PostIncid
     acknowledged = min((at for at, _, _ in history.transitions), default=None)
     playbook = find_playbook(ctx.config.settings.playbooks, first)
     return PostIncidentReview(
-        reference=case_reference(case["id"]), case_id=case["id"], ticket_key=key, ticket_url=case["ticket_url"], summary=case["title"],
+        reference=await reference_of(ctx, case), case_id=case["id"], ticket_key=key, ticket_url=case["ticket_url"], summary=case["title"],
         severity=Severity(case["severity"]), category=first.category, sources=list(dict.fromkeys(row.source for row in rows)),
         opened_at=opened, closed_at=closed, first_alert_at=_at(rows[0].received_at), last_alert_at=_at(rows[-1].received_at),
         alert_count=case["alert_count"], timeline=sorted(timeline, key=lambda entry: entry.at),
@@ -74,7 +76,7 @@ async def build_review(ctx, case: dict, key: str, sink: TicketSink) -> PostIncid
     )  # fmt: skip
 
 
-async def run(ctx, job, payload: Review) -> None:
+async def run(ctx: JobContext, job: Job, payload: Review) -> None:
     """Write (or find) the case's review page, link it on the ticket and comment it there."""
     writer = ctx.reviews.get(payload.writer)
     if writer is None:

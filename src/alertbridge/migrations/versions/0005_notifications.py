@@ -1,13 +1,13 @@
 """notifications: what a case's notifiers and review writer keep, and each notifier channel's storm window
 
 Revision ID: 0005_notifications
-Revises: 0002
+Revises: 0003_instance_identity
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0005_notifications'
-down_revision = '0002'
+down_revision = '0003_instance_identity'
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
