@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from ..model import CaseEventKind
 from ..notify_policy import find_playbook
-from .notify import case_alert
 from .context import JobContext
+from .create_ticket import route_of
+from .notify import case_alert
 from .payloads import CaseEventJob, Notify, PlaybookComment, Review, send_comments_now
 from .queue import Job, JobPayload, enqueue
 
@@ -22,14 +23,11 @@ from .queue import Job, JobPayload, enqueue
 async def run(ctx: JobContext, job: Job, payload: CaseEventJob) -> None:
     """Enqueue the notifications, review and playbook comment the event calls for."""
     case = await ctx.case(job.case_id)
-    route = next((r for r in ctx.config.settings.routes if r.name == case["route"]), None)
-    follow: list[JobPayload] = []
-    if route is not None:
-        follow += [Notify(notifier=policy.notifier, event=payload.event, severity=payload.severity, at=payload.at, target=policy.target,
-                          alert_id=payload.alert_id, previous_severity=payload.previous_severity, ticket_status=payload.ticket_status)
-                   for policy in route.notify if policy.wants(payload.event, payload.severity)]
-        if payload.event.closes and route.review and payload.severity.rank >= route.review_min_severity.rank:
-            follow.append(Review(writer=route.review))
+    route = route_of(ctx, case)
+    follow: list[JobPayload] = [Notify(notifier=policy.notifier, target=policy.target, **payload.model_dump())
+                                for policy in route.notify if policy.wants(payload.event, payload.severity)]
+    if payload.event.closes and route.review and payload.severity.rank >= route.review_min_severity.rank:
+        follow.append(Review(writer=route.review))
     if payload.event == CaseEventKind.opened and ctx.config.settings.playbooks:
         async with ctx.store.read() as conn:
             alert = await case_alert(conn, case["id"], payload.alert_id)

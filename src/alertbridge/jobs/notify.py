@@ -35,6 +35,7 @@ from ..store import notices
 from ..store.tables import alerts, notice_channels
 from ..templates import render
 from .context import JobContext
+from .create_ticket import route_of
 from .payloads import Notify, NotifyDigest
 from .queue import Job, enqueue
 
@@ -65,10 +66,9 @@ async def case_alert(conn, case_id: int, alert_id: str | None) -> Alert:
     return Alert.model_validate(data)
 
 
-def _policy(ctx: JobContext, route_name: str, payload: Notify) -> NotifyPolicy:
-    route = next((r for r in ctx.config.settings.routes if r.name == route_name), None)
-    found = [p for p in (route.notify if route else []) if p.notifier == payload.notifier and p.target == payload.target]
-    return found[0] if found else NotifyPolicy(notifier=payload.notifier, target=payload.target)
+def _policy(ctx: JobContext, case: dict[str, Any], payload: Notify) -> NotifyPolicy:
+    found = [p for p in route_of(ctx, case).notify if p.notifier == payload.notifier and p.target == payload.target]
+    return found[0] if found else NotifyPolicy(notifier=payload.notifier, target=payload.target)  # the policy left the config
 
 
 async def reference_of(ctx: JobContext, case: dict[str, Any]) -> str:
@@ -90,7 +90,7 @@ def build_event(ctx: JobContext, case: dict[str, Any], payload: Notify, alert: A
         **({"at": datetime.fromtimestamp(payload.at, UTC)} if payload.at else {}),
     )  # fmt: skip
     try:
-        event.text = render(_policy(ctx, case["route"], payload).template(payload.event), {"event": event, "alert": alert, "case": case})
+        event.text = render(_policy(ctx, case, payload).template(payload.event), {"event": event, "alert": alert, "case": case})
     except Exception as exc:  # noqa: BLE001 - an operator template that fails on this case: say which and why
         raise Permanent(f"notify template for {payload.event.value} failed: {type(exc).__name__}: {exc}") from None
     return event
