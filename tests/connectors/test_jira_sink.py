@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from alertbridge.connectors import SINKS, load
 from alertbridge.connectors import _jira_fields as jf
-from alertbridge.connectors._jira_api import NEAR_LIMIT_PACE, Clock, reset_delay
+from alertbridge.connectors._jira_api import NEAR_LIMIT_PACE, reset_delay
 from alertbridge.connectors._jira_markup import clean, escape_wiki, to_adf
 from alertbridge.connectors.roles import TicketDraft, TicketRef
 from alertbridge.connectors.jira import JiraConfig, JiraSink
@@ -25,25 +25,11 @@ from alertbridge.model import Severity
 from alertbridge.sandbox import _adf
 from alertbridge.sandbox._jira_seed import FIELDS_BY_ID, option_id
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
+from support.events import FakeClock
 
 NASTY = "Run {code}rm -rf /{code} as [~admin] !http://evil/x.png! *now* {{ ''.__class__ }} [click|http://evil] \\\\ done"
 # NASTY as Data Center wiki source, written out: specials escaped, backslashes as &#92;, the bare URLs left to link.
 NASTY_WIKI = r"Run \{code\}rm \-rf /\{code\} as \[\~admin\] \!http://evil/x.png\! \*now\* \{\{ ''.\_\_class\_\_ \}\} \[click\|http://evil\] &#92;&#92; done"
-
-
-class FakeClock(Clock):
-    """Time that moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
 
 
 def credentials(flavor: str) -> dict:

@@ -126,7 +126,7 @@ async def test_calls_to_one_channel_are_paced_one_a_second(app):
     notifier = make(app, clock)
     for n in range(3):
         await notifier.notify(case_event(case_id=n, event_id=str(n)))
-    assert clock.sleeps == [1.1, 1.1]
+    assert clock.sleeps == pytest.approx([1.1, 1.1])
 
 
 async def test_the_emulator_holds_a_channel_to_one_message_a_second(app, slack):

@@ -73,7 +73,7 @@ async def test_posts_are_paced_to_four_a_second(app):
     notifier = make(app, clock=clock)
     for _ in range(3):
         await notifier.notify(case_event())
-    assert clock.sleeps == [0.3, 0.3]
+    assert clock.sleeps == pytest.approx([0.3, 0.3])
 
 
 async def test_the_emulator_holds_a_webhook_to_four_a_second(app, teams):

@@ -10,18 +10,13 @@ from __future__ import annotations
 import pytest
 
 from alertbridge.sandbox.confluence import storage_elements
-from support.hub import references
-from support.notify_hub import analyst, drain, emulator, notify_hub, sandbox_app, send
+from support.hub import drain, references, send
+from support.notify_hub import analyst, emulator, notify_hub
 
 ROUTE = {"name": "edr", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}", "comment_every": 0,
          "notify": ["slack", "teams", {"notifier": "pagerduty", "min_severity": "high"}], "review": "confluence"}
 ALERT = {"id": "a1", "title": "Credential dumping on ws-042", "severity": "high", "category": "credential-access",
          "description": "LSASS memory read by an unsigned process.", "hosts": ["ws-042"]}
-
-
-@pytest.fixture
-def app():
-    return sandbox_app()
 
 
 @pytest.fixture

@@ -7,16 +7,12 @@ import time
 import pytest
 import time_machine
 
-from support.notify_hub import drain, emulator, notify_hub, sandbox_app, send
+from support.hub import drain, send
+from support.notify_hub import emulator, notify_hub
 
 ROUTE = {"name": "siem", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}", "notify": ["slack"]}
 STORM = 200
 CRITICAL_EVERY = 20  # cases 0, 20, 40, … are Critical: 10 of them
-
-
-@pytest.fixture
-def app():
-    return sandbox_app()
 
 
 @pytest.fixture

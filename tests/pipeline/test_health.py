@@ -10,7 +10,8 @@ from alertbridge.metrics import RATE_LIMITED
 from alertbridge.notify_policy import HealthPolicy
 from alertbridge.pipeline.health import HealthWatch
 from alertbridge.store.tables import cursors, jobs
-from support.notify_hub import NOTIFIERS, drain, emulator, notify_hub, sandbox_app
+from support.hub import drain
+from support.notify_hub import NOTIFIERS, emulator, notify_hub, sandbox_app
 
 
 async def dead_job(hub, error: str) -> None:

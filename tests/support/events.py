@@ -1,13 +1,15 @@
-"""Case events and a fake clock for the notifier tests."""
+"""A fake clock for the vendor clients, and case events and reviews for the notifier tests."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from alertbridge.connectors._jira_api import Clock
-from alertbridge.model import CaseEvent, CaseEventKind, Severity
+from alertbridge.model import CaseEvent, CaseEventKind, Observables, PostIncidentReview, Severity, TimelineEntry
 
 
 class FakeClock(Clock):
-    """Time that moves only when someone sleeps; records every sleep."""
+    """Time that moves only when someone sleeps."""
 
     def __init__(self) -> None:
         self.time = 1000.0
@@ -17,7 +19,7 @@ class FakeClock(Clock):
         return self.time
 
     async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 3))
+        self.sleeps.append(seconds)
         self.time += seconds
 
 
@@ -34,12 +36,8 @@ def case_event(kind: CaseEventKind | str = CaseEventKind.opened, **changes) -> C
     return CaseEvent(**(values | changes))
 
 
-def review(**changes) -> "PostIncidentReview":
+def review(**changes) -> PostIncidentReview:
     """Return the post-incident review of case 7 (SOC-7, High), with `changes` applied."""
-    from datetime import UTC, datetime, timedelta
-
-    from alertbridge.model import Observables, PostIncidentReview, TimelineEntry
-
     opened = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
     values = dict(
         reference="alertbridge-7", case_id=7, ticket_key="SOC-7", ticket_url="https://acme.atlassian.net/browse/SOC-7",

@@ -1,4 +1,4 @@
-"""A Hub in-process against the whole sandbox (Jira, Slack, Teams, PagerDuty, Confluence), drained deterministically.
+"""A Hub in-process against the whole sandbox (Jira, Slack, Teams, PagerDuty, Confluence); send and drain with support.hub.
 
 The analyst's side: `analyst(hub, sandbox, key, status)` moves a Jira issue as a
 person would and delivers the webhook Jira would send, through the hub's inbox.
@@ -73,25 +73,6 @@ def notify_hub(tmp_path, app, routes: list[dict], **settings) -> Hub:
             paced = registry is connectors.NOTIFIERS and cls is not PagerDutyNotifier
             built[name] = cls(name, cfg, transport=transport, **({"clock": FakeClock()} if paced else {}))
     return hub
-
-
-async def send(hub: Hub, *alerts: dict) -> None:
-    """Put alerts through the inbox as the webhook would."""
-    for alert in alerts:
-        await hub.inbox.put("gen", json.dumps(alert).encode())
-
-
-async def drain(hub: Hub, limit: int = 10_000) -> list[str]:
-    """Process the inbox and run every job due now, digests included; return the job outcomes."""
-    outcomes = []
-    for _ in range(limit):
-        while await hub.pipeline.process_batch():
-            pass
-        job = await hub.queue.claim()
-        if job is None:
-            break
-        outcomes.append(f"{job.kind}:{await hub.runner.run(job)}")
-    return outcomes
 
 
 async def analyst(hub: Hub, app, key: str, status: str, resolution: str | None = None) -> None:
