@@ -46,7 +46,7 @@ async def test_trigger_acknowledge_resolve_share_the_case_reference(notifier, pd
 
 async def test_a_retried_trigger_does_not_open_a_second_incident(notifier, pd):
     pd.faults.hang_next, pd.faults.hang_seconds = 1, 0.2  # PagerDuty took the event, the answer is lost
-    notifier.config.timeout = 0.05
+    notifier.client.timeout = 0.05
     with pytest.raises(Retryable):
         await notifier.notify(case_event())
     await notifier.notify(case_event())  # the retry

@@ -41,16 +41,18 @@ def problems(check, instance) -> list[str]:
     return [f"{list(e.path)}: {e.message}" for e in sorted(check.iter_errors(instance), key=lambda e: list(e.path))][:5]
 
 
-class Recorder:
-    """Keep every request a client sends and the JSON it got back."""
+class Recorder(httpx2.AsyncBaseTransport):
+    """A transport to an emulator that keeps every request a connector sends and the answer it got."""
 
-    def __init__(self, client: httpx2.AsyncClient):
+    def __init__(self, app):
+        self.inner = httpx2.ASGITransport(app=app)
         self.exchanges: list[tuple[httpx2.Request, httpx2.Response]] = []
-        client.event_hooks["response"].append(self._keep)
 
-    async def _keep(self, response: httpx2.Response) -> None:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
         await response.aread()
-        self.exchanges.append((response.request, response))
+        self.exchanges.append((request, response))
+        return response
 
 
 # --- Slack ---------------------------------------------------------------------------------------
@@ -66,9 +68,9 @@ def slack_spec() -> dict:
 async def test_slack_calls_and_answers_follow_the_web_api_spec(slack_spec):
     app = slack.create_app()
     app.state.slack.faults.limits = []
+    recorder = Recorder(app)
     notifier = SlackNotifier("slack", SlackConfig(type="slack", bot_token=slack.TOKEN, channel="C0SOCALERTS", api_url="http://slack/api"),
-                             transport=httpx2.ASGITransport(app=app), clock=FakeClock())
-    recorder = Recorder(notifier.client)
+                             transport=recorder, clock=FakeClock())
     receipt = await notifier.notify(case_event())
     await notifier.notify(case_event(CaseEventKind.severity_raised, thread=receipt.kept()))
     await notifier.notify(case_event(CaseEventKind.resolved, thread=receipt.kept()))
@@ -120,8 +122,8 @@ def pd_spec() -> dict:
 async def test_pagerduty_events_and_answers_follow_the_events_spec(pd_spec):
     app = pagerduty.create_app()
     key = next(iter(pagerduty.SERVICES))
-    notifier = PagerDutyNotifier("pd", PagerDutyConfig(type="pagerduty", routing_key=key, url="http://pd"), transport=httpx2.ASGITransport(app=app))
-    recorder = Recorder(notifier.client)
+    recorder = Recorder(app)
+    notifier = PagerDutyNotifier("pd", PagerDutyConfig(type="pagerduty", routing_key=key, url="http://pd"), transport=recorder)
     receipt = await notifier.notify(case_event())
     ack = await notifier.notify(case_event(CaseEventKind.acknowledged, thread=receipt.kept()))
     await notifier.notify(case_event(CaseEventKind.resolved, thread=ack.kept()))
@@ -171,8 +173,8 @@ async def test_the_review_writer_and_the_emulator_follow_the_v2_spec(confluence_
     app = confluence.create_app()
     app.state.confluence.faults.limits = []
     settings = ConfluenceConfig(type="confluence", url="http://wiki/wiki", email=confluence.EMAIL, api_token=confluence.API_TOKEN, space="SOC")
-    writer = ConfluenceReviews("wiki", settings, transport=httpx2.ASGITransport(app=app))
-    recorder = Recorder(writer.api._client)
+    recorder = Recorder(app)
+    writer = ConfluenceReviews("wiki", settings, transport=recorder)
     page = await writer.write_review(review())
     assert await writer.find_review(review()) == page
     checked = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alertbridge.connectors._jira_api import Clock
+from alertbridge.connectors._http import Clock
 from alertbridge.model import CaseEvent, CaseEventKind, Observables, PostIncidentReview, Severity, TimelineEntry
 
 

@@ -16,7 +16,7 @@ from alertbridge.connectors.pagerduty import PagerDutyNotifier
 from alertbridge.sandbox import pagerduty, slack, teams
 from alertbridge.sandbox.jira import JiraSandboxSettings
 from alertbridge.sandbox.server import create_sandbox
-from alertbridge.sandbox.webhooks import WebhookSender
+from alertbridge.sandbox.jira.webhooks import WebhookSender
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 

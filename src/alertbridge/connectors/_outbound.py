@@ -1,25 +1,22 @@
-"""What the notifiers share on the way out: one deadline per call, pacing per channel, webhooks whose URL is the secret.
+"""What the chat notifiers share on the way out: pacing per channel, and webhooks whose URL is the secret.
 
-Pacing is for vendors that limit messages per channel (Slack 1/s, Teams 4/s per webhook).
-
-Each call reserves the next free slot of its key before it waits, so concurrent
-workers sending to one channel queue up instead of all meeting a 429. A 429
-pushes the key's next slot back by the vendor's Retry-After. A wait longer than
-``longest_wait`` is not slept here: it is raised as ``RateLimited`` so the core
-reschedules the job and the worker is free for other channels.
+Slack allows one message a second per channel, Teams four requests a second
+per webhook. Each call reserves the next free slot of its channel before it
+waits, so concurrent workers sending to one channel queue up instead of all
+meeting a 429. A 429 pushes the channel's next slot back by the vendor's
+Retry-After. A wait longer than ``longest_wait`` is not slept here: it is
+raised as ``RateLimited`` so the core reschedules the job and the worker is
+free for other channels.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 import httpx2
 
-from ..errors import ConnectorError, RateLimited, Retryable
-from ._http import send
-from ._jira_api import Clock
+from ..errors import ConnectorError, RateLimited
+from ._http import Clock, HttpClient
 
 LONGEST_WAIT = 30.0
 
@@ -40,7 +37,7 @@ class Pacer:
         slot = max(now, self._next.get(key, 0.0))
         wait = slot - now
         if wait > self.longest_wait:
-            raise RateLimited(f"{self.vendor}: paused for {wait:.0f}s after a 429", retry_after=wait, reason="paced")
+            raise RateLimited(f"{self.vendor}: paused for {wait:.0f}s after a 429", retry_after=wait, cause="paced")
         self._next[key] = slot + self.interval
         if wait > 0:
             await self.clock.sleep(wait)
@@ -50,32 +47,24 @@ class Pacer:
         self._next[key] = max(self._next.get(key, 0.0), self.clock.now() + (self.interval if seconds is None else seconds))
 
 
-async def send_within(call: Awaitable[httpx2.Response], *, vendor: str, seconds: float) -> httpx2.Response:
-    """Send one call under one deadline for all of it (httpx bounds each phase, an in-process transport none)."""
+async def post_paced(client: HttpClient, pacer: Pacer, key: str, operation: str, url: str, body: dict[str, Any]) -> httpx2.Response:
+    """POST a JSON body in the key's turn; a 429 keeps the key quiet for its Retry-After."""
+    await pacer.turn(key)
     try:
-        async with asyncio.timeout(seconds):
-            return await send(call, vendor=vendor)
-    except TimeoutError:
-        raise Retryable(f"{vendor}: no answer within {seconds}s") from None
-
-
-async def post_webhook(client: httpx2.AsyncClient, url: str, body: dict[str, Any], *, vendor: str, pacer: Pacer, seconds: float) -> httpx2.Response:
-    """POST a JSON body to a webhook whose URL is the credential, paced, under a deadline; errors never quote the URL."""
-    await pacer.turn(url)
-    try:
-        return await send_within(client.post(url, json=body), vendor=vendor, seconds=seconds)
+        return await client.call(operation, "POST", url, json=body)
     except RateLimited as exc:
-        pacer.back_off(url, exc.retry_after)
-        _redact(exc, url)
+        pacer.back_off(key, exc.retry_after)
         raise
+
+
+async def post_webhook(client: HttpClient, pacer: Pacer, url: str, body: dict[str, Any]) -> httpx2.Response:
+    """POST to a webhook whose URL is the credential: paced per webhook, and no error ever quotes the URL."""
+    try:
+        return await post_paced(client, pacer, url, "webhook", url, body)
     except ConnectorError as exc:
-        _redact(exc, url)
+        text = str(exc).replace(url, "<webhook>")
+        path = httpx2.URL(url).path
+        if len(path) > 1:  # the path is where the secret lives (/services/T…/B…/xyz, /workflows/…)
+            text = text.replace(path, "<webhook>")
+        exc.args = (text,)
         raise
-
-
-def _redact(error: ConnectorError, url: str) -> None:
-    text = str(error).replace(url, "<webhook>")
-    path = httpx2.URL(url).path
-    if len(path) > 1:  # the path is where the webhook's secret lives (/services/T…/B…/xyz, /workflows/…?sig=)
-        text = text.replace(path, "<webhook>")
-    error.args = (text,)

@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr
 
 from ..errors import ConnectorError, Permanent
 from ..model import CaseEvent, CaseEventKind, HealthEvent, Severity
-from ._outbound import send_within
+from ._http import HttpClient, Vendor
 from .notify_roles import HealthNotices, Idempotent
 from .roles import Notifier, NotifierConfig, NotifyReceipt
 
@@ -28,6 +28,17 @@ SUMMARY_LIMIT = 1024  # PagerDuty cuts summaries at 1024 characters
 DEFAULT_SEVERITIES = {"critical": "critical", "high": "error", "medium": "warning", "low": "info", "info": "info"}
 ACTIONS = {CaseEventKind.acknowledged: "acknowledge", CaseEventKind.resolved: "resolve", CaseEventKind.ticket_closed: "resolve"}
 STATE_AFTER = {"trigger": "triggered", "acknowledge": "acknowledged", "resolve": "resolved"}
+
+
+class _PagerDuty(Vendor):
+    def message(self, body: Any) -> str | None:
+        """Read {"status", "message", "errors": [...]}: the message, then each error."""
+        if not isinstance(body, dict) or not body.get("message"):
+            return super().message(body)
+        return "; ".join([str(body["message"]), *map(str, body.get("errors") or [])])
+
+
+PAGERDUTY = _PagerDuty("pagerduty")
 
 
 class PagerDutyConfig(NotifierConfig):
@@ -53,7 +64,7 @@ class PagerDutyNotifier(Notifier, Idempotent, HealthNotices):
 
     def __init__(self, name: str, config: PagerDutyConfig, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self.client = httpx2.AsyncClient(base_url=config.url.rstrip("/"), timeout=config.timeout, transport=transport)
+        self.client = HttpClient(name, PAGERDUTY, timeout=config.timeout, base_url=config.url.rstrip("/"), transport=transport)
 
     def _routing_key(self, target: str | None) -> str:
         if target is None:
@@ -102,7 +113,7 @@ class PagerDutyNotifier(Notifier, Idempotent, HealthNotices):
     async def _enqueue(self, body: dict[str, Any]) -> None:
         # 202 means accepted; 400 is permanent, 429 and 5xx are worth retrying (the API's own table).
         try:
-            await send_within(self.client.post("/v2/enqueue", json=body), vendor="pagerduty", seconds=self.config.timeout)
+            await self.client.call(body["event_action"], "POST", "/v2/enqueue", json=body)
         except ConnectorError as exc:
             exc.args = (str(exc).replace(body["routing_key"], "[redacted]"),)  # a 400 may quote the event back
             raise

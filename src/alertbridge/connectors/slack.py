@@ -26,8 +26,8 @@ from pydantic import Field, SecretStr, model_validator
 from ..errors import AuthFailed, Permanent, RateLimited, Retryable
 from ..model import CaseDigest, CaseEvent, CaseEventKind, HealthEvent
 from . import _notice as notice
-from ._jira_api import Clock
-from ._outbound import Pacer, post_webhook, send_within
+from ._http import Clock, HttpClient, Vendor
+from ._outbound import Pacer, post_paced, post_webhook
 from .notify_roles import DigestPolicy, Digests, FindsSent, HealthNotices
 from .roles import Notifier, NotifierConfig, NotifyReceipt
 
@@ -36,6 +36,7 @@ AUTH_ERRORS = {"not_authed", "invalid_auth", "account_inactive", "token_revoked"
 TRANSIENT_ERRORS = {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
 PACE = 1.1  # seconds between messages to one channel: Slack's one a second, and a margin for the clocks' skew
 HISTORY_PAGES = 10  # at most this many pages of 200 messages are read to find a message
+SLACK = Vendor("slack")  # its error bodies say {"ok": false, "error": "..."}: the common reading
 
 
 class SlackConfig(NotifierConfig):
@@ -150,7 +151,7 @@ class SlackNotifier(Notifier, FindsSent, Digests, HealthNotices):
         super().__init__(name, config)
         self.digest_policy = config.digest
         headers = {"Authorization": f"Bearer {config.bot_token.get_secret_value()}"} if config.bot_token else {}
-        self.client = httpx2.AsyncClient(base_url=config.api_url.rstrip("/"), headers=headers, timeout=config.timeout, transport=transport)
+        self.client = HttpClient(name, SLACK, timeout=config.timeout, base_url=config.api_url.rstrip("/"), headers=headers, transport=transport)
         self.pacer = Pacer("slack", PACE, clock)
 
     @property
@@ -221,23 +222,18 @@ class SlackNotifier(Notifier, FindsSent, Digests, HealthNotices):
         return await self._call("chat.postMessage", channel, body)
 
     async def _call(self, method: str, channel: str | None, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Call one Web API method; Slack answers HTTP 200 with ok=false for most errors, so both are read."""
+        """Call one Web API method (a post in the channel's turn); Slack answers HTTP 200 with ok=false for most errors."""
         if channel is not None:
-            await self.pacer.turn(channel)
-        request = self.client.post(f"/{method}", json=body) if body is not None else self.client.get(f"/{method}", params=params)
-        try:
-            response = await send_within(request, vendor="slack", seconds=self.config.timeout)
-        except RateLimited as exc:
-            if channel is not None:
-                self.pacer.back_off(channel, exc.retry_after)
-            raise
-        data = response.json()
+            response = await post_paced(self.client, self.pacer, channel, method, f"/{method}", body or {})
+        else:
+            response = await self.client.call(method, "GET", f"/{method}", params=params)
+        data = self.client.json_object(response)
         if data.get("ok"):
             return data
         error = str(data.get("error", "unknown_error"))
         message = f"slack {method} -> {error}" + (f" (needed: {data['needed']})" if data.get("needed") else "")
         if error in ("ratelimited", "rate_limited"):
-            raise RateLimited(message, reason=error)
+            raise RateLimited(message, cause=error)
         if error in AUTH_ERRORS:
             raise AuthFailed(message, status=response.status_code)
         if error in TRANSIENT_ERRORS:
@@ -245,8 +241,7 @@ class SlackNotifier(Notifier, FindsSent, Digests, HealthNotices):
         raise Permanent(message, status=response.status_code)
 
     async def _webhook(self, body: dict[str, Any]) -> None:
-        url = self.config.webhook_url.get_secret_value() if self.config.webhook_url else ""
-        await post_webhook(self.client, url, body, vendor="slack webhook", pacer=self.pacer, seconds=self.config.timeout)
+        await post_webhook(self.client, self.pacer, self.config.webhook_url.get_secret_value() if self.config.webhook_url else "", body)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -30,7 +30,7 @@ from pydantic import Field, SecretStr
 from ..errors import Permanent, RateLimited
 from ..model import CaseDigest, CaseEvent, HealthEvent, Severity
 from . import _notice as notice
-from ._jira_api import Clock
+from ._http import Clock, HttpClient, Vendor
 from ._outbound import Pacer, post_webhook
 from .notify_roles import DigestPolicy, Digests, HealthNotices
 from .roles import Notifier, NotifierConfig, NotifyReceipt
@@ -38,6 +38,16 @@ from .roles import Notifier, NotifierConfig, NotifyReceipt
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 THEME = {Severity.critical: "C4314B", Severity.high: "E8590C", Severity.medium: "F2C94C", Severity.low: "2F80ED", Severity.info: "9B9B9B"}
 LEGACY_OK = "1"
+
+
+class _Teams(Vendor):
+    def message(self, body: Any) -> str | None:
+        """Read Workflows' {"error": {"code", "message"}}."""
+        error = body.get("error") if isinstance(body, dict) else None
+        return str(error.get("message") or error.get("code")) if isinstance(error, dict) else super().message(body)
+
+
+TEAMS = _Teams("teams")
 PACE = 0.3  # seconds between posts to one webhook: Teams takes 4 a second, with a margin for the clocks' skew
 
 
@@ -107,7 +117,7 @@ class TeamsNotifier(Notifier, Digests, HealthNotices):
     def __init__(self, name: str, config: TeamsConfig, *, transport: httpx2.AsyncBaseTransport | None = None, clock: Clock | None = None):
         super().__init__(name, config)
         self.digest_policy = config.digest
-        self.client = httpx2.AsyncClient(timeout=config.timeout, transport=transport)
+        self.client = HttpClient(name, TEAMS, timeout=config.timeout, transport=transport)
         self.pacer = Pacer("teams", PACE, clock)
 
     async def notify(self, event: CaseEvent) -> NotifyReceipt | None:
@@ -141,13 +151,13 @@ class TeamsNotifier(Notifier, Digests, HealthNotices):
             body = adaptive_card(title, headline, text, facts, links, footer, severity.rank >= Severity.high.rank)
         else:
             body = message_card(title, headline, text, facts, links, footer, THEME[severity])
-        response = await post_webhook(self.client, self.config.webhook_url.get_secret_value(), body, vendor="teams", pacer=self.pacer, seconds=self.config.timeout)
+        response = await post_webhook(self.client, self.pacer, self.config.webhook_url.get_secret_value(), body)
         if self.config.format == "message_card" and response.text.strip() != LEGACY_OK:
             # A legacy connector answers 200 with the failure in the body, throttling included.
             reason = response.text.strip()[:300]
             if "429" in reason:
                 self.pacer.back_off(self.config.webhook_url.get_secret_value(), None)
-                raise RateLimited(f"teams: throttled: {reason}", reason="teams-connector")
+                raise RateLimited(f"teams: throttled: {reason}", cause="teams-connector")
             raise Permanent(f"teams: the connector refused the card: {reason}", status=response.status_code)
 
     async def aclose(self) -> None:

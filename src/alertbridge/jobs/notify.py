@@ -42,6 +42,11 @@ from .queue import Job, enqueue
 log = structlog.get_logger("alertbridge.notify")
 
 
+def maybe_delivered(error: ConnectorError) -> bool:
+    """Tell whether a failed call may still have done its work: it left, and no answer came back."""
+    return isinstance(error, Retryable) and error.status is None and error.sent
+
+
 def channel_name(notifier: str, target: str | None) -> str:
     """Return the storm channel of a notifier and target."""
     return f"{notifier}|{target or ''}"
@@ -145,8 +150,8 @@ async def send_once(ctx: JobContext, job: Job, notifier: Notifier, case_id: int 
         try:
             receipt = await send(event)
         except ConnectorError as exc:
-            # Refused, nothing left: the retry sends again. Unanswered, to a notifier that can look: the retry looks first.
-            if not (isinstance(notifier, FindsSent) and exc.status is None):
+            # Refused or never sent, nothing left: the retry sends again. Unanswered, to a notifier that can look: it looks first.
+            if not (isinstance(notifier, FindsSent) and maybe_delivered(exc)):
                 await _release(ctx, case_id, target)
             raise
         if notice.sending != event.event_id:

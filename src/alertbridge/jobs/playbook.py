@@ -9,6 +9,7 @@ from ..connectors.roles import TicketTimeline
 from ..errors import ConnectorError
 from ..store import notices
 from .context import JobContext
+from .notify import maybe_delivered
 from .queue import Job
 from .payloads import PlaybookComment
 
@@ -31,7 +32,7 @@ async def comment_once(ctx: JobContext, job: Job, case: dict, key: str, target: 
         try:
             await sink.comment(key, text)
         except ConnectorError as exc:
-            if exc.status is not None:  # refused: nothing was written
+            if not maybe_delivered(exc):  # refused or never sent: nothing was written
                 async with ctx.store.tx() as conn:
                     await notices.release(conn, case["id"], target)
             raise

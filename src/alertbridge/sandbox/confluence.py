@@ -25,7 +25,8 @@ from defusedxml.common import DefusedXmlException
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ._faults_lite import Faults, add_admin
+from ._channel_faults import ChannelFaults, add_admin
+from .faults import FaultInjection, Refusals
 
 EMAIL, API_TOKEN = "soc@example.com", "sandbox-token"
 SPACE = {"id": "98306", "key": "SOC", "name": "Security Operations", "type": "global", "status": "current", "homepageId": "65537"}
@@ -66,7 +67,7 @@ class ConfluenceState:
     """One space's pages with their properties and labels."""
 
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    faults: Faults = field(default_factory=lambda: Faults(limits=[(1.0, 20)]))
+    faults: ChannelFaults = field(default_factory=ChannelFaults)
     calls: list[tuple[str, str, int]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(70001))
 
@@ -137,15 +138,26 @@ def _listing(request: Request, items: list[dict[str, Any]], path: str) -> dict[s
     return body
 
 
+class ConfluenceRefusals(Refusals):
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """v2's {"errors": [{status, code, title, detail}]}."""
+        code = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 429: "TOO_MANY_REQUESTS"}.get(status, "INTERNAL_SERVER_ERROR")
+        body = {"errors": [{"status": status, "code": code, "title": message, "detail": None}]}
+        return json.dumps(body).encode(), {"Content-Type": "application/json"}
+
+
+REFUSALS = ConfluenceRefusals()
+
+
 def create_app(state: ConfluenceState | None = None) -> FastAPI:
     """Build the Confluence emulator."""
     app = FastAPI(title="alertbridge Confluence sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.confluence = state = state or ConfluenceState()
     accepted = "Basic " + base64.b64encode(f"{EMAIL}:{API_TOKEN}".encode()).decode()
 
-    def error(status: int, title: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        code = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 429: "TOO_MANY_REQUESTS"}.get(status, "INTERNAL_SERVER_ERROR")
-        return JSONResponse({"errors": [{"status": status, "code": code, "title": title, "detail": None}]}, status_code=status, headers=headers)
+    def error(status: int, title: str) -> Response:
+        body, shape = REFUSALS.error(status, title)
+        return Response(content=body, status_code=status, headers=shape)
 
     async def refused(request: Request, exc: ConfluenceError) -> JSONResponse:
         return error(exc.status, exc.title)
@@ -160,7 +172,7 @@ def create_app(state: ConfluenceState | None = None) -> FastAPI:
         if request.headers.get("authorization") != accepted:
             state.calls.append((request.method, path, 401))
             return error(401, "Unauthorized; scope does not match")
-        if (answer := await state.faults.gate("site", lambda s, m, h: error(s, m, h))) is not None:
+        if (answer := await state.faults.gate("site", REFUSALS)) is not None:
             state.calls.append((request.method, path, answer.status_code))
             return answer
         response = await call_next(request)
@@ -243,5 +255,7 @@ def create_app(state: ConfluenceState | None = None) -> FastAPI:
                 page["labels"].append({"id": str(next(state._ids)), "name": name, "prefix": label.get("prefix", "global")})
         return {"results": page["labels"], "start": 0, "limit": 200, "size": len(page["labels"])}
 
+    app.state.faults = state.faults
+    app.add_middleware(FaultInjection, faults=state.faults, refusals=REFUSALS)
     add_admin(app, state.faults, lambda: {"pages": list(state.pages.values())})
     return app

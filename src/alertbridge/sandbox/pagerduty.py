@@ -22,7 +22,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ._faults_lite import Faults, add_admin
+from ._channel_faults import ChannelFaults, add_admin
+from .faults import FaultInjection, Refusals
 
 SERVICES = {"sandboxroutingkey00000000000soc0": "SOC", "sandboxroutingkey0000000network0": "Network"}
 SEVERITIES = {"critical", "error", "warning", "info"}
@@ -37,7 +38,7 @@ class PagerDutyState:
     services: dict[str, str] = field(default_factory=lambda: dict(SERVICES))
     incidents: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    faults: Faults = field(default_factory=lambda: Faults(limits=[(60.0, 120)]))
+    faults: ChannelFaults = field(default_factory=lambda: ChannelFaults(limits=[(60.0, 120)]))
     _numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def open_incident(self, service: str, dedup_key: str) -> dict[str, Any] | None:
@@ -92,15 +93,23 @@ def _answer(status: int, message: str, errors: list[str] | None = None, headers:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class PagerDutyRefusals(Refusals):
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """PagerDuty's {"status", "message"} for a 429 or a 5xx."""
+        if status == 429:
+            body = {"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."}
+        else:
+            body = {"status": "error", "message": "Internal server error"}
+        return json.dumps(body).encode(), {"Content-Type": "application/json"}
+
+
+REFUSALS = PagerDutyRefusals()
+
+
 def create_app(state: PagerDutyState | None = None) -> FastAPI:
     """Build the PagerDuty emulator."""
     app = FastAPI(title="alertbridge PagerDuty sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.pagerduty = state = state or PagerDutyState()
-
-    def fault(status: int, message: str, headers: dict[str, str]) -> Response:
-        if status == 429:
-            return _answer(429, "Requests for this service are arriving too quickly. Please retry later.", headers=headers)
-        return _answer(status, "Internal server error", headers=headers)
 
     @app.post("/v2/enqueue")
     async def enqueue(request: Request) -> Response:
@@ -111,7 +120,7 @@ def create_app(state: PagerDutyState | None = None) -> FastAPI:
             return JSONResponse({"status": "Unrecognized object", "message": "Event object format is unrecognized",
                                  "errors": ["JSON parse error"]}, status_code=400)
         service = state.services.get(event.get("routing_key", "") if isinstance(event, dict) else "")
-        if (answer := await state.faults.gate(str(service), fault)) is not None:
+        if (answer := await state.faults.gate(str(service), REFUSALS)) is not None:
             return answer
         if service is None:
             return _answer(400, "Event object is invalid", ["Invalid routing key"])
@@ -122,5 +131,7 @@ def create_app(state: PagerDutyState | None = None) -> FastAPI:
         await state.faults.answer_late()
         return JSONResponse({"status": "success", "message": "Event processed", "dedup_key": key}, status_code=202)
 
+    app.state.faults = state.faults
+    app.add_middleware(FaultInjection, faults=state.faults, refusals=REFUSALS)
     add_admin(app, state.faults, lambda: {"incidents": state.incidents, "events": len(state.events)})
     return app

@@ -28,7 +28,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ._faults_lite import Faults, add_admin
+from ._channel_faults import ChannelFaults, add_admin
+from .faults import FaultInjection, Refusals
 
 TOKEN = "xoxb-sandbox-token"
 CHANNELS = {"C0SOCALERTS": "soc-alerts", "C0SOCPAGES1": "soc-critical"}
@@ -45,7 +46,7 @@ class SlackState:
     token: str = TOKEN
     channels: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {channel: [] for channel in CHANNELS})
     webhooks: dict[str, str] = field(default_factory=lambda: dict(WEBHOOKS))
-    faults: Faults = field(default_factory=lambda: Faults(limits=[(1.0, 1)]))
+    faults: ChannelFaults = field(default_factory=lambda: ChannelFaults(limits=[(1.0, 1)]))
     calls: list[tuple[str, str, int]] = field(default_factory=list)
     _last_ts: float = 0.0
 
@@ -100,10 +101,14 @@ def _web_error(error: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": error})
 
 
-def _fault(status: int, message: str, headers: dict[str, str]) -> Response:
-    if status == 429:
-        return JSONResponse({"ok": False, "error": "ratelimited"}, status_code=429, headers=headers)
-    return PlainTextResponse("<html><body>Service Unavailable</body></html>", status_code=status, headers=headers)
+class SlackRefusals(Refusals):
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Slack's own body for a 429 or a 5xx."""
+        error = "ratelimited" if status == 429 else "fatal_error"
+        return json.dumps({"ok": False, "error": error}).encode(), {"Content-Type": "application/json"}
+
+
+REFUSALS = SlackRefusals()
 
 
 async def _arguments(request: Request) -> dict[str, Any]:
@@ -153,7 +158,7 @@ def create_app(state: SlackState | None = None) -> FastAPI:
         if channel is None:
             state.calls.append(("webhook", "no_service", 404))
             return PlainTextResponse("no_service", status_code=404)
-        if (fault := await state.faults.gate(channel, _fault)) is not None:
+        if (fault := await state.faults.gate(channel, REFUSALS)) is not None:
             state.calls.append(("webhook", "fault", fault.status_code))
             return fault
         try:
@@ -183,7 +188,7 @@ def create_app(state: SlackState | None = None) -> FastAPI:
         if handler is None:
             return _web_error("unknown_method")
         channel = str(args.get("channel", ""))
-        if method.startswith("chat.") and (fault := await state.faults.gate(channel, _fault)) is not None:
+        if method.startswith("chat.") and (fault := await state.faults.gate(channel, REFUSALS)) is not None:
             state.calls.append((method, channel, fault.status_code))
             return fault
         answer = handler(args, channel)
@@ -246,5 +251,7 @@ def create_app(state: SlackState | None = None) -> FastAPI:
         return {"ok": True, "url": "https://sandbox.slack.com/", "team": "alertbridge sandbox", "user": "alertbridge",
                 "team_id": "T0SANDBOX", "user_id": BOT["user"], "bot_id": BOT["bot_id"]}
 
+    app.state.faults = state.faults
+    app.add_middleware(FaultInjection, faults=state.faults, refusals=REFUSALS)
     add_admin(app, state.faults, lambda: {"channels": {channel: state.posts(channel) for channel in state.channels}, "calls": len(state.calls)})
     return app

@@ -22,7 +22,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ._faults_lite import Faults, add_admin
+from ._channel_faults import ChannelFaults, add_admin
+from .faults import FaultInjection, Refusals
 
 WORKFLOW = "sandboxflow/triggers/manual/paths/invoke"
 SIGNATURE = "sandbox-signature"
@@ -56,7 +57,7 @@ class TeamsState:
     """What each webhook received."""
 
     posts: list[dict[str, Any]] = field(default_factory=list)
-    faults: Faults = field(default_factory=lambda: Faults(limits=[(1.0, 4), (30.0, 60)]))
+    faults: ChannelFaults = field(default_factory=lambda: ChannelFaults(limits=[(1.0, 4), (30.0, 60)]))
     calls: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -98,14 +99,20 @@ def texts(post: dict[str, Any]) -> list[str]:
     return found
 
 
+class TeamsRefusals(Refusals):
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """A flow's error body: {"error": {"code", "message"}}."""
+        code = "TooManyRequests" if status == 429 else "InternalServerError"
+        return json.dumps({"error": {"code": code, "message": message}}).encode(), {"Content-Type": "application/json"}
+
+
+REFUSALS = TeamsRefusals()
+
+
 def create_app(state: TeamsState | None = None) -> FastAPI:
     """Build the Teams emulator."""
     app = FastAPI(title="alertbridge Teams sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.teams = state = state or TeamsState()
-
-    def fault(status: int, message: str, headers: dict[str, str]) -> Response:
-        return JSONResponse({"error": {"code": "TooManyRequests" if status == 429 else "InternalServerError", "message": message}},
-                            status_code=status, headers=headers)
 
     @app.post("/workflows/{flow:path}")
     async def workflow(flow: str, request: Request) -> Response:
@@ -113,7 +120,7 @@ def create_app(state: TeamsState | None = None) -> FastAPI:
         if flow != WORKFLOW or request.query_params.get("sig") != SIGNATURE:
             state.calls.append(("workflow", 401))
             return JSONResponse({"error": {"code": "DirectApiAuthorizationRequired", "message": "The request must be authenticated."}}, status_code=401)
-        if (answer := await state.faults.gate("workflow", fault)) is not None:
+        if (answer := await state.faults.gate("workflow", REFUSALS)) is not None:
             state.calls.append(("workflow", answer.status_code))
             return answer
         raw = await request.body()
@@ -137,7 +144,7 @@ def create_app(state: TeamsState | None = None) -> FastAPI:
         if hook != LEGACY:
             state.calls.append(("legacy", 404))
             return PlainTextResponse("Webhook Bad Request - Null or empty event", status_code=400)
-        if (answer := await state.faults.gate("legacy", fault)) is not None:
+        if (answer := await state.faults.gate("legacy", REFUSALS)) is not None:
             state.calls.append(("legacy", answer.status_code))
             return PlainTextResponse(THROTTLED) if answer.status_code == 429 else answer
         try:
@@ -151,5 +158,7 @@ def create_app(state: TeamsState | None = None) -> FastAPI:
         await state.faults.answer_late()
         return PlainTextResponse("1")
 
+    app.state.faults = state.faults
+    app.add_middleware(FaultInjection, faults=state.faults, refusals=REFUSALS)
     add_admin(app, state.faults, lambda: {"posts": state.posts})
     return app

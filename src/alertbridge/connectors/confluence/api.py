@@ -13,23 +13,22 @@ from typing import Any
 
 import httpx2
 
-from ...errors import AuthFailed, ConnectorError, RateLimited, Retryable
-from ...metrics import SINK_CALLS
-from .._outbound import send_within
+from .._http import HttpClient, Vendor
 
 PAGE_LIMIT = 250  # the largest page v2 serves
 MAX_PAGES = 40  # a list longer than this many pages is not walked to the end
 
 
-def _outcome(error: ConnectorError) -> str:
-    """Name a failed call in the metrics' words (docs/operations.md)."""
-    if isinstance(error, RateLimited):
-        return "rate_limited"
-    if isinstance(error, AuthFailed):
-        return "auth"
-    if isinstance(error, Retryable):
-        return "server_error" if error.status else "timeout"
-    return "client_error"
+class _Confluence(Vendor):
+    def message(self, body: Any) -> str | None:
+        """Read v2's {"errors": [{"status", "code", "title", "detail"}]}."""
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and errors and all(isinstance(e, dict) for e in errors):
+            return "; ".join(str(e.get("title") or e.get("detail") or e.get("code")) for e in errors)
+        return super().message(body)
+
+
+CONFLUENCE = _Confluence("confluence")
 
 
 class ConfluenceApi:
@@ -38,21 +37,12 @@ class ConfluenceApi:
     def __init__(self, name: str, url: str, auth: httpx2.Auth, *, timeout: float, transport: httpx2.AsyncBaseTransport | None = None):
         self.name = name
         self.url = url.rstrip("/")
-        self.timeout = timeout
-        self._client = httpx2.AsyncClient(auth=auth, headers={"Accept": "application/json"}, timeout=timeout, transport=transport)
+        self._client = HttpClient(name, CONFLUENCE, timeout=timeout, auth=auth, transport=transport)
 
     async def call(self, operation: str, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Send one request below the site (path starts with /api/v2 or /rest/api) and return its JSON body."""
         url = path if path.startswith("http") else f"{self.url}{path}"
-        outcome = "ok"
-        try:
-            response = await send_within(self._client.request(method, url, json=json, params=params), vendor="confluence", seconds=self.timeout)
-        except ConnectorError as exc:
-            outcome = _outcome(exc)
-            raise
-        finally:
-            SINK_CALLS.labels(self.name, operation, outcome).inc()
-        return response.json() if response.content else None
+        return self._client.json_object(await self._client.call(operation, method, url, json=json, params=params))
 
     async def listing(self, operation: str, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Return every result of a v2 list, following `_links.next` (bounded)."""
