@@ -193,13 +193,14 @@ async def _show_notifications(sandbox: httpx2.AsyncClient) -> None:
     """Show what Slack, Teams and PagerDuty were told, and the post-incident review the close wrote."""
     async def review():
         pages = (await sandbox.get("/confluence/_sandbox/state")).json()["pages"]
-        return next((p for p in pages if p["title"].startswith("PIR - ")), None)
+        return next((p for p in pages if p["title"].startswith("PIR - ") and p["labels"]), None)  # labelled: written through
 
     page = await wait_until(review, "the post-incident review page", timeout=30)
     slack = (await sandbox.get("/slack/_sandbox/state")).json()["channels"]["C0SOCALERTS"]
     table = Table("Slack #soc-alerts (one thread per case)", title="Notifications")
     for message in slack[:12]:
-        table.add_row(("  ↳ " if message.get("thread_ts") not in (None, message["ts"]) else "") + message["blocks"][0]["text"]["text"][:90])
+        reply = message.get("thread_ts") not in (None, message["ts"])
+        table.add_row(("  ↳ " if reply else "") + message["blocks"][0]["text"]["text"].split("\n")[0][:90])
     console.print(table)
     teams = (await sandbox.get("/teams/_sandbox/state")).json()["posts"]
     incidents = (await sandbox.get("/pagerduty/_sandbox/state")).json()["incidents"]
