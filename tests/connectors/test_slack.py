@@ -10,7 +10,8 @@ from alertbridge.connectors.slack import SlackConfig, SlackNotifier, mrkdwn
 from alertbridge.errors import AuthFailed, Permanent, RateLimited, Retryable
 from alertbridge.model import CaseDigest, CaseEventKind, DigestCase, Severity
 from alertbridge.sandbox.slack import TOKEN, create_app
-from support.events import FakeClock, case_event
+from support.clock import FakeClock
+from support.events import case_event
 
 WEBHOOK = "http://slack/services/T0SANDBOX/B0SANDBOX/sandboxwebhooksecret"
 CHANNEL = "C0SOCALERTS"

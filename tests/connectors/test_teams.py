@@ -9,7 +9,8 @@ from alertbridge.connectors.teams import TeamsConfig, TeamsNotifier, card_text, 
 from alertbridge.errors import Permanent, RateLimited, Retryable
 from alertbridge.model import CaseEventKind, HealthEvent, Severity
 from alertbridge.sandbox.teams import LEGACY, SIGNATURE, WORKFLOW, create_app, markup, post_markup
-from support.events import FakeClock, case_event
+from support.clock import FakeClock
+from support.events import case_event
 
 WORKFLOW_URL = f"http://teams/workflows/{WORKFLOW}?api-version=2016-06-01&sig={SIGNATURE}"
 LEGACY_URL = f"http://teams/webhookb2/{LEGACY}"

@@ -25,7 +25,8 @@ from alertbridge.connectors.slack import SlackConfig, SlackNotifier
 from alertbridge.model import CaseEventKind
 from alertbridge.sandbox import confluence, pagerduty, slack, teams
 from conftest import vendor_json
-from support.events import FakeClock, case_event, review
+from support.clock import FakeClock
+from support.events import case_event, review
 
 from .test_openapi_conformance import json_schema_from_openapi
 

@@ -1,26 +1,10 @@
-"""A fake clock for the vendor clients, and case events and reviews for the notifier tests."""
+"""Case events and reviews for the notifier tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alertbridge.connectors._http import Clock
 from alertbridge.model import CaseEvent, CaseEventKind, Observables, PostIncidentReview, Severity, TimelineEntry
-
-
-class FakeClock(Clock):
-    """Time that moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
 
 
 def case_event(kind: CaseEventKind | str = CaseEventKind.opened, **changes) -> CaseEvent:

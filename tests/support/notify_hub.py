@@ -20,7 +20,7 @@ from alertbridge.sandbox.jira.webhooks import WebhookSender
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 
-from .events import FakeClock
+from .clock import FakeClock
 
 SOC_KEY = next(iter(pagerduty.SERVICES))
 NOTIFIERS = {

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
@@ -55,7 +54,7 @@ class ChannelFaults(Faults):
 
     def _over_limit(self, key: str) -> float | None:
         """Count one request for `key`; return seconds until its window resets when it is over a limit."""
-        now = time.monotonic()
+        now = self.clock()
         wait = None
         for seconds, allowed in self.limits:
             start, used = self._windows.get((key, seconds), (now, 0))
