@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from . import connectors
 from .connectors.notify_roles import ReviewConfig
-from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel, WebhookConfig
+from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel
 from .errors import ConfigError
 from .model import Severity
 from .notify_policy import HealthPolicy, NotifyPolicy, Playbook
@@ -53,11 +53,21 @@ class Match(StrictModel):
     when: str | None = Field(default=None, description="Jinja expression over `alert`", examples=["'test' not in alert.title|lower"])
 
 
+class Rule(StrictModel):
+    """Set the severity or category of the alerts a route takes when a condition holds."""
+
+    when: str = Field(description="Jinja expression over `alert`", examples=["alert.raw.attachments | selectattr('risk') | list"])
+    severity: Severity | None = Field(default=None, description="Severity to set", examples=["high"])
+    category: str | None = Field(default=None, description="Category to set", examples=["malware"])
+
+
 class Route(StrictModel):
     """Where matching alerts go, how they group into cases, and what tickets look like."""
 
     name: str = Field(description="Unique name, shown in cases and metrics", examples=["splunk-to-soc"])
     match: Match = Match()
+    rules: list[Rule] = Field(default=[], description="Severity and category rules; for each, the first rule that holds "
+                              "and sets it decides")  # fmt: skip
     drop: bool = Field(default=False, description="Drop matching alerts instead of ticketing them")
     sink: str | None = Field(default=None, description="Sink name from `sinks`", examples=["jira"])
     project: str = Field(default="", description="Project key in the sink", examples=["SOC"])
@@ -210,11 +220,7 @@ class Config:
         self.notifiers = notifiers
         self.enrichers = enrichers
         self.reviews = reviews or {}
-        self.warnings = [
-            f"sources.{name}.auth.mode: none — anyone who can reach /hooks/{name} can file alerts; "
-            "use it only behind a proxy that authenticates"
-            for name, source in sources.items() if isinstance(source, WebhookConfig) and source.auth.mode == "none"
-        ]
+        self.warnings = [f"sources.{name}.{warning}" for name, source in sources.items() for warning in source.warnings(name)]
 
 
 def load_config(path: str | Path) -> Config:
@@ -309,6 +315,9 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
                 found.append(f"{where}.{key}: {error}")
         if route.match.when and (error := syntax_error(route.match.when, expression=True)):
             found.append(f"{where}.match.when: {error}")
+        for k, rule in enumerate(route.rules):
+            if error := syntax_error(rule.when, expression=True):
+                found.append(f"{where}.rules[{k}].when: {error}")
     return found
 
 

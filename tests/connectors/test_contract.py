@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from alertbridge.connectors import SOURCES, load
+from alertbridge.connectors.imap.parser import mailbox_item
 from alertbridge.connectors.roles import Parser, Poller, WebhookSource, parser_class
 from alertbridge.errors import PayloadError, SignatureError
 from alertbridge.model import Alert, AlertStatus, Severity, TicketEvent
@@ -179,6 +180,22 @@ SAMPLES: dict[str, list[Sample]] = {
                               "comments": doc["examples"]["ListComments"][0]["output"]["items"]},
         ),
     ],
+    # Raw messages: the poller stores each as a mailbox item (base64 inside JSON), as `alertbridge parse` wraps a file.
+    "imap": [
+        Sample(
+            "phishing-eml/bbva-impersonation-transfer-phish.eml", 1,
+            {"title": "Reported phishing: Transferencia Interbancaria Banca en Línea", "category": "phishing",
+             "observables.emails": ["notificaccion-clientes@bbva.mx", "info@alejandrosalcedo.es", "www-data@vps-051e4cda.vps.ovh.net"],
+             "observables.ips": ["200.57.129.98", "152.228.133.10"], "severity": Severity.medium},
+            pick=lambda raw: mailbox_item(raw, len(raw), 25 << 20),
+        ),
+        Sample(
+            "phishing-eml/malspam-invoice-js-attachment-stripped.eml", 1,
+            {"title": "Reported phishing: Hi there", "observables.users": ["kalinokyra@thismail.it"],
+             "observables.hashes": ["79ee4469fd90848893abf3b47538255adb885e13a0756e07b789bf19530fdc0f"]},
+            pick=lambda raw: mailbox_item(raw, len(raw), 25 << 20),
+        ),
+    ],
 }
 
 TICKET_EVENT_KINDS = {"created", "updated", "deleted", "commented"}
@@ -239,6 +256,8 @@ def make_source(type_name: str, config: dict[str, Any] | None = None, whole: boo
 
 @functools.cache
 def _read(path: str) -> Any:
+    if path.endswith(".eml"):  # a raw message
+        return vendor_path(path).read_bytes()
     if path.endswith("-ndjson.log"):  # one JSON document a line
         return [json.loads(line) for line in vendor_path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     return vendor_json(path)

@@ -19,6 +19,7 @@ SOURCES = {
     "proofpoint_tap": "alertbridge.connectors.proofpoint_tap:ProofpointTapSource",
     "prisma_cloud": "alertbridge.connectors.prisma_cloud:PrismaCloudSource",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
+    "imap": "alertbridge.connectors.imap:ImapSource",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",

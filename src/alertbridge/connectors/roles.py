@@ -4,6 +4,7 @@ Roles are classes a connector inherits from; the core asks ``isinstance``,
 never ``hasattr``. Each role holds only what it needs:
 
     Parser ............ pure: payload -> alerts; what `alertbridge parse` runs (no credentials)
+        + RawPayload (its files are not JSON: an .eml)
     ├── WebhookSource . a parser behind /hooks/<name>, with a required `auth`
     └── Poller ........ a parser the hub polls: a cursor, required credentials, no /hooks endpoint
     TicketSink ........ find by case reference, create, update, comment, transition, status
@@ -93,6 +94,10 @@ class ParserConfig(StrictModel):
     type: str = Field(description="Connector type", examples=["splunk"])
     tenant: str | None = Field(default=None, description="Tenant or customer this source belongs to", examples=["contoso"])
 
+    def warnings(self, name: str) -> list[str]:
+        """Return what `alertbridge check` should warn about in this source's config, each as 'field: why'."""
+        return []
+
 
 class WebhookConfig(ParserConfig):
     """A webhook source's config: the parser's, plus how requests to /hooks/<name> authenticate (required)."""
@@ -101,6 +106,12 @@ class WebhookConfig(ParserConfig):
         description="How webhook requests to /hooks/<name> authenticate; an open hook says `{mode: none}`",
         examples=[{"mode": "bearer", "token": "${HOOK_TOKEN}"}],
     )
+
+    def warnings(self, name: str) -> list[str]:
+        """Warn about an open hook."""
+        if self.auth.mode != "none":
+            return []
+        return [f"auth.mode: none — anyone who can reach /hooks/{name} can file alerts; use it only behind a proxy that authenticates"]
 
 
 class PollerConfig(ParserConfig):
@@ -169,6 +180,14 @@ class Poller(Parser):
     @abstractmethod
     async def aclose(self) -> None:
         """Release connections."""
+
+
+class RawPayload(ABC):
+    """A parser whose payloads are files that are not JSON (a mailbox's .eml): `alertbridge parse` wraps them first."""
+
+    @abstractmethod
+    def payload_from_file(self, body: bytes) -> Any:
+        """Wrap a file's bytes as the payload `parse` takes."""
 
 
 def parser_class(source: type[Parser]) -> type[Parser]:
@@ -291,6 +310,10 @@ class ReferenceScan(ABC):
 
 class Attachments(ABC):
     """A sink that takes files and links on a ticket."""
+
+    @abstractmethod
+    async def attachment_names(self, key: str) -> list[str]:
+        """Return the file names already attached to the ticket (so a retried upload is not made twice)."""
 
     @abstractmethod
     async def attach(self, key: str, filename: str, content: bytes) -> None:

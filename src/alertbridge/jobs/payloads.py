@@ -44,6 +44,14 @@ class Transition(JobPayload):
     close: bool = False
 
 
+class AttachEvidence(JobPayload):
+    """Attach an alert's files (the reported .eml) to the case's ticket; they are read again from the kept inbox row."""
+
+    kind = "attach_evidence"
+    inbox_id: int
+    alert_id: str
+
+
 class Ingest(JobPayload):
     """The inbox row to process again, and the source it came in on (for the dead-letter list)."""
 

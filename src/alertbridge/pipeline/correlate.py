@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..jobs.payloads import CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields, enqueue_case_event, send_comments_now
+from ..jobs.payloads import (
+    AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields, enqueue_case_event, send_comments_now,
+)
 from ..jobs.queue import enqueue
 from ..jobs.recovery import create_on_its_way
 from ..model import AlertStatus, CaseEventKind, Observables, Severity
@@ -58,7 +60,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
         outcome = "repeat"
 
     if case is None:
-        case_id = await _open_case(conn, routed, digest, now)
+        case_id = await _open_case(conn, routed, digest, now, inbox_id)
         outcome = "opened"
     else:
         case_id = case["id"]
@@ -80,7 +82,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     return case_id, outcome
 
 
-async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float) -> int:
+async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float, inbox_id: int) -> int:
     alert, route = routed.alert, routed.route
     result = await conn.execute(
         insert(cases).values(
@@ -91,6 +93,8 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
     )
     case_id = result.scalar_one()
     await enqueue(conn, CreateTicket(), case_id=case_id)
+    if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
+        await enqueue(conn, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id), case_id=case_id)
     if route.tells:
         await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id), case_id=case_id)
     return case_id

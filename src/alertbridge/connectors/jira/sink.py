@@ -275,6 +275,11 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
         link = {"globalId": url, "object": {"url": url, "title": jf.summary(title)}}
         await self.api.call("remote_link", "POST", _issue(key, "remotelink"), json=link)
 
+    async def attachment_names(self, key: str) -> list[str]:
+        """Return the file names already attached to the ticket."""
+        fields = (await self.api.call("get", "GET", _issue(key), params={"fields": "attachment"})).json()["fields"]
+        return [attachment["filename"] for attachment in fields.get("attachment") or []]
+
     async def history(self, key: str) -> TicketHistory:
         """Read when the ticket was created, its status changes (changelog) and its comments, in one call."""
         issue = (await self.api.call("get", "GET", _issue(key), params={"fields": "created,comment", "expand": "changelog"})).json()
