@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from . import connectors
+from .connectors.notify_roles import ReviewConfig
 from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel
 from .errors import ConfigError
 from .model import Severity
+from .notify_policy import HealthPolicy, NotifyPolicy, Playbook
 from .store.instance import NAME as INSTANCE_NAME
 from .templates import syntax_error
 
@@ -112,10 +114,26 @@ class Route(StrictModel):
     resolve_transition: str | None = Field(default=None, description="Transition to apply when the source says resolved", examples=["Done"])
     resolve_resolution: str | None = Field(default="Done", description="Resolution set by resolve_transition")
     reopen_transition: str = Field(default="Reopen", description="Transition applied when a repeat reopens a closed case", examples=["Reopen"])
-    notify: list[str] = Field(default=[], description="Notifier names told about new cases")
+    notify: list[NotifyPolicy] = Field(default=[], description="Notifiers told about the route's cases: a name, or a policy (events, "
+                                       "min_severity, target, templates); see docs/notifications.md", examples=[["slack-soc"]])
     members: MemberTracking | None = Field(default=None, description="Track the case's hosts one by one: the route's alerts "
                                            "are members (by vendor id), a resolved one is a fixed member. Repeat comments "
                                            "and resolve_transition give way to this; a won't-fix case is never reopened")
+    review: str | None = Field(default=None, description="Review writer (from `reviews`) that writes a post-incident review when a case closes",
+                               examples=["confluence"])
+    review_min_severity: Severity = Field(default=Severity.high, description="Closed cases at or above this severity get a review")
+
+    _playbooks: bool = PrivateAttr(default=False)  # set by validate_config when the config has playbooks
+
+    @property
+    def tells(self) -> bool:
+        """Tell whether the route's case events go anywhere: notifiers, a review writer, playbook comments."""
+        return bool(self.notify or self.review or self._playbooks)
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _names_are_policies(cls, value: Any) -> Any:
+        return [{"notifier": item} if isinstance(item, str) else item for item in value] if isinstance(value, list) else value
 
 
 class Retry(StrictModel):
@@ -169,6 +187,12 @@ class Settings(StrictModel):
     sinks: dict[str, dict[str, Any]] = Field(default={}, description="Ticket systems by name; each has a `type`")
     notifiers: dict[str, dict[str, Any]] = Field(default={}, description="Notifiers by name; each has a `type`")
     enrichers: dict[str, dict[str, Any]] = Field(default={}, description="Enrichers by name, applied to every alert in order; each has a `type`")
+    reviews: dict[str, dict[str, Any]] = Field(default={}, description="Post-incident review writers by name (Confluence); each has a `type`")
+    playbooks: list[Playbook] = Field(default=[], description="Playbook links by alert category, source or detection; the best match is "
+                                      "commented on each new ticket and shown in its notifications")
+    public_url: str | None = Field(default=None, description="Base URL people reach this hub's console at, for links in messages",
+                                   examples=["https://alertbridge.example.com"], pattern=r"^https?://")
+    health: HealthPolicy = HealthPolicy()
     routes: list[Route] = Field(default=[], description="Rules, first match wins; unmatched alerts are dropped and counted")
 
     @field_validator("database")
@@ -209,12 +233,13 @@ class Config:
     """A validated config: settings plus each connector's typed config, and what `check` warns about."""
 
     def __init__(self, settings: Settings, sources: dict[str, ParserConfig], sinks: dict[str, SinkConfig],
-                 notifiers: dict[str, NotifierConfig], enrichers: dict[str, EnricherConfig]):
+                 notifiers: dict[str, NotifierConfig], enrichers: dict[str, EnricherConfig], reviews: dict[str, ReviewConfig] | None = None):
         self.settings = settings
         self.sources = sources
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
+        self.reviews = reviews or {}
         self.warnings = [f"sources.{name}.{warning}" for name, source in sources.items() for warning in source.warnings(name)]
 
 
@@ -251,17 +276,20 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
             routes.append((i, Route.model_validate(raw)))
         except ValidationError as exc:
             problems += _format(exc, prefix=f"routes[{i}]")
-    sections = {name: data.get(name) if isinstance(data.get(name), dict) else {} for name in ("sources", "sinks", "notifiers", "enrichers")}
+    sections = {name: data.get(name) if isinstance(data.get(name), dict) else {} for name in ("sources", "sinks", "notifiers", "enrichers", "reviews")}
     sources = _connector_configs(sections["sources"], "sources", connectors.SOURCES, problems)
     sinks = _connector_configs(sections["sinks"], "sinks", connectors.SINKS, problems)
     notifiers = _connector_configs(sections["notifiers"], "notifiers", connectors.NOTIFIERS, problems)
     enrichers = _connector_configs(sections["enrichers"], "enrichers", connectors.ENRICHERS, problems)
+    reviews = _connector_configs(sections["reviews"], "reviews", connectors.REVIEWS, problems)
     problems += _check_routes(routes, sections)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]
+    for route in settings.routes:
+        route._playbooks = bool(settings.playbooks)
     settings.database = resolve_database(settings.database, base_dir)
-    return Config(settings, sources, sinks, notifiers, enrichers)
+    return Config(settings, sources, sinks, notifiers, enrichers, reviews)
 
 
 def _connector_configs(raw: dict[str, dict[str, Any]], section: str, registry: dict[str, str], problems: list[str]) -> dict[str, Any]:
@@ -293,10 +321,13 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
         for j, source in enumerate(route.match.sources):
             if source not in sections['sources']:
                 found.append(f"{where}.match.sources[{j}]: unknown source {source!r} (known: {', '.join(sorted(sections['sources'])) or 'none'})")
-        for notifier in route.notify:
-            if notifier not in sections['notifiers']:
-                found.append(f"{where}.notify: unknown notifier {notifier!r} (known: {', '.join(sorted(sections['notifiers'])) or 'none'})")
+        for j, policy in enumerate(route.notify):
+            if policy.notifier not in sections['notifiers']:
+                found.append(f"{where}.notify[{j}]: unknown notifier {policy.notifier!r} (known: {', '.join(sorted(sections['notifiers'])) or 'none'})")
+        if route.review is not None and route.review not in sections['reviews']:
+            found.append(f"{where}.review: unknown review writer {route.review!r} (known: {', '.join(sorted(sections['reviews'])) or 'none'})")
         templates = {"summary": route.summary, "description": route.description, "group_by": route.group_by}
+        templates |= {f"notify[{j}].templates.{kind}": t for j, policy in enumerate(route.notify) for kind, t in policy.templates.items()}
         templates |= {f"fields[{name!r}]": t for name, t in route.fields.items()}
         templates |= {f"labels[{k}]": t for k, t in enumerate(route.labels)}
         if route.members is not None:

@@ -155,7 +155,8 @@ async def run(workdir: Path, burst: int) -> None:
             if state["issues"] != len(tickets) or stats["jobs_dead"]:
                 raise SystemExit("demo: the number of Jira issues does not match the cases, or jobs died")
 
-            case = max(tickets, key=lambda c: c["alert_count"])
+            case = max((c for c in tickets if c["route"] == "generic-to-soc" and c["severity"] in ("high", "critical")),
+                       key=lambda c: c["alert_count"])  # a High/Critical case: its close writes a post-incident review
             key = case["ticket"]["key"]
             console.print(f"\nAn analyst closes {key} in Jira (case {case['id']}, {case['alert_count']} alerts, state {case['state']})…")
             await jira.post(f"/_sandbox/issues/{key}/transition", json={"status": "Done", "resolution": "Done"})
@@ -168,6 +169,7 @@ async def run(workdir: Path, burst: int) -> None:
             after = await wait_until(followed, "the case to follow its ticket", timeout=15)
             console.print(f"…the Jira webhook arrives and case {after['id']} is now [bold]{after['state']}[/bold] "
                           f"(ticket status {after['ticket_status']}).")
+            await _show_notifications(jira)
     finally:
         for process in processes:
             process.terminate()
@@ -191,6 +193,27 @@ async def _send_splunk(hub: httpx2.AsyncClient) -> int:
     response = await hub.post("/hooks/splunk", params={"token": HOOK}, content=sample.read_bytes())
     console.print(f"Splunk sample {SPLUNK_SAMPLE}: {response.status_code} {response.json()}")
     return int(response.status_code == 202)
+
+
+async def _show_notifications(sandbox: httpx2.AsyncClient) -> None:
+    """Show what Slack, Teams and PagerDuty were told, and the post-incident review the close wrote."""
+    async def review():
+        pages = (await sandbox.get("/confluence/_sandbox/state")).json()["pages"]
+        return next((p for p in pages if p["title"].startswith("PIR - ") and p["labels"]), None)  # labelled: written through
+
+    page = await wait_until(review, "the post-incident review page", timeout=30)
+    slack = (await sandbox.get("/slack/_sandbox/state")).json()["channels"]["C0SOCALERTS"]
+    table = Table("Slack #soc-alerts (one thread per case)", title="Notifications")
+    for message in slack[:12]:
+        reply = message.get("thread_ts") not in (None, message["ts"])
+        table.add_row(("  ↳ " if reply else "") + message["blocks"][0]["text"]["text"].split("\n")[0][:90])
+    console.print(table)
+    teams = (await sandbox.get("/teams/_sandbox/state")).json()["posts"]
+    incidents = (await sandbox.get("/pagerduty/_sandbox/state")).json()["incidents"]
+    console.print(f"Slack: {len(slack)} messages · Teams: {len(teams)} cards · PagerDuty: "
+                  + ", ".join(f"#{i['incident_number']} {i['status']} ({i['dedup_key']})" for i in incidents))
+    console.print(f"Post-incident review in Confluence: [bold]{page['title']}[/bold] (page {page['id']}, labels "
+                  f"{', '.join(label['name'] for label in page['labels'])})")
 
 
 def _print_cases(cases: list[dict]) -> None:

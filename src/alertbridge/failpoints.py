@@ -40,6 +40,9 @@ POINTS: dict[str, str] = {
     "create.after_remote": "the sink answered with the ticket(s), nothing recorded locally yet",
     "create.after_commit": "a case's ticket key is committed (in a bulk create: after each case's commit)",
     "create.during_search": "in the recovery label search (a claim without a key), after the search returned",
+    "notify.after_call": "a notifier answered the first attempt of a message (or digest), nothing recorded locally yet",
+    "review.after_page": "the review page is written, not yet recorded on the case",
+    "comment.after_call": "a playbook or review comment is on the ticket, not yet recorded",
 }
 if __doc__:  # None under python -OO
     __doc__ += "\n".join(f"\n``{name}``\n    {what}" for name, what in POINTS.items())

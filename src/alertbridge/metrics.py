@@ -20,3 +20,4 @@ RATE_LIMITED = Counter("alertbridge_rate_limited_total", "429 answers from vendo
 POLLS = Counter("alertbridge_polls_total", "Poll attempts by outcome", ["source", "outcome"])
 POLL_ITEMS = Counter("alertbridge_poll_items_total", "Items fetched by pollers: new or already stored", ["source", "outcome"])
 ENRICHMENTS = Counter("alertbridge_enrichments_total", "Enrichment lookups by outcome (hit, miss, skipped, over_budget, error)", ["enricher", "outcome"])
+NOTIFICATIONS = Counter("alertbridge_notifications_total", "Case notifications by outcome (sent, found, uncertain, held, digested, skipped)", ["notifier", "outcome"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -211,17 +211,129 @@ def case_reference(instance: str, case_id: int) -> str:
     return f"alertbridge-{instance}-{case_id}"
 
 
+class CaseEventKind(str, Enum):
+    """What happened to a case, as notifiers are told."""
+
+    opened = "opened"
+    updated = "updated"  # more alerts on an open case
+    severity_raised = "severity_raised"
+    reopened = "reopened"
+    acknowledged = "acknowledged"  # the ticket moved to in progress (status category 'indeterminate')
+    resolved = "resolved"  # the source said the alert is resolved and the hub closed the ticket
+    ticket_closed = "ticket_closed"  # an analyst closed the ticket
+
+    @property
+    def closes(self) -> bool:
+        """Tell whether the case is closed after this event."""
+        return self in (CaseEventKind.resolved, CaseEventKind.ticket_closed)
+
+
 class CaseEvent(BaseModel):
-    """Something that happened to a case, as notifiers hear of it (a Slack thread, a PagerDuty incident follow it)."""
+    """One thing that happened to a case, for one notifier: everything it needs to say it, already rendered."""
 
     case_id: int
-    reference: str = Field(description="The case's unique reference, as the sink stores it", examples=["alertbridge-k3f9qz2a-7"])
+    reference: str = Field(description="The case's unique reference, as the sink stores it (and PagerDuty's dedup_key)",
+                           examples=["alertbridge-k3f9qz2a-7"])
     case_key: str = Field(description="The rendered grouping key", examples=["splunk|sudo|web-01"])
     route: str
-    kind: Literal["opened", "updated", "severity_raised", "reopened", "resolved", "ticket_closed"]
+    kind: CaseEventKind
     title: str
     severity: Severity
+    previous_severity: Severity | None = None
     category: str | None = None
+    source: str = ""
     alert_count: int = 1
+    hosts: list[str] = []
     ticket_key: str | None = None
     ticket_url: str | None = None
+    ticket_status: str | None = None
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    event_id: str = Field(default="", description="Unique per event and notifier: how a notifier recognises a message it already sent")
+    text: str = Field(default="", description="The message body rendered from the route's template (plain text; the notifier escapes it)")
+    console_url: str | None = None
+    playbook_url: str | None = None
+    target: str | None = Field(default=None, description="Where inside the notifier: a Slack channel, a PagerDuty service; None for its default")
+    thread: dict[str, str] = Field(default={}, description="What this notifier kept from its earlier messages about the case (Slack's ts)")
+
+
+class DigestCase(BaseModel):
+    """One case listed in a storm digest."""
+
+    case_id: int
+    title: str
+    severity: Severity
+    ticket_key: str | None = None
+    ticket_url: str | None = None
+
+
+class CaseDigest(BaseModel):
+    """Many cases opened at once on one channel, told in one message instead of one each."""
+
+    event_id: str
+    target: str | None = None
+    total: int
+    by_severity: dict[Severity, int]
+    first: list[DigestCase]
+    since: datetime
+    until: datetime
+    list_url: str | None = Field(default=None, description="The console's case list")
+
+
+class HealthEvent(BaseModel):
+    """The hub's own health: a condition an operator must see (dead letters, a failing poller, auth failures, rate limits)."""
+
+    condition: str = Field(examples=["dead_letters"])
+    firing: bool = Field(description="True when the condition starts, False when it clears")
+    summary: str
+    details: dict[str, Any] = {}
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class TicketComment(BaseModel):
+    """A comment on a ticket, as the ticket system shows it."""
+
+    at: datetime
+    author: str | None = None
+    text: str
+
+
+class TicketHistory(BaseModel):
+    """When a ticket was created, its status changes (when, who, 'To Do → In Progress') and its comments, oldest first."""
+
+    created: datetime | None = None
+    transitions: list[tuple[datetime, str | None, str]] = []
+    comments: list[TicketComment] = []
+
+
+class TimelineEntry(BaseModel):
+    """One moment in a case's life, for the post-incident review."""
+
+    at: datetime
+    what: str
+    who: str | None = None
+
+
+class PostIncidentReview(BaseModel):
+    """What a post-incident review page is written from; the writer renders it with the operator's template."""
+
+    reference: str
+    case_id: int
+    ticket_key: str
+    ticket_url: str | None = None
+    summary: str
+    severity: Severity
+    category: str | None = None
+    sources: list[str] = []
+    opened_at: datetime
+    closed_at: datetime
+    first_alert_at: datetime
+    last_alert_at: datetime
+    alert_count: int
+    timeline: list[TimelineEntry] = []
+    comments: list[TimelineEntry] = []
+    observables: Observables = Observables()
+    time_to_acknowledge: float | None = Field(default=None, description="Seconds from the first alert to the ticket moving to in progress")
+    time_to_resolve: float = Field(description="Seconds from the first alert to the close")
+    resolution: str | None = None
+    playbook_url: str | None = None
+    console_url: str | None = None

@@ -20,15 +20,18 @@ from sqlalchemy.engine import make_url
 
 from . import connectors
 from .config import Config
+from .connectors.notify_roles import ReviewWriter
 from .connectors.roles import Enricher, Notifier, Parser, Poller, TicketSink
 from .jobs.context import JobContext
 from .jobs.queue import JobQueue, job_counts
 from .jobs.runner import JobRunner
 from .metrics import DEAD_LETTERS, INBOX_PENDING, JOBS
+from .pipeline.health import HealthWatch
 from .pipeline.inbox import Inbox
 from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
 from .store import Store, upgrade
+from .store.leases import take_lease
 from .store.retention import Horizons, Pruner
 from .store.tables import inbox, jobs
 
@@ -53,13 +56,17 @@ class Hub:
         self.notifiers: dict[str, Notifier] = {
             name: connectors.load(connectors.NOTIFIERS, cfg.type)(name, cfg) for name, cfg in config.notifiers.items()
         }
+        self.reviews: dict[str, ReviewWriter] = {
+            name: connectors.load(connectors.REVIEWS, cfg.type)(name, cfg) for name, cfg in config.reviews.items()
+        }
         self.enrichers: list[Enricher] = [
             connectors.load(connectors.ENRICHERS, cfg.type)(name, cfg) for name, cfg in config.enrichers.items()
         ]
         self.queue = JobQueue(self.store, settings.retry, settings.lease, self.worker_id)
         self.inbox = Inbox(self.store)
         self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
-        self.job_context = JobContext(self.store, self.queue, config, self.sources, self.sinks, self.notifiers, self.pipeline.reprocess)
+        self.job_context = JobContext(self.store, self.queue, config, self.sources, self.sinks, self.notifiers, self.pipeline.reprocess,
+                                      self.reviews)
         self.runner = JobRunner(self.job_context, poll_interval=poll_interval)
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -76,6 +83,8 @@ class Hub:
                     self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
             if self.config.settings.retention.enabled:
                 self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
+            if told := [name for name, cfg in self.config.notifiers.items() if cfg.health]:
+                self._tasks.append(asyncio.create_task(self._watch_health_forever(told), name="health"))
         for i in range(self.config.settings.workers if workers is None else workers):
             self._tasks.append(asyncio.create_task(self.runner.work_forever(self.stopping, self.jobs_ready), name=f"worker-{i}"))
 
@@ -92,7 +101,7 @@ class Hub:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.aclose()
         pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
-        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.enrichers, *pollers]:
+        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.enrichers, *pollers]:
             await connector.aclose()
         await self.store.aclose()
 
@@ -124,6 +133,19 @@ class Hub:
             self.inbox.committed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.inbox.committed.wait(), self.poll_interval)
+
+    async def _watch_health_forever(self, notifiers: list[str]) -> None:
+        policy = self.config.settings.health
+        pollers = [name for name, source in self.sources.items() if isinstance(source, Poller)]
+        watch = HealthWatch(self.store, policy, pollers, notifiers)
+        while not self.stopping.is_set():
+            await self._sleep(policy.interval)
+            try:
+                if await take_lease(self.store, "health", self.worker_id, policy.interval * 3):
+                    await watch.tell(await watch.check())
+                    self.jobs_ready.set()
+            except Exception:  # the database went away: check again at the next interval
+                log.exception("health check failed; retrying")
 
     async def _prune_forever(self) -> None:
         retention = self.config.settings.retention

@@ -37,13 +37,13 @@ def unescape_wiki(text: str) -> str:
 
 
 class RecordingNotifier(Notifier):
-    """A notifier that keeps what it was asked to send (no chat connector exists yet)."""
+    """A notifier that keeps what it was asked to send."""
 
     type = "recording"
-    sent: ClassVar[list[tuple[str, str]]] = []
+    sent: ClassVar[list[tuple[str, str, str]]] = []
 
     async def notify(self, event: CaseEvent) -> None:
-        self.sent.append((event.title, event.kind))
+        self.sent.append((event.title, event.kind.value, event.text))
 
     async def aclose(self) -> None:
         pass
@@ -66,7 +66,7 @@ async def test_alert_fields_stay_literal_in_tickets_comments_and_messages(tmp_pa
         outcomes = await send_and_drain(hub, alert, alert | {"id": "a2"})
     finally:
         await hub.aclose()
-    assert sorted(outcomes) == ["comment_repeats:done", "create_ticket:done", "notify:done"]
+    assert sorted(outcomes) == ["case_event:done", "comment_repeats:done", "create_ticket:done", "notify:done"]
 
     (issue,) = jira_app.state.jira.issues.values()
     assert issue.fields["summary"] == f"[MEDIUM] {TITLE}"
@@ -82,7 +82,7 @@ async def test_alert_fields_stay_literal_in_tickets_comments_and_messages(tmp_pa
     # The comment's first line is the hub's own (with a clock time that may hold "49"): check the alert's text.
     for text in (issue.fields["summary"], description, comment.split("\n", 1)[1]):
         assert "49" not in text and "looploop" not in text and "<class" not in text and "uid=" not in text
-    assert recording_notifier.sent == [(f"[MEDIUM] {TITLE}", "opened")]
+    assert recording_notifier.sent == [(TITLE, "opened", DESCRIPTION)]  # the message template renders the description as data
 
 
 # --- operator templates: the sandbox holds --------------------------------------------------------

@@ -28,7 +28,14 @@ SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
 }
-NOTIFIERS: dict[str, str] = {}
+NOTIFIERS = {
+    "slack": "alertbridge.connectors.slack:SlackNotifier",
+    "teams": "alertbridge.connectors.teams:TeamsNotifier",
+    "pagerduty": "alertbridge.connectors.pagerduty:PagerDutyNotifier",
+}
+REVIEWS = {
+    "confluence": "alertbridge.connectors.confluence:ConfluenceReviews",
+}
 ENRICHERS = {
     "abuseipdb": "alertbridge.connectors.abuseipdb:AbuseIpdbEnricher",
 }

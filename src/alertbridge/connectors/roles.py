@@ -9,7 +9,10 @@ never ``hasattr``. Each role holds only what it needs:
     └── Poller ........ a parser the hub polls: a cursor, required credentials, no /hooks endpoint
     TicketSink ........ find by case reference, create, update, comment, transition, status
         + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments
+        + TicketTimeline (a ticket's history, for post-incident reviews)
     Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved)
+        + FindsSent, Idempotent, Digests, HealthNotices (notify_roles.py)
+    ReviewWriter ...... writes post-incident reviews (Confluence; notify_roles.py)
     Enricher .......... adds facts to alerts before routing; never holds one back
 
 A webhook source and a poller each name their parse-only class in ``parser``:
@@ -30,7 +33,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from ..errors import ConnectorError, SignatureError
-from ..model import Alert, CaseEvent, Severity, TicketEvent
+from ..model import Alert, CaseEvent, Severity, TicketEvent, TicketHistory
 
 
 class StrictModel(BaseModel):
@@ -330,6 +333,14 @@ class Attachments(ABC):
         """Link the ticket to a URL (the alert in its console); the same URL twice is one link."""
 
 
+class TicketTimeline(ABC):
+    """A sink that can tell a ticket's history (what a post-incident review is written from)."""
+
+    @abstractmethod
+    async def history(self, key: str) -> TicketHistory:
+        """Return the ticket's creation time, status changes and comments."""
+
+
 # --- notifiers and enrichers -----------------------------------------------------------------
 
 
@@ -337,14 +348,23 @@ class NotifierConfig(StrictModel):
     """Fields every notifier has."""
 
     type: str = Field(description="Connector type", examples=["slack"])
+    health: bool = Field(default=False, description="Also tell this notifier about the hub's own health (dead letters, failing pollers, "
+                         "authentication failures, rate limits)")
+    resend_after_crash: bool = Field(default=False, description="For notifiers that cannot read back what they sent (webhooks): after a "
+                                     "crash mid-send, send again (a possible duplicate) rather than skip (a possible loss)")
 
 
 @dataclass
 class NotifyReceipt:
-    """What a notifier keeps of a message, to follow it up (a Slack thread ts, a PagerDuty dedup key)."""
+    """What a notifier keeps of a message, to follow it up (a Slack thread ts, a PagerDuty dedup key), and any state besides."""
 
     id: str
     url: str | None = None
+    state: dict[str, str] = field(default_factory=dict)  # e.g. the Slack channel, whether PagerDuty's alert is open
+
+    def kept(self) -> dict[str, str]:
+        """Return what the core stores and hands back in later events' `CaseEvent.thread`."""
+        return {"id": self.id, **({"url": self.url} if self.url else {}), **self.state}
 
 
 class Notifier(ABC):

@@ -6,4 +6,13 @@
     runner.py         the worker loop: claim, batch creates for bulk sinks, keep leases, record outcomes
     context.py        what every handler is given, and the case lookups they share
     create_ticket.py  comment.py  update_fields.py  transition.py  notify.py  ingest.py   one handler per kind
+
+Telling people (docs/notifications.md):
+
+    case_event.py     a case changed: fan out, by the route's policy, to notify / review / playbook_comment jobs
+    notify.py         tell one notifier about one case event, once (storm digests held back for digest.py)
+    digest.py         tell one channel about a storm of new cases in one message
+    health.py         tell a notifier about the hub's own health
+    review.py         write the post-incident review of a closed case, link it on the ticket and comment it
+    playbook.py       comment the relevant playbook on a new case's ticket
 """

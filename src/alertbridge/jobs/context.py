@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
+from ..connectors.notify_roles import ReviewWriter
 from ..connectors.roles import Notifier, Parser, TicketSink
 from ..errors import Permanent
 from ..store import Store
@@ -30,6 +31,7 @@ class JobContext:
     sinks: dict[str, TicketSink]
     notifiers: dict[str, Notifier]
     reprocess: Callable[[AsyncConnection, int], Awaitable[None]]  # Pipeline.reprocess, for replayed ingest jobs
+    reviews: dict[str, ReviewWriter] = field(default_factory=dict)  # post-incident review writers (jobs/review.py)
     _instance: str | None = field(default=None, init=False)
 
     @property

@@ -6,9 +6,14 @@ consume them live one per module, and registry.py pairs the two.
 
 from __future__ import annotations
 
-from typing import Literal
+import time
 
-from .queue import JobPayload
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..model import CaseEventKind, HealthEvent, Severity
+from ..store.tables import jobs
+from .queue import JobPayload, enqueue
 
 
 class CreateTicket(JobPayload):
@@ -51,14 +56,6 @@ class SyncMembers(JobPayload):
     wont_fix: list[str] = []
 
 
-class Notify(JobPayload):
-    """The notifier to tell and what happened; the event is built from the case when the job runs."""
-
-    kind = "notify"
-    notifier: str
-    event: Literal["opened", "updated", "severity_raised", "reopened", "resolved", "ticket_closed"] = "opened"
-
-
 class AttachEvidence(JobPayload):
     """Attach an alert's files (the reported .eml) to the case's ticket; they are read again from the kept inbox row."""
 
@@ -73,3 +70,75 @@ class Ingest(JobPayload):
     kind = "ingest"
     inbox_id: int
     source: str | None = None
+
+
+# --- telling people: the case_event fan-out and what it makes ----------------------------------------
+
+
+class CaseEventJob(JobPayload):
+    """Something happened to the case; the route's policy, read when the job runs, says who hears of it."""
+
+    kind = "case_event"
+    event: CaseEventKind
+    severity: Severity  # the case's, when it happened
+    at: float
+    alert_id: str | None = None  # the alert behind the event, for the message templates
+    previous_severity: Severity | None = None
+    ticket_status: str | None = None
+
+
+class Notify(JobPayload):
+    """Tell one notifier about one case event."""
+
+    kind = "notify"
+    notifier: str
+    event: CaseEventKind = CaseEventKind.opened
+    severity: Severity | None = None  # the case's, when it happened (None: read it when the job runs)
+    at: float = 0.0
+    target: str | None = None
+    alert_id: str | None = None
+    previous_severity: Severity | None = None
+    ticket_status: str | None = None
+
+
+class NotifyDigest(JobPayload):
+    """Tell one notifier channel about the new cases its storm held back, in one message."""
+
+    kind = "notify_digest"
+    notifier: str
+    target: str | None = None
+
+
+class NotifyHealth(JobPayload):
+    """Tell one notifier that a hub health condition started or cleared."""
+
+    kind = "notify_health"
+    notifier: str
+    event: HealthEvent
+
+
+class Review(JobPayload):
+    """Write the closed case's post-incident review with this writer, then link and comment it on the ticket."""
+
+    kind = "review"
+    writer: str
+
+
+class PlaybookComment(JobPayload):
+    """Comment the relevant playbook on the case's ticket."""
+
+    kind = "playbook_comment"
+    url: str
+    name: str | None = None
+
+
+async def enqueue_case_event(conn: AsyncConnection, payload: CaseEventJob, *, case_id: int) -> None:
+    """Add a case_event job, and send the case's throttled repeat comment now: per-case order would hold the event behind it."""
+    await enqueue(conn, payload, case_id=case_id)
+    await send_comments_now(conn, case_id)
+
+
+async def send_comments_now(conn: AsyncConnection, case_id: int) -> None:
+    """Make the case's pending repeat comments due now."""
+    await conn.execute(update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == CommentRepeats.kind)
+                       .values(run_after=time.time()))

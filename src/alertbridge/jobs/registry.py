@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ..errors import Permanent
-from . import attach_evidence, comment, create_ticket, ingest, notify, payloads, sync_members, transition, update_fields
+from . import (
+    attach_evidence, case_event, comment, create_ticket, digest, health, ingest, notify, payloads, playbook, review, sync_members,
+    transition, update_fields,
+)
 from .context import JobContext
 from .queue import Job, JobPayload
 
@@ -37,6 +40,11 @@ KINDS: dict[str, JobKind] = {kind.payload.kind: kind for kind in (
     JobKind(payloads.Notify, notify.run),
     JobKind(payloads.Ingest, ingest.run),
     JobKind(payloads.AttachEvidence, attach_evidence.run),
+    JobKind(payloads.CaseEventJob, case_event.run),
+    JobKind(payloads.NotifyDigest, digest.run),
+    JobKind(payloads.NotifyHealth, health.run),
+    JobKind(payloads.Review, review.run),
+    JobKind(payloads.PlaybookComment, playbook.run),
 )}
 
 

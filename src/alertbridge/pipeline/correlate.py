@@ -24,11 +24,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..jobs.payloads import AttachEvidence, CommentRepeats, CreateTicket, Notify, Transition, UpdateFields
+from ..jobs.payloads import (
+    AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields, enqueue_case_event, send_comments_now,
+)
 from ..jobs.queue import enqueue
 from ..jobs.recovery import create_on_its_way
-from ..model import AlertStatus, Observables, Severity
-from ..store.tables import alerts, cases, jobs
+from ..model import AlertStatus, CaseEventKind, Observables, Severity
+from ..store.tables import alerts, cases
 from . import members
 from .route import Routed, draft_ticket
 
@@ -80,12 +82,12 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     if tracked:
         await members.record(conn, case_id, route, alert, outcome != "suppressed", now)
     elif alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
-        # A throttled repeat comment would hold the resolve back (per-case order): send it now instead.
-        await conn.execute(
-            update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == CommentRepeats.kind).values(run_after=now)
-        )
+        await send_comments_now(conn, case_id)  # a throttled repeat comment would hold the resolve back (per-case order)
         transition = Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True)
         await enqueue(conn, transition, case_id=case_id)
+        if route.tells:
+            severity = max(Severity(case["severity"]) if case else alert.severity, alert.severity, key=lambda s: s.rank)
+            await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.resolved, severity=severity, at=now, alert_id=alert.id), case_id=case_id)
     return case_id, outcome
 
 
@@ -102,8 +104,8 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
     await enqueue(conn, CreateTicket(), case_id=case_id)
     if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
         await enqueue(conn, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id), case_id=case_id)
-    for notifier in route.notify:
-        await enqueue(conn, Notify(notifier=notifier), case_id=case_id)
+    if route.tells:
+        await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id), case_id=case_id)
     return case_id
 
 
@@ -120,6 +122,12 @@ async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, 
     if outcome == "reopened":
         values |= dict(state="open", closed_at=None, resolution=None)
         await enqueue(conn, Transition(to=route.reopen_transition), case_id=case["id"])
+        if route.tells:
+            await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id), case_id=case["id"])
+    elif outcome == "repeat" and route.tells and severity.rank > Severity(case["severity"]).rank:
+        raised = CaseEventJob(event=CaseEventKind.severity_raised, severity=severity, at=now, alert_id=alert.id,
+                              previous_severity=Severity(case["severity"]))
+        await enqueue_case_event(conn, raised, case_id=case["id"])
     on_repeat = route.on_repeat if route.members is None else "ignore"  # the member sync tells the ticket what changed
     if outcome in ("repeat", "reopened") and on_repeat == "comment":
         values["last_comment_at"] = await _schedule_comment(conn, case, route.comment_every, now)

@@ -2,7 +2,8 @@
 
 A ticket the hub itself transitioned reports that change through the webhook
 too; ``cases.hub_status`` remembers what the hub set, so that echo updates the
-case quietly and causes no further job (no echo loop).
+case quietly and causes no further job (no echo loop). An analyst's change
+(closed, reopened, started) is a case event for the route's notifiers.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..model import TicketEvent
+from ..jobs.payloads import CaseEventJob, enqueue_case_event
+from ..model import CaseEventKind, Severity, TicketEvent
 from ..store.tables import cases
 
 
@@ -36,4 +38,11 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
     if echo:
         return "echo"
-    return "closed" if values.get("state") == "closed" else "reopened" if values.get("state") == "open" else "status"
+    outcome = "closed" if values.get("state") == "closed" else "reopened" if values.get("state") == "open" else "status"
+    kind = {"closed": CaseEventKind.ticket_closed, "reopened": CaseEventKind.reopened}.get(outcome)
+    if outcome == "status" and event.status_category == "indeterminate":
+        kind = CaseEventKind.acknowledged  # the analyst started work on it
+    if kind is not None:
+        happened = CaseEventJob(event=kind, severity=Severity(case["severity"]), at=now, ticket_status=event.status)
+        await enqueue_case_event(conn, happened, case_id=case["id"])
+    return outcome

@@ -26,6 +26,10 @@ EMULATORS = {
     "prisma_cloud": "alertbridge.sandbox.prisma_cloud",
     "qualys": "alertbridge.sandbox.qualys",
     "sonarqube": "alertbridge.sandbox.sonarqube",
+    "slack": "alertbridge.sandbox.slack",
+    "teams": "alertbridge.sandbox.teams",
+    "pagerduty": "alertbridge.sandbox.pagerduty",
+    "confluence": "alertbridge.sandbox.confluence",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -170,4 +171,35 @@ budgets = Table(
     Column("name", String(200), primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("used", Integer, nullable=False),
+)
+
+# What a case's notifiers, review writer and playbook comment keep (Slack's thread ts, PagerDuty's alert state, the
+# review page), by target ("notify:<notifier>", "review", "playbook"); and the send in flight: `sending` names the
+# event and is committed before the message leaves, so a later attempt knows the message may be out already.
+case_notices = Table(
+    "case_notices",
+    metadata,
+    Column("case_id", Id, primary_key=True),
+    Column("target", String(200), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("sending", String(300)),
+    Column("sending_since", Float),
+    Column("held_in", String(300)),  # the storm channel whose digest tells of this case's opening
+    Column("held_case", JSON),  # how the digest lists the case
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_case_notices_held", case_notices.c.held_in)
+
+# One row per notifier channel ("<notifier>|<target>"): new cases counted in the current window, and the digest
+# scheduled while a storm lasts.
+notice_channels = Table(
+    "notice_channels",
+    metadata,
+    Column("channel", String(300), primary_key=True),
+    Column("window_start", Float, nullable=False),
+    Column("opened", Integer, nullable=False),
+    Column("storm", Boolean, nullable=False),
+    Column("digest_due", Float),
+    Column("sending", String(300)),
+    Column("sending_since", Float),
 )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +27,7 @@ import httpx2
 
 from ...errors import RateLimited
 from ...metrics import SINK_CALLS
-from .._http import HttpClient, Vendor, parse_retry_after
+from .._http import Clock, HttpClient, Vendor, parse_retry_after
 
 SITE_WIDE_REASONS = {"jira-quota-global-based", "jira-quota-tenant-based"}
 BURST_REASON = "jira-burst-based"
@@ -37,18 +36,6 @@ DEFAULT_PAUSE = 10.0  # a site-wide 429 without Retry-After or X-RateLimit-Reset
 PAGE_SIZE = 100
 LONGEST_WAIT = 60.0  # a call waits out a shorter pause; a longer one is handed back to the core's scheduler
 BURST_FIRST_DELAY, BURST_MAX_DELAY, BURST_FORGET_BELOW = 0.5, 10.0, 0.05
-
-
-class Clock:
-    """Monotonic time and sleep, replaceable in tests so no test waits on the wall clock."""
-
-    def now(self) -> float:
-        """Return monotonic seconds."""
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` without blocking the event loop."""
-        await asyncio.sleep(seconds)
 
 
 def reset_delay(headers: httpx2.Headers, now: datetime | None = None) -> float | None:

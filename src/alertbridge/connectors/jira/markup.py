@@ -119,3 +119,13 @@ def _escape_piece(piece: str) -> str:
 def render(text: str, *, cloud: bool) -> dict[str, Any] | str:
     """Render plain text for a rich-text field: ADF on Cloud, escaped wiki markup on Data Center."""
     return to_adf(text) if cloud else escape_wiki(text)
+
+
+def plain(body: Any, *, cloud: bool) -> str:
+    """Read a comment body back as plain text: ADF's text nodes (Cloud), or wiki markup with its escapes undone."""
+    if not cloud or isinstance(body, str):
+        return re.sub(r"\\(.)", r"\1", str(body or ""))
+    blocks = []
+    for block in body.get("content", []) if isinstance(body, dict) else []:
+        blocks.append("".join(node.get("text", "\n" if node.get("type") == "hardBreak" else "") for node in block.get("content", [])))
+    return "\n".join(blocks)

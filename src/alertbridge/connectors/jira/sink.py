@@ -10,6 +10,7 @@ limits and error mapping live in the client (`api`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -17,13 +18,14 @@ import httpx2
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ...errors import AuthFailed, ConnectorError, Permanent, Retryable
+from ...model import TicketComment, TicketHistory
 from . import checks as jc
 from . import fields as jf
 from .._http import check_response
 from .api import JIRA, Clock, JiraApi
-from .markup import render
+from .markup import plain, render
 from ..roles import (
-    Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TransitionCheck,
+    Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTimeline, TransitionCheck,
 )
 
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
@@ -71,11 +73,19 @@ class JiraConfig(SinkConfig):
         return self
 
 
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+def _who(user: dict[str, Any] | None) -> str | None:
+    return (user or {}).get("displayName") or (user or {}).get("name")
+
+
 def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
-class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments):
+class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -269,6 +279,18 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
         """Return the file names already attached to the ticket."""
         fields = (await self.api.call("get", "GET", _issue(key), params={"fields": "attachment"})).json()["fields"]
         return [attachment["filename"] for attachment in fields.get("attachment") or []]
+
+    async def history(self, key: str) -> TicketHistory:
+        """Read when the ticket was created, its status changes (changelog) and its comments, in one call."""
+        issue = (await self.api.call("get", "GET", _issue(key), params={"fields": "created,comment", "expand": "changelog"})).json()
+        fields = issue.get("fields", {})
+        transitions = [
+            (_when(entry["created"]), _who(entry.get("author")), f"{item.get('fromString')} → {item.get('toString')}")
+            for entry in (issue.get("changelog") or {}).get("histories", []) for item in entry.get("items", []) if item.get("field") == "status"
+        ]
+        comments = [TicketComment(at=_when(c["created"]), author=_who(c.get("author")), text=plain(c.get("body"), cloud=self.cloud))
+                    for c in (fields.get("comment") or {}).get("comments", [])]
+        return TicketHistory(created=_when(fields["created"]) if fields.get("created") else None, transitions=transitions, comments=comments)
 
     async def attach(self, key: str, filename: str, content: bytes) -> None:
         """Attach a file to the ticket."""

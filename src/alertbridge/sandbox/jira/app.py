@@ -164,9 +164,12 @@ async def create_issues(request: Request, caller: str = Depends(authenticate)) -
 
 @api.get("/issue/{key}")
 async def get_issue(key: str, request: Request, caller: str = Depends(authenticate)) -> dict:
-    """Return an issue, limited by `fields=` if given (`expand` is accepted and ignored)."""
+    """Return an issue, limited by `fields=` if given; `expand=changelog` adds its status history (other expands are ignored)."""
     issue = state_of(request).get(key)
-    return render.issue_json(issue, api_of(request), render.wanted_fields(request.query_params.getlist("fields")))
+    body = render.issue_json(issue, api_of(request), render.wanted_fields(request.query_params.getlist("fields")))
+    if "changelog" in request.query_params.get("expand", ""):
+        body["changelog"] = render.changelog_json(issue, api_of(request))
+    return body
 
 
 @api.put("/issue/{key}", status_code=204)

@@ -57,6 +57,14 @@ def comment_json(issue: Issue, comment: dict, api: Api) -> dict:
             "jsdPublic": True}  # fmt: skip
 
 
+def changelog_json(issue: Issue, api: Api) -> dict:
+    """Return the issue's status changes as GET /issue/{key}?expand=changelog shows them."""
+    histories = [{"id": str(10000 + n), "author": user_json(user_by_account(change["author"]), api), "created": change["at"],
+                  "items": [{"field": "status", "fieldtype": "jira", "from": None, "fromString": change["from"],
+                             "to": None, "toString": change["to"]}]} for n, change in enumerate(issue.history)]
+    return {"startAt": 0, "maxResults": len(histories), "total": len(histories), "histories": histories}
+
+
 def remote_link_json(issue: Issue, link: dict, api: Api) -> dict:
     """Return a remote link as GET /remotelink lists it."""
     return {"id": link["id"], "self": f"{api.base}/issue/{issue.key}/remotelink/{link['id']}",

@@ -36,12 +36,13 @@ class WebhookSender:
 
     def issue_moved(self, issue: Issue, change: dict) -> None:
         """Queue the webhook for a status change (called by the state on every transition)."""
-        body = json.dumps(self._payload(issue, change)).encode()
+        body = json.dumps(self.payload(issue, change)).encode()
         task = asyncio.get_running_loop().create_task(self._deliver(body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _payload(self, issue: Issue, change: dict) -> dict:
+    def payload(self, issue: Issue, change: dict) -> dict:
+        """Return the jira:issue_updated body for a status change."""
         actor = next((u for u in USERS if u.account_id == change["author"]), USERS[0])
         return {
             "timestamp": int(time.time() * 1000),
