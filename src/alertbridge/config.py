@@ -93,6 +93,31 @@ class Retry(StrictModel):
     max_delay: Duration = Field(default=300.0, description="Longest backoff", examples=["5m"])
 
 
+class Console(StrictModel):
+    """Who may use the web console at /ui and how they prove it."""
+
+    identity_header: str | None = Field(
+        default=None, description="Header a trusted reverse proxy sets to the signed-in user's name; off when unset",
+        examples=["X-Forwarded-User"],
+    )
+    trusted_proxies: list[str] = Field(
+        default=["127.0.0.1", "::1"], description="Peer addresses whose identity header is believed; any other peer must log in",
+        examples=[["10.0.0.5"]],
+    )
+    session_hours: float = Field(default=12.0, gt=0, description="How long a console login lasts", examples=[12])
+    secure_cookies: bool = Field(default=False, description="Mark console cookies Secure (set it when served over HTTPS)")
+
+
+class ReportSchedule(StrictModel):
+    """A report made after each period ends, written to a folder or posted to a notifier."""
+
+    name: str = Field(description="Unique name, used in file names", examples=["weekly-soc"])
+    period: Literal["day", "week", "month"] = Field(description="The period each report covers (UTC)", examples=["week"])
+    format: Literal["html", "csv", "json"] = Field(default="html", description="File format when writing to a folder")
+    folder: str | None = Field(default=None, description="Write the report here", examples=["/var/lib/alertbridge/reports"])
+    notifier: str | None = Field(default=None, description="Post a summary to this notifier", examples=["slack-soc"])
+
+
 class Settings(StrictModel):
     """The whole config file."""
 
@@ -109,6 +134,8 @@ class Settings(StrictModel):
     notifiers: dict[str, dict[str, Any]] = Field(default={}, description="Notifiers by name; each has a `type`")
     enrichers: dict[str, dict[str, Any]] = Field(default={}, description="Enrichers by name, applied to every alert in order; each has a `type`")
     routes: list[Route] = Field(default=[], description="Rules, first match wins; unmatched alerts are dropped and counted")
+    console: Console = Console()
+    reports: list[ReportSchedule] = Field(default=[], description="Reports made on a schedule")
 
 
 class Config:
@@ -162,6 +189,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     notifiers = _connector_configs(sections["notifiers"], "notifiers", connectors.NOTIFIERS, problems)
     enrichers = _connector_configs(sections["enrichers"], "enrichers", connectors.ENRICHERS, problems)
     problems += _check_routes(routes, sections)
+    problems += _check_reports(data.get("reports"), sections)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]
@@ -208,6 +236,18 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
                 found.append(f"{where}.{key}: {error}")
         if route.match.when and (error := syntax_error(route.match.when, expression=True)):
             found.append(f"{where}.match.when: {error}")
+    return found
+
+
+def _check_reports(raw: Any, sections: dict[str, dict[str, Any]]) -> list[str]:
+    found = []
+    for i, schedule in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(schedule, dict):
+            continue
+        if not schedule.get("folder") and not schedule.get("notifier"):
+            found.append(f"reports[{i}]: give a folder, a notifier or both")
+        if schedule.get("notifier") and schedule["notifier"] not in sections["notifiers"]:
+            found.append(f"reports[{i}].notifier: unknown notifier {schedule['notifier']!r}")
     return found
 
 

@@ -7,11 +7,11 @@ case quietly and causes no further job (no echo loop).
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..model import TicketEvent
-from ..store.tables import cases
+from ..store.tables import cases, ticket_transitions
 
 
 async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: float) -> str:
@@ -34,6 +34,8 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
     elif event.status_category != "done" and case["state"] == "closed":
         values |= dict(state="open", closed_at=None, resolution=None)
     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
+    await conn.execute(insert(ticket_transitions).values(
+        case_id=case["id"], at=event.at.timestamp(), status=event.status, category=event.status_category, by_hub=int(echo)))
     if echo:
         return "echo"
     return "closed" if values.get("state") == "closed" else "reopened" if values.get("state") == "open" else "status"
