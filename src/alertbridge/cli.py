@@ -174,14 +174,15 @@ def status(config: ConfigOption, limit: int = 20) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .api import list_cases
+    from .web.queries import CaseFilter, list_cases
 
     loaded = _load(config)
 
     async def main():
         hub = _hub(loaded)
         try:
-            return await hub.stats(), await list_cases(hub, None, limit, 0)
+            async with hub.store.read() as conn:
+                return await hub.stats(), await list_cases(conn, CaseFilter(), limit, 0)
         finally:
             await hub.aclose()
 
@@ -226,14 +227,16 @@ def dlq_list(config: ConfigOption, limit: int = 100) -> None:
 @dlq_app.command("show")
 def dlq_show(config: ConfigOption, job_id: int) -> None:
     """Show one dead job in full, with the raw body of a failed ingest."""
-    from fastapi import HTTPException
+    from .web.queries import NotFound, show_job
 
-    from .api import show_job
+    async def action(hub):
+        async with hub.store.read() as conn:
+            return await show_job(conn, job_id)
 
     try:
-        typer.echo(json.dumps(_dlq(config, lambda hub: show_job(hub, job_id)), indent=2, default=str))
-    except HTTPException as exc:
-        typer.echo(exc.detail, err=True)
+        typer.echo(json.dumps(_dlq(config, action), indent=2, default=str))
+    except NotFound as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
 
 

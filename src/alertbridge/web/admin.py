@@ -1,0 +1,127 @@
+"""The admin API under /api: the same reads and actions as the console and the CLI, behind the admin token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import BaseModel
+
+from ..service import Hub
+from . import queries
+
+MAX_ID = 2**63 - 1  # a larger number is no row id or offset, and SQLite/PostgreSQL fail (500) on it
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+class Ticket(BaseModel):
+    """A case's ticket."""
+
+    sink: str
+    key: str
+    url: str | None
+
+
+class CaseOut(BaseModel):
+    """A case as the admin API shows it."""
+
+    id: int
+    route: str
+    key: str
+    state: str
+    title: str
+    severity: str
+    alert_count: int
+    ticket: Ticket | None
+    ticket_status: str | None
+    stuck: list[dict[str, Any]] = []
+
+
+ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 503)}
+
+
+def admin_router(hub: Hub) -> APIRouter:
+    """Build the admin API's routes around a hub."""
+    settings = hub.config.settings
+
+    def require_admin(request: Request) -> None:
+        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not token or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "admin token missing or wrong" if token else "the admin API is off: set admin_token")
+
+    router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)], responses=ERRORS)
+
+    @router.get("/stats")
+    async def api_stats() -> dict[str, int]:
+        """Count inbox rows and jobs by state."""
+        return await hub.stats()
+
+    @router.get("/cases", response_model=list[CaseOut])
+    async def api_cases(state: str | None = None, route: str | None = None, source: str | None = None,
+                        severity: str | None = None, tenant: str | None = None, text: str | None = None,
+                        limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """List cases, newest first, filtered like the console's Cases page (state: open, closed or stuck)."""
+        filters = queries.CaseFilter(state, route, source, severity, tenant, text)
+        async with hub.store.read() as conn:
+            return await queries.list_cases(conn, filters, min(max(limit, 1), 1000), min(max(offset, 0), MAX_ID))
+
+    @router.get("/cases/{case_id}")
+    async def api_case(case_id: JobId) -> dict[str, Any]:
+        """Show one case with its alerts, jobs and ticket transitions."""
+        async with hub.store.read() as conn:
+            try:
+                return await queries.case_detail(conn, case_id)
+            except queries.NotFound as exc:
+                raise HTTPException(404, str(exc)) from None
+
+    @router.get("/dlq")
+    async def dlq_list(kind: Annotated[str | None, Query(max_length=40)] = None, limit: int = 100) -> list[dict[str, Any]]:
+        """List dead-lettered jobs (of one kind, when given)."""
+        async with hub.store.read() as conn:
+            return await queries.dead_letters(conn, kind, min(max(limit, 1), 1000))
+
+    @router.get("/dlq/{job_id}")
+    async def dlq_show(job_id: JobId) -> dict[str, Any]:
+        """Show one dead job with its reason (and the raw body, secrets redacted, for ingest failures)."""
+        async with hub.store.read() as conn:
+            try:
+                return await queries.show_job(conn, job_id)
+            except queries.NotFound as exc:
+                raise HTTPException(404, str(exc)) from None
+
+    @router.post("/dlq/replay")
+    async def dlq_replay_all(kind: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, int]:
+        """Put every dead job (of one kind, when given) back in the queue."""
+        async with hub.store.tx() as conn:
+            count = await queries.replay(conn, kind=kind)
+        hub.jobs_ready.set()
+        return {"replayed": count}
+
+    @router.post("/dlq/{job_id}/replay")
+    async def dlq_replay(job_id: JobId) -> dict[str, int]:
+        """Put one dead job back in the queue."""
+        async with hub.store.tx() as conn:
+            count = await queries.replay(conn, job_id)
+        if not count:
+            raise HTTPException(404, f"no dead job {job_id}")
+        hub.jobs_ready.set()
+        return {"replayed": count}
+
+    @router.delete("/dlq/{job_id}")
+    async def dlq_discard(job_id: JobId) -> dict[str, int]:
+        """Discard one dead job."""
+        async with hub.store.tx() as conn:
+            count = await queries.discard(conn, job_id)
+        if not count:
+            raise HTTPException(404, f"no dead job {job_id}")
+        return {"discarded": count}
+
+    return router

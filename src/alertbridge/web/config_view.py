@@ -1,0 +1,79 @@
+"""The running config with every secret redacted, and the last `check --live` result."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretStr
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..config import Config
+from ..logs import redact_data
+from ..store import Store
+from ..store.tables import check_runs
+
+REDACTED = "[redacted]"
+
+
+def _secrets(value: Any) -> set[str]:
+    """Collect every SecretStr value inside a config model."""
+    if isinstance(value, SecretStr):
+        return {value.get_secret_value()}
+    if isinstance(value, BaseModel):
+        return set().union(*(_secrets(getattr(value, name)) for name in type(value).model_fields))
+    if isinstance(value, dict):
+        return set().union(*(_secrets(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_secrets(v) for v in value))
+    return set()
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """Return the running config as data, secrets replaced (typed secrets, secret-like keys and their values anywhere)."""
+    settings = config.settings.model_dump(mode="json", exclude={"sources", "sinks", "notifiers", "enrichers"})
+    sections = {name: {key: cfg.model_dump(mode="json") for key, cfg in getattr(config, name).items()}
+                for name in ("sources", "sinks", "notifiers", "enrichers")}
+    data = redact_data({**settings, **sections})
+    known = {s for s in _secrets([config.settings, *(getattr(config, n) for n in sections)]) if len(s) >= 4}
+    return _scrub(data, known)
+
+
+def _scrub(value: Any, known: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _scrub(v, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, known) for v in value]
+    if isinstance(value, str):
+        for secret in known:
+            value = value.replace(secret, REDACTED)
+        return value.replace("**********", REDACTED)
+    return value
+
+
+def redacted_yaml(config: Config) -> str:
+    """Return the running config as YAML, secrets redacted."""
+    return yaml.safe_dump(redacted(config), sort_keys=False, allow_unicode=True, width=120)
+
+
+async def record_check(store: Store, problems: list[str], by: str) -> None:
+    """Keep the result of a `check --live` run for the console."""
+    async with store.tx() as conn:
+        await conn.execute(insert(check_runs).values(at=time.time(), by=by, problems=problems))
+
+
+async def last_check(conn: AsyncConnection) -> dict[str, Any] | None:
+    """Return the newest `check --live` result, or None."""
+    row = (await conn.execute(select(check_runs).order_by(check_runs.c.id.desc()).limit(1))).mappings().first()
+    return dict(row) if row else None
+
+
+async def run_check(config: Config, store: Store, by: str) -> list[str]:
+    """Run `check --live` against the sinks now, keep its result and return its problems."""
+    from ..pipeline.checks import check_routes_live
+
+    problems = await check_routes_live(config)
+    await record_check(store, problems, by)
+    return problems
