@@ -19,7 +19,7 @@ from .metrics import ALERTS_RECEIVED, ALERTS_REJECTED
 from .pipeline.inbox import DUPLICATE
 from .pipeline.process import decode
 from .service import Hub
-from .web.admin import ERRORS, admin_router
+from .web.admin import ERRORS, add_admin_routes
 from .web.console import mount_console
 
 
@@ -93,7 +93,7 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
             pass
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(admin_router(hub))
+    add_admin_routes(app, hub)
     mount_console(app, hub)
     return app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
 from ..service import Hub
@@ -47,8 +47,8 @@ class CaseOut(BaseModel):
 ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 503)}
 
 
-def admin_router(hub: Hub) -> APIRouter:
-    """Build the admin API's routes around a hub."""
+def add_admin_routes(app: FastAPI, hub: Hub) -> None:
+    """Add the admin API's routes to the app (on the app itself, so tests and the OpenAPI fuzzer see each route)."""
     settings = hub.config.settings
 
     def require_admin(request: Request) -> None:
@@ -57,14 +57,14 @@ def admin_router(hub: Hub) -> APIRouter:
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, "admin token missing or wrong" if token else "the admin API is off: set admin_token")
 
-    router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)], responses=ERRORS)
+    guard = {"dependencies": [Depends(require_admin)], "responses": ERRORS}
 
-    @router.get("/stats")
+    @app.get("/api/stats", **guard)
     async def api_stats() -> dict[str, int]:
         """Count inbox rows and jobs by state."""
         return await hub.stats()
 
-    @router.get("/cases", response_model=list[CaseOut])
+    @app.get("/api/cases", response_model=list[CaseOut], **guard)
     async def api_cases(state: str | None = None, route: str | None = None, source: str | None = None,
                         severity: str | None = None, tenant: str | None = None, text: str | None = None,
                         limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -73,7 +73,7 @@ def admin_router(hub: Hub) -> APIRouter:
         async with hub.store.read() as conn:
             return await queries.list_cases(conn, filters, min(max(limit, 1), 1000), min(max(offset, 0), MAX_ID))
 
-    @router.get("/cases/{case_id}")
+    @app.get("/api/cases/{case_id}", **guard)
     async def api_case(case_id: JobId) -> dict[str, Any]:
         """Show one case with its alerts, jobs and ticket transitions."""
         async with hub.store.read() as conn:
@@ -82,13 +82,13 @@ def admin_router(hub: Hub) -> APIRouter:
             except queries.NotFound as exc:
                 raise HTTPException(404, str(exc)) from None
 
-    @router.get("/dlq")
+    @app.get("/api/dlq", **guard)
     async def dlq_list(kind: Annotated[str | None, Query(max_length=40)] = None, limit: int = 100) -> list[dict[str, Any]]:
         """List dead-lettered jobs (of one kind, when given)."""
         async with hub.store.read() as conn:
             return await queries.dead_letters(conn, kind, min(max(limit, 1), 1000))
 
-    @router.get("/dlq/{job_id}")
+    @app.get("/api/dlq/{job_id}", **guard)
     async def dlq_show(job_id: JobId) -> dict[str, Any]:
         """Show one dead job with its reason (and the raw body, secrets redacted, for ingest failures)."""
         async with hub.store.read() as conn:
@@ -97,7 +97,7 @@ def admin_router(hub: Hub) -> APIRouter:
             except queries.NotFound as exc:
                 raise HTTPException(404, str(exc)) from None
 
-    @router.post("/dlq/replay")
+    @app.post("/api/dlq/replay", **guard)
     async def dlq_replay_all(kind: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, int]:
         """Put every dead job (of one kind, when given) back in the queue."""
         async with hub.store.tx() as conn:
@@ -105,7 +105,7 @@ def admin_router(hub: Hub) -> APIRouter:
         hub.jobs_ready.set()
         return {"replayed": count}
 
-    @router.post("/dlq/{job_id}/replay")
+    @app.post("/api/dlq/{job_id}/replay", **guard)
     async def dlq_replay(job_id: JobId) -> dict[str, int]:
         """Put one dead job back in the queue."""
         async with hub.store.tx() as conn:
@@ -115,7 +115,7 @@ def admin_router(hub: Hub) -> APIRouter:
         hub.jobs_ready.set()
         return {"replayed": count}
 
-    @router.delete("/dlq/{job_id}")
+    @app.delete("/api/dlq/{job_id}", **guard)
     async def dlq_discard(job_id: JobId) -> dict[str, int]:
         """Discard one dead job."""
         async with hub.store.tx() as conn:
@@ -123,5 +123,3 @@ def admin_router(hub: Hub) -> APIRouter:
         if not count:
             raise HTTPException(404, f"no dead job {job_id}")
         return {"discarded": count}
-
-    return router

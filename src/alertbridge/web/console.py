@@ -13,7 +13,7 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -32,7 +32,7 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 def mount_console(app: FastAPI, hub: Hub) -> None:
     """Serve the status page at / and the console under /ui."""
     app.state.console_auth = ConsoleAuth(hub.config.settings)
-    app.include_router(console_router(hub, app.state.console_auth))
+    add_console_routes(app, hub, app.state.console_auth)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
 
 
@@ -61,9 +61,9 @@ Viewer = Annotated[User, Depends(viewer)]
 Actor = Annotated[User, Depends(actor)]
 
 
-def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
-    """Build the console's routes around a hub."""
-    router = APIRouter(include_in_schema=False)
+def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
+    """Add the console's pages and actions to the app (kept out of the OpenAPI spec: they are HTML and forms)."""
+    hidden = {"include_in_schema": False}
 
     def page(name: str, user: User, request: Request, **context) -> HTMLResponse:
         notice = request.query_params.get("notice")
@@ -72,7 +72,7 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
     def back(to: str, notice: str) -> RedirectResponse:
         return RedirectResponse(f"{to}?{urlencode({'notice': notice})}", status_code=303)
 
-    @router.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, **hidden)
     async def status_page(request: Request) -> HTMLResponse:
         """Show health and queue figures to anyone; cases only to signed-in users, in the console."""
         try:
@@ -83,7 +83,7 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
                                         signed_in=auth.user(request) is not None),
                             status_code=200 if healthy else 503)
 
-    @router.get("/ui/login", response_class=HTMLResponse)
+    @app.get("/ui/login", response_class=HTMLResponse, **hidden)
     async def login_form(request: Request, next: str = "/ui", failed: bool = False) -> HTMLResponse:
         form_token = secrets.token_urlsafe(24)
         response = HTMLResponse(render_page("login.html", form_token=form_token, next=_local(next), failed=failed,
@@ -91,7 +91,7 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
         response.set_cookie(LOGIN_COOKIE, form_token, httponly=True, samesite="strict", secure=auth.settings.secure_cookies, path="/ui")
         return response
 
-    @router.post("/ui/login")
+    @app.post("/ui/login", **hidden)
     async def login(request: Request, token: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "/ui") -> Response:
         try:
@@ -109,17 +109,17 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
         response.delete_cookie(LOGIN_COOKIE, path="/ui")
         return response
 
-    @router.post("/ui/logout")
+    @app.post("/ui/logout", **hidden)
     async def logout(user: Actor) -> Response:
         response = RedirectResponse("/ui/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
-    @router.get("/ui", response_class=HTMLResponse)
+    @app.get("/ui", response_class=HTMLResponse, **hidden)
     async def overview_page(request: Request, user: Viewer) -> HTMLResponse:
         return page("overview.html", user, request, **await overview(hub))
 
-    @router.get("/ui/cases", response_class=HTMLResponse)
+    @app.get("/ui/cases", response_class=HTMLResponse, **hidden)
     async def cases_page(request: Request, user: Viewer, state: str = "", route: str = "", source: str = "",
                          severity: str = "", tenant: str = "", text: str = "", page_number: Annotated[int, Query(alias="page", ge=1, le=10**6)] = 1) -> HTMLResponse:
         filters = queries.CaseFilter(state or None, route or None, source or None, severity or None, tenant or None, text.strip() or None)
@@ -133,7 +133,7 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
         return page("cases.html", user, request, cases=rows, total=total, stuck=stuck, filters=query, options=options,
                     page_number=page_number, pages=max(1, -(-total // PAGE_SIZE)), query=urlencode(query))
 
-    @router.get("/ui/cases/{case_id}", response_class=HTMLResponse)
+    @app.get("/ui/cases/{case_id}", response_class=HTMLResponse, **hidden)
     async def case_page(request: Request, user: Viewer, case_id: RowId) -> HTMLResponse:
         async with hub.store.read() as conn:
             try:
@@ -142,7 +142,7 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
                 raise HTTPException(404, str(exc)) from None
         return page("case.html", user, request, **detail)
 
-    @router.post("/ui/cases/{case_id}/retry")
+    @app.post("/ui/cases/{case_id}/retry", **hidden)
     async def case_retry(user: Actor, case_id: RowId) -> Response:
         async with hub.store.tx() as conn:
             try:
@@ -153,14 +153,14 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
         log.info("case retried", user=user.name, case=case_id, jobs=count)
         return back(f"/ui/cases/{case_id}", f"retrying {count} job(s)")
 
-    @router.get("/ui/dlq", response_class=HTMLResponse)
+    @app.get("/ui/dlq", response_class=HTMLResponse, **hidden)
     async def dlq_page(request: Request, user: Viewer, kind: str = "") -> HTMLResponse:
         async with hub.store.read() as conn:
             rows = await queries.dead_letters(conn, kind or None, 500)
             counts = await queries.dead_counts(conn)
         return page("dlq.html", user, request, jobs=rows, counts=counts, kind=kind)
 
-    @router.get("/ui/dlq/{job_id}", response_class=HTMLResponse)
+    @app.get("/ui/dlq/{job_id}", response_class=HTMLResponse, **hidden)
     async def job_page(request: Request, user: Viewer, job_id: RowId) -> HTMLResponse:
         async with hub.store.read() as conn:
             try:
@@ -169,7 +169,7 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
                 raise HTTPException(404, str(exc)) from None
         return page("job.html", user, request, job=job)
 
-    @router.post("/ui/dlq/replay")
+    @app.post("/ui/dlq/replay", **hidden)
     async def dlq_replay_kind(user: Actor, kind: Annotated[str, Form(min_length=1, max_length=40)]) -> Response:
         async with hub.store.tx() as conn:
             count = await queries.replay(conn, kind=kind)
@@ -177,7 +177,7 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
         log.info("dead letters replayed", user=user.name, kind=kind, jobs=count)
         return back("/ui/dlq", f"replayed {count} {kind} job(s)")
 
-    @router.post("/ui/dlq/{job_id}/replay")
+    @app.post("/ui/dlq/{job_id}/replay", **hidden)
     async def dlq_replay(user: Actor, job_id: RowId) -> Response:
         async with hub.store.tx() as conn:
             count = await queries.replay(conn, job_id)
@@ -185,25 +185,25 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
         log.info("dead letter replayed", user=user.name, job=job_id, jobs=count)
         return back(f"/ui/dlq/{job_id}", "replayed: the job is back in the queue" if count else "nothing to replay: the job is not dead")
 
-    @router.post("/ui/dlq/{job_id}/discard")
+    @app.post("/ui/dlq/{job_id}/discard", **hidden)
     async def dlq_discard(user: Actor, job_id: RowId) -> Response:
         async with hub.store.tx() as conn:
             count = await queries.discard(conn, job_id)
         log.info("dead letter discarded", user=user.name, job=job_id, jobs=count)
         return back(f"/ui/dlq/{job_id}", "discarded" if count else "nothing to discard: the job is not dead")
 
-    @router.get("/ui/config", response_class=HTMLResponse)
+    @app.get("/ui/config", response_class=HTMLResponse, **hidden)
     async def config_page(request: Request, user: Viewer) -> HTMLResponse:
         async with hub.store.read() as conn:
             last = await config_view.last_check(conn)
         return page("config.html", user, request, config_text=config_view.redacted_yaml(hub.config), check=last)
 
-    @router.post("/ui/config/check")
+    @app.post("/ui/config/check", **hidden)
     async def config_check(user: Actor) -> Response:
         problems = await config_view.run_check(hub.config, hub.store, f"console:{user.name}")
         return back("/ui/config", f"check --live: {len(problems)} problem(s)" if problems else "check --live: OK")
 
-    @router.get("/ui/reports", response_class=Response)
+    @app.get("/ui/reports", response_class=Response, **hidden)
     async def reports_page(request: Request, user: Viewer, period: str = "week", start: Annotated[str, Query(alias="from")] = "",
                            end: Annotated[str, Query(alias="to")] = "", format: str = "html") -> Response:
         from .. import reports
@@ -219,8 +219,6 @@ def console_router(hub: Hub, auth: ConsoleAuth) -> APIRouter:
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
         return page("reports.html", user, request, report=report, charts=reports.charts(report), period=period,
                     start=start, end=end, periods=reports.PERIODS)
-
-    return router
 
 
 def _local(target: str) -> str:

@@ -161,10 +161,14 @@ def _redacted_body(body: bytes) -> str:
 
     from ..pipeline.process import decode
 
+    text = body.decode("utf-8", "replace")
     try:
-        return json.dumps(redact_data(decode(body)), indent=2, ensure_ascii=False)
+        data = decode(body)
     except Exception:  # noqa: BLE001 — an unparsable body is why it is dead: show it as text, redacted
-        return redact_data(body.decode("utf-8", "replace"))
+        return redact_data(text)
+    cleaned = redact_data(data)
+    # Show the body byte for byte unless a secret had to come out of it.
+    return text if cleaned == data else json.dumps(cleaned, indent=2, ensure_ascii=False)
 
 
 async def replay(conn: AsyncConnection, job_id: int | None = None, kind: str | None = None) -> int:
