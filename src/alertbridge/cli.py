@@ -55,7 +55,23 @@ def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also ch
 async def _check_live(config) -> list[str]:
     from .pipeline.checks import check_routes_live
 
-    return await check_routes_live(config)
+    problems = await check_routes_live(config)
+    await _keep_check(config, problems)
+    return problems
+
+
+async def _keep_check(config, problems: list[str]) -> None:
+    """Keep the result for the console's Config page, when the database is there to keep it."""
+    from .store import Store
+    from .web.config_view import record_check
+
+    store = Store(config.settings.database)
+    try:
+        await record_check(store, problems, f"cli:{os.environ.get('USER', 'unknown')}")
+    except Exception as exc:  # noqa: BLE001 — a check must work before the database exists
+        typer.echo(f"(the result is not kept for the console: {type(exc).__name__})", err=True)
+    finally:
+        await store.aclose()
 
 
 @app.command()
@@ -276,6 +292,82 @@ def dlq_discard(config: ConfigOption, job_id: int) -> None:
     typer.echo(f"discarded {count} job(s)")
     if not count:
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    config: ConfigOption,
+    period: Annotated[str, typer.Option(help="day, week or month (UTC)")] = "week",
+    start: Annotated[Optional[str], typer.Option("--from", help="First day or time covered, e.g. 2026-11-23")] = None,  # noqa: UP045
+    end: Annotated[Optional[str], typer.Option("--to", help="Last day covered (included), or an end time (excluded)")] = None,  # noqa: UP045
+    format_: Annotated[str, typer.Option("--format", help="html, csv or json")] = "html",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,  # noqa: UP045
+) -> None:
+    """Report alerts, cases and tickets of a period: by source, route, severity, category and tenant, noise, response times."""
+    from . import reports
+    from .store import Store
+
+    loaded = _load(config)
+    if format_ not in reports.FORMATS:
+        typer.echo(f"unknown format {format_!r} (use {', '.join(reports.FORMATS)})", err=True)
+        raise typer.Exit(2)
+    try:
+        span = reports.window(period, start, end)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> str:
+        store = Store(loaded.settings.database)
+        try:
+            return reports.render(await reports.build(store, span), format_)
+        finally:
+            await store.aclose()
+
+    text = asyncio.run(main())
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{output}: {span.period} report {span.label}", err=True)
+
+
+@app.command()
+def plan(
+    config: ConfigOption,
+    payloads: Annotated[Optional[list[Path]], typer.Argument(help="Payload files to plan, alert by alert")] = None,  # noqa: UP045
+    source: Annotated[Optional[str], typer.Option(help="Source (in the config) that parses the payload files")] = None,  # noqa: UP045
+    since: Annotated[Optional[str], typer.Option(help="Replay the stored events of this long ago to now, e.g. 24h")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
+    offline: Annotated[bool, typer.Option(help="Do not read the sinks' metadata (no field ids)")] = False,
+) -> None:
+    """Show what a config would do, with no side effects: per payload alert, or replaying stored alerts (--since)."""
+    from . import plan as planner
+    from .config import parse_duration
+    from .errors import PayloadError
+
+    loaded = _load(config)
+    if (since is None) == (not payloads):
+        typer.echo("give payload files (with --source) or --since, not both", err=True)
+        raise typer.Exit(2)
+    if since is not None:
+        try:
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        diff = asyncio.run(planner.plan_since(loaded, seconds))
+        typer.echo(json.dumps(diff, indent=2, default=str) if as_json else planner.diff_text(diff, str(config)), nl=not as_json)
+        return
+    if source not in loaded.sources:
+        typer.echo(f"--source: give one of {', '.join(sorted(loaded.sources)) or 'none'}", err=True)
+        raise typer.Exit(2)
+    try:
+        plans = asyncio.run(planner.plan_payloads(loaded, source, list(payloads or []), offline=offline))
+    except PayloadError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps([p.to_json() for p in plans], indent=2, default=str) if as_json else planner.explain_text(plans))
 
 
 @app.command()

@@ -27,6 +27,7 @@ from .pipeline.inbox import Inbox
 from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
 from .queue import Job, JobQueue, job_counts
+from .reports.schedule import ReportScheduler
 from .store import Store, upgrade
 from .store.tables import cases, inbox, jobs
 
@@ -71,6 +72,9 @@ class Hub:
                 if isinstance(source, Poller):
                     runner = PollRunner(self.store, source, self.worker_id, self.inbox.committed)
                     self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
+            if self.config.settings.reports:
+                scheduler = ReportScheduler(self.store, self.config.settings.reports, self.notifiers)
+                self._tasks.append(asyncio.create_task(scheduler.run_forever(self.stopping), name="reports"))
         for i in range(self.config.settings.workers if workers is None else workers):
             self._tasks.append(asyncio.create_task(self._work_forever(), name=f"worker-{i}"))
 

@@ -205,6 +205,23 @@ class TicketSink:
         """Release connections."""
 
 
+@dataclass
+class PreviewedTicket:
+    """The create request a draft would become, as the sink would send it, without sending it."""
+
+    body: dict[str, Any]
+    field_ids: dict[str, str]  # the route's field name -> the sink's field id
+    problems: list[str]
+
+
+class TicketPreview:
+    """Capability: show the exact create request for a draft (reading the sink's metadata only; `alertbridge plan`)."""
+
+    async def preview(self, draft: TicketDraft) -> PreviewedTicket:
+        """Return the create request for `draft` and every problem it would meet; create nothing."""
+        raise NotImplementedError
+
+
 class Notifier:
     """Somewhere people are told: Slack, Teams, PagerDuty."""
 

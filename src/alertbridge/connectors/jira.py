@@ -22,7 +22,7 @@ from ._http import check_response
 from ._jira_api import PAGE_SIZE, Clock, JiraApi
 from ._jira_markup import render
 from ._jira_webhook import JiraWebhookConfig, JiraWebhookSource
-from .base import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus
+from .base import PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink, TicketStatus
 
 __all__ = ["JiraConfig", "JiraSink", "JiraWebhookConfig", "JiraWebhookSource"]
 
@@ -76,7 +76,7 @@ def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
-class JiraSink(TicketSink):
+class JiraSink(TicketSink, TicketPreview):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -270,6 +270,22 @@ class JiraSink(TicketSink):
         await self.api.call("attach", "POST", _issue(key, "attachments"), files={"file": (filename, content)}, headers=headers)
 
     # --- configuration checks -------------------------------------------------------------------
+
+    async def preview(self, draft: TicketDraft) -> PreviewedTicket:
+        """Return the create request body with field ids, from the project's create screen (reads metadata only)."""
+        errors: list[str] = []
+        try:
+            fields = await self._create_fields(draft, errors)
+            screen = await self._screen(draft.project, await self._issue_type_id(draft.project, draft.issue_type), draft.project)
+        except Permanent as exc:
+            return PreviewedTicket({}, {}, [str(exc)])
+        ids = {}
+        for name in draft.fields:
+            try:
+                ids[name] = jf.resolve(name, screen.metas, screen.index, screen.where)
+            except Permanent:
+                pass  # already among `errors`
+        return PreviewedTicket({"fields": fields}, ids, errors)
 
     async def check(self, targets: list[TicketDraft]) -> list[str]:
         """Return every problem creating these drafts would meet: project, issue type, fields, options."""

@@ -13,13 +13,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..model import AlertStatus, Observables, Severity
+from ..config import Route
+from ..model import Alert, AlertStatus, Observables, Severity
 from ..queue import enqueue
 from ..store.tables import alerts, cases, jobs
 from .route import Routed, draft_ticket
@@ -28,6 +30,20 @@ from .route import Routed, draft_ticket
 def key_hash(route: str, key: str) -> str:
     """Hash a case key so that long keys index well."""
     return hashlib.sha256(f"{route}\x00{key}".encode()).hexdigest()
+
+
+def decide(case: Mapping[str, Any] | None, alert: Alert, route: Route, now: float) -> str:
+    """Say what an alert does to the latest case of its key: opened, repeat, reopened or suppressed (pure; `plan` uses it too)."""
+    if case is None:
+        return "opened"
+    if case["state"] != "closed":
+        return "repeat"
+    in_window = now - (case["closed_at"] or 0) <= route.reopen_window
+    if alert.status == AlertStatus.resolved:
+        return "suppressed"  # the source confirms what the case already says: nothing to reopen
+    if (case["resolution"] or "") in route.wont_fix and in_window:
+        return "suppressed"
+    return "reopened" if in_window or route.after_window == "reopen" else "opened"
 
 
 async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: float) -> tuple[int, str]:
@@ -40,22 +56,9 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
         )
     ).mappings().first()
 
-    if case is not None and case["state"] == "closed":
-        in_window = now - (case["closed_at"] or 0) <= route.reopen_window
-        if alert.status == AlertStatus.resolved:
-            outcome = "suppressed"  # the source confirms what the case already says: nothing to reopen
-        elif (case["resolution"] or "") in route.wont_fix and in_window:
-            outcome = "suppressed"
-        elif in_window or route.after_window == "reopen":
-            outcome = "reopened"
-        else:
-            case = None
-    elif case is not None:
-        outcome = "repeat"
-
-    if case is None:
+    outcome = decide(case, alert, route, now)
+    if outcome == "opened":
         case_id = await _open_case(conn, routed, digest, now)
-        outcome = "opened"
     else:
         case_id = case["id"]
         await _record_repeat(conn, routed, dict(case), outcome, now)
