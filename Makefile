@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench venv clean postgres
+.PHONY: demo test bench venv clean postgres test-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ demo: $(STAMP)
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-test: $(STAMP) postgres
+# System tools some tests drive (promtool lints the alerting rules).
+test-tools:
+	@bash scripts/ensure-promtool.sh
+
+test: $(STAMP) postgres test-tools
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -13,12 +13,14 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from .errors import PayloadError, SignatureError
 from .metrics import ALERTS_RECEIVED, ALERTS_REJECTED
 from .pipeline.inbox import DUPLICATE
 from .pipeline.process import decode
 from .service import Hub
+from .store import head_revision
 from .web.admin import ERRORS, add_admin_routes
 from .web.console import mount_console
 
@@ -75,14 +77,29 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         ALERTS_RECEIVED.labels(source=source).inc()
         return {"id": row_id}
 
-    @app.get("/healthz", responses={503: {"description": "The database does not answer"}})
+    @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        """Report liveness and whether the database answers."""
+        """Report liveness (always 200 while the process serves), with the queue's counts when the database answers."""
+        # A database outage is not a reason to restart the hub (it would only lose in-flight work): /readyz reports it.
         try:
             stats = await hub.stats()
         except Exception as exc:
-            return JSONResponse({"status": "degraded", "database": f"{type(exc).__name__}"}, status_code=503)
+            return {"status": "ok", "database": f"unreachable ({type(exc).__name__})"}
         return {"status": "ok", "database": "ok", **stats}
+
+    head = head_revision()
+
+    @app.get("/readyz", responses={503: {"description": "The database does not answer, or its schema is not this release's"}})
+    async def readyz() -> dict[str, Any]:
+        """Report readiness: the database answers and its schema is the one this code expects."""
+        try:
+            async with hub.store.read() as conn:
+                current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        except Exception as exc:
+            return JSONResponse({"status": "not ready", "database": type(exc).__name__}, status_code=503)
+        if current != head:
+            return JSONResponse({"status": "not ready", "schema": current, "expected": head}, status_code=503)
+        return {"status": "ready", "schema": current}
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:

@@ -85,10 +85,62 @@ def schema() -> None:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption) -> None:
     """Apply the database migrations."""
+    _upgrade(_load(config).settings.database)
+    typer.echo("database is up to date")
+
+
+def _upgrade(url: str) -> None:
+    from .errors import SchemaTooNew
     from .store import upgrade
 
-    upgrade(_load(config).settings.database)
-    typer.echo("database is up to date")
+    try:
+        upgrade(url)
+    except SchemaTooNew as exc:
+        typer.echo(f"refusing to start: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@db_app.command("backup")
+def db_backup(config: ConfigOption, target: Annotated[Path, typer.Argument(help="New file to write the backup to")]) -> None:
+    """Write a consistent copy of the SQLite database while the hub runs (PostgreSQL: prints the pg_dump command)."""
+    from .store.backup import BackupError, backup
+
+    try:
+        size = backup(_load(config).settings.database, target)
+    except BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backup written to {target} ({size:,} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(config: ConfigOption, backup_file: Annotated[Path, typer.Argument(help="A file made by `db backup`")]) -> None:
+    """Replace the SQLite database with a backup (stop the hub first), then bring its schema up to date."""
+    from .store.backup import BackupError, restore
+
+    url = _load(config).settings.database
+    try:
+        rows = restore(url, backup_file)
+    except BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    _upgrade(url)
+    typer.echo(f"restored {backup_file} ({rows:,} inbox events); schema up to date")
+
+
+@db_app.command("vacuum")
+def db_vacuum(config: ConfigOption) -> None:
+    """Compact a SQLite file once and switch it to incremental vacuum, so retention shrinks it (stop the hub first)."""
+    from sqlalchemy.engine import make_url
+
+    from .store.retention import vacuum_sqlite
+
+    url = _load(config).settings.database
+    if make_url(url).get_backend_name() != "sqlite":
+        typer.echo("only SQLite needs this: PostgreSQL's autovacuum reuses freed space", err=True)
+        raise typer.Exit(1)
+    before, after = vacuum_sqlite(url)
+    typer.echo(f"compacted: {before:,} → {after:,} bytes; incremental vacuum is on")
 
 
 @app.command()
@@ -97,10 +149,9 @@ def serve(config: ConfigOption) -> None:
     import uvicorn
 
     from .api import create_app
-    from .store import upgrade
 
     loaded = _load(config)
-    upgrade(loaded.settings.database)
+    _upgrade(loaded.settings.database)
     host, _, port = loaded.settings.listen.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(create_app(_hub(loaded)), host=host or "127.0.0.1", port=int(port), log_config=None))
     server.run()

@@ -118,6 +118,20 @@ class ReportSchedule(StrictModel):
     notifier: str | None = Field(default=None, description="Post a summary to this notifier", examples=["slack-soc"])
 
 
+class Retention(StrictModel):
+    """How long rows are kept; the hub prunes past these horizons in small batches (see store/retention.py)."""
+
+    enabled: bool = Field(default=True, description="Prune at all; off keeps every row forever")
+    interval: Duration = Field(default=3600, description="Time between pruning runs", examples=["1h"])
+    inbox_bodies: Duration = Field(default=14 * 86400, description="Raw bodies of processed inbox rows", examples=["14d"])
+    inbox_rows: Duration = Field(
+        default=90 * 86400, description="Processed inbox rows themselves (the window in which a redelivered delivery id is a duplicate)",
+        examples=["90d"])
+    closed_case_alerts: Duration = Field(default=30 * 86400, description="Alerts of cases closed this long ago", examples=["30d"])
+    finished_jobs: Duration = Field(default=30 * 86400, description="Done and discarded jobs; dead letters stay until discarded", examples=["30d"])
+    batch: int = Field(default=1000, ge=10, le=100_000, description="Rows per pruning transaction")
+
+
 class Settings(StrictModel):
     """The whole config file."""
 
@@ -129,6 +143,7 @@ class Settings(StrictModel):
     search_lag: Duration = Field(default=10.0, description="How long after a possible create to trust a label search that finds nothing")
     max_body_bytes: int = Field(default=1_048_576, description="Largest webhook body accepted (413 above)")
     retry: Retry = Retry()
+    retention: Retention = Retention()
     sources: dict[str, dict[str, Any]] = Field(default={}, description="Alert sources by name; each has a `type`")
     sinks: dict[str, dict[str, Any]] = Field(default={}, description="Ticket systems by name; each has a `type`")
     notifiers: dict[str, dict[str, Any]] = Field(default={}, description="Notifiers by name; each has a `type`")

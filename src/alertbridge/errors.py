@@ -31,6 +31,10 @@ class ConfigError(AlertbridgeError):
         super().__init__("\n".join(problems))
 
 
+class SchemaTooNew(AlertbridgeError):
+    """The database was migrated by a newer alertbridge than this one: running on it could corrupt it."""
+
+
 class PayloadError(AlertbridgeError):
     """A source could not parse a payload; the raw body is kept in the dead-letter list."""
 

@@ -29,6 +29,7 @@ from .pipeline.process import Pipeline
 from .queue import Job, JobQueue, job_counts
 from .reports.schedule import ReportScheduler
 from .store import Store, upgrade
+from .store.retention import Horizons, Pruner
 from .store.tables import cases, inbox, jobs
 
 log = structlog.get_logger("alertbridge.service")
@@ -75,6 +76,8 @@ class Hub:
             if self.config.settings.reports:
                 scheduler = ReportScheduler(self.store, self.config.settings.reports, self.notifiers)
                 self._tasks.append(asyncio.create_task(scheduler.run_forever(self.stopping), name="reports"))
+            if self.config.settings.retention.enabled:
+                self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
         for i in range(self.config.settings.workers if workers is None else workers):
             self._tasks.append(asyncio.create_task(self._work_forever(), name=f"worker-{i}"))
 
@@ -103,6 +106,17 @@ class Hub:
             self.inbox.committed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.inbox.committed.wait(), self.poll_interval)
+
+    async def _prune_forever(self) -> None:
+        retention = self.config.settings.retention
+        pruner = Pruner(self.store, Horizons(retention.inbox_bodies, retention.inbox_rows, retention.closed_case_alerts,
+                                             retention.finished_jobs, retention.batch), self.worker_id)
+        while not self.stopping.is_set():
+            try:
+                await pruner.prune()
+            except Exception:  # the database went away: try again at the next interval
+                log.exception("pruning failed; will retry")
+            await self._sleep(retention.interval)
 
     async def _work_forever(self) -> None:
         while not self.stopping.is_set():

@@ -18,13 +18,13 @@ import time
 
 import structlog
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..connectors.base import Poller, PollResult
 from ..errors import AuthFailed, ConnectorError, Retryable
 from ..metrics import POLL_ITEMS, POLLS
 from ..store import Store
-from ..store.tables import cursors, leases, poll_health
+from ..store.leases import take_lease
+from ..store.tables import cursors, poll_health
 from .inbox import DUPLICATE, store_events
 
 log = structlog.get_logger("alertbridge.poll")
@@ -118,19 +118,4 @@ class PollRunner:
 
     async def take_lease(self) -> bool:
         """Hold (or renew) this source's lease; False while another live process holds it."""
-        now = time.time()
-        async with self.store.tx() as conn:
-            taken = await conn.execute(
-                update(leases).where(leases.c.name == self.name, (leases.c.holder == self.holder) | (leases.c.until < now))
-                .values(holder=self.holder, until=now + self.lease)
-            )
-            if taken.rowcount:
-                return True
-            if (await conn.execute(select(leases.c.holder).where(leases.c.name == self.name))).first() is not None:
-                return False
-        try:
-            async with self.store.tx() as conn:
-                await conn.execute(insert(leases).values(name=self.name, holder=self.holder, until=now + self.lease))
-            return True
-        except IntegrityError:
-            return False
+        return await take_lease(self.store, self.name, self.holder, self.lease)

@@ -67,7 +67,7 @@ class SimCase:
 
 async def replay(config: Config, store: Store, sources: dict[str, Source], start: float, end: float) -> dict[str, Any]:
     """Replay the events received in [start, end) through `config`; return the differences as JSON-ready data."""
-    items, unparsable, missing_sources = await _load(store, sources, start, end)
+    items, skipped, missing_sources = await _load(store, sources, start, end)
     for item in items:
         verdicts, route = choose_route(item.alert, config.settings.routes)
         if route is not None:
@@ -79,7 +79,8 @@ async def replay(config: Config, store: Store, sources: dict[str, Source], start
     preexisting = await _preexisting(store, {key_hash(i.new_route, i.new_key) for i in items if i.new_route}, start)
     sims = _simulate(items, {r.name: r for r in config.settings.routes}, preexisting, old_cases)
     return _compare(items, sims, old_cases, drafts, start) | {
-        "window": {"from": start, "to": end}, "events_unparsable": unparsable, "sources_not_in_config": missing_sources,
+        "window": {"from": start, "to": end}, "events_unparsable": skipped["unparsable"], "events_pruned": skipped["pruned"],
+        "sources_not_in_config": missing_sources,
     }
 
 
@@ -87,6 +88,7 @@ async def _load(store: Store, sources: dict[str, Source], start: float, end: flo
     """Read and parse the window's events batch by batch, joined with what was recorded for each alert."""
     items: list[Replayed] = []
     unparsable, missing = 0, Counter()
+    pruned = 0
     after = 0
     while True:
         async with store.read() as conn:
@@ -103,6 +105,9 @@ async def _load(store: Store, sources: dict[str, Source], start: float, end: flo
             )).all()}
         after = rows[-1].id
         for row in rows:
+            if not row.body:
+                pruned += 1  # retention blanked the body (retention.inbox_bodies): nothing to replay
+                continue
             source = sources.get(row.source)
             if source is None:
                 missing[row.source] += 1
@@ -118,7 +123,7 @@ async def _load(store: Store, sources: dict[str, Source], start: float, end: flo
                     alert.enrichment = then.enrichment if isinstance(then.enrichment, dict) else json.loads(then.enrichment)
                 items.append(Replayed(len(items) + 1, then.received_at if then else row.received_at, alert,
                                       then.route if then else None, then.case_id if then else None))
-    return items, unparsable, dict(missing)
+    return items, {"unparsable": unparsable, "pruned": pruned}, dict(missing)
 
 
 async def _recorded(store: Store, case_ids: set[int]) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:

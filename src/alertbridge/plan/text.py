@@ -75,6 +75,8 @@ def diff_text(diff: dict[str, Any], config_name: str) -> str:
              f"  cases: {diff['cases_before']} -> {diff['cases_after']}; tickets created: {diff['tickets_before']} -> {diff['tickets_after']}"]
     if diff["events_unparsable"]:
         lines.append(f"  {diff['events_unparsable']} stored event(s) do not parse with this config")
+    if diff["events_pruned"]:
+        lines.append(f"  {diff['events_pruned']} stored event(s) have no body left (retention.inbox_bodies) and are not replayed")
     for source, count in diff["sources_not_in_config"].items():
         lines.append(f"  source {source!r} is not in this config: its {count} event(s) are not replayed")
     lines.append(f"\nmerges: {len(diff['merges'])} new case(s) would each take the alerts of several of today's cases")

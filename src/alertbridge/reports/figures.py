@@ -5,7 +5,10 @@
   no route took or no parser could read come from the inbox;
 - **cases**: cases opened in the window (their first alert then), with the
   category and tenant of that first alert;
-- **tickets**: tickets created in the window (the create job finished then);
+- **tickets**: the tickets of those cases (read off the case, which retention
+  keeps: finished jobs and the alerts of closed cases are pruned after their
+  horizons, so a report over a period older than `retention.closed_case_alerts`
+  undercounts alerts, never cases or tickets);
 - **noise ratio**: alerts per ticket, overall and per route;
 - **top detections**: alert titles by how many alerts carried them;
 - **time to acknowledge / resolve**, per severity, for cases opened in the
@@ -25,7 +28,7 @@ from sqlalchemy import func, select
 
 from ..model import Severity
 from ..store import Store
-from ..store.tables import alerts, cases, inbox, jobs, ticket_transitions
+from ..store.tables import alerts, cases, inbox, ticket_transitions
 from ..web.queries import bucket_of
 from .period import Window, buckets
 
@@ -50,7 +53,7 @@ def _first_alerts():
 def _case_rows(where):
     first, first_alert = _first_alerts()
     return (
-        select(cases.c.id, cases.c.route, cases.c.source, cases.c.severity, cases.c.first_seen,
+        select(cases.c.id, cases.c.route, cases.c.source, cases.c.severity, cases.c.first_seen, cases.c.ticket_key,
                first_alert.c.data["category"].as_string().label("category"),
                first_alert.c.data[("source", "tenant")].as_string().label("tenant"))
         .select_from(cases.join(first, first.c.case_id == cases.c.id).join(first_alert, first_alert.c.id == first.c.alert_id))
@@ -84,11 +87,6 @@ async def build(store: Store, window: Window) -> dict[str, Any]:
         bucket = bucket_of(alerts.c.received_at, start, size, store.is_sqlite)
         alert_series = dict((await conn.execute(select(bucket, func.count()).where(in_window).group_by(bucket))).all())
         case_rows = [dict(r) for r in (await conn.execute(_case_rows((cases.c.first_seen >= start) & (cases.c.first_seen < end)))).mappings()]
-        created = dict((await conn.execute(
-            select(jobs.c.case_id, jobs.c.finished_at).where(
-                jobs.c.kind == "create_ticket", jobs.c.state == "done", jobs.c.finished_at >= start, jobs.c.finished_at < end)
-        )).all())
-        ticket_rows = [dict(r) for r in (await conn.execute(_case_rows(cases.c.id.in_(list(created)) if created else False))).mappings()]
         inbox_counts = dict((await conn.execute(
             select(inbox.c.state, func.count()).where(inbox.c.received_at >= start, inbox.c.received_at < end).group_by(inbox.c.state)
         )).all())
@@ -97,8 +95,7 @@ async def build(store: Store, window: Window) -> dict[str, Any]:
             .where(ticket_transitions.c.case_id.in_([r["id"] for r in case_rows]) if case_rows else False)
             .order_by(ticket_transitions.c.at)
         )).all()
-    for row in ticket_rows:
-        row["created_at"] = created[row["id"]]
+    ticket_rows = [row for row in case_rows if row["ticket_key"]]
     return {
         "period": {"kind": window.period, "label": window.label, "from": _iso(start), "to": _iso(end)},
         "totals": _totals(alert_rows, case_rows, ticket_rows, inbox_counts),
@@ -176,5 +173,5 @@ def _series(window: Window, labels: list[str], size: float, alert_series: dict[i
     for number, count in alert_series.items():
         series["alerts"][min(int(number), last)] += count
     for row in ticket_rows:
-        series["tickets"][min(int((row["created_at"] - window.start) // size), last)] += 1
+        series["tickets"][min(int((row["first_seen"] - window.start) // size), last)] += 1
     return series

@@ -29,15 +29,64 @@ def _sync_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
 
 
-def upgrade(url: str) -> None:
-    """Bring the database schema to the newest migration (creates the SQLite file if needed)."""
-    from alembic import command
+def _alembic_config(url: str):
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = _sync_url(url)
-    command.upgrade(config, "head")
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest migration this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def schema_revision(url: str) -> str | None:
+    """Return the migration the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(_sync_url(url))
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str) -> None:
+    """Bring the database schema to the newest migration (creates the SQLite file if needed)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from ..errors import SchemaTooNew
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        _create_sqlite(parsed.database)
+    current = schema_revision(url)
+    if current is not None and current not in {s.revision for s in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}:
+        raise SchemaTooNew(
+            f"the database is at schema {current!r}, newer than this alertbridge knows (up to {head_revision()!r}): "
+            "upgrade alertbridge, or restore a backup made by this version"
+        )
+    command.upgrade(_alembic_config(url), "head")
+
+
+def _create_sqlite(path: str) -> None:
+    # auto_vacuum must be chosen before the first table exists: INCREMENTAL lets retention give pages back to the disk.
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
 
 
 class Store:
