@@ -143,7 +143,8 @@ def _top_detections(alert_rows, limit: int = 15) -> list[dict[str, Any]]:
     counts: Counter[tuple[str, str]] = Counter()
     for row in alert_rows:
         counts[row["title"], row["source"]] += row["n"]
-    return [{"title": title, "source": source, "alerts": n} for (title, source), n in counts.most_common(limit)]
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]  # ties by title: the same order every run
+    return [{"title": title, "source": source, "alerts": n} for (title, source), n in ranked]
 
 
 def _response_times(case_rows, transitions) -> dict[str, dict[str, Any]]:
