@@ -27,6 +27,8 @@ class Window:
             return f"{year}-W{week:02d}"
         if self.period == "month" and start == _month_start(start) and end == _add_months(start, 1):
             return start.strftime("%Y-%m")
+        if start == _midnight(start) and end == _midnight(end):
+            return f"{start:%Y-%m-%d}_{end - timedelta(days=1):%Y-%m-%d}"  # whole days, the last one included
         return f"{start:%Y-%m-%dT%H%M}_{end:%Y-%m-%dT%H%M}"
 
 

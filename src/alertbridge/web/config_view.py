@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import insert, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
@@ -36,6 +37,7 @@ def redacted(config: Config) -> dict[str, Any]:
     settings = config.settings.model_dump(mode="json", exclude={"sources", "sinks", "notifiers", "enrichers"})
     sections = {name: {key: cfg.model_dump(mode="json") for key, cfg in getattr(config, name).items()}
                 for name in ("sources", "sinks", "notifiers", "enrichers")}
+    settings["database"] = make_url(config.settings.database).render_as_string(hide_password=True)
     data = redact_data({**settings, **sections})
     known = {s for s in _secrets([config.settings, *(getattr(config, n) for n in sections)]) if len(s) >= 4}
     return _scrub(data, known)

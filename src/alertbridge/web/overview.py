@@ -112,7 +112,7 @@ async def overview(hub: Hub) -> dict[str, Any]:
     labels = hour_labels(end_hour - 24, 24)
     hours = range(end_hour - 24, end_hour)
     charts = {
-        name: columns(labels, [series[name].get(h, 0) for h in hours], title, every=4, line=name == "lag",
+        name: columns(labels, [series[name].get(h, None if name == "lag" else 0) for h in hours], title, every=4, line=name == "lag",
                       unit="s" if name == "lag" else "")
         for name, title in (("alerts", "Alerts per hour"), ("cases", "New cases per hour"), ("tickets", "Tickets created per hour"),
                             ("lag", "End-to-end lag, alert received → ticket created (median per hour)"))

@@ -146,12 +146,14 @@ async def show_job(conn: AsyncConnection, job_id: int) -> dict[str, Any]:
     if job is None:
         raise NotFound(f"no job {job_id}")
     out = job_out(job)
+    inbox_id = job["payload"].get("inbox_id") if job["kind"] == "ingest" else None
     if job["case_id"] is not None:
         out["case_title"] = (await conn.execute(select(cases.c.title).where(cases.c.id == job["case_id"]))).scalar()
-    if job["kind"] == "ingest":
-        row = (await conn.execute(select(inbox.c.body, inbox.c.source, inbox.c.received_at)
-                                  .where(inbox.c.id == job["payload"]["inbox_id"]))).first()
-        out["raw_body"] = _redacted_body(row.body) if row is not None else None
+        # The event behind the case: the raw body of its first alert.
+        inbox_id = (await conn.execute(select(func.min(alerts.c.inbox_id)).where(alerts.c.case_id == job["case_id"]))).scalar()
+    if inbox_id is not None:
+        row = (await conn.execute(select(inbox.c.body, inbox.c.received_at).where(inbox.c.id == inbox_id))).first()
+        out["raw_body"] = _redacted_body(row.body) if row is not None and row.body else None
         out["received_at"] = row.received_at if row is not None else None
     return out
 
