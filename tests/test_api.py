@@ -12,9 +12,12 @@ from sqlalchemy import func, select
 
 from alertbridge.api import create_app
 from alertbridge.config import validate_config
+from alertbridge.connectors import SOURCES, load
+from alertbridge.connectors.roles import Poller
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import cases, inbox, jobs
+from support.examples import example_config
 
 SECRET = "hmac-key"
 
@@ -127,3 +130,22 @@ async def test_cases_health_and_metrics(hub, client):
     assert "alertbridge_alerts_received_total" in metrics
     status = await client.get("/")
     assert status.status_code == 200 and "Impossible travel" not in status.text  # titles only for signed-in console users
+
+
+POLLER_TYPES = sorted(t for t in SOURCES if issubclass(load(SOURCES, t), Poller))
+
+
+@pytest.mark.parametrize("type_name", POLLER_TYPES)
+async def test_a_poller_has_no_hook_endpoint(tmp_path, type_name):
+    url = f"sqlite:///{tmp_path / 'polled.db'}"
+    upgrade(url)
+    source = example_config(load(SOURCES, type_name).Config, type_name)
+    hub = Hub(validate_config({"database": url, "sources": {"polled": source}}))
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=create_app(hub, run_loops=False)), base_url="http://hub") as c:
+            for headers in ({}, {"Authorization": "Bearer anything"}):
+                response = await c.post("/hooks/polled", json={"id": "fake-1", "title": "FAKE: finance laptop compromised"}, headers=headers)
+                assert (response.status_code, response.json()) == (404, {"detail": "source 'polled' is polled, not a webhook"})
+        assert await counts(hub) == (0, 0, 0)
+    finally:
+        await hub.aclose()

@@ -18,7 +18,7 @@ def config(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(
         f"database: sqlite:///{tmp_path / 'cli.db'}\n"
-        "sources:\n  gen: {type: generic}\n  splunk: {type: splunk}\n"
+        "sources:\n  gen: {type: generic, auth: {mode: none}}\n  splunk: {type: splunk, auth: {mode: none}}\n"
         "sinks:\n  cases: {type: http, url: 'http://127.0.0.1:9'}\n"
         "routes:\n  - {name: all, sink: cases}\n"
     )
@@ -89,3 +89,10 @@ def test_send_refuses_unknown_sources_and_non_json(tmp_path, config):
 
 def test_db_upgrade(config):
     assert invoke("db", "upgrade", "--config", str(config)) == (0, "database is up to date\n")
+
+
+def test_parse_needs_no_credentials_for_a_polled_source():
+    code, output = invoke("parse", "--type", "defender", str(vendor_path("msgraph/security-alerts_v2-list-response.json")))
+    assert code == 0, output
+    (alert,) = json.loads(output)
+    assert alert["vendor_id"] == "da637551227677560813_-961444813" and alert["source"]["type"] == "defender"

@@ -96,3 +96,24 @@ def test_schema_command_prints_json_schema():
     schema = json.loads(result.output)
     assert "routes" in schema["properties"]
     assert schema["$defs"]["Route"]["properties"]["group_by"]["description"]
+
+
+def test_a_webhook_source_needs_auth_and_an_open_one_is_warned_about(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sources:\n  am: {type: alertmanager}\n")
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 1 and "sources.am.auth: field required" in result.output
+    path.write_text("sources:\n  am: {type: alertmanager, auth: {mode: none}}\n  hook: {type: generic, auth: {mode: bearer}}\n")
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 1 and "sources.hook.auth: Value error, mode bearer needs `token`" in result.output
+    path.write_text("sources:\n  am: {type: alertmanager, auth: {mode: none}}\n")
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: sources.am.auth.mode: none" in result.output and "/hooks/am" in result.output
+
+
+def test_a_poller_without_its_secret_is_a_config_error_with_its_path(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sources:\n  defender: {type: defender, tenant_id: t, client_id: c}\n")
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 1 and "sources.defender.client_secret: field required" in result.output

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from .connectors.roles import WebhookSource
 from .errors import PayloadError, SignatureError
 from .metrics import ALERTS_RECEIVED, ALERTS_REJECTED
 from .pipeline.inbox import DUPLICATE
@@ -55,6 +56,9 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         connector = hub.sources.get(source)
         if connector is None:
             raise HTTPException(404, f"unknown source {source!r}")
+        if not isinstance(connector, WebhookSource):
+            # A poller has no endpoint: else anyone who reaches the port could file alerts in its vendor's name.
+            raise HTTPException(404, f"source {source!r} is polled, not a webhook")
         body = await _read_capped(request, settings.max_body_bytes, source)
         try:
             connector.verify({k.lower(): v for k, v in request.headers.items()}, request.query_params, body)

@@ -44,6 +44,8 @@ def _hub(config):
 def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also check routes against the sinks' live APIs")] = False) -> None:
     """Validate a config file and report every problem with its path."""
     loaded = _load(config)
+    for warning in loaded.warnings:
+        typer.echo(f"  warning: {warning}", err=True)
     problems = asyncio.run(_check_live(loaded)) if live else []
     for problem in problems:
         typer.echo(f"  {problem}", err=True)
@@ -146,6 +148,7 @@ def db_vacuum(config: ConfigOption) -> None:
 @app.command()
 def serve(config: ConfigOption) -> None:
     """Run intake, processing and workers in one process."""
+    import structlog
     import uvicorn
 
     from .api import create_app
@@ -153,7 +156,10 @@ def serve(config: ConfigOption) -> None:
     loaded = _load(config)
     _upgrade(loaded.settings.database)
     host, _, port = loaded.settings.listen.rpartition(":")
-    server = uvicorn.Server(uvicorn.Config(create_app(_hub(loaded)), host=host or "127.0.0.1", port=int(port), log_config=None))
+    hub = _hub(loaded)
+    for warning in loaded.warnings:
+        structlog.get_logger("alertbridge.config").warning(warning)
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host=host or "127.0.0.1", port=int(port), log_config=None))
     server.run()
 
 
@@ -218,13 +224,15 @@ def parse(
 ) -> None:
     """Print the normalized alerts a connector makes of a payload; stores nothing."""
     from . import connectors
+    from .connectors.roles import parser_class
     from .errors import PayloadError
     from .pipeline.process import decode
 
     if type_ not in connectors.SOURCES:
         typer.echo(f"unknown source type {type_!r} (known: {', '.join(sorted(connectors.SOURCES))})", err=True)
         raise typer.Exit(1)
-    cls = connectors.load(connectors.SOURCES, type_)
+    # The parse-only class: a poller's credentials or a webhook's auth are not needed to try a payload.
+    cls = parser_class(connectors.load(connectors.SOURCES, type_))
     source = cls(type_, cls.Config.model_validate({"type": type_}))
     try:
         items = source.parse(decode(payload.read_bytes()))

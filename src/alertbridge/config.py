@@ -16,7 +16,7 @@ import yaml
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 
 from . import connectors
-from .connectors.base import SinkConfig, SourceConfig, StrictModel
+from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, ReportPoster, SinkConfig, StrictModel, WebhookConfig
 from .errors import ConfigError
 from .model import Severity
 from .templates import syntax_error
@@ -154,15 +154,20 @@ class Settings(StrictModel):
 
 
 class Config:
-    """A validated config: settings plus each connector's typed config."""
+    """A validated config: settings plus each connector's typed config, and what `check` warns about."""
 
-    def __init__(self, settings: Settings, sources: dict[str, SourceConfig], sinks: dict[str, SinkConfig],
-                 notifiers: dict[str, SinkConfig], enrichers: dict[str, SinkConfig]):
+    def __init__(self, settings: Settings, sources: dict[str, ParserConfig], sinks: dict[str, SinkConfig],
+                 notifiers: dict[str, NotifierConfig], enrichers: dict[str, EnricherConfig]):
         self.settings = settings
         self.sources = sources
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
+        self.warnings = [
+            f"sources.{name}.auth.mode: none — anyone who can reach /hooks/{name} can file alerts; "
+            "use it only behind a proxy that authenticates"
+            for name, source in sources.items() if isinstance(source, WebhookConfig) and source.auth.mode == "none"
+        ]
 
 
 def load_config(path: str | Path) -> Config:
@@ -261,9 +266,17 @@ def _check_reports(raw: Any, sections: dict[str, dict[str, Any]]) -> list[str]:
             continue
         if not schedule.get("folder") and not schedule.get("notifier"):
             found.append(f"reports[{i}]: give a folder, a notifier or both")
-        if schedule.get("notifier") and schedule["notifier"] not in sections["notifiers"]:
-            found.append(f"reports[{i}].notifier: unknown notifier {schedule['notifier']!r}")
+        notifier = schedule.get("notifier")
+        if notifier and notifier not in sections["notifiers"]:
+            found.append(f"reports[{i}].notifier: unknown notifier {notifier!r}")
+        elif notifier and not _posts_reports(sections["notifiers"][notifier]):
+            found.append(f"reports[{i}].notifier: notifier {notifier!r} cannot post reports; write them to a folder")
     return found
+
+
+def _posts_reports(raw: Any) -> bool:
+    type_name = raw.get("type") if isinstance(raw, dict) else None
+    return type_name in connectors.NOTIFIERS and issubclass(connectors.load(connectors.NOTIFIERS, type_name), ReportPoster)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -304,5 +317,7 @@ def _format(exc: ValidationError, prefix: str = "") -> list[str]:
         path = prefix
         for part in error["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        lines.append(f"{path or '<root>'}: {error['msg']}")
+        # "field required", as people write it, for a missing key (pydantic says "Field required").
+        message = "field required" if error["type"] == "missing" else error["msg"]
+        lines.append(f"{path or '<root>'}: {message}")
     return lines

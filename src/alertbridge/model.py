@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -188,3 +188,24 @@ class TicketEvent(BaseModel):
     actor: str | None = Field(default=None, description="Account id or name of who made the change")
     labels: list[str] = []
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def case_reference(case_id: int) -> str:
+    """Return the unique reference of a case, which the sink stores on its ticket (a Jira label)."""
+    return f"alertbridge-{case_id}"
+
+
+class CaseEvent(BaseModel):
+    """Something that happened to a case, as notifiers hear of it (a Slack thread, a PagerDuty incident follow it)."""
+
+    case_id: int
+    reference: str = Field(description="The case's unique reference, as the sink stores it", examples=["alertbridge-7"])
+    case_key: str = Field(description="The rendered grouping key", examples=["splunk|sudo|web-01"])
+    route: str
+    kind: Literal["opened", "updated", "severity_raised", "reopened", "resolved", "ticket_closed"]
+    title: str
+    severity: Severity
+    category: str | None = None
+    alert_count: int = 1
+    ticket_key: str | None = None
+    ticket_url: str | None = None

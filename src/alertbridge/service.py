@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from . import connectors
 from .config import Config
-from .connectors.base import Enricher, Notifier, Poller, Source, TicketSink
+from .connectors.roles import BulkCreate, Enricher, Notifier, Parser, Poller, TicketSink
 from .errors import ConnectorError, Retryable
 from .metrics import DEAD_LETTERS, INBOX_PENDING, JOB_LATENCY, JOB_OUTCOMES, JOBS
 from .pipeline.effects import Effects
@@ -33,7 +33,6 @@ from .store.retention import Horizons, Pruner
 from .store.tables import cases, inbox, jobs
 
 log = structlog.get_logger("alertbridge.service")
-BULK_CREATE = 50  # Jira's bulk create takes at most 50 issues per call
 
 
 class Hub:
@@ -45,7 +44,7 @@ class Hub:
         self.poll_interval = poll_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.store = Store(settings.database, pool_size=min(settings.workers + 5, 40))
-        self.sources: dict[str, Source] = {
+        self.sources: dict[str, Parser] = {
             name: connectors.load(connectors.SOURCES, cfg.type)(name, cfg) for name, cfg in config.sources.items()
         }
         self.sinks: dict[str, TicketSink] = {
@@ -158,15 +157,15 @@ class Hub:
         outcomes = [await self._record(j, errors.get(j.id)) for j in jobs]
         return outcomes[0]
 
-    async def _more_creates(self, job: Job) -> tuple[TicketSink | None, list[Job]]:
+    async def _more_creates(self, job: Job) -> tuple[BulkCreate | None, list[Job]]:
         """Claim other ready create jobs for the same bulk-capable sink, so a burst of new cases costs few calls."""
         async with self.store.read() as conn:
             sink_name = (await conn.execute(select(cases.c.sink).where(cases.c.id == job.case_id))).scalar()
         sink = self.sinks.get(sink_name)
-        if not hasattr(sink, "create_many"):
+        if not isinstance(sink, BulkCreate):
             return None, []
         fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None))
-        return sink, await self.queue.claim_similar("create_ticket", fresh, BULK_CREATE - 1)
+        return sink, await self.queue.claim_similar("create_ticket", fresh, sink.bulk_limit - 1)
 
     async def _record(self, job: Job, error: Exception | None) -> str:
         outcome = "done" if error is None else await self._fail(job, error)

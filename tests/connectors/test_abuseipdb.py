@@ -67,7 +67,7 @@ async def test_the_real_sample_ip_is_enriched_and_a_route_template_reads_its_sco
     }
     route = Route(name="r", sink="jira", fields={"Abuse score": "{{ alert.enrichment.abuseipdb.max_score }}"},
                   summary="{% if alert.enrichment.abuseipdb.max_score >= 75 %}[known abuser] {% endif %}{{ alert.title }}")
-    draft = draft_ticket(route, one, {})
+    draft = draft_ticket(route, one, {"id": 1})
     assert draft.fields == {"Abuse score": "100"} and draft.summary == "[known abuser] ssh brute force"
 
 

@@ -8,16 +8,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import vendor_json
 
-from alertbridge.connectors.alertmanager import AlertmanagerSource
+from alertbridge.connectors.alertmanager import AlertmanagerParser, AlertmanagerSource
 from alertbridge.errors import PayloadError, SignatureError
 from alertbridge.model import AlertStatus, Severity
 
 SAMPLE = "alertmanager/webhook-v4-high-memory-firing.json"
 
 
-def source(**config) -> AlertmanagerSource:
+def source(**config) -> AlertmanagerParser:
     """Build the source from config keywords."""
-    return AlertmanagerSource("prometheus", AlertmanagerSource.Config.model_validate({"type": "alertmanager", **config}))
+    return AlertmanagerParser("prometheus", AlertmanagerParser.Config.model_validate({"type": "alertmanager", **config}))
 
 
 def sample() -> dict:
@@ -96,7 +96,8 @@ def test_malformed_bodies_raise_payload_error(body):
 
 
 def test_bearer_credentials_from_http_config_are_checked():
-    hooked = source(auth={"mode": "bearer", "token": "am-token"})
+    hooked = AlertmanagerSource("prometheus", AlertmanagerSource.Config.model_validate(
+        {"type": "alertmanager", "auth": {"mode": "bearer", "token": "am-token"}}))
     hooked.verify({"authorization": "Bearer am-token"}, {}, b"{}")
     with pytest.raises(SignatureError):
         hooked.verify({}, {}, b"{}")

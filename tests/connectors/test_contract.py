@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from alertbridge.connectors import SOURCES, load
-from alertbridge.connectors.base import Source
+from alertbridge.connectors.roles import Parser, Poller, WebhookSource, parser_class
 from alertbridge.errors import PayloadError, SignatureError
 from alertbridge.model import Alert, AlertStatus, Severity, TicketEvent
 
@@ -36,6 +36,7 @@ class Sample(NamedTuple):
     first: dict[str, Any]  # attribute (dotted path) -> value, on the first one
     config: dict[str, Any] = {}  # besides `type`
     pick: Callable[[Any], Any] | None = None  # the payload inside a larger sample document, if it is not the whole file
+    whole: bool = False  # parse with the whole source (config with credentials), not its parse-only class
 
 
 SAMPLES: dict[str, list[Sample]] = {
@@ -135,6 +136,7 @@ SAMPLES: dict[str, list[Sample]] = {
             {"vendor_id": "603f704aaf7417985bbf3b22", "source.tenant": "fabrikam", "source.instance": "fabrikam.portal.cloudappsecurity.com"},
             {"tenants": [{"name": "fabrikam", "url": "https://fabrikam.portal.cloudappsecurity.com", "token": "t"}]},
             pick=lambda alert: {"tenant": "fabrikam", "alert": alert},  # one polled item, as the poller stores it
+            whole=True,  # the poller knows its tenants' URLs
         ),
     ],
     "proofpoint_tap": [
@@ -221,14 +223,14 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dict
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def source_class(type_name: str) -> type[Source]:
+def source_class(type_name: str) -> type[Parser]:
     """Import a registered source class."""
     return load(SOURCES, type_name)
 
 
-def make_source(type_name: str, config: dict[str, Any] | None = None) -> Source:
-    """Build a source named 'contract' of the type, with `config` besides its type."""
-    cls = source_class(type_name)
+def make_source(type_name: str, config: dict[str, Any] | None = None, whole: bool = False) -> Parser:
+    """Build the parser named 'contract' of the type (what `alertbridge parse` builds), with `config` besides its type."""
+    cls = source_class(type_name) if whole else parser_class(source_class(type_name))
     try:
         return cls("contract", cls.Config.model_validate({"type": type_name, **(config or {})}))
     except ValidationError as exc:
@@ -262,7 +264,7 @@ def check_item(item: Any, type_name: str) -> None:
     json.dumps(ocsf)
 
 
-def parse_or_reject(source: Source, payload: Any, type_name: str) -> PayloadError | None:
+def parse_or_reject(source: Parser, payload: Any, type_name: str) -> PayloadError | None:
     """Parse; return the PayloadError if it refused, else check what it returned."""
     try:
         items = source.parse(payload)
@@ -319,13 +321,24 @@ def test_samples_are_for_registered_sources():
 @pytest.mark.parametrize("type_name", SOURCE_TYPES)
 def test_every_config_field_is_documented(type_name):
     for name, field in source_class(type_name).Config.model_fields.items():
-        if name != "auth":  # SourceConfig's nested model, documented field by field in WebhookAuth
-            assert field.description and field.examples, f"{type_name}.{name} needs description= and examples="
+        assert field.description and field.examples, f"{type_name}.{name} needs description= and examples="
+
+
+@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+def test_every_source_is_a_webhook_or_a_poller_with_a_parser_that_needs_no_credentials(type_name):
+    cls = source_class(type_name)
+    assert issubclass(cls, WebhookSource) != issubclass(cls, Poller), "a source is a webhook source or a poller, not both"
+    assert issubclass(cls, cls.parser) and not issubclass(cls.parser, WebhookSource | Poller)
+    assert not any(is_secret(f.annotation) for f in cls.parser.Config.model_fields.values()), "parsing needs no secret"
+    cls.parser("contract", cls.parser.Config.model_validate({"type": type_name}))  # `alertbridge parse` builds it so
+    if issubclass(cls, WebhookSource):
+        with pytest.raises(ValidationError, match="auth"):  # no default: an open hook is written out as {mode: none}
+            cls.Config.model_validate({"type": type_name})
 
 
 @pytest.mark.parametrize(("type_name", "sample"), SAMPLE_CASES)
 def test_real_sample_parses_to_the_expected(type_name, sample):
-    source = make_source(type_name, sample.config)
+    source = make_source(type_name, sample.config, sample.whole)
     items = source.parse(read_sample(sample))
     assert len(items) == sample.count
     for item in items:
@@ -358,16 +371,20 @@ def test_real_samples_with_one_value_changed_raise_only_payload_error(type_name,
     body = read_sample(sample)
     parent, key = data.draw(st.sampled_from(list(containers(body))))
     parent[key] = data.draw(JSON)
-    parse_or_reject(make_source(type_name, sample.config), body, type_name)
+    parse_or_reject(make_source(type_name, sample.config, sample.whole), body, type_name)
 
 
-@pytest.mark.parametrize("type_name", SOURCE_TYPES)
+WEBHOOK_TYPES = [t for t in SOURCE_TYPES if issubclass(source_class(t), WebhookSource)]
+
+
+@pytest.mark.parametrize("type_name", WEBHOOK_TYPES)
 def test_no_secret_leaks_into_errors_or_repr(type_name):
-    plain = make_source(type_name, {"auth": {"mode": "bearer"}})
-    config, secrets = with_canary(plain.config)
+    cls = source_class(type_name)
+    plain = cls.Config.model_validate({"type": type_name, "auth": {"mode": "bearer", "token": "t", "secret": "s"}})
+    config, secrets = with_canary(plain)
     assert secrets >= 2, "the canary must reach at least auth.token and auth.secret"
-    source = type(plain)("contract", config)
-    for shown in (repr(config), str(config), config.model_dump_json()):
+    source = cls("contract", config)
+    for shown in (repr(config), str(config), config.model_dump_json(), repr(source)):
         assert CANARY not in shown
     with pytest.raises(SignatureError) as refused:
         source.verify({"authorization": "Bearer wrong"}, {}, b"{}")

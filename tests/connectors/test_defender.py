@@ -10,11 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from pydantic import ValidationError
 from conftest import vendor_json
 from sqlalchemy import select
 
 from alertbridge.config import Config, Route, Settings
-from alertbridge.connectors.defender import DefenderSource
+from alertbridge.connectors.defender import DefenderParser, DefenderSource
 from alertbridge.errors import AuthFailed, PayloadError, Permanent
 from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
@@ -29,8 +30,8 @@ SEVEN = [synthetic_alert(n, START + timedelta(minutes=n // 2)) for n in range(7)
 IDS = [a["id"] for a in SEVEN]
 
 
-def source(**config) -> DefenderSource:
-    return DefenderSource("defender", DefenderSource.Config.model_validate({"type": "defender", **config}))
+def source(**config) -> DefenderParser:
+    return DefenderParser("defender", DefenderParser.Config.model_validate({"type": "defender", **config}))
 
 
 # --- parse ----------------------------------------------------------------------------------------
@@ -89,7 +90,8 @@ def test_malformed_payloads_raise_payload_error(body):
 
 
 def test_item_id_marks_a_resolved_alert_and_digests_one_without_id():
-    poller = source()
+    poller = DefenderSource("defender", DefenderSource.Config.model_validate(
+        {"type": "defender", "tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}))
     assert poller.item_id(SEVEN[0]) == IDS[0]
     assert poller.item_id(SEVEN[0] | {"status": "resolved"}) == IDS[0] + "#resolved"
     assert poller.item_id({"title": "x"}).startswith("no-id:") and poller.item_id({"title": "x"}) != poller.item_id({"title": "y"})
@@ -195,8 +197,8 @@ async def test_wrong_or_missing_credentials_fail_auth(store):
     for wrong in ({"client_secret": "nope"}, {"tenant_id": "00000000-0000-0000-0000-000000000000"}, {"client_id": "other"}):
         with pytest.raises(AuthFailed, match="AADSTS|invalid|unauthorized"):
             await poller(app, **wrong).poll(None)
-    with pytest.raises(AuthFailed, match="client_secret"):
-        await poller(app, client_secret=None).poll(None)
+    with pytest.raises(ValidationError, match="client_secret"):  # a missing credential is a config error, before any poll
+        poller(app, client_secret=None)
     assert await PollRunner(store, poller(app, client_secret="nope"), "node-1", asyncio.Event()).step() >= 60
 
 

@@ -8,14 +8,14 @@ import pytest
 from conftest import vendor_json
 from pydantic import ValidationError
 
-from alertbridge.connectors.generic import GenericSource
+from alertbridge.connectors.generic import GenericParser
 from alertbridge.errors import PayloadError
 from alertbridge.model import AlertStatus, Severity
 
 
-def source(**config) -> GenericSource:
+def source(**config) -> GenericParser:
     """Build a generic source named 'hook' from config keywords."""
-    return GenericSource("hook", GenericSource.Config.model_validate({"type": "generic", **config}))
+    return GenericParser("hook", GenericParser.Config.model_validate({"type": "generic", **config}))
 
 
 ALERTMANAGER = {

@@ -18,7 +18,7 @@ from alertbridge.connectors import SINKS, load
 from alertbridge.connectors import _jira_fields as jf
 from alertbridge.connectors._jira_api import NEAR_LIMIT_PACE, Clock, reset_delay
 from alertbridge.connectors._jira_markup import clean, escape_wiki, to_adf
-from alertbridge.connectors.base import TicketDraft, TicketRef
+from alertbridge.connectors.roles import TicketDraft, TicketRef
 from alertbridge.connectors.jira import JiraConfig, JiraSink
 from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Retryable
 from alertbridge.model import Severity
@@ -57,7 +57,7 @@ def make_sink(app, flavor: str, **overrides) -> JiraSink:
 
 def draft(**changes) -> TicketDraft:
     values = dict(project="SOC", issue_type="Alert", summary="Brute force on vpn01", description="Many failed logins.",
-                  severity=Severity.high, labels=["alertbridge-case1"])  # fmt: skip
+                  severity=Severity.high, reference="alertbridge-case1")  # fmt: skip
     return TicketDraft(**(values | changes))
 
 
@@ -130,19 +130,20 @@ async def test_alert_text_stays_literal(sink, jira, flavor):
         assert not re.search(r"(?<!\\)[{}\[\]!*|]", text.split("\n")[0])
 
 
-async def test_find_by_label_waits_out_search_lag(sink, jira):
+async def test_find_by_reference_waits_out_search_lag(sink, jira):
     jira.faults.search_lag_seconds = 3600
     first = await sink.create(draft())
-    assert await sink.find_by_label("alertbridge-case1") == []  # not indexed yet
+    assert "alertbridge-case1" in jira.issues[first.key].labels  # the reference is a label
+    assert await sink.find_by_reference("alertbridge-case1") == []  # not indexed yet
     jira.faults.search_lag_seconds = 0
     second = await sink.create(draft())
-    assert await sink.find_by_label("alertbridge-case1") == [first, second]  # oldest first
-    assert await sink.find_by_label('we"ird\\label') == []  # escaped, so Jira parses the JQL
+    assert await sink.find_by_reference("alertbridge-case1") == [first, second]  # oldest first
+    assert await sink.find_by_reference('we"ird\\label') == []  # escaped, so Jira parses the JQL
 
 
-async def test_find_by_label_pages(sink):
-    refs = await sink.create_many([draft(labels=["alertbridge-many"]) for _ in range(120)])
-    assert await sink.find_by_label("alertbridge-many") == refs
+async def test_find_by_reference_pages(sink):
+    refs = await sink.create_many([draft(reference="alertbridge-many") for _ in range(120)])
+    assert await sink.find_by_reference("alertbridge-many") == refs
 
 
 async def test_create_many_keeps_order_and_per_draft_errors(sink, jira):

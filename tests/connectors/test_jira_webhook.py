@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from alertbridge.connectors import SOURCES, load
-from alertbridge.connectors.base import WebhookAuth
+from alertbridge.connectors.roles import WebhookAuth
 from alertbridge.connectors.jira import JiraWebhookConfig, JiraWebhookSource
 from alertbridge.errors import PayloadError, SignatureError
 from conftest import vendor_json, vendor_path
@@ -20,7 +20,7 @@ EXPECTED_KIND = {"jira:issue_created": "created", "jira:issue_updated": "updated
 
 
 def source(**config) -> JiraWebhookSource:
-    return JiraWebhookSource("jira-hook", JiraWebhookConfig(sink="jira-soc", **config))
+    return JiraWebhookSource("jira-hook", JiraWebhookConfig(sink="jira-soc", **({"auth": {"mode": "none"}} if not config else config)))
 
 
 def sample_names() -> list[str]:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from alertbridge.config import Config, Route, Settings
-from alertbridge.connectors.mcas import McasSource
+from alertbridge.connectors.mcas import McasParser, McasSource
 from alertbridge.errors import AuthFailed, PayloadError, RateLimited
 from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
@@ -29,8 +29,10 @@ FIVE = [synthetic_alert(n, START + timedelta(minutes=n // 2)) for n in range(5)]
 THREE = [synthetic_alert(100 + n, START + timedelta(minutes=n), "contoso") for n in range(3)]
 
 
-def source(**config) -> McasSource:
-    return McasSource("mcas", McasSource.Config.model_validate({"type": "mcas", **config}))
+def source(**config) -> McasParser:
+    """The parser alone; with `tenants`, the whole poller (it knows its tenants' URLs)."""
+    cls = McasSource if "tenants" in config else McasParser
+    return cls("mcas", cls.Config.model_validate({"type": "mcas", **config}))
 
 
 def tenant(name: str, **extra) -> dict:

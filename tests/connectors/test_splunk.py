@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from conftest import vendor_json
 
-from alertbridge.connectors.splunk import SplunkSource
+from alertbridge.connectors.splunk import SplunkParser
 from alertbridge.errors import PayloadError
 from alertbridge.model import Severity
 
@@ -16,9 +16,9 @@ SAMPLE = "splunk/alert-webhook-search-one-result.json"
 SID = "rt_scheduler__admin__search__sudo_at_1483557185_2.2"
 
 
-def source(**config) -> SplunkSource:
-    """Build a Splunk source named 'splunk-prod' from config keywords."""
-    return SplunkSource("splunk-prod", SplunkSource.Config.model_validate({"type": "splunk", **config}))
+def source(**config) -> SplunkParser:
+    """Build a Splunk parser named 'splunk-prod' from config keywords."""
+    return SplunkParser("splunk-prod", SplunkParser.Config.model_validate({"type": "splunk", **config}))
 
 
 def sample_with(**result_fields) -> dict:

@@ -20,7 +20,7 @@ async def test_many_new_cases_share_bulk_creates(tmp_path):
         upgrade(url)
         hub = Hub(validate_config({
             "database": url,
-            "sources": {"gen": {"type": "generic"}},
+            "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
             "sinks": {"jira": {"type": "jira", "flavor": "datacenter", "url": jira_url, "pat": "sandbox-token"}},
             "routes": [{"name": "soc", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}"}],
         }))

@@ -53,7 +53,7 @@ def test_kill_between_the_create_reaching_jira_and_the_commit_leaves_one_issue(t
         config = tmp_path / "hub.yaml"
         config.write_text(json.dumps({
             "database": f"sqlite:///{db}", "listen": f"127.0.0.1:{port}", "search_lag": "1.5s", "lease": "5s",
-            "sources": {"gen": {"type": "generic"}},
+            "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
             "sinks": {"jira": {**JIRA, "url": jira_url}},
             "routes": [{"name": "soc", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}"}],
         }))
@@ -98,7 +98,7 @@ async def test_under_429s_5xx_and_timeouts_every_case_gets_exactly_one_issue(tmp
         hub = Hub(validate_config({
             "database": url, "workers": 8, "search_lag": "0.8s",
             "retry": {"max_attempts": 20, "base_delay": "50ms", "max_delay": "1s"},
-            "sources": {"gen": {"type": "generic"}},
+            "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
             "sinks": {"jira": {**JIRA, "url": jira_url, "timeout": 0.5}},
             "routes": [{"name": "soc", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}",
                         "fields": {"Incident Severity": "{{ alert.severity.value|title }}"}}],

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from alertbridge.connectors.base import Poller, PollerConfig, PollResult
+from alertbridge.connectors.roles import Poller, PollerConfig, PollResult
 from alertbridge.errors import RateLimited
 from alertbridge.pipeline.enrich import StoreCache
 from alertbridge.pipeline.poll import PollRunner
@@ -41,6 +41,12 @@ class PagedVendor(Poller):
 
     def item_id(self, item: dict[str, Any]) -> str:
         return item["id"]
+
+    def parse(self, payload: Any) -> list:
+        return []
+
+    async def aclose(self) -> None:
+        pass
 
 
 @pytest.fixture

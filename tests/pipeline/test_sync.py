@@ -36,7 +36,7 @@ async def test_closing_in_jira_closes_the_case_and_hub_changes_are_not_echoed(tm
         upgrade(url)
         hub = Hub(validate_config({
             "database": url,
-            "sources": {"gen": {"type": "generic"}, "jira-events": {"type": "jira", "sink": "jira", "secret": SECRET}},
+            "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}, "jira-events": {"type": "jira", "sink": "jira", "secret": SECRET}},
             "sinks": {"jira": {"type": "jira", "flavor": "cloud", "url": jira_url, "email": "soc@example.com", "api_token": "sandbox-token"}},
             "routes": [{"name": "soc", "sink": "jira", "project": "SOC", "resolve_transition": "Done", "group_by": "{{ alert.title }}"}],
         }))

@@ -17,9 +17,9 @@ import textwrap
 import pytest
 from sqlalchemy import func, select
 
+from alertbridge.connectors import crowdstrike, roles
 from alertbridge.web import admin
 from alertbridge.web.auth import ConsoleAuth
-from alertbridge.connectors import _jira_webhook, base
 from alertbridge.service import Hub
 from alertbridge.store.tables import inbox
 
@@ -174,9 +174,9 @@ def comparisons(function) -> tuple[list[str], list[str]]:
     return digests, equalities
 
 
-@pytest.mark.parametrize("function", [base.WebhookAuth.check, _jira_webhook.JiraWebhookSource.verify, admin.add_admin_routes,
+@pytest.mark.parametrize("function", [roles.WebhookAuth.check, crowdstrike.CrowdStrikeSource.verify, admin.add_admin_routes,
                                       ConsoleAuth.check_token, ConsoleAuth._session, ConsoleAuth.check_action, ConsoleAuth.check_login_form],
-                         ids=["WebhookAuth.check", "JiraWebhookSource.verify", "admin.require_admin", "console token", "console session",
+                         ids=["WebhookAuth.check", "CrowdStrikeSource.verify", "admin.require_admin", "console token", "console session",
                               "console CSRF", "console login CSRF"])  # fmt: skip
 def test_credentials_are_compared_with_compare_digest_only(function):
     digests, equalities = comparisons(function)

@@ -20,7 +20,7 @@ def make_hub(tmp_path, routes: list[dict], recorder: Recorder, **settings) -> Hu
     upgrade(url)
     config = validate_config({
         "database": url,
-        "sources": {"gen": {"type": "generic"}},
+        "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
         "sinks": {"cases": {"type": "http", "url": "http://recorder"}},
         "routes": routes,
         **settings,

@@ -29,13 +29,11 @@ class Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    def by_label(self, prefix: str = "alertbridge-") -> dict[str, list[str]]:
-        """Map each case label to the tickets carrying it."""
+    def by_reference(self) -> dict[str, list[str]]:
+        """Map each case reference to the tickets carrying it."""
         found: dict[str, list[str]] = defaultdict(list)
         for key, ticket in self.tickets.items():
-            for label in ticket["labels"]:
-                if label.startswith(prefix):
-                    found[label].append(key)
+            found[ticket["reference"]].append(key)
         return found
 
     def app(self) -> Starlette:
@@ -54,10 +52,10 @@ class Recorder:
             return JSONResponse({"key": key, "url": f"http://recorder/{key}"}, status_code=201)
 
         async def search(request: Request):
-            label = request.query_params["label"]
+            reference = request.query_params["reference"]
             with self.lock:
-                self.calls.append(("search", label))
-                hits = [k for k, t in self.tickets.items() if label in t["labels"]]
+                self.calls.append(("search", reference))
+                hits = [k for k, t in self.tickets.items() if t["reference"] == reference]
             return JSONResponse([{"key": k, "url": f"http://recorder/{k}"} for k in hits])
 
         async def comment(request: Request):

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import Permanent
 from ._jira_markup import clean, render
-from .base import TicketDraft
+from .roles import TicketDraft
 
 SUMMARY_LIMIT = 255  # Jira rejects longer summaries and single-line text values
 _NAME_REFERENCES = {"priority", "resolution", "component", "version", "group", "securitylevel"}
@@ -205,7 +205,8 @@ def create_fields(
         except Permanent as exc:
             errors.append(f"priority_map for severity '{draft.severity.value}': {exc}")
     extra = _shape_all(draft.fields, screen, cloud, errors)
-    labels = [sanitize_label(label) for label in draft.labels] + extra.pop("labels", [])
+    # The case reference is a label: find_by_reference searches for it before any second create.
+    labels = [sanitize_label(label) for label in [draft.reference, *draft.labels]] + extra.pop("labels", [])
     fields.update(extra)
     if "labels" not in metas:
         errors.append(f"the Labels field is not on the create screen of {screen.where}; alertbridge finds its tickets by label")

@@ -6,17 +6,15 @@ Signature: a webhook registered with a secret carries `X-Hub-Signature: sha256=<
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from ..errors import PayloadError, SignatureError
+from ..errors import PayloadError
 from ..model import TicketEvent
-from .base import Source, SourceConfig
+from .roles import Parser, ParserConfig, WebhookConfig, WebhookSource
 
 _KINDS = {
     "jira:issue_created": "created",
@@ -25,19 +23,6 @@ _KINDS = {
     "comment_created": "commented",
 }
 _CATEGORIES = {"new", "indeterminate", "done"}
-
-
-class JiraWebhookConfig(SourceConfig):
-    """A Jira webhook pointed at https://<hub>/hooks/<source name>."""
-
-    type: Literal["jira"] = Field(default="jira", description="Connector type", examples=["jira"])
-    secret: SecretStr | None = Field(
-        default=None,
-        description="The secret set on the Jira webhook; requests must carry its X-Hub-Signature. "
-        "Without it, the `auth` check applies",
-        examples=["${JIRA_WEBHOOK_SECRET}"],
-    )
-    sink: str = Field(default="jira", description="Name of the sink whose tickets this webhook reports on", examples=["jira-soc"])
 
 
 def _dict(value: Any) -> dict:
@@ -71,27 +56,18 @@ def _when(timestamp: Any) -> datetime:
     return datetime.now(UTC)
 
 
-class JiraWebhookSource(Source):
-    """Receives Jira webhooks and reports ticket changes."""
+class JiraWebhookParser(Parser):
+    """Jira webhook bodies, as ticket events."""
 
     type = "jira"
-    Config = JiraWebhookConfig
-    config: JiraWebhookConfig
 
-    def verify(self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes) -> None:
-        """Check X-Hub-Signature against the secret, or the `auth` settings when there is no secret."""
-        if self.config.secret is None:
-            super().verify(headers, query, body)
-            return
-        digest = hmac.new(self.config.secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
-        given = headers.get("x-hub-signature", "")
-        # Constant-time comparison, so response timing leaks nothing about the expected digest.
-        if not hmac.compare_digest(given.encode(), f"sha256={digest}".encode()):
-            raise SignatureError("X-Hub-Signature missing or wrong")
+    class Config(ParserConfig):
+        """Which sink's tickets the events are about."""
 
-    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        """Return Jira's delivery id; a retried delivery carries the same one."""
-        return headers.get("x-atlassian-webhook-identifier")
+        type: Literal["jira"] = Field(default="jira", description="Connector type", examples=["jira"])
+        sink: str = Field(default="jira", description="Name of the sink whose tickets this webhook reports on", examples=["jira-soc"])
+
+    config: Config
 
     def parse(self, payload: Any) -> list[TicketEvent]:
         """Turn one Jira webhook body into ticket events (none for events the hub does not follow)."""
@@ -121,3 +97,36 @@ class JiraWebhookSource(Source):
                 at=_when(payload.get("timestamp")),
             )
         ]
+
+
+class JiraWebhookConfig(JiraWebhookParser.Config, WebhookConfig):
+    """A Jira webhook pointed at https://<hub>/hooks/<source name>: `secret`, or another `auth`, is required."""
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description="The secret set on the Jira webhook: requests must carry its X-Hub-Signature "
+        "(short for `auth: {mode: hmac, header: X-Hub-Signature, secret: ...}`)",
+        examples=["${JIRA_WEBHOOK_SECRET}"],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_is_hmac(cls, data: Any) -> Any:
+        # https://developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks
+        if isinstance(data, dict) and data.get("secret") is not None:
+            if data.get("auth") is not None:
+                raise ValueError("give `secret` or `auth`, not both")
+            data = {**data, "auth": {"mode": "hmac", "secret": data["secret"], "header": "X-Hub-Signature", "prefix": "sha256="}}
+        return data
+
+
+class JiraWebhookSource(JiraWebhookParser, WebhookSource):
+    """Receives Jira webhooks and reports ticket changes."""
+
+    parser = JiraWebhookParser
+    Config = JiraWebhookConfig
+    config: JiraWebhookConfig
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """Return Jira's delivery id; a retried delivery carries the same one."""
+        return headers.get("x-atlassian-webhook-identifier")

@@ -31,7 +31,7 @@ from ..errors import ConnectorError, RateLimited
 from ..metrics import ENRICHMENTS
 from ..model import Alert
 from ._http import send
-from .base import EnrichmentCache, Enricher, SinkConfig
+from .roles import EnricherConfig, EnrichmentCache, Enricher
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ class AbuseIpdbEnricher(Enricher):
 
     type: ClassVar[str] = "abuseipdb"
 
-    class Config(SinkConfig):
+    class Config(EnricherConfig):
         """The API key, and how much of the quota alertbridge may use."""
 
         url: str = Field(default="https://api.abuseipdb.com", description="Base URL, without /api/v2", examples=["http://127.0.0.1:8081/abuseipdb"], pattern=r"^https?://")

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from ..errors import PayloadError
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
-from .base import Source, SourceConfig
+from .roles import Parser, ParserConfig, WebhookConfig, WebhookSource
 
 DEFAULT_SEVERITIES = {
     "critical": Severity.critical, "page": Severity.critical, "error": Severity.high, "high": Severity.high,
@@ -33,12 +33,12 @@ ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: "not ended yet" in endsAt
 FNV_OFFSET, FNV_PRIME = 14695981039346656037, 1099511628211
 
 
-class AlertmanagerSource(Source):
+class AlertmanagerParser(Parser):
     """An Alertmanager webhook notification: one Alert per alert in the group."""
 
     type: ClassVar[str] = "alertmanager"
 
-    class Config(SourceConfig):
+    class Config(ParserConfig):
         """Which label carries the severity, how its words map, and which labels name the host."""
 
         severity_label: str = Field(default="severity", description="Label holding the severity word", examples=["priority"])
@@ -146,3 +146,14 @@ def _time(value: str) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
+
+
+class AlertmanagerSource(AlertmanagerParser, WebhookSource):
+    """Alertmanager's webhook_config, pushed to /hooks/<name>."""
+
+    parser = AlertmanagerParser
+
+    class Config(AlertmanagerParser.Config, WebhookConfig):
+        """The parser's settings and the required `auth`."""
+
+    config: Config

@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from ..errors import PayloadError, Retryable
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._aws_security_ir_api import MAX_PAGE, SecurityIrApi, StaleToken
-from .base import Poller, PollerConfig, PollResult
+from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
 CLOCK_SKEW = timedelta(minutes=5)  # AWS's clock against ours, and a case written while we list
 COMMENT_PAGES = 20  # ListComments pages read per case (25 each) before picking the latest
@@ -39,23 +39,15 @@ SEVERITY_WORDS = {
 }  # fmt: skip
 
 
-class AwsSecurityIrSource(Poller):
-    """Polls AWS Security Incident Response cases; each case update becomes one alert."""
+class AwsSecurityIrParser(Parser):
+    """Security IR cases as the poller stores them: ListCases item + GetCase + the latest comments."""
 
     type: ClassVar[str] = "aws_security_ir"
 
-    class Config(PollerConfig):
-        """Where the cases are and how they read as alerts."""
+    class Config(ParserConfig):
+        """How a case reads as an alert."""
 
         region: str | None = Field(default=None, description="AWS Region of the Security IR membership; unset: the boto3 chain's (AWS_REGION, profile)", examples=["us-east-1"])
-        profile: str | None = Field(default=None, description="Named profile in ~/.aws/config (SSO, role chains); unset: the default credential chain", examples=["security-audit"])
-        access_key_id: str | None = Field(default=None, description="Static access key id, only where no role or profile can be used", examples=["AKIAIOSFODNN7EXAMPLE"])
-        secret_access_key: SecretStr | None = Field(default=None, description="Secret of `access_key_id`", examples=["${AWS_SECRET_ACCESS_KEY}"])
-        session_token: SecretStr | None = Field(default=None, description="Session token of temporary static credentials", examples=["${AWS_SESSION_TOKEN}"])
-        role_arn: str | None = Field(default=None, description="Role to assume (sts:AssumeRole) with the credentials above; refreshed before expiry", examples=["arn:aws:iam::123456789012:role/alertbridge-security-ir-read"])
-        endpoint_url: str | None = Field(default=None, description="Another endpoint than AWS's, e.g. the sandbox emulator", examples=["http://127.0.0.1:8081/aws_security_ir"])
-        page_size: int = Field(default=MAX_PAGE, ge=1, le=MAX_PAGE, description="Cases per ListCases call (AWS allows at most 25)", examples=[25])
-        comments: int = Field(default=5, ge=0, le=50, description="How many of the latest case comments go into the description; 0 skips ListComments", examples=[5])
         console_url: str = Field(default=CONSOLE_URL, description="Deep link to a case; {region} and {case_id} are filled in", examples=[CONSOLE_URL])
         severity_key: str = Field(default="severity", description="caseMetadata key whose value (Critical, High, Medium, Low, Informational) is the severity", examples=["severity"])
         engagement_severity: dict[str, Severity] = Field(
@@ -73,6 +65,64 @@ class AwsSecurityIrSource(Poller):
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"only {{region}} and {{case_id}} may appear in braces ({exc})") from None
             return url
+
+    config: Config
+
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn one case (ListCases item + GetCase + latest comments) into its alert."""
+        if not isinstance(payload, dict):
+            raise PayloadError(f"not a Security IR case: expected a JSON object, got {type(payload).__name__}")
+        case_id = payload.get("caseId")
+        if not isinstance(case_id, str) or not case_id.strip():
+            raise PayloadError("not a Security IR case: no 'caseId'")
+        arn = _text(payload.get("caseArn")) or ""
+        arn_parts = arn.split(":")
+        region = (arn_parts[3] if len(arn_parts) > 4 else "") or self.config.region or "us-east-1"
+        severity, vendor_severity = self._severity(payload)
+        status = _text(payload.get("caseStatus")) or ""
+        ips = [_text(t.get("ipAddress")) for t in _dicts(payload.get("threatActorIpAddresses"))]
+        return [Alert(
+            source=SourceInfo(
+                name=self.name, type=self.type, product="AWS Security Incident Response", vendor="AWS",
+                instance=(arn_parts[4] if len(arn_parts) > 4 else None) or None, tenant=self.config.tenant,
+            ),
+            vendor_id=case_id,
+            title=_text(payload.get("title")) or f"AWS Security IR case {case_id}",
+            description=_description(payload),
+            severity=severity,
+            vendor_severity=vendor_severity,
+            category=_text(payload.get("engagementType")),
+            status=AlertStatus.resolved if status == "Closed" else OPEN_STATUSES.get(status, AlertStatus.in_progress),
+            url=self.config.console_url.format(region=region, case_id=case_id),
+            detected_at=_first_time(payload, "actualIncidentStartDate", "reportedIncidentStartDate", "createdDate"),
+            observables=Observables(ips=list(dict.fromkeys(ip for ip in ips if ip))),
+            raw=payload,
+        )]
+
+    def _severity(self, case: dict[str, Any]) -> tuple[Severity, str | None]:
+        for entry in _dicts(case.get("caseMetadata")):
+            if str(entry.get("key", "")).lower() == self.config.severity_key.lower() and (word := _text(entry.get("value"))):
+                return SEVERITY_WORDS.get(word.lower(), self.config.default_severity), word
+        engagement = _text(case.get("engagementType"))
+        return self.config.engagement_severity.get(engagement or "", self.config.default_severity), None
+
+
+class AwsSecurityIrSource(AwsSecurityIrParser, Poller):
+    """Polls AWS Security Incident Response cases; each case update becomes one alert."""
+
+    parser = AwsSecurityIrParser
+
+    class Config(AwsSecurityIrParser.Config, PollerConfig):
+        """Where the cases are and how they read as alerts."""
+
+        profile: str | None = Field(default=None, description="Named profile in ~/.aws/config (SSO, role chains); unset: the default credential chain", examples=["security-audit"])
+        access_key_id: str | None = Field(default=None, description="Static access key id, only where no role or profile can be used", examples=["AKIAIOSFODNN7EXAMPLE"])
+        secret_access_key: SecretStr | None = Field(default=None, description="Secret of `access_key_id`", examples=["${AWS_SECRET_ACCESS_KEY}"])
+        session_token: SecretStr | None = Field(default=None, description="Session token of temporary static credentials", examples=["${AWS_SESSION_TOKEN}"])
+        role_arn: str | None = Field(default=None, description="Role to assume (sts:AssumeRole) with the credentials above; refreshed before expiry", examples=["arn:aws:iam::123456789012:role/alertbridge-security-ir-read"])
+        endpoint_url: str | None = Field(default=None, description="Another endpoint than AWS's, e.g. the sandbox emulator", examples=["http://127.0.0.1:8081/aws_security_ir"])
+        page_size: int = Field(default=MAX_PAGE, ge=1, le=MAX_PAGE, description="Cases per ListCases call (AWS allows at most 25)", examples=[25])
+        comments: int = Field(default=5, ge=0, le=50, description="How many of the latest case comments go into the description; 0 skips ListComments", examples=[5])
 
         @model_validator(mode="after")
         def _key_pair(self) -> AwsSecurityIrSource.Config:
@@ -151,44 +201,6 @@ class AwsSecurityIrSource(Poller):
         latest = sorted(comments, key=lambda c: str(c.get("createdDate") or ""))[-self.config.comments:] if comments else []
         # The listing's lastUpdatedDate stays the item's: it is what `done` and item_id were computed from.
         return {**case, **listed, "comments": latest}
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one case (ListCases item + GetCase + latest comments) into its alert."""
-        if not isinstance(payload, dict):
-            raise PayloadError(f"not a Security IR case: expected a JSON object, got {type(payload).__name__}")
-        case_id = payload.get("caseId")
-        if not isinstance(case_id, str) or not case_id.strip():
-            raise PayloadError("not a Security IR case: no 'caseId'")
-        arn = _text(payload.get("caseArn")) or ""
-        arn_parts = arn.split(":")
-        region = (arn_parts[3] if len(arn_parts) > 4 else "") or self.config.region or "us-east-1"
-        severity, vendor_severity = self._severity(payload)
-        status = _text(payload.get("caseStatus")) or ""
-        ips = [_text(t.get("ipAddress")) for t in _dicts(payload.get("threatActorIpAddresses"))]
-        return [Alert(
-            source=SourceInfo(
-                name=self.name, type=self.type, product="AWS Security Incident Response", vendor="AWS",
-                instance=(arn_parts[4] if len(arn_parts) > 4 else None) or None, tenant=self.config.tenant,
-            ),
-            vendor_id=case_id,
-            title=_text(payload.get("title")) or f"AWS Security IR case {case_id}",
-            description=_description(payload),
-            severity=severity,
-            vendor_severity=vendor_severity,
-            category=_text(payload.get("engagementType")),
-            status=AlertStatus.resolved if status == "Closed" else OPEN_STATUSES.get(status, AlertStatus.in_progress),
-            url=self.config.console_url.format(region=region, case_id=case_id),
-            detected_at=_first_time(payload, "actualIncidentStartDate", "reportedIncidentStartDate", "createdDate"),
-            observables=Observables(ips=list(dict.fromkeys(ip for ip in ips if ip))),
-            raw=payload,
-        )]
-
-    def _severity(self, case: dict[str, Any]) -> tuple[Severity, str | None]:
-        for entry in _dicts(case.get("caseMetadata")):
-            if str(entry.get("key", "")).lower() == self.config.severity_key.lower() and (word := _text(entry.get("value"))):
-                return SEVERITY_WORDS.get(word.lower(), self.config.default_severity), word
-        engagement = _text(case.get("engagementType"))
-        return self.config.engagement_severity.get(engagement or "", self.config.default_severity), None
 
     async def aclose(self) -> None:
         """Close the boto3 client."""

@@ -30,7 +30,7 @@ from ._http import send
 from ._values import field_text as _text
 from ._values import field_texts as _texts
 from ._values import json_cursor
-from .base import Poller, PollerConfig, PollResult
+from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
 VENDOR = "cortex_xdr"
 PATH = "/public_api/v1/incidents/get_incidents"
@@ -39,76 +39,22 @@ SEVERITIES = {"informational": Severity.info, "low": Severity.low, "medium": Sev
 STATUSES = {"new": AlertStatus.new, "under_investigation": AlertStatus.in_progress}  # and every resolved_* is resolved
 
 
-class CortexXdrPoller(Poller):
-    """Cortex XDR incidents created or modified since the cursor."""
+class CortexXdrParser(Parser):
+    """Cortex XDR incidents: one, or a saved get_incidents answer."""
 
     type: ClassVar[str] = "cortex_xdr"
 
-    class Config(PollerConfig):
-        """An API key with the Viewer role (read incidents), and its tenant's API URL."""
+    class Config(ParserConfig):
+        """The tenant's API URL names the instance the incidents come from."""
 
-        url: str = Field(
-            default="",
-            description="Your tenant's API URL, from Settings > Configurations > API Keys > Copy API URL (required: "
-            "Cortex XDR has no global endpoint)",
-            examples=["https://api-mycompany.xdr.us.paloaltonetworks.com"],
-        )
-        api_key_id: str = Field(default="", description="The key's ID column, sent as x-xdr-auth-id (required)", examples=["7"])
-        api_key: SecretStr = Field(default=SecretStr(""), description="The API key (required)", examples=["${XDR_API_KEY}"])
-        auth_type: Literal["advanced", "standard"] = Field(
-            default="advanced", description="The key's security level, chosen when it was generated", examples=["standard"]
-        )
-        page_size: int = Field(default=100, ge=1, le=100, description="Incidents per call (the API returns at most 100)", examples=[100])
+        url: str = Field(default="", description="The tenant's API URL (names the alerts' instance)",
+                         examples=["https://api-mycompany.xdr.us.paloaltonetworks.com"])
 
     config: Config
 
-    def __init__(self, name: str, config: Config, transport: httpx2.AsyncBaseTransport | None = None):
+    def __init__(self, name: str, config: Config):
         super().__init__(name, config)
         self._instance = httpx2.URL(config.url).host or None if config.url else None
-        self._client = httpx2.AsyncClient(
-            base_url=config.url, headers={"Accept": "application/json"}, timeout=config.timeout, transport=transport
-        )
-
-    def _headers(self) -> dict[str, str]:
-        key = self.config.api_key.get_secret_value()
-        if self.config.auth_type == "standard":
-            return {"Authorization": key, "x-xdr-auth-id": self.config.api_key_id}
-        nonce = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(64))
-        stamp = str(int(time.time() * 1000))
-        digest = hashlib.sha256(f"{key}{nonce}{stamp}".encode()).hexdigest()
-        return {"Authorization": digest, "x-xdr-auth-id": self.config.api_key_id, "x-xdr-nonce": nonce, "x-xdr-timestamp": stamp}
-
-    async def poll(self, cursor: str | None) -> PollResult:
-        """Fetch the next page of incidents modified at or after the cursor's time."""
-        if not self.config.url:
-            raise Permanent("cortex_xdr: set `url` to your tenant's API URL")
-        if not self.config.api_key_id or not self.config.api_key.get_secret_value():
-            raise AuthFailed("cortex_xdr: api_key_id and api_key are required")
-        since, offset = _read_cursor(cursor, self.config.backfill)
-        request_data = {
-            "filters": [{"field": "modification_time", "operator": "gte", "value": since}],
-            "search_from": offset,
-            "search_to": offset + self.config.page_size,
-            "sort": {"field": "modification_time", "keyword": "asc"},
-        }
-        call = self._client.post(PATH, json={"request_data": request_data}, headers=self._headers())
-        body = (await send(call, vendor=VENDOR)).json()
-        reply = body.get("reply") if isinstance(body, dict) else None
-        if not isinstance(reply, dict):
-            raise Permanent(f"cortex_xdr POST {PATH}: the answer has no 'reply' object")
-        items = [i for i in reply.get("incidents") or [] if isinstance(i, dict)]
-        if not items:
-            return PollResult([], _write_cursor(since, offset))
-        last = max((i["modification_time"] for i in items if _is_millis(i.get("modification_time"))), default=since)
-        # A page ending later than the cursor restarts the window at its last time (those incidents come again and are
-        # deduplicated); a page all at the cursor's time pages on by offset, so equal times never stall the poller.
-        following = _write_cursor(since, offset + len(items)) if last == since else _write_cursor(last, 0)
-        total = reply.get("total_count") if isinstance(reply.get("total_count"), int) else 0
-        return PollResult(items, following, more=offset + len(items) < total)
-
-    def item_id(self, item: dict[str, Any]) -> str:
-        """Return the incident id and modification time: a changed incident is a new event of the same alert."""
-        return f"{item.get('incident_id')}@{item.get('modification_time')}"
 
     def parse(self, payload: Any) -> list[Alert]:
         """Turn one polled incident (or a saved get_incidents answer, e.g. replayed with `alertbridge send`) into alerts."""
@@ -148,6 +94,73 @@ class CortexXdrPoller(Poller):
             techniques=techniques,
             raw=payload,
         )  # fmt: skip
+
+
+class CortexXdrPoller(CortexXdrParser, Poller):
+    """Cortex XDR incidents created or modified since the cursor."""
+
+    parser = CortexXdrParser
+
+    class Config(CortexXdrParser.Config, PollerConfig):
+        """An API key with the Viewer role (read incidents), and its tenant's API URL."""
+
+        url: str = Field(
+            pattern=r"^https?://",
+            description="Your tenant's API URL, from Settings > Configurations > API Keys > Copy API URL "
+            "(Cortex XDR has no global endpoint)",
+            examples=["https://api-mycompany.xdr.us.paloaltonetworks.com"],
+        )
+        api_key_id: str = Field(min_length=1, description="The key's ID column, sent as x-xdr-auth-id", examples=["7"])
+        api_key: SecretStr = Field(description="The API key", examples=["${XDR_API_KEY}"])
+        auth_type: Literal["advanced", "standard"] = Field(
+            default="advanced", description="The key's security level, chosen when it was generated", examples=["standard"]
+        )
+        page_size: int = Field(default=100, ge=1, le=100, description="Incidents per call (the API returns at most 100)", examples=[100])
+
+    config: Config
+
+    def __init__(self, name: str, config: Config, transport: httpx2.AsyncBaseTransport | None = None):
+        super().__init__(name, config)
+        self._client = httpx2.AsyncClient(
+            base_url=config.url, headers={"Accept": "application/json"}, timeout=config.timeout, transport=transport
+        )
+
+    def _headers(self) -> dict[str, str]:
+        key = self.config.api_key.get_secret_value()
+        if self.config.auth_type == "standard":
+            return {"Authorization": key, "x-xdr-auth-id": self.config.api_key_id}
+        nonce = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(64))
+        stamp = str(int(time.time() * 1000))
+        digest = hashlib.sha256(f"{key}{nonce}{stamp}".encode()).hexdigest()
+        return {"Authorization": digest, "x-xdr-auth-id": self.config.api_key_id, "x-xdr-nonce": nonce, "x-xdr-timestamp": stamp}
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Fetch the next page of incidents modified at or after the cursor's time."""
+        since, offset = _read_cursor(cursor, self.config.backfill)
+        request_data = {
+            "filters": [{"field": "modification_time", "operator": "gte", "value": since}],
+            "search_from": offset,
+            "search_to": offset + self.config.page_size,
+            "sort": {"field": "modification_time", "keyword": "asc"},
+        }
+        call = self._client.post(PATH, json={"request_data": request_data}, headers=self._headers())
+        body = (await send(call, vendor=VENDOR)).json()
+        reply = body.get("reply") if isinstance(body, dict) else None
+        if not isinstance(reply, dict):
+            raise Permanent(f"cortex_xdr POST {PATH}: the answer has no 'reply' object")
+        items = [i for i in reply.get("incidents") or [] if isinstance(i, dict)]
+        if not items:
+            return PollResult([], _write_cursor(since, offset))
+        last = max((i["modification_time"] for i in items if _is_millis(i.get("modification_time"))), default=since)
+        # A page ending later than the cursor restarts the window at its last time (those incidents come again and are
+        # deduplicated); a page all at the cursor's time pages on by offset, so equal times never stall the poller.
+        following = _write_cursor(since, offset + len(items)) if last == since else _write_cursor(last, 0)
+        total = reply.get("total_count") if isinstance(reply.get("total_count"), int) else 0
+        return PollResult(items, following, more=offset + len(items) < total)
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        """Return the incident id and modification time: a changed incident is a new event of the same alert."""
+        return f"{item.get('incident_id')}@{item.get('modification_time')}"
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -30,7 +30,7 @@ from ._crowdstrike_api import FalconApi
 from ._values import field_text as _text
 from ._values import field_texts as _texts
 from ._values import json_cursor
-from .base import Poller, PollerConfig, PollResult, Source, SourceConfig
+from .roles import Parser, Poller, PollerConfig, PollResult, WebhookConfig, WebhookSource
 
 SEVERITY_NAMES = {
     "informational": Severity.info, "low": Severity.low, "medium": Severity.medium,
@@ -43,13 +43,25 @@ SIGNATURE_HEADER = "x-cs-primary-signature"
 TIMESTAMP_HEADER = "x-cs-delivery-timestamp"
 
 
-class CrowdStrikeSource(Source):
-    """A Falcon Fusion workflow's "Call webhook" action carrying Alerts API v2 alert objects."""
+class CrowdStrikeParser(Parser):
+    """Alerts API v2 alert objects: one, an entities answer (`resources`), or either under `data`."""
 
     type: ClassVar[str] = "crowdstrike"
 
-    class Config(SourceConfig):
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn a body (one alert, an entities answer, or either under `data`) into alerts."""
+        return falcon_alerts(self.name, self.type, self.config.tenant, payload)
+
+
+class CrowdStrikeSource(CrowdStrikeParser, WebhookSource):
+    """A Falcon Fusion workflow's "Call webhook" action carrying Alerts API v2 alert objects."""
+
+    parser = CrowdStrikeParser
+
+    class Config(WebhookConfig):
         """Set `auth: {mode: hmac, secret: ...}` to check the signature of Falcon's Webhook integration."""
+
+    config: Config
 
     def verify(self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes) -> None:
         """Check Falcon's HMAC signature in hmac mode; the other modes work as for every source."""
@@ -73,15 +85,17 @@ class CrowdStrikeSource(Source):
         signature = headers.get(SIGNATURE_HEADER, "").strip()
         return f"sig:{signature[:180]}" if signature and self.config.auth.mode == "hmac" else None
 
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn a webhook body (one alert, an entities answer, or either under `data`) into alerts."""
-        return falcon_alerts(self.name, self.type, self.config.tenant, payload)
 
-
-class CrowdStrikeAlertsPoller(Poller):
-    """The Falcon Alerts API v2, polled: every alert created or updated since the cursor."""
+class CrowdStrikeAlertsParser(CrowdStrikeParser):
+    """Alert objects as the Alerts API poller stores them, one per item."""
 
     type: ClassVar[str] = "crowdstrike_alerts"
+
+
+class CrowdStrikeAlertsPoller(CrowdStrikeAlertsParser, Poller):
+    """The Falcon Alerts API v2, polled: every alert created or updated since the cursor."""
+
+    parser = CrowdStrikeAlertsParser
 
     class Config(PollerConfig):
         """API client credentials with the Alerts: Read scope, and what to fetch."""
@@ -92,8 +106,8 @@ class CrowdStrikeAlertsPoller(Poller):
             "EU-1 https://api.eu-1.crowdstrike.com, US-GOV-1 https://api.laggar.gcw.crowdstrike.com)",
             examples=["https://api.eu-1.crowdstrike.com"],
         )
-        client_id: str = Field(default="", description="API client id (required)", examples=["${FALCON_CLIENT_ID}"])
-        client_secret: SecretStr = Field(default=SecretStr(""), description="API client secret (required)", examples=["${FALCON_CLIENT_SECRET}"])
+        client_id: str = Field(min_length=1, description="API client id", examples=["${FALCON_CLIENT_ID}"])
+        client_secret: SecretStr = Field(description="API client secret", examples=["${FALCON_CLIENT_SECRET}"])
         member_cid: str | None = Field(
             default=None, description="Child CID to act in, for Flight Control (MSSP) parents", examples=["0123456789abcdef0123456789abcdef"]
         )
@@ -133,10 +147,6 @@ class CrowdStrikeAlertsPoller(Poller):
     def item_id(self, item: dict[str, Any]) -> str:
         """Return the composite id and update time: an updated alert (e.g. closed) is a new event of the same alert."""
         return f"{item.get('composite_id') or item.get('id')}@{item.get('updated_timestamp')}"
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one polled alert object (or a saved entities answer, e.g. replayed with `alertbridge send`) into alerts."""
-        return falcon_alerts(self.name, self.type, self.config.tenant, payload)
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -25,8 +25,7 @@ from pydantic import Field, SecretStr
 from ..errors import AuthFailed, PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._defender_api import GraphApi
-from .base import Poller, PollerConfig, PollResult
-# Until a shared module holds them (proposed in the report), reuse the value helpers Splunk already has.
+from .roles import Parser, Poller, PollerConfig, PollResult
 from ._values import hostname as _host
 from ._values import is_ip as _is_ip
 from ._values import text as _text
@@ -47,10 +46,51 @@ TACTICS = {
 }
 
 
-class DefenderSource(Poller):
-    """Microsoft Defender XDR alerts, polled from Microsoft Graph with an app registration's client secret."""
+class DefenderParser(Parser):
+    """Graph security alerts (alerts_v2): one, or a whole list answer."""
 
     type: ClassVar[str] = "defender"
+
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn one Graph alert, or a whole alerts_v2 answer ({"value": [...]}), into alerts."""
+        if isinstance(payload, dict) and "id" not in payload and isinstance(payload.get("value"), list):
+            return [alert for item in payload["value"] for alert in self.parse(item)]
+        if not isinstance(payload, dict):
+            raise PayloadError(f"not a Graph security alert: expected a JSON object, got {type(payload).__name__}")
+        alert_id = _text(payload.get("id"))
+        if alert_id is None:
+            raise PayloadError("not a Graph security alert: no 'id'")
+        severity = _text(payload.get("severity"))
+        category = _text(payload.get("category"))
+        return [
+            Alert(
+                source=SourceInfo(
+                    name=self.name, type=self.type, product="Microsoft Defender XDR", vendor="Microsoft",
+                    instance=_text(payload.get("serviceSource")),
+                    tenant=self.config.tenant or _text(payload.get("tenantId")),
+                ),
+                vendor_id=alert_id,
+                title=_text(payload.get("title")) or f"Defender alert {alert_id}",
+                description=_description(payload),
+                severity=SEVERITY.get(severity or "", Severity.medium),
+                vendor_severity=severity,
+                category=category,
+                status=STATUS.get(_text(payload.get("status")) or "", AlertStatus.new),
+                url=_text(payload.get("alertWebUrl")),
+                detected_at=_time(payload.get("firstActivityDateTime")) or _time(payload.get("createdDateTime")),
+                observables=_observables(payload.get("evidence")),
+                tactics=[TACTICS[category]] if category in TACTICS else [],
+                techniques=_texts(payload.get("mitreTechniques")),
+                labels=_texts(payload.get("systemTags")),
+                raw=payload,
+            )
+        ]
+
+
+class DefenderSource(DefenderParser, Poller):
+    """Microsoft Defender XDR alerts, polled from Microsoft Graph with an app registration's client secret."""
+
+    parser = DefenderParser
 
     class Config(PollerConfig):
         """Where Graph and Entra ID are, and the app registration that reads SecurityAlert.Read.All."""
@@ -65,16 +105,16 @@ class DefenderSource(Poller):
             description="Microsoft Entra ID authority host; the token comes from <login_url>/<tenant_id>/oauth2/v2.0/token",
             examples=["https://login.microsoftonline.com", "http://127.0.0.1:8081/defender"],
         )
-        tenant_id: str | None = Field(
-            default=None, description="Directory (tenant) id of the app registration; required to poll",
+        tenant_id: str = Field(
+            min_length=1, description="Directory (tenant) id of the app registration",
             examples=["b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c"],
         )
-        client_id: str | None = Field(
-            default=None, description="Application (client) id of the app registration; required to poll",
+        client_id: str = Field(
+            min_length=1, description="Application (client) id of the app registration",
             examples=["9e6a4d1c-2f1b-4c1e-8a53-2b1f0c7d9e11"],
         )
-        client_secret: SecretStr | None = Field(
-            default=None, description="Client secret of the app registration; required to poll",
+        client_secret: SecretStr = Field(
+            description="Client secret of the app registration",
             examples=["${DEFENDER_CLIENT_SECRET}"],
         )
         page_size: int = Field(default=100, ge=1, le=2000, description="Alerts asked for per page ($top)", examples=[100])
@@ -84,17 +124,13 @@ class DefenderSource(Poller):
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
         self.base_url = config.url.rstrip("/")
-        missing = [field for field in ("tenant_id", "client_id", "client_secret") if not getattr(config, field)]
-        self._missing = missing
-        self._api = None if missing else GraphApi(
-            login_url=config.login_url, tenant_id=config.tenant_id or "", client_id=config.client_id or "",
-            client_secret=config.client_secret or SecretStr(""), timeout=config.timeout, transport=transport,
+        self._api = GraphApi(
+            login_url=config.login_url, tenant_id=config.tenant_id, client_id=config.client_id,
+            client_secret=config.client_secret, timeout=config.timeout, transport=transport,
         )  # fmt: skip
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of alerts updated since the cursor."""
-        if self._api is None:
-            raise AuthFailed(f"defender {self.name}: set {', '.join(self._missing)} to poll")
         since, next_link, newest = self._read_cursor(cursor)
         body = None
         if next_link:
@@ -153,45 +189,9 @@ class DefenderSource(Poller):
             return "no-id:" + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32]
         return f"{alert_id}#resolved" if item.get("status") == "resolved" else alert_id
 
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one Graph alert, or a whole alerts_v2 answer ({"value": [...]}), into alerts."""
-        if isinstance(payload, dict) and "id" not in payload and isinstance(payload.get("value"), list):
-            return [alert for item in payload["value"] for alert in self.parse(item)]
-        if not isinstance(payload, dict):
-            raise PayloadError(f"not a Graph security alert: expected a JSON object, got {type(payload).__name__}")
-        alert_id = _text(payload.get("id"))
-        if alert_id is None:
-            raise PayloadError("not a Graph security alert: no 'id'")
-        severity = _text(payload.get("severity"))
-        category = _text(payload.get("category"))
-        return [
-            Alert(
-                source=SourceInfo(
-                    name=self.name, type=self.type, product="Microsoft Defender XDR", vendor="Microsoft",
-                    instance=_text(payload.get("serviceSource")),
-                    tenant=self.config.tenant or _text(payload.get("tenantId")),
-                ),
-                vendor_id=alert_id,
-                title=_text(payload.get("title")) or f"Defender alert {alert_id}",
-                description=_description(payload),
-                severity=SEVERITY.get(severity or "", Severity.medium),
-                vendor_severity=severity,
-                category=category,
-                status=STATUS.get(_text(payload.get("status")) or "", AlertStatus.new),
-                url=_text(payload.get("alertWebUrl")),
-                detected_at=_time(payload.get("firstActivityDateTime")) or _time(payload.get("createdDateTime")),
-                observables=_observables(payload.get("evidence")),
-                tactics=[TACTICS[category]] if category in TACTICS else [],
-                techniques=_texts(payload.get("mitreTechniques")),
-                labels=_texts(payload.get("systemTags")),
-                raw=payload,
-            )
-        ]
-
     async def aclose(self) -> None:
         """Release connections."""
-        if self._api is not None:
-            await self._api.aclose()
+        await self._api.aclose()
 
 
 def _texts(value: Any) -> list[str]:

@@ -35,7 +35,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from ..errors import PayloadError
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ..templates import render, syntax_error
-from .base import Source, SourceConfig
+from .roles import Parser, ParserConfig, WebhookConfig, WebhookSource
 
 FieldName = Literal[
     "vendor_id", "title", "description", "severity", "category", "status", "url", "detected_at",
@@ -107,12 +107,12 @@ def _check_expression(where: str, expression: str) -> None:
         raise ValueError(f"{where}: not a JMESPath expression: {exc}") from None
 
 
-class GenericSource(Source):
+class GenericParser(Parser):
     """Any JSON body, mapped to alerts by configured JMESPath expressions and templates."""
 
     type: ClassVar[str] = "generic"
 
-    class Config(SourceConfig):
+    class Config(ParserConfig):
         """Where the alerts and their fields are in the body."""
 
         product: str = Field(default="Generic JSON", description="Product name shown in tickets", examples=["Alertmanager"])
@@ -295,3 +295,14 @@ def _fingerprint(item: dict[str, Any], where: str) -> str:
 
 
 CONVERTERS: dict[str, Callable[[Any, str], Any]] = {"detected_at": _timestamp} | {field: _strings for field in LIST_FIELDS}
+
+
+class GenericSource(GenericParser, WebhookSource):
+    """Any JSON body pushed to /hooks/<name>, read as the parser's config says."""
+
+    parser = GenericParser
+
+    class Config(GenericParser.Config, WebhookConfig):
+        """The parser's settings and the required `auth`."""
+
+    config: Config

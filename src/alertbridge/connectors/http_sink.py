@@ -3,8 +3,8 @@
 For in-house case tools (and the recording server the crash tests use), the
 hub speaks this contract, relative to `url`:
 
-    POST  /tickets                      {project, issue_type, summary, description, severity, labels, fields} -> 201 {key, url}
-    GET   /tickets?label=L              -> [{key, url}, …] oldest first
+    POST  /tickets                      {project, issue_type, summary, description, severity, reference, labels, fields} -> 201 {key, url}
+    GET   /tickets?reference=R          -> [{key, url}, …] oldest first: the tickets of the case whose reference is R
     PATCH /tickets/{key}                {fields}
     POST  /tickets/{key}/comments       {text}
     POST  /tickets/{key}/transitions    {to, resolution} -> {status, category}
@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr
 
 from ..metrics import SINK_CALLS
 from ._http import send
-from .base import PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink, TicketStatus
+from .roles import PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink, TicketStatus
 
 
 class HttpSinkConfig(SinkConfig):
@@ -51,9 +51,9 @@ class HttpSink(TicketSink, TicketPreview):
         SINK_CALLS.labels(sink=self.name, operation=operation, outcome="ok").inc()
         return response
 
-    async def find_by_label(self, label: str) -> list[TicketRef]:
-        """Return every ticket carrying the label, oldest first."""
-        response = await self._call("search", "GET", "/tickets", params={"label": label})
+    async def find_by_reference(self, reference: str) -> list[TicketRef]:
+        """Return every ticket of the case reference, oldest first."""
+        response = await self._call("search", "GET", "/tickets", params={"reference": reference})
         return [TicketRef(t["key"], t.get("url", "")) for t in response.json()]
 
     async def preview(self, draft: TicketDraft) -> PreviewedTicket:

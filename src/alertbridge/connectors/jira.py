@@ -22,11 +22,11 @@ from ._http import check_response
 from ._jira_api import PAGE_SIZE, Clock, JiraApi
 from ._jira_markup import render
 from ._jira_webhook import JiraWebhookConfig, JiraWebhookSource
-from .base import PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink, TicketStatus
+from .roles import (Attachments, BulkCreate, PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink,
+                    TicketStatus, TransitionCheck)
 
 __all__ = ["JiraConfig", "JiraSink", "JiraWebhookConfig", "JiraWebhookSource"]
 
-BULK_LIMIT = 50  # POST /issue/bulk takes at most 50 issues
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
 
 
@@ -76,10 +76,11 @@ def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
-class JiraSink(TicketSink, TicketPreview):
+class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments, TicketPreview):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
+    bulk_limit = 50  # POST /issue/bulk takes at most 50 issues
     Config = JiraConfig
     config: JiraConfig
 
@@ -151,13 +152,13 @@ class JiraSink(TicketSink, TicketPreview):
 
     # --- the TicketSink operations --------------------------------------------------------------
 
-    async def find_by_label(self, label: str) -> list[TicketRef]:
-        """Return every ticket carrying the label, oldest first (search lags creation by a few seconds)."""
-        issues = await self.api.search(f"labels = {jf.jql_string(label)} ORDER BY created ASC", ["created"])
+    async def find_by_reference(self, reference: str) -> list[TicketRef]:
+        """Return every ticket labelled with the case reference, oldest first (search lags creation by a few seconds)."""
+        issues = await self.api.search(f"labels = {jf.jql_string(jf.sanitize_label(reference))} ORDER BY created ASC", ["created"])
         return [self._ref(issue["key"]) for issue in issues]
 
     async def create(self, draft: TicketDraft) -> TicketRef:
-        """Create one ticket carrying the draft's labels."""
+        """Create one ticket carrying the draft's labels and its reference as a label."""
         fields = await self._fields_or_raise(draft)
         body = (await self.api.call("create", "POST", "issue", json={"fields": fields})).json()
         return self._ref(body["key"])
@@ -165,10 +166,10 @@ class JiraSink(TicketSink, TicketPreview):
     async def create_many(self, drafts: list[TicketDraft]) -> list[TicketRef | ConnectorError]:
         """Create tickets in bulk; return, per draft and in order, its ticket or the error that stopped it."""
         results: list[TicketRef | ConnectorError | None] = [None] * len(drafts)
-        for start in range(0, len(drafts), BULK_LIMIT):
+        for start in range(0, len(drafts), self.bulk_limit):
             sent: list[int] = []
             updates = []
-            for number in range(start, min(start + BULK_LIMIT, len(drafts))):
+            for number in range(start, min(start + self.bulk_limit, len(drafts))):
                 try:
                     updates.append({"fields": await self._fields_or_raise(drafts[number])})
                     sent.append(number)

@@ -30,8 +30,7 @@ from ..errors import ConnectorError, PayloadError, Permanent, RateLimited
 from ..metrics import POLLS
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._mcas_api import PAGE_LIMIT, Position, list_alerts
-from .base import Poller, PollerConfig, PollResult, StrictModel
-# Until a shared module holds them (proposed in the report), reuse the value helpers Splunk already has.
+from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult, StrictModel
 from ._values import hostname as _host
 from ._values import is_ip as _is_ip
 from ._values import text as _text
@@ -100,20 +99,85 @@ class Extract(StrictModel):
         return patterns
 
 
-class McasSource(Poller):
-    """Defender for Cloud Apps alerts, polled tenant by tenant; text-extracted users and IPs join the entities."""
+class McasParser(Parser):
+    """Defender for Cloud Apps alerts: a polled item, a bare alert, or a list answer."""
 
     type: ClassVar[str] = "mcas"
 
-    class Config(PollerConfig):
+    class Config(ParserConfig):
+        """How to read the alerts' text."""
+
+        extract: Extract = Field(default_factory=Extract, description="Patterns that find users and IPs in alert text", examples=[{"users": [USER_PATTERNS[0]]}])
+
+    config: Config
+
+    def __init__(self, name: str, config: Config):
+        super().__init__(name, config)
+        self._users = [re.compile(p) for p in config.extract.users]
+        self._ips = [re.compile(p) for p in config.extract.ips]
+        self.tenant_urls: dict[str, str] = {}  # tenant name -> its API URL, whose host names the alerts' instance
+
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn a polled item, a bare MCAS alert, or a list answer ({"data": [...]}) into alerts."""
+        if isinstance(payload, dict) and "_id" not in payload and isinstance(payload.get("data"), list):
+            return [alert for item in payload["data"] for alert in self.parse(item)]
+        tenant = self.config.tenant
+        if isinstance(payload, dict) and "_id" not in payload and "alert" in payload:
+            tenant, payload = payload.get("tenant"), payload["alert"]
+            if not isinstance(tenant, str) or not tenant:
+                raise PayloadError("a polled MCAS item needs its tenant name")
+        if not isinstance(payload, dict):
+            raise PayloadError(f"not a Defender for Cloud Apps alert: expected a JSON object, got {type(payload).__name__}")
+        alert_id = _text(payload.get("_id"))
+        if alert_id is None:
+            raise PayloadError("not a Defender for Cloud Apps alert: no '_id'")
+        title, text = _text(payload.get("title")), _text(payload.get("description")) or ""
+        severity = payload.get("severityValue")
+        stories = payload.get("stories") if isinstance(payload.get("stories"), list) else []
+        intents = payload.get("intent") if isinstance(payload.get("intent"), list) else []
+        found = self._extracted(f"{title or ''}\n{text}"[:SCAN_LIMIT]).merge(_entities(payload.get("entities")))
+        known = self.tenant_urls.get(tenant or "")
+        return [
+            Alert(
+                source=SourceInfo(
+                    name=self.name, type=self.type, product="Microsoft Defender for Cloud Apps", vendor="Microsoft",
+                    instance=_host(known or _text(payload.get("URL"))), tenant=tenant,
+                ),
+                vendor_id=alert_id,
+                title=title or f"Defender for Cloud Apps alert {alert_id}",
+                description=_description(text, payload),
+                severity=SEVERITY.get(severity, Severity.medium) if _is_int(severity) else Severity.medium,
+                vendor_severity=SEVERITY_NAME.get(severity, str(severity)) if _is_int(severity) else None,
+                category=next((STORIES[s] for s in stories if _is_int(s) and s in STORIES), None),
+                status=_status(payload),
+                url=_text(payload.get("URL")),
+                detected_at=_millis(payload.get("timestamp")),
+                observables=found,
+                tactics=list(dict.fromkeys(INTENT[i] for i in intents if _is_int(i) and i in INTENT)),
+                techniques=list(dict.fromkeys(TECHNIQUE.findall(text))),
+                raw=payload,
+            )
+        ]
+
+    def _extracted(self, text: str) -> Observables:
+        users = [value for pattern in self._users for value in _matches(pattern, text)]
+        ips = [value for pattern in self._ips for value in _matches(pattern, text) if _is_ip(value)]
+        return Observables(users=list(dict.fromkeys(users)), ips=list(dict.fromkeys(ips)))
+
+
+class McasSource(McasParser, Poller):
+    """Defender for Cloud Apps alerts, polled tenant by tenant; text-extracted users and IPs join the entities."""
+
+    parser = McasParser
+
+    class Config(McasParser.Config, PollerConfig):
         """The tenants to poll and how to read their alerts."""
 
         tenants: list[McasTenant] = Field(
-            default=[], description="The tenants to poll, each with its own URL and token; names must differ",
+            min_length=1, description="The tenants to poll, each with its own URL and token; names must differ",
             examples=[[{"name": "contoso", "url": "https://contoso.portal.cloudappsecurity.com", "token": "${MCAS_CONTOSO_TOKEN}"}]],
         )
         page_size: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT, description="Alerts asked for per call and tenant", examples=[100])
-        extract: Extract = Field(default_factory=Extract, description="Patterns that find users and IPs in alert text", examples=[{"users": [USER_PATTERNS[0]]}])
 
         @field_validator("tenants")
         @classmethod
@@ -128,8 +192,7 @@ class McasSource(Poller):
     def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
         super().__init__(name, config)
         self._tenants = {tenant.name: tenant for tenant in config.tenants}
-        self._users = [re.compile(p) for p in config.extract.users]
-        self._ips = [re.compile(p) for p in config.extract.ips]
+        self.tenant_urls = {tenant.name: tenant.url for tenant in config.tenants}
         self._client = httpx2.AsyncClient(timeout=config.timeout, transport=transport, headers={"Accept": "application/json"})
         self._clock = clock
         self._resume_at: dict[str, float] = {}
@@ -137,8 +200,6 @@ class McasSource(Poller):
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of every tenant not backing off; one failing tenant does not stop the others."""
-        if not self._tenants:
-            raise Permanent(f"mcas {self.name}: no tenants configured")
         positions = self._read_cursor(cursor)
         items: list[dict[str, Any]] = []
         failures: list[ConnectorError] = []
@@ -193,53 +254,6 @@ class McasSource(Poller):
             # Still stored, so that parse dead-letters it with the raw item kept.
             alert_id = "no-id:" + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32]
         return f"{item.get('tenant')}/{alert_id}"
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn a polled item, a bare MCAS alert, or a list answer ({"data": [...]}) into alerts."""
-        if isinstance(payload, dict) and "_id" not in payload and isinstance(payload.get("data"), list):
-            return [alert for item in payload["data"] for alert in self.parse(item)]
-        tenant = self.config.tenant
-        if isinstance(payload, dict) and "_id" not in payload and "alert" in payload:
-            tenant, payload = payload.get("tenant"), payload["alert"]
-            if not isinstance(tenant, str) or not tenant:
-                raise PayloadError("a polled MCAS item needs its tenant name")
-        if not isinstance(payload, dict):
-            raise PayloadError(f"not a Defender for Cloud Apps alert: expected a JSON object, got {type(payload).__name__}")
-        alert_id = _text(payload.get("_id"))
-        if alert_id is None:
-            raise PayloadError("not a Defender for Cloud Apps alert: no '_id'")
-        title, text = _text(payload.get("title")), _text(payload.get("description")) or ""
-        severity = payload.get("severityValue")
-        stories = payload.get("stories") if isinstance(payload.get("stories"), list) else []
-        intents = payload.get("intent") if isinstance(payload.get("intent"), list) else []
-        found = self._extracted(f"{title or ''}\n{text}"[:SCAN_LIMIT]).merge(_entities(payload.get("entities")))
-        known = self._tenants.get(tenant or "")
-        return [
-            Alert(
-                source=SourceInfo(
-                    name=self.name, type=self.type, product="Microsoft Defender for Cloud Apps", vendor="Microsoft",
-                    instance=_host(known.url if known else _text(payload.get("URL"))), tenant=tenant,
-                ),
-                vendor_id=alert_id,
-                title=title or f"Defender for Cloud Apps alert {alert_id}",
-                description=_description(text, payload),
-                severity=SEVERITY.get(severity, Severity.medium) if _is_int(severity) else Severity.medium,
-                vendor_severity=SEVERITY_NAME.get(severity, str(severity)) if _is_int(severity) else None,
-                category=next((STORIES[s] for s in stories if _is_int(s) and s in STORIES), None),
-                status=_status(payload),
-                url=_text(payload.get("URL")),
-                detected_at=_millis(payload.get("timestamp")),
-                observables=found,
-                tactics=list(dict.fromkeys(INTENT[i] for i in intents if _is_int(i) and i in INTENT)),
-                techniques=list(dict.fromkeys(TECHNIQUE.findall(text))),
-                raw=payload,
-            )
-        ]
-
-    def _extracted(self, text: str) -> Observables:
-        users = [value for pattern in self._users for value in _matches(pattern, text)]
-        ips = [value for pattern in self._ips for value in _matches(pattern, text) if _is_ip(value)]
-        return Observables(users=list(dict.fromkeys(users)), ips=list(dict.fromkeys(ips)))
 
     async def aclose(self) -> None:
         """Release connections."""

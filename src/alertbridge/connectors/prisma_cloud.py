@@ -28,7 +28,7 @@ from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
 from ._values import json_cursor
 from ._values import text as _text
-from .base import Poller, PollerConfig, PollResult
+from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
 log = structlog.get_logger(__name__)
 
@@ -44,23 +44,62 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-class PrismaCloudSource(Poller):
-    """Prisma Cloud CSPM alerts, by alert time, with the login token kept fresh."""
+class PrismaCloudParser(Parser):
+    """Prisma Cloud alerts as POST /v2/alert?detailed=true lists them, one per item."""
 
     type: ClassVar[str] = "prisma_cloud"
 
-    class Config(PollerConfig):
+    class Config(ParserConfig):
+        """Where the alerts' deep links point."""
+
+        console_url: str = Field(default="https://app.prismacloud.io", pattern=r"^https?://",
+                                 description="Console URL for alert deep links", examples=["https://app2.prismacloud.io"])
+
+    config: Config
+
+    def parse(self, payload: Any) -> list[Alert]:
+        """Turn one alert of POST /v2/alert?detailed=true into an alert."""
+        if not isinstance(payload, dict):
+            raise PayloadError(f"not a Prisma Cloud alert: expected a JSON object, got {type(payload).__name__}")
+        alert_id, policy = payload.get("id"), payload.get("policy")
+        if not isinstance(alert_id, str) or not alert_id.strip() or not isinstance(policy, dict):
+            raise PayloadError("not a Prisma Cloud alert: it needs an 'id' and a 'policy' object (list alerts with detailed=true)")
+        resource = payload.get("resource") if isinstance(payload.get("resource"), dict) else {}
+        vendor_severity = _text(policy.get("severity"))
+        status = _text(payload.get("status"))
+        console = self.config.console_url.rstrip("/")
+        alert = Alert(
+            source=SourceInfo(name=self.name, type=self.type, product="Prisma Cloud", vendor="Palo Alto Networks",
+                              instance=urlsplit(console).hostname, tenant=self.config.tenant),
+            vendor_id=alert_id.strip(),
+            title=_text(policy.get("name")) or f"Prisma Cloud alert {alert_id.strip()}",
+            description=_description(payload, policy, resource),
+            severity=SEVERITIES.get((vendor_severity or "").lower(), Severity.medium),
+            vendor_severity=vendor_severity,
+            category=_text(policy.get("policyType")),
+            status=STATUSES.get((status or "").lower(), AlertStatus.new),
+            url=f"{console}/alerts/overview?viewId=default&filters=alert.id={quote(alert_id.strip(), safe='')}",
+            detected_at=_epoch_ms(payload.get("alertTime")) or _epoch_ms(payload.get("firstSeen")),
+            observables=_observables(payload, resource),
+            labels=["prisma-cloud", *[f"cloud-{c}" for c in [_text(resource.get("cloudType"))] if c]],
+            raw=payload,
+        )
+        return [alert]
+
+
+class PrismaCloudSource(PrismaCloudParser, Poller):
+    """Prisma Cloud CSPM alerts, by alert time, with the login token kept fresh."""
+
+    parser = PrismaCloudParser
+
+    class Config(PrismaCloudParser.Config, PollerConfig):
         """Which Prisma Cloud stack, the access key, and what to ask for."""
 
         url: str = Field(default="https://api.prismacloud.io", pattern=r"^https?://",
                          description="API URL of your tenant's stack (api, api2, api.eu, …)", examples=["https://api2.prismacloud.io"])
-        console_url: str = Field(default="https://app.prismacloud.io", pattern=r"^https?://",
-                                 description="Console URL for alert deep links", examples=["https://app2.prismacloud.io"])
-        access_key: str | None = Field(default=None, description="Access key ID (Settings → Access Control → Access Keys); "
-                                       "required to poll",
+        access_key: str = Field(min_length=1, description="Access key ID (Settings → Access Control → Access Keys)",
                                 examples=["3f1c9a52-7d7e-4b4e-9c7a-0d2f5b1e8a11"])
-        secret_key: SecretStr | None = Field(default=None, description="The access key's secret; required to poll",
-                                             examples=["${PRISMA_SECRET_KEY}"])
+        secret_key: SecretStr = Field(description="The access key's secret", examples=["${PRISMA_SECRET_KEY}"])
         page_size: int = Field(default=100, ge=1, le=10000, description="Alerts per request", examples=[500])
         overlap: float = Field(default=300.0, ge=0, description="Seconds each window reaches back before the previous "
                                "one's end, for alerts stamped late (repeats are dropped)", examples=[600])
@@ -143,41 +182,10 @@ class PrismaCloudSource(Poller):
             except AuthFailed:
                 self._token = None
         if not self._token:
-            if not (self.config.access_key and self.config.secret_key):
-                raise AuthFailed(f"{self.name}: set `access_key` and `secret_key` to poll Prisma Cloud")
             credentials = {"username": self.config.access_key, "password": self.config.secret_key.get_secret_value()}
             login = await send(self._client.post("/login", json=credentials), vendor="prisma_cloud")
             self._token, self._token_at = _token_of(login.json()), now
         return self._token
-
-    def parse(self, payload: Any) -> list[Alert]:
-        """Turn one alert of POST /v2/alert?detailed=true into an alert."""
-        if not isinstance(payload, dict):
-            raise PayloadError(f"not a Prisma Cloud alert: expected a JSON object, got {type(payload).__name__}")
-        alert_id, policy = payload.get("id"), payload.get("policy")
-        if not isinstance(alert_id, str) or not alert_id.strip() or not isinstance(policy, dict):
-            raise PayloadError("not a Prisma Cloud alert: it needs an 'id' and a 'policy' object (list alerts with detailed=true)")
-        resource = payload.get("resource") if isinstance(payload.get("resource"), dict) else {}
-        vendor_severity = _text(policy.get("severity"))
-        status = _text(payload.get("status"))
-        console = self.config.console_url.rstrip("/")
-        alert = Alert(
-            source=SourceInfo(name=self.name, type=self.type, product="Prisma Cloud", vendor="Palo Alto Networks",
-                              instance=urlsplit(console).hostname, tenant=self.config.tenant),
-            vendor_id=alert_id.strip(),
-            title=_text(policy.get("name")) or f"Prisma Cloud alert {alert_id.strip()}",
-            description=_description(payload, policy, resource),
-            severity=SEVERITIES.get((vendor_severity or "").lower(), Severity.medium),
-            vendor_severity=vendor_severity,
-            category=_text(policy.get("policyType")),
-            status=STATUSES.get((status or "").lower(), AlertStatus.new),
-            url=f"{console}/alerts/overview?viewId=default&filters=alert.id={quote(alert_id.strip(), safe='')}",
-            detected_at=_epoch_ms(payload.get("alertTime")) or _epoch_ms(payload.get("firstSeen")),
-            observables=_observables(payload, resource),
-            labels=["prisma-cloud", *[f"cloud-{c}" for c in [_text(resource.get("cloudType"))] if c]],
-            raw=payload,
-        )
-        return [alert]
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -28,7 +28,7 @@ from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import send
 from ._values import iso_time as _time
 from ._values import objects as _objects
-from .base import Poller, PollerConfig, PollResult
+from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
 log = structlog.get_logger(__name__)
 
@@ -59,27 +59,14 @@ def _strings(value: Any) -> list[str]:
     return [v.strip() for v in values if isinstance(v, str) and v.strip()]
 
 
-class ProofpointTapSource(Poller):
-    """Proofpoint Targeted Attack Protection: messages and clicks with threats, from the SIEM API."""
+class ProofpointTapParser(Parser):
+    """Proofpoint TAP SIEM API messages and clicks, one per item."""
 
     type: ClassVar[str] = "proofpoint_tap"
 
-    class Config(PollerConfig):
-        """Where the SIEM API is, the credential, which events become alerts and how severe they are."""
+    class Config(ParserConfig):
+        """How severe each threat classification is."""
 
-        url: str = Field(default="https://tap-api-v2.proofpoint.com", pattern=r"^https?://",
-                         description="Base URL of the TAP API", examples=["https://tap-api-v2.proofpoint.com"])
-        principal: str | None = Field(default=None, description="TAP service principal (Settings → Connected Applications); "
-                                      "required to poll", examples=["0a1b2c3d-4e5f-6789-abcd-ef0123456789"])
-        secret: SecretStr | None = Field(default=None, description="The service principal's secret; required to poll",
-                                         examples=["${PROOFPOINT_TAP_SECRET}"])
-        event_types: list[EventType] = Field(
-            default=["messagesDelivered", "clicksPermitted"], min_length=1,
-            description="Which SIEM arrays become alerts; the default keeps the threats that got through",
-            examples=[["messagesDelivered", "clicksPermitted", "messagesBlocked"]],
-        )
-        overlap: float = Field(default=60.0, ge=0, le=1800, description="Seconds each window reaches back before the "
-                               "cursor, for events Proofpoint indexes late (repeats are dropped)", examples=[120])
         score_threshold: int = Field(default=75, ge=0, le=100, description="A phish, malware, impostor or spam score "
                                      "at or above this counts as that classification", examples=[90])
         classification_severity: dict[str, Severity] = Field(
@@ -90,53 +77,6 @@ class ProofpointTapSource(Poller):
                                            "is known and no score reaches the threshold", examples=["low"])
 
     config: Config
-
-    def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None):
-        super().__init__(name, config)
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._client = httpx2.AsyncClient(
-            base_url=config.url.rstrip("/"),
-            auth=httpx2.BasicAuth(config.principal or "", config.secret.get_secret_value() if config.secret else ""),
-            headers={"Accept": "application/json"}, timeout=config.timeout, transport=transport,
-        )
-
-    async def poll(self, cursor: str | None) -> PollResult:
-        """Fetch the next window of at most an hour after the cursor (an ISO time)."""
-        if not (self.config.principal and self.config.secret):
-            raise AuthFailed(f"{self.name}: set `principal` and `secret` to poll Proofpoint TAP")
-        now = self._clock()
-        resumed = _time(cursor)
-        start = resumed - timedelta(seconds=self.config.overlap) if resumed else now - timedelta(seconds=self.config.backfill)
-        if start < now - OLDEST:
-            if resumed:
-                log.warning("proofpoint cursor older than the API's 7 days: events in between are lost",
-                            source=self.name, cursor=cursor)
-            start = now - OLDEST
-        end = min(start + MAX_WINDOW, now)
-        if end - start < MIN_WINDOW:
-            return PollResult([], cursor)
-        params = {"format": "json", "interval": f"{_iso(start)}/{_iso(end)}"}
-        try:
-            response = await send(self._client.get("/v2/siem/all", params=params), vendor="proofpoint")
-        except RateLimited as exc:
-            exc.retry_after = exc.retry_after or RATE_LIMIT_PAUSE
-            raise
-        # 204 No Content is how the API says "nothing in this window".
-        body = response.json() if response.content else {}
-        if not isinstance(body, dict):
-            raise PayloadError(f"proofpoint: expected a JSON object from /v2/siem/all, got {type(body).__name__}")
-        items = [{**item, "eventType": event_type} for event_type in self.config.event_types
-                 for item in _objects(body.get(event_type))]
-        ended = _time(body.get("queryEndTime")) or end
-        return PollResult(items, _iso(ended), more=end < now)
-
-    def item_id(self, item: dict[str, Any]) -> str:
-        """Return '<eventType>:<GUID>' for a message, '<eventType>:<id>' for a click."""
-        key = item.get("id") if "clickTime" in item else item.get("GUID")
-        if not isinstance(key, str) or not key:
-            key = hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32]
-        return f"{item.get('eventType')}:{key}"
 
     def parse(self, payload: Any) -> list[Alert]:
         """Turn one SIEM API message or click into its alert."""
@@ -180,6 +120,75 @@ class ProofpointTapSource(Poller):
         base = max(found, key=lambda s: s.rank) if found else self.config.default_severity
         rank = base.rank + SEVERITY_SHIFT.get(event_type or "", 0)
         return SEVERITIES[min(max(rank, 0), len(SEVERITIES) - 1)]
+
+
+class ProofpointTapSource(ProofpointTapParser, Poller):
+    """Proofpoint Targeted Attack Protection: messages and clicks with threats, from the SIEM API."""
+
+    parser = ProofpointTapParser
+
+    class Config(ProofpointTapParser.Config, PollerConfig):
+        """Where the SIEM API is, the credential, which events become alerts and how severe they are."""
+
+        url: str = Field(default="https://tap-api-v2.proofpoint.com", pattern=r"^https?://",
+                         description="Base URL of the TAP API", examples=["https://tap-api-v2.proofpoint.com"])
+        principal: str = Field(min_length=1, description="TAP service principal (Settings → Connected Applications)",
+                               examples=["0a1b2c3d-4e5f-6789-abcd-ef0123456789"])
+        secret: SecretStr = Field(description="The service principal's secret", examples=["${PROOFPOINT_TAP_SECRET}"])
+        event_types: list[EventType] = Field(
+            default=["messagesDelivered", "clicksPermitted"], min_length=1,
+            description="Which SIEM arrays become alerts; the default keeps the threats that got through",
+            examples=[["messagesDelivered", "clicksPermitted", "messagesBlocked"]],
+        )
+        overlap: float = Field(default=60.0, ge=0, le=1800, description="Seconds each window reaches back before the "
+                               "cursor, for events Proofpoint indexes late (repeats are dropped)", examples=[120])
+
+    config: Config
+
+    def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        super().__init__(name, config)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._client = httpx2.AsyncClient(
+            base_url=config.url.rstrip("/"),
+            auth=httpx2.BasicAuth(config.principal, config.secret.get_secret_value()),
+            headers={"Accept": "application/json"}, timeout=config.timeout, transport=transport,
+        )
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Fetch the next window of at most an hour after the cursor (an ISO time)."""
+        now = self._clock()
+        resumed = _time(cursor)
+        start = resumed - timedelta(seconds=self.config.overlap) if resumed else now - timedelta(seconds=self.config.backfill)
+        if start < now - OLDEST:
+            if resumed:
+                log.warning("proofpoint cursor older than the API's 7 days: events in between are lost",
+                            source=self.name, cursor=cursor)
+            start = now - OLDEST
+        end = min(start + MAX_WINDOW, now)
+        if end - start < MIN_WINDOW:
+            return PollResult([], cursor)
+        params = {"format": "json", "interval": f"{_iso(start)}/{_iso(end)}"}
+        try:
+            response = await send(self._client.get("/v2/siem/all", params=params), vendor="proofpoint")
+        except RateLimited as exc:
+            exc.retry_after = exc.retry_after or RATE_LIMIT_PAUSE
+            raise
+        # 204 No Content is how the API says "nothing in this window".
+        body = response.json() if response.content else {}
+        if not isinstance(body, dict):
+            raise PayloadError(f"proofpoint: expected a JSON object from /v2/siem/all, got {type(body).__name__}")
+        items = [{**item, "eventType": event_type} for event_type in self.config.event_types
+                 for item in _objects(body.get(event_type))]
+        ended = _time(body.get("queryEndTime")) or end
+        return PollResult(items, _iso(ended), more=end < now)
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        """Return '<eventType>:<GUID>' for a message, '<eventType>:<id>' for a click."""
+        key = item.get("id") if "clickTime" in item else item.get("GUID")
+        if not isinstance(key, str) or not key:
+            key = hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32]
+        return f"{item.get('eventType')}:{key}"
 
     async def aclose(self) -> None:
         """Close the connection pool."""

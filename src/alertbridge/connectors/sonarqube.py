@@ -32,7 +32,7 @@ from ._values import iso_time as _time
 from ._values import json_cursor
 from ._values import objects as _objects
 from ._values import text as _text
-from .base import Poller, PollerConfig, PollResult
+from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
 SEVERITIES = {"BLOCKER": Severity.critical, "CRITICAL": Severity.high, "MAJOR": Severity.medium, "MINOR": Severity.low, "INFO": Severity.info}
 # Software-quality impacts (SonarQube 10.2+; BLOCKER and INFO since 10.7).
@@ -41,72 +41,18 @@ RESOLVED = {"CLOSED", "RESOLVED", "FIXED", "ACCEPTED", "FALSE_POSITIVE"}
 WHEN = "%Y-%m-%dT%H:%M:%S+0000"  # the form createdAfter reads: yyyy-MM-dd'T'HH:mm:ssZ
 
 
-class SonarQubeSource(Poller):
-    """SonarQube issues: one alert per new issue of the chosen severities."""
+class SonarQubeParser(Parser):
+    """SonarQube issues: one, or a whole /api/issues/search answer."""
 
     type: ClassVar[str] = "sonarqube"
 
-    class Config(PollerConfig):
-        """Which server, the token, and which issues."""
+    class Config(ParserConfig):
+        """The server the issues' links point to."""
 
         url: str = Field(default="https://sonarcloud.io", pattern=r"^https?://",
                          description="Base URL of the SonarQube server or SonarQube Cloud", examples=["https://sonar.example.com"])
-        token: SecretStr | None = Field(default=None, description="A user token of an account that may browse the projects; "
-                                        "required to poll", examples=["${SONAR_TOKEN}"])
-        auth_scheme: Literal["bearer", "basic"] = Field(
-            default="bearer", description="bearer: 'Authorization: Bearer <token>' (SonarQube 10+, Cloud); "
-            "basic: the token as basic-auth user name with an empty password (older servers)", examples=["basic"])
-        organization: str | None = Field(default=None, description="SonarQube Cloud organization key (Cloud only)", examples=["acme"])
-        projects: list[str] = Field(default=[], description="Project keys to watch; empty: every project the token can browse",
-                                    examples=[["com.acme:payments", "com.acme:web"]])
-        severities: list[Literal["BLOCKER", "CRITICAL", "MAJOR", "MINOR", "INFO"]] = Field(
-            default=["BLOCKER", "CRITICAL"], description="Issue severities to poll; empty: any", examples=[["BLOCKER", "CRITICAL", "MAJOR"]])
-        impact_severities: list[Literal["BLOCKER", "HIGH", "MEDIUM", "LOW", "INFO"]] = Field(
-            default=[], description="Software-quality impact severities to poll (SonarQube 10.2+); the server ANDs them "
-            "with `severities`, so empty that one when you use this", examples=[["BLOCKER", "HIGH"]])
-        page_size: int = Field(default=100, ge=1, le=500, description="Issues per request (the server allows 500)", examples=[500])
 
     config: Config
-
-    def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None):
-        super().__init__(name, config)
-        self._clock = clock or (lambda: datetime.now(UTC))
-        secret = config.token.get_secret_value() if config.token else ""
-        auth = httpx2.BasicAuth(secret, "") if config.auth_scheme == "basic" else None
-        headers = {"Accept": "application/json", **({"Authorization": f"Bearer {secret}"} if auth is None else {})}
-        self._client = httpx2.AsyncClient(base_url=config.url.rstrip("/"), auth=auth, headers=headers,
-                                          timeout=config.timeout, transport=transport)
-
-    async def poll(self, cursor: str | None) -> PollResult:
-        """Fetch the issues created since the cursor's time, oldest first."""
-        if not self.config.token:
-            raise AuthFailed(f"{self.name}: set `token` to poll SonarQube")
-        state = _read_cursor(cursor)
-        since = state.get("since") or (self._clock() - timedelta(seconds=self.config.backfill)).astimezone(UTC).strftime(WHEN)
-        page = state.get("page", 1)
-        params: dict[str, Any] = {"createdAfter": since, "s": "CREATION_DATE", "asc": "true", "p": page, "ps": self.config.page_size}
-        chosen = {"severities": self.config.severities, "impactSeverities": self.config.impact_severities, "projects": self.config.projects}
-        params |= {name: ",".join(values) for name, values in chosen.items() if values}
-        if self.config.organization:
-            params["organization"] = self.config.organization
-        body = (await send(self._client.get("/api/issues/search", params=params), vendor="sonarqube")).json()
-        if not isinstance(body, dict):
-            raise PayloadError(f"sonarqube: expected a JSON object from /api/issues/search, got {type(body).__name__}")
-        issues = _objects(body.get("issues"))
-        total = body.get("paging", {}).get("total", 0) if isinstance(body.get("paging"), dict) else 0
-        newest = max((t for t in (_time(i.get("creationDate")) for i in issues) if t), default=None)
-        if newest and newest > _time(since):
-            after = {"since": newest.astimezone(UTC).strftime(WHEN), "page": 1}
-        elif len(issues) == self.config.page_size:
-            after = {"since": since, "page": page + 1}  # a full page of one second: read on past it
-        else:
-            after = {"since": since, "page": 1}
-        return PollResult(issues, json.dumps(after), more=isinstance(total, int) and page * self.config.page_size < total)
-
-    def item_id(self, item: dict[str, Any]) -> str:
-        """Return the issue key."""
-        return str(item.get("key"))
 
     def parse(self, payload: Any) -> list[Alert]:
         """Turn one issue, or a whole /api/issues/search answer, into alerts."""
@@ -139,6 +85,69 @@ class SonarQubeSource(Poller):
             labels=list(dict.fromkeys(["sonarqube", *(tag.strip() for tag in tags)])),
             raw=payload,
         )
+
+
+class SonarQubeSource(SonarQubeParser, Poller):
+    """SonarQube issues: one alert per new issue of the chosen severities."""
+
+    parser = SonarQubeParser
+
+    class Config(SonarQubeParser.Config, PollerConfig):
+        """Which server, the token, and which issues."""
+
+        token: SecretStr = Field(description="A user token of an account that may browse the projects", examples=["${SONAR_TOKEN}"])
+        auth_scheme: Literal["bearer", "basic"] = Field(
+            default="bearer", description="bearer: 'Authorization: Bearer <token>' (SonarQube 10+, Cloud); "
+            "basic: the token as basic-auth user name with an empty password (older servers)", examples=["basic"])
+        organization: str | None = Field(default=None, description="SonarQube Cloud organization key (Cloud only)", examples=["acme"])
+        projects: list[str] = Field(default=[], description="Project keys to watch; empty: every project the token can browse",
+                                    examples=[["com.acme:payments", "com.acme:web"]])
+        severities: list[Literal["BLOCKER", "CRITICAL", "MAJOR", "MINOR", "INFO"]] = Field(
+            default=["BLOCKER", "CRITICAL"], description="Issue severities to poll; empty: any", examples=[["BLOCKER", "CRITICAL", "MAJOR"]])
+        impact_severities: list[Literal["BLOCKER", "HIGH", "MEDIUM", "LOW", "INFO"]] = Field(
+            default=[], description="Software-quality impact severities to poll (SonarQube 10.2+); the server ANDs them "
+            "with `severities`, so empty that one when you use this", examples=[["BLOCKER", "HIGH"]])
+        page_size: int = Field(default=100, ge=1, le=500, description="Issues per request (the server allows 500)", examples=[500])
+
+    config: Config
+
+    def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        super().__init__(name, config)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        secret = config.token.get_secret_value()
+        auth = httpx2.BasicAuth(secret, "") if config.auth_scheme == "basic" else None
+        headers = {"Accept": "application/json", **({"Authorization": f"Bearer {secret}"} if auth is None else {})}
+        self._client = httpx2.AsyncClient(base_url=config.url.rstrip("/"), auth=auth, headers=headers,
+                                          timeout=config.timeout, transport=transport)
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Fetch the issues created since the cursor's time, oldest first."""
+        state = _read_cursor(cursor)
+        since = state.get("since") or (self._clock() - timedelta(seconds=self.config.backfill)).astimezone(UTC).strftime(WHEN)
+        page = state.get("page", 1)
+        params: dict[str, Any] = {"createdAfter": since, "s": "CREATION_DATE", "asc": "true", "p": page, "ps": self.config.page_size}
+        chosen = {"severities": self.config.severities, "impactSeverities": self.config.impact_severities, "projects": self.config.projects}
+        params |= {name: ",".join(values) for name, values in chosen.items() if values}
+        if self.config.organization:
+            params["organization"] = self.config.organization
+        body = (await send(self._client.get("/api/issues/search", params=params), vendor="sonarqube")).json()
+        if not isinstance(body, dict):
+            raise PayloadError(f"sonarqube: expected a JSON object from /api/issues/search, got {type(body).__name__}")
+        issues = _objects(body.get("issues"))
+        total = body.get("paging", {}).get("total", 0) if isinstance(body.get("paging"), dict) else 0
+        newest = max((t for t in (_time(i.get("creationDate")) for i in issues) if t), default=None)
+        if newest and newest > _time(since):
+            after = {"since": newest.astimezone(UTC).strftime(WHEN), "page": 1}
+        elif len(issues) == self.config.page_size:
+            after = {"since": since, "page": page + 1}  # a full page of one second: read on past it
+        else:
+            after = {"since": since, "page": 1}
+        return PollResult(issues, json.dumps(after), more=isinstance(total, int) and page * self.config.page_size < total)
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        """Return the issue key."""
+        return str(item.get("key"))
 
     async def aclose(self) -> None:
         """Close the connection pool."""

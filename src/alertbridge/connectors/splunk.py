@@ -22,7 +22,7 @@ from ..model import Alert, Observables, Severity, SourceInfo
 from ._values import hostname as _hostname
 from ._values import is_ip as _is_ip
 from ._values import text as _text
-from .base import Source, SourceConfig
+from .roles import Parser, ParserConfig, WebhookConfig, WebhookSource
 
 # Common Information Model fields that name a machine, by either a host name or an
 # IP address depending on the data, so the value decides which it is:
@@ -49,12 +49,12 @@ ES_URGENCY = {
 }
 
 
-class SplunkSource(Source):
+class SplunkParser(Parser):
     """Splunk's webhook alert action: one triggered search, its first result row."""
 
     type: ClassVar[str] = "splunk"
 
-    class Config(SourceConfig):
+    class Config(ParserConfig):
         """How a result row's fields become severity and category."""
 
         severity_field: str = Field(
@@ -195,3 +195,14 @@ def _observables(result: dict[str, Any]) -> Observables:
         for field in fields:
             found[kind] += _values(result, field)
     return Observables(**{kind: list(dict.fromkeys(values)) for kind, values in found.items()})
+
+
+class SplunkSource(SplunkParser, WebhookSource):
+    """Splunk's webhook alert action, pushed to /hooks/<name>."""
+
+    parser = SplunkParser
+
+    class Config(SplunkParser.Config, WebhookConfig):
+        """The parser's settings and the required `auth`."""
+
+    config: Config

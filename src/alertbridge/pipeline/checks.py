@@ -12,7 +12,7 @@ from jinja2 import TemplateError
 
 from .. import connectors
 from ..config import Config, Route
-from ..connectors.base import TicketSink
+from ..connectors.roles import TicketSink, TransitionCheck
 from ..errors import ConnectorError
 from ..model import Alert, Observables, Severity, SourceInfo
 from .route import draft_ticket
@@ -51,10 +51,9 @@ async def check_routes_live(config: Config) -> list[str]:
                 continue
             try:
                 problems += [f"{where}: {p}" for p in await sink.check(drafts)]
-                check_transition = getattr(sink, "check_transition", None)
-                if check_transition is not None:
+                if isinstance(sink, TransitionCheck):
                     for name in filter(None, {route.resolve_transition, route.reopen_transition}):
-                        problems += [f"{where}: {p}" for p in await check_transition(route.project, route.issue_type, name)]
+                        problems += [f"{where}: {p}" for p in await sink.check_transition(route.project, route.issue_type, name)]
             except ConnectorError as exc:
                 problems.append(f"{where}: cannot reach sink {route.sink!r}: {exc}")
     finally:

@@ -18,19 +18,14 @@ import structlog
 from sqlalchemy import select, update
 
 from .. import failpoints
-from ..connectors.base import Notifier, TicketDraft, TicketSink
+from ..connectors.roles import BulkCreate, Notifier, TicketDraft, TicketSink
 from ..errors import ConnectorError, PayloadError, Permanent, Retryable
-from ..model import Severity
+from ..model import CaseEvent, Severity, case_reference
 from ..queue import Job, JobQueue
 from ..store import Store
 from ..store.tables import alerts, cases
 
 log = structlog.get_logger("alertbridge.jobs")
-
-
-def case_label(case_id: int) -> str:
-    """Return the label that marks a case's ticket in the sink."""
-    return f"alertbridge-{case_id}"
 
 
 class Effects:
@@ -82,9 +77,9 @@ class Effects:
         if case["ticket_key"]:
             await self._finish(job)
             return
-        sink, label = self._sink(case), case_label(case["id"])
+        sink = self._sink(case)
         if case["create_claimed_at"] is not None:
-            found = await sink.find_by_label(label)
+            found = await sink.find_by_reference(case_reference(case["id"]))
             failpoints.hit("create.during_search")
             if found:
                 if len(found) > 1:
@@ -106,7 +101,7 @@ class Effects:
         await self._finish(job, ticket_key=ref.key, ticket_url=ref.url, ticket_status="created")
         failpoints.hit("create.after_commit")
 
-    async def create_many(self, jobs: list[Job], sink: TicketSink) -> dict[int, Exception | None]:
+    async def create_many(self, jobs: list[Job], sink: BulkCreate) -> dict[int, Exception | None]:
         """Create the tickets of several fresh cases in bulk calls; return each job's error or None."""
         async with self.store.read() as conn:
             rows = (await conn.execute(select(cases).where(cases.c.id.in_([j.case_id for j in jobs])))).mappings().all()
@@ -162,8 +157,8 @@ class Effects:
     @staticmethod
     def _draft(job: Job) -> TicketDraft:
         data = dict(job.payload["draft"])
-        label = case_label(job.case_id)
-        return TicketDraft(**{**data, "severity": Severity(data["severity"]), "labels": [*data["labels"], label]})
+        data.setdefault("reference", case_reference(job.case_id))  # drafts queued before references existed
+        return TicketDraft(**{**data, "severity": Severity(data["severity"])})
 
     async def _comment_repeats(self, job: Job) -> None:
         case, key = await self._ticket_key(job)
@@ -211,7 +206,12 @@ class Effects:
         if name not in self.notifiers:
             raise Permanent(f"notifier {name!r} is not configured")
         case = await self._case(job)
-        await self.notifiers[name].notify(job.payload["title"], job.payload["text"], Severity(job.payload["severity"]), case["ticket_url"])
+        event = CaseEvent(
+            case_id=case["id"], reference=case_reference(case["id"]), case_key=case["key"], route=case["route"],
+            kind=job.payload.get("kind", "opened"), title=job.payload["title"], severity=Severity(job.payload["severity"]),
+            alert_count=case["alert_count"], ticket_key=case["ticket_key"], ticket_url=case["ticket_url"],
+        )  # fmt: skip
+        await self.notifiers[name].notify(event)
         await self._finish(job)
 
     async def _ingest(self, job: Job) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..connectors.base import EnrichmentCache
+from ..connectors.roles import EnrichmentCache
 from ..store import Store
 from ..store.tables import budgets, enrichment_cache
 

@@ -19,7 +19,7 @@ import time
 import structlog
 from sqlalchemy import insert, select, update
 
-from ..connectors.base import Poller, PollResult
+from ..connectors.roles import Poller, PollResult
 from ..errors import AuthFailed, ConnectorError, Retryable
 from ..metrics import POLL_ITEMS, POLLS
 from ..store import Store

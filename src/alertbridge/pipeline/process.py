@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, Pen
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
-from ..connectors.base import Enricher, Source
+from ..connectors.roles import Enricher, Parser
 from ..errors import PayloadError
 from ..metrics import ALERTS_ROUTED
 from ..model import Alert, TicketEvent
@@ -57,7 +57,7 @@ def decode(body: bytes) -> Any:
 class Pipeline:
     """Process pending inbox rows into cases and jobs."""
 
-    def __init__(self, config: Config, store: Store, sources: dict[str, Source], enrichers: list[Enricher] | None = None):
+    def __init__(self, config: Config, store: Store, sources: dict[str, Parser], enrichers: list[Enricher] | None = None):
         self.config = config
         self.store = store
         self.sources = sources

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Route
-from ..connectors.base import TicketDraft
-from ..model import Alert
+from ..connectors.roles import TicketDraft
+from ..model import Alert, case_reference
 from ..templates import is_true, render
 
 
@@ -61,6 +61,7 @@ def draft_ticket(route: Route, alert: Alert, case: dict[str, Any]) -> TicketDraf
         summary=render(route.summary, context),
         description=render(route.description, context),
         severity=alert.severity,
+        reference=case_reference(case["id"]),
         labels=[label for label in (render(t, context) for t in route.labels) if label],
         fields={name: render(template, context) for name, template in route.fields.items()},
     )

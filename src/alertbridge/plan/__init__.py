@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import connectors
 from ..config import Config
-from ..connectors.base import Source, TicketSink
+from ..connectors.roles import Parser, Poller, TicketSink
 from ..errors import PayloadError
 from ..model import Alert
 from ..pipeline.process import decode
@@ -25,12 +25,12 @@ from .text import diff_text, explain_text
 __all__ = ["AlertPlan", "diff_text", "explain_text", "plan_payloads", "plan_since", "sources_of"]
 
 
-def sources_of(config: Config) -> dict[str, Source]:
+def sources_of(config: Config) -> dict[str, Parser]:
     """Build the config's sources (parsers only: nothing is polled or listened to)."""
     return {name: connectors.load(connectors.SOURCES, cfg.type)(name, cfg) for name, cfg in config.sources.items()}
 
 
-def parse_payloads(source: Source, paths: list[Path]) -> list[Alert]:
+def parse_payloads(source: Parser, paths: list[Path]) -> list[Alert]:
     """Parse payload files with one source; raise PayloadError naming the file that fails."""
     found: list[Alert] = []
     for path in paths:
@@ -54,26 +54,30 @@ async def _reachable(store: Store) -> bool:
     return True
 
 
+async def _close(sources: dict[str, Parser], sinks: dict[str, TicketSink], store: Store) -> None:
+    for connector in [*(s for s in sources.values() if isinstance(s, Poller)), *sinks.values()]:
+        await connector.aclose()
+    await store.aclose()
+
+
 async def plan_payloads(config: Config, source_name: str, paths: list[Path], *, offline: bool = False) -> list[AlertPlan]:
     """Plan each alert of the payload files, reading the database and the sinks' metadata only."""
-    alerts = parse_payloads(sources_of(config)[source_name], paths)
-    store = Store(config.settings.database)
+    sources, store = sources_of(config), Store(config.settings.database)
     sinks: dict[str, TicketSink] = {} if offline else {
         name: connectors.load(connectors.SINKS, cfg.type)(name, cfg) for name, cfg in config.sinks.items()
     }
     try:
+        alerts = parse_payloads(sources[source_name], paths)
         return await explain(config, store if await _reachable(store) else None, sinks, alerts, time.time())
     finally:
-        for sink in sinks.values():
-            await sink.aclose()
-        await store.aclose()
+        await _close(sources, sinks, store)
 
 
 async def plan_since(config: Config, seconds: float, *, now: float | None = None) -> dict[str, Any]:
     """Replay the last `seconds` of stored events through the config and return what would differ."""
     end = now if now is not None else time.time()
-    store = Store(config.settings.database)
+    sources, store = sources_of(config), Store(config.settings.database)
     try:
-        return await replay(config, store, sources_of(config), end - seconds, end)
+        return await replay(config, store, sources, end - seconds, end)
     finally:
-        await store.aclose()
+        await _close(sources, {}, store)

@@ -16,10 +16,9 @@ from jinja2 import TemplateError
 from sqlalchemy import select
 
 from ..config import Config, Route
-from ..connectors.base import PreviewedTicket, TicketPreview, TicketSink
+from ..connectors.roles import PreviewedTicket, TicketPreview, TicketSink
 from ..model import Alert
 from ..pipeline.correlate import decide, key_hash
-from ..pipeline.effects import case_label
 from ..pipeline.route import draft_ticket, mismatch
 from ..store import Store
 from ..store.tables import cases
@@ -133,12 +132,11 @@ async def _latest_case(store: Store | None, route: str, digest: str) -> dict[str
 
 async def _draft(plan: AlertPlan, route: Route, alert: Alert, sinks: dict[str, TicketSink]) -> None:
     try:
-        draft = draft_ticket(route, alert, {"id": 0, "key": plan.key, "alert_count": 1})
+        # The case id, and so its reference, exists only once the case does.
+        draft = draft_ticket(route, alert, {"id": "<new case id>", "key": plan.key, "alert_count": 1})
     except TemplateError as exc:
         plan.problems.append(f"a ticket template fails: {exc}")
         return
-    # The create job adds the case's label; the case id is known only once the case exists.
-    draft.labels.append(case_label("<case id>"))  # type: ignore[arg-type]
     plan.draft = asdict(draft) | {"severity": draft.severity.value}
     sink = sinks.get(route.sink or "")
     if isinstance(sink, TicketPreview):

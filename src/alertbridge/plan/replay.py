@@ -25,7 +25,7 @@ from jinja2 import TemplateError
 from sqlalchemy import select
 
 from ..config import Config, Route
-from ..connectors.base import Source
+from ..connectors.roles import Parser
 from ..model import Alert
 from ..pipeline.correlate import decide, key_hash
 from ..pipeline.process import decode
@@ -65,7 +65,7 @@ class SimCase:
     alerts: list[Replayed] = field(default_factory=list)
 
 
-async def replay(config: Config, store: Store, sources: dict[str, Source], start: float, end: float) -> dict[str, Any]:
+async def replay(config: Config, store: Store, sources: dict[str, Parser], start: float, end: float) -> dict[str, Any]:
     """Replay the events received in [start, end) through `config`; return the differences as JSON-ready data."""
     items, skipped, missing_sources = await _load(store, sources, start, end)
     for item in items:
@@ -84,7 +84,7 @@ async def replay(config: Config, store: Store, sources: dict[str, Source], start
     }
 
 
-async def _load(store: Store, sources: dict[str, Source], start: float, end: float):
+async def _load(store: Store, sources: dict[str, Parser], start: float, end: float):
     """Read and parse the window's events batch by batch, joined with what was recorded for each alert."""
     items: list[Replayed] = []
     unparsable, missing = 0, Counter()

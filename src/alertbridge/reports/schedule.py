@@ -21,9 +21,8 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import ReportSchedule
-from ..connectors.base import Notifier
+from ..connectors.roles import Notifier, ReportPoster
 from ..errors import Retryable
-from ..model import Severity
 from ..store import Store
 from ..store.tables import report_runs
 from .figures import build
@@ -78,8 +77,10 @@ class ReportScheduler:
             if schedule.folder:
                 done.append(f"written to {write_report(Path(schedule.folder), schedule.name, span, render(report, schedule.format), schedule.format)}")
             if schedule.notifier:
-                title = f"alertbridge {schedule.period} report {span.label}"
-                await self.notifiers[schedule.notifier].notify(title, summary(report), Severity.info, None)
+                notifier = self.notifiers[schedule.notifier]
+                if not isinstance(notifier, ReportPoster):
+                    raise TypeError(f"notifier {schedule.notifier!r} ({notifier.config.type}) cannot post reports")
+                await notifier.post_report(f"alertbridge {schedule.period} report {span.label}", summary(report))
                 done.append(f"posted to {schedule.notifier}")
         except Retryable as exc:
             log.warning("report delivery failed; will retry", report=schedule.name, period=span.label, error=str(exc))

@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import Counter
 from sqlalchemy import select
 
-from ..connectors.base import Poller
+from ..connectors.roles import Poller
 from ..metrics import ALERTS_REJECTED, RATE_LIMITED, SINK_CALLS
 from ..service import Hub
 from ..store.tables import cursors, leases, poll_health

@@ -1,0 +1,392 @@
+"""The roles a connector plays, and the optional abilities it declares.
+
+Roles are classes a connector inherits from; the core asks ``isinstance``,
+never ``hasattr``. Each role holds only what it needs:
+
+    Parser ............ pure: payload -> alerts; what `alertbridge parse` runs (no credentials)
+    ├── WebhookSource . a parser behind /hooks/<name>, with a required `auth`
+    └── Poller ........ a parser the hub polls: a cursor, required credentials, no /hooks endpoint
+    TicketSink ........ find by case reference, create, update, comment, transition, status
+        + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments, TicketPreview (`plan`)
+    Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved)
+        + ReportPoster (scheduled reports)
+    Enricher .......... adds facts to alerts before routing; never holds one back
+
+A webhook source and a poller each name their parse-only class in ``parser``:
+`alertbridge parse --type defender FILE` builds that one, from a config with
+no credentials in it. Connectors raise the typed errors of ``alertbridge.errors``;
+the core decides whether to retry or dead-letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from ..errors import ConnectorError, SignatureError
+from ..model import Alert, CaseEvent, Severity, TicketEvent
+
+
+class StrictModel(BaseModel):
+    """A config model that rejects unknown keys, so typos are reported, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+class WebhookAuth(StrictModel):
+    """How a webhook sender proves who it is; `mode: none` must be written out, and `alertbridge check` warns about it."""
+
+    mode: Literal["bearer", "hmac", "query_token", "none"] = Field(
+        description="bearer: 'Authorization: Bearer <token>'; hmac: HMAC-SHA256 of the raw body in `header`; "
+        "query_token: '?token=<token>' for senders that cannot set headers (Splunk's built-in webhook); "
+        "none: no check at all (only behind a proxy that authenticates)",
+        examples=["hmac"],
+    )
+    token: SecretStr | None = Field(default=None, description="Shared token for bearer and query_token", examples=["${SPLUNK_HOOK_TOKEN}"])
+    secret: SecretStr | None = Field(default=None, description="HMAC key for mode hmac", examples=["${HOOK_SECRET}"])
+    header: str = Field(default="X-Signature", description="Header carrying the HMAC", examples=["X-Hub-Signature"])
+    prefix: str = Field(default="sha256=", description="Text before the hex digest in the header", examples=["sha256="])
+
+    @model_validator(mode="after")
+    def _credential_given(self) -> WebhookAuth:
+        needed = {"bearer": "token", "query_token": "token", "hmac": "secret"}.get(self.mode)
+        if needed and not getattr(self, needed):
+            raise ValueError(f"mode {self.mode} needs `{needed}`")
+        return self
+
+    def check(self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes) -> None:
+        """Raise SignatureError unless the request carries the right credential."""
+        if self.mode == "none":
+            return
+        where = self.mode
+        if self.mode == "hmac":
+            where = f"hmac signature in {self.header}"
+            secret = self.secret.get_secret_value() if self.secret else ""
+            expected = self.prefix + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            given = headers.get(self.header.lower(), "")
+        else:
+            expected = self.token.get_secret_value() if self.token else ""
+            if self.mode == "bearer":
+                given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            else:
+                given = query.get("token", "")
+        # Compare in constant time so the response time leaks nothing of the secret.
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise SignatureError(f"{where} credential missing or wrong")
+
+
+class ParserConfig(StrictModel):
+    """What every parser reads: its type and the tenant its alerts belong to."""
+
+    type: str = Field(description="Connector type", examples=["splunk"])
+    tenant: str | None = Field(default=None, description="Tenant or customer this source belongs to", examples=["contoso"])
+
+
+class WebhookConfig(ParserConfig):
+    """A webhook source's config: the parser's, plus how requests to /hooks/<name> authenticate (required)."""
+
+    auth: WebhookAuth = Field(
+        description="How webhook requests to /hooks/<name> authenticate; an open hook says `{mode: none}`",
+        examples=[{"mode": "bearer", "token": "${HOOK_TOKEN}"}],
+    )
+
+
+class PollerConfig(ParserConfig):
+    """A poller's config: the parser's, plus its pace. Each poller adds its credentials as required fields."""
+
+    interval: float = Field(default=60.0, gt=0, description="Seconds between polls once caught up", examples=[60])
+    backfill: float = Field(default=86400.0, ge=0, description="On the first run, how many seconds back to start", examples=[86400])
+    timeout: float = Field(default=30.0, gt=0, description="Seconds one API call may take, all included", examples=[30])
+
+
+class Parser(ABC):
+    """Turns a vendor payload into alerts (or ticket events), purely: no I/O, no credentials."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[ParserConfig]] = ParserConfig
+
+    def __init__(self, name: str, config: ParserConfig):
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    def parse(self, payload: Any) -> Sequence[Alert | TicketEvent]:
+        """Turn one decoded payload into alerts; raise PayloadError if it is not this source's."""
+
+
+class WebhookSource(Parser):
+    """A source that pushes to /hooks/<name>: verifies each request, then parses its body."""
+
+    parser: ClassVar[type[Parser]]  # the parse-only class, built by `alertbridge parse`
+    Config: ClassVar[type[ParserConfig]] = WebhookConfig
+    config: WebhookConfig
+
+    def verify(self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes) -> None:
+        """Raise SignatureError unless the request is authentic (headers have lower-case names)."""
+        self.config.auth.check(headers, query, body)
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """Return the sender's unique delivery id, if it sends one, so replays are dropped."""
+        return None
+
+
+@dataclass
+class PollResult:
+    """One page of vendor items and the cursor to store once they are committed with it."""
+
+    items: list[dict[str, Any]]
+    cursor: str | None
+    more: bool = False  # another page is ready now: poll again without waiting `interval`
+
+
+class Poller(Parser):
+    """A source the hub polls: `poll` fetches a page after the cursor; each item becomes one inbox event. No /hooks endpoint."""
+
+    parser: ClassVar[type[Parser]]  # the parse-only class, built by `alertbridge parse`
+    Config: ClassVar[type[ParserConfig]] = PollerConfig
+    config: PollerConfig
+
+    @abstractmethod
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Fetch the next page of items after `cursor` (None on the first run: start `backfill` ago)."""
+
+    @abstractmethod
+    def item_id(self, item: dict[str, Any]) -> str:
+        """Return the vendor's id of one item: the same alert polled twice is stored once."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+def parser_class(source: type[Parser]) -> type[Parser]:
+    """Return the parse-only class of a registered source type: what `alertbridge parse` builds."""
+    return source.parser if issubclass(source, WebhookSource | Poller) else source
+
+
+# --- ticket sinks ----------------------------------------------------------------------------
+
+
+@dataclass
+class TicketRef:
+    """A ticket in a sink."""
+
+    key: str
+    url: str
+
+
+@dataclass
+class TicketStatus:
+    """Where a ticket stands."""
+
+    name: str
+    category: Literal["new", "indeterminate", "done"]
+    resolution: str | None = None
+
+
+@dataclass
+class TicketDraft:
+    """A ticket to create: everything already rendered, field values by field *name*.
+
+    `reference` is the case's unique reference; the sink stores it where it can
+    search for it (a Jira label, a ServiceNow correlation_id, an XSOAR label).
+    """
+
+    project: str
+    issue_type: str
+    summary: str
+    description: str
+    severity: Severity
+    reference: str
+    labels: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class SinkConfig(StrictModel):
+    """Fields every sink has."""
+
+    type: str = Field(description="Connector type", examples=["jira"])
+
+
+class TicketSink(ABC):
+    """A ticket system: find by case reference, create, update, comment, transition and read status."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[SinkConfig]] = SinkConfig
+
+    def __init__(self, name: str, config: SinkConfig):
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    async def find_by_reference(self, reference: str) -> list[TicketRef]:
+        """Return every ticket carrying the case reference, oldest first (more than one is a duplicate)."""
+
+    @abstractmethod
+    async def create(self, draft: TicketDraft) -> TicketRef:
+        """Create one ticket carrying the draft's reference."""
+
+    @abstractmethod
+    async def update(self, key: str, fields: dict[str, str]) -> None:
+        """Set fields (by name) on a ticket."""
+
+    @abstractmethod
+    async def comment(self, key: str, text: str) -> None:
+        """Add a plain-text comment; the sink renders it in its own markup."""
+
+    @abstractmethod
+    async def transition(self, key: str, to: str, resolution: str | None = None) -> None:
+        """Move a ticket to the status or through the transition named `to`."""
+
+    @abstractmethod
+    async def status(self, key: str) -> TicketStatus:
+        """Read a ticket's status."""
+
+    async def check(self, targets: list[TicketDraft]) -> list[str]:
+        """Return every problem creating these drafts would meet (unknown project, field, option…); none by default."""
+        return []
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+class BulkCreate(ABC):
+    """A sink that creates many tickets in one call, up to its own `bulk_limit`."""
+
+    bulk_limit: ClassVar[int]
+
+    @abstractmethod
+    async def create_many(self, drafts: list[TicketDraft]) -> list[TicketRef | ConnectorError]:
+        """Create tickets; return, per draft and in order, its ticket or the error that stopped it."""
+
+
+class TransitionCheck(ABC):
+    """A sink that can tell, before any case needs it, whether a transition exists."""
+
+    @abstractmethod
+    async def check_transition(self, project: str, issue_type: str, name: str) -> list[str]:
+        """Return a problem if no transition or status called `name` exists for this project and issue type."""
+
+
+class Attachments(ABC):
+    """A sink that takes files and links on a ticket."""
+
+    @abstractmethod
+    async def attach(self, key: str, filename: str, content: bytes) -> None:
+        """Attach a file to the ticket."""
+
+    @abstractmethod
+    async def add_remote_link(self, key: str, url: str, title: str) -> None:
+        """Link the ticket to a URL (the alert in its console); the same URL twice is one link."""
+
+
+@dataclass
+class PreviewedTicket:
+    """The create request a draft would become, as the sink would send it, without sending it."""
+
+    body: dict[str, Any]
+    field_ids: dict[str, str]  # the route's field name -> the sink's field id
+    problems: list[str]
+
+
+class TicketPreview(ABC):
+    """A sink that can show the exact create request for a draft, reading its metadata only (`alertbridge plan`)."""
+
+    @abstractmethod
+    async def preview(self, draft: TicketDraft) -> PreviewedTicket:
+        """Return the create request for `draft` and every problem it would meet; create nothing."""
+
+
+# --- notifiers and enrichers -----------------------------------------------------------------
+
+
+class NotifierConfig(StrictModel):
+    """Fields every notifier has."""
+
+    type: str = Field(description="Connector type", examples=["slack"])
+
+
+@dataclass
+class NotifyReceipt:
+    """What a notifier keeps of a message, to follow it up (a Slack thread ts, a PagerDuty dedup key)."""
+
+    id: str
+    url: str | None = None
+
+
+class Notifier(ABC):
+    """Somewhere people are told about cases: Slack, Teams, PagerDuty."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[NotifierConfig]] = NotifierConfig
+
+    def __init__(self, name: str, config: NotifierConfig):
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    async def notify(self, event: CaseEvent) -> NotifyReceipt | None:
+        """Tell people about one case event; return what identifies the message, if anything follows it up."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+class ReportPoster(ABC):
+    """A notifier that can post a scheduled report's summary (a chat message: a title and plain text)."""
+
+    @abstractmethod
+    async def post_report(self, title: str, text: str) -> NotifyReceipt | None:
+        """Post one report summary."""
+
+
+class EnricherConfig(StrictModel):
+    """Fields every enricher has."""
+
+    type: str = Field(description="Connector type", examples=["abuseipdb"])
+
+
+class EnrichmentCache(ABC):
+    """What the core gives enrichers: a shared TTL cache and a daily call budget (see pipeline/enrich.py)."""
+
+    @abstractmethod
+    async def get(self, key: str) -> Any | None:
+        """Return a cached value, or None when absent or expired."""
+
+    @abstractmethod
+    async def put(self, key: str, value: Any, ttl: float) -> None:
+        """Cache a value for `ttl` seconds."""
+
+    @abstractmethod
+    async def spend(self, budget: str, limit: int) -> bool:
+        """Take one call from today's budget; False once `limit` calls were spent today (UTC)."""
+
+
+class Enricher(ABC):
+    """Adds facts to alerts before routing (reputation, extracted entities); never blocks an alert."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[EnricherConfig]] = EnricherConfig
+
+    def __init__(self, name: str, config: EnricherConfig):
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    async def enrich(self, alerts: list[Alert], cache: EnrichmentCache) -> None:
+        """Add to each alert's `enrichment[self.name]`; swallow vendor failures (count them), never raise."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections."""
