@@ -65,7 +65,7 @@ async def test_plan_of_a_group_by_change_matches_a_real_run_of_the_new_config(tm
     payloads = generated()
     before = await run(tmp_path, "before", OLD_ROUTES, payloads)
     new_config = validate_config({**json.loads(json.dumps({"routes": NEW_ROUTES})), "database": before.config.settings.database,
-                                  "sources": {"gen": {"type": "generic"}}, "sinks": {"cases": {"type": "http", "url": "http://recorder"}}})
+                                  "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}}, "sinks": {"cases": {"type": "http", "url": "http://recorder"}}})
     async with before.store.read() as conn:
         counts_before = [(await conn.execute(select(func.count()).select_from(t))).scalar() for t in (cases, alerts, jobs)]
     diff = await plan_since(new_config, 3600)
@@ -106,7 +106,7 @@ async def test_plan_of_the_running_config_changes_nothing(tmp_path):
 
 async def test_a_route_that_no_longer_matches_is_named(tmp_path):
     hub = await run(tmp_path, "routes", OLD_ROUTES, generated())
-    changed = validate_config({"database": hub.config.settings.database, "sources": {"gen": {"type": "generic"}},
+    changed = validate_config({"database": hub.config.settings.database, "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
                                "sinks": {"cases": {"type": "http", "url": "http://recorder"}},
                                "routes": [OLD_ROUTES[0], {**OLD_ROUTES[1], "name": "soc-high", "match": {"min_severity": "high"}}]})
     try:
@@ -128,7 +128,7 @@ def jira_sink():
 async def test_payload_plan_says_why_each_route_did_not_match_and_shows_the_jira_request(tmp_path, jira_sink):
     hub = await run(tmp_path, "explain", OLD_ROUTES, [{"id": "x1", "title": "Brute force", "severity": "high", "hosts": ["ws-1"]}])
     config = validate_config({
-        "database": hub.config.settings.database, "sources": {"gen": {"type": "generic"}},
+        "database": hub.config.settings.database, "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
         "sinks": {"jira": {"type": "jira", "url": "http://jira.test", "email": "soc@example.com", "api_token": "sandbox-token"}},
         "routes": [{"name": "splunk-only", "match": {"sources": ["gen"], "min_severity": "critical"}, "sink": "jira"},
                    {"name": "soc", "sink": "jira", "project": "SOC", "issue_type": "Alert", "group_by": "{{ alert.title }}",

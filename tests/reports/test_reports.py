@@ -25,7 +25,8 @@ from alertbridge.store import upgrade
 from support.hub import drain
 from support.recorder import Recorder
 
-SOURCES = {"gen": {"type": "generic", "tenant": "contoso"}, "edr": {"type": "generic", "tenant": "fabrikam"}}
+OPEN = {"mode": "none"}  # the tests put events in the inbox directly
+SOURCES = {"gen": {"type": "generic", "tenant": "contoso", "auth": OPEN}, "edr": {"type": "generic", "tenant": "fabrikam", "auth": OPEN}}
 SINKS = {"cases": {"type": "http", "url": "http://recorder"}}
 ROUTES = [
     {"name": "noise", "match": {"when": "alert.severity.value == 'info'"}, "drop": True},
