@@ -260,10 +260,13 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
 
 
 def _check_reports(raw: Any, sections: dict[str, dict[str, Any]]) -> list[str]:
-    found = []
+    found, names = [], set()
     for i, schedule in enumerate(raw if isinstance(raw, list) else []):
         if not isinstance(schedule, dict):
             continue
+        if schedule.get("name") in names:
+            found.append(f"reports[{i}].name: duplicate report name {schedule['name']!r}")
+        names.add(schedule.get("name"))
         if not schedule.get("folder") and not schedule.get("notifier"):
             found.append(f"reports[{i}]: give a folder, a notifier or both")
         notifier = schedule.get("notifier")

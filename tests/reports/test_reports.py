@@ -190,3 +190,18 @@ async def test_scheduled_report_is_made_once_per_period_and_written_to_the_folde
     check_against_hand_count(json.loads((folder / "alertbridge-weekly-2026-W48.json").read_text()))
     assert [p.name for p in folder.iterdir()] == ["alertbridge-weekly-2026-W48.json"]
     assert render(json.loads((folder / "alertbridge-weekly-2026-W48.json").read_text()), "csv").startswith("period,section")
+
+
+def test_report_schedules_are_checked_with_the_config():
+    from alertbridge.errors import ConfigError
+
+    base = {"sources": SOURCES, "sinks": SINKS, "routes": ROUTES}
+    with pytest.raises(ConfigError) as caught:
+        validate_config({**base, "reports": [{"name": "w", "period": "week"}, {"name": "w", "period": "day", "notifier": "nope"},
+                                             {"name": "y", "period": "year", "folder": "/tmp"}]})
+    assert sorted(caught.value.problems) == [
+        "reports[0]: give a folder, a notifier or both",
+        "reports[1].name: duplicate report name 'w'",
+        "reports[1].notifier: unknown notifier 'nope'",
+        "reports[2].period: Input should be 'day', 'week' or 'month'",
+    ]

@@ -56,7 +56,7 @@ def render(report: dict[str, Any], fmt: str) -> str:
         writer.writerows((label, *row) for row in rows(report))
         return buffer.getvalue()
     if fmt == "html":
-        return render_page("report.html", report=report, charts=charts(report))
+        return render_page("report.html", {"report": report, "charts": charts(report)})
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 

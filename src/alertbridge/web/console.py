@@ -9,7 +9,7 @@ admin API and the CLI (`queries.py`), and is logged with who did it.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import structlog
@@ -65,9 +65,9 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     """Add the console's pages and actions to the app (kept out of the OpenAPI spec: they are HTML and forms)."""
     hidden = {"include_in_schema": False}
 
-    def page(name: str, user: User, request: Request, **context) -> HTMLResponse:
-        notice = request.query_params.get("notice")
-        return HTMLResponse(render_page(name, user=user, csrf=auth.csrf_token(user), path=request.url.path, notice=notice, **context))
+    def page(name: str, user: User, request: Request, context: dict[str, Any]) -> HTMLResponse:
+        frame = {"user": user, "csrf": auth.csrf_token(user), "path": request.url.path, "notice": request.query_params.get("notice")}
+        return HTMLResponse(render_page(name, frame | context))
 
     def back(to: str, notice: str) -> RedirectResponse:
         return RedirectResponse(f"{to}?{urlencode({'notice': notice})}", status_code=303)
@@ -79,15 +79,15 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
             stats, healthy = await hub.stats(), True
         except Exception:  # noqa: BLE001 — the page says the database is down instead of failing
             stats, healthy = {}, False
-        return HTMLResponse(render_page("status.html", stats=stats, healthy=healthy, user=None,
-                                        signed_in=auth.user(request) is not None),
+        return HTMLResponse(render_page("status.html", {"stats": stats, "healthy": healthy, "user": None,
+                                                        "signed_in": auth.user(request) is not None}),
                             status_code=200 if healthy else 503)
 
     @app.get("/ui/login", response_class=HTMLResponse, **hidden)
     async def login_form(request: Request, next: str = "/ui", failed: bool = False) -> HTMLResponse:
         form_token = secrets.token_urlsafe(24)
-        response = HTMLResponse(render_page("login.html", form_token=form_token, next=_local(next), failed=failed,
-                                            enabled=auth.enabled, token_login=bool(auth.token), user=None))
+        response = HTMLResponse(render_page("login.html", {"form_token": form_token, "next": _local(next), "failed": failed,
+                                                       "enabled": auth.enabled, "token_login": bool(auth.token), "user": None}))
         response.set_cookie(LOGIN_COOKIE, form_token, httponly=True, samesite="strict", secure=auth.settings.secure_cookies, path="/ui")
         return response
 
@@ -117,7 +117,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
 
     @app.get("/ui", response_class=HTMLResponse, **hidden)
     async def overview_page(request: Request, user: Viewer) -> HTMLResponse:
-        return page("overview.html", user, request, **await overview(hub))
+        return page("overview.html", user, request, await overview(hub))
 
     @app.get("/ui/cases", response_class=HTMLResponse, **hidden)
     async def cases_page(request: Request, user: Viewer, state: str = "", route: str = "", source: str = "",
@@ -130,8 +130,8 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
         options = {"state": queries.CASE_STATES, "route": [r.name for r in hub.config.settings.routes],
                    "source": sorted(hub.sources), "severity": [s.value for s in Severity]}
         query = {k: v for k, v in dict(state=state, route=route, source=source, severity=severity, tenant=tenant, text=text).items() if v}
-        return page("cases.html", user, request, cases=rows, total=total, stuck=stuck, filters=query, options=options,
-                    page_number=page_number, pages=max(1, -(-total // PAGE_SIZE)), query=urlencode(query))
+        return page("cases.html", user, request, {"cases": rows, "total": total, "stuck": stuck, "filters": query, "options": options,
+                                                  "page_number": page_number, "pages": max(1, -(-total // PAGE_SIZE)), "query": urlencode(query)})
 
     @app.get("/ui/cases/{case_id}", response_class=HTMLResponse, **hidden)
     async def case_page(request: Request, user: Viewer, case_id: RowId) -> HTMLResponse:
@@ -140,7 +140,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
                 detail = await queries.case_detail(conn, case_id)
             except queries.NotFound as exc:
                 raise HTTPException(404, str(exc)) from None
-        return page("case.html", user, request, **detail)
+        return page("case.html", user, request, detail)
 
     @app.post("/ui/cases/{case_id}/retry", **hidden)
     async def case_retry(user: Actor, case_id: RowId) -> Response:
@@ -158,7 +158,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
         async with hub.store.read() as conn:
             rows = await queries.dead_letters(conn, kind or None, 500)
             counts = await queries.dead_counts(conn)
-        return page("dlq.html", user, request, jobs=rows, counts=counts, kind=kind)
+        return page("dlq.html", user, request, {"jobs": rows, "counts": counts, "kind": kind})
 
     @app.get("/ui/dlq/{job_id}", response_class=HTMLResponse, **hidden)
     async def job_page(request: Request, user: Viewer, job_id: RowId) -> HTMLResponse:
@@ -167,7 +167,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
                 job = await queries.show_job(conn, job_id)
             except queries.NotFound as exc:
                 raise HTTPException(404, str(exc)) from None
-        return page("job.html", user, request, job=job)
+        return page("job.html", user, request, {"job": job})
 
     @app.post("/ui/dlq/replay", **hidden)
     async def dlq_replay_kind(user: Actor, kind: Annotated[str, Form(min_length=1, max_length=40)]) -> Response:
@@ -196,7 +196,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     async def config_page(request: Request, user: Viewer) -> HTMLResponse:
         async with hub.store.read() as conn:
             last = await config_view.last_check(conn)
-        return page("config.html", user, request, config_text=config_view.redacted_yaml(hub.config), check=last)
+        return page("config.html", user, request, {"config_text": config_view.redacted_yaml(hub.config), "check": last})
 
     @app.post("/ui/config/check", **hidden)
     async def config_check(user: Actor) -> Response:
@@ -217,8 +217,8 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
             filename = f"alertbridge-report-{window.label}.{format}"
             return Response(reports.render(report, format), media_type=reports.MEDIA_TYPES[format],
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-        return page("reports.html", user, request, report=report, charts=reports.charts(report), period=period,
-                    start=start, end=end, periods=reports.PERIODS)
+        return page("reports.html", user, request, {"report": report, "charts": reports.charts(report), "period": period,
+                                                    "start": start, "end": end, "periods": reports.PERIODS})
 
 
 def _local(target: str) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -41,6 +43,6 @@ def _environment() -> Environment:
 ENV = _environment()
 
 
-def render_page(name: str, **context) -> str:
-    """Render one template of web/ui/templates."""
-    return ENV.get_template(name).render(**context)
+def render_page(name: str, context: Mapping[str, Any]) -> str:
+    """Render one template of web/ui/templates with its context."""
+    return ENV.get_template(name).render(context)
