@@ -6,6 +6,7 @@ import hmac
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ..service import Hub
@@ -59,6 +60,12 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
 
     guard = {"dependencies": [Depends(require_admin)], "responses": ERRORS}
 
+    async def not_found(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    # Every face shares queries.NotFound: the API and the console answer it 404, the CLI exits 1.
+    app.add_exception_handler(queries.NotFound, not_found)
+
     @app.get("/api/stats", **guard)
     async def api_stats() -> dict[str, int]:
         """Count inbox rows and jobs by state."""
@@ -77,10 +84,7 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def api_case(case_id: JobId) -> dict[str, Any]:
         """Show one case with its alerts, jobs and ticket transitions."""
         async with hub.store.read() as conn:
-            try:
-                return await queries.case_detail(conn, case_id)
-            except queries.NotFound as exc:
-                raise HTTPException(404, str(exc)) from None
+            return await queries.case_detail(conn, case_id)
 
     @app.get("/api/dlq", **guard)
     async def dlq_list(kind: Annotated[str | None, Query(max_length=40)] = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -92,10 +96,7 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def dlq_show(job_id: JobId) -> dict[str, Any]:
         """Show one dead job with its reason (and the raw body, secrets redacted, for ingest failures)."""
         async with hub.store.read() as conn:
-            try:
-                return await queries.show_job(conn, job_id)
-            except queries.NotFound as exc:
-                raise HTTPException(404, str(exc)) from None
+            return await queries.show_job(conn, job_id)
 
     @app.post("/api/dlq/replay", **guard)
     async def dlq_replay_all(kind: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, int]:

@@ -136,19 +136,13 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     @app.get("/ui/cases/{case_id}", response_class=HTMLResponse, **hidden)
     async def case_page(request: Request, user: Viewer, case_id: RowId) -> HTMLResponse:
         async with hub.store.read() as conn:
-            try:
-                detail = await queries.case_detail(conn, case_id)
-            except queries.NotFound as exc:
-                raise HTTPException(404, str(exc)) from None
+            detail = await queries.case_detail(conn, case_id)
         return page("case.html", user, request, detail)
 
     @app.post("/ui/cases/{case_id}/retry", **hidden)
     async def case_retry(user: Actor, case_id: RowId) -> Response:
         async with hub.store.tx() as conn:
-            try:
-                count = await queries.retry_case(conn, case_id)
-            except queries.NotFound as exc:
-                raise HTTPException(404, str(exc)) from None
+            count = await queries.retry_case(conn, case_id)
         hub.jobs_ready.set()
         log.info("case retried", user=user.name, case=case_id, jobs=count)
         return back(f"/ui/cases/{case_id}", f"retrying {count} job(s)")
@@ -163,10 +157,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     @app.get("/ui/dlq/{job_id}", response_class=HTMLResponse, **hidden)
     async def job_page(request: Request, user: Viewer, job_id: RowId) -> HTMLResponse:
         async with hub.store.read() as conn:
-            try:
-                job = await queries.show_job(conn, job_id)
-            except queries.NotFound as exc:
-                raise HTTPException(404, str(exc)) from None
+            job = await queries.show_job(conn, job_id)
         return page("job.html", user, request, {"job": job})
 
     @app.post("/ui/dlq/replay", **hidden)
