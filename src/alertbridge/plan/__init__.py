@@ -43,9 +43,13 @@ def parse_payloads(source: Parser, paths: list[Path]) -> list[Alert]:
 
 async def _reachable(store: Store) -> bool:
     from sqlalchemy import select
+    from sqlalchemy.engine import make_url
 
     from ..store.tables import cases
 
+    database = make_url(store.url).database
+    if store.is_sqlite and database and not Path(database).exists():
+        return False  # connecting would create the file: a plan has no side effects
     try:
         async with store.read() as conn:
             await conn.execute(select(cases.c.id).limit(1))

@@ -47,6 +47,7 @@ class AlertPlan:
     sink: str | None = None
     draft: dict[str, Any] | None = None
     preview: PreviewedTicket | None = None
+    preview_note: str | None = None  # why there is no preview
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -139,7 +140,11 @@ async def _draft(plan: AlertPlan, route: Route, alert: Alert, sinks: dict[str, T
         return
     plan.draft = asdict(draft) | {"severity": draft.severity.value}
     sink = sinks.get(route.sink or "")
-    if isinstance(sink, TicketPreview):
+    if sink is None:
+        plan.preview_note = "offline: the sink's metadata was not read, so field ids are unknown"
+    elif not isinstance(sink, TicketPreview):
+        plan.preview_note = f"sink {route.sink!r} cannot show its request: the draft above is what it is given"
+    else:
         try:
             plan.preview = await sink.preview(draft)
         except Exception as exc:  # noqa: BLE001 — an unreachable sink leaves the draft, and says why

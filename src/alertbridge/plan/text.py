@@ -44,7 +44,8 @@ def _ticket(plan: AlertPlan) -> list[str]:
     lines = [f"  ticket for sink {plan.sink!r}:",
              f"    project {draft['project']!r}, issue type {draft['issue_type']!r}, severity {draft['severity']}",
              f"    summary: {_short(draft['summary'], 100)}",
-             f"    labels: {', '.join(draft['labels'])}"]
+             f"    reference: {draft['reference']} (how the sink finds the case's ticket)",
+             f"    labels: {', '.join(draft['labels']) or '-'}"]
     ids = plan.preview.field_ids if plan.preview else {}
     body_fields = (plan.preview.body.get("fields") or {}) if plan.preview else {}
     if draft["fields"]:
@@ -57,7 +58,7 @@ def _ticket(plan: AlertPlan) -> list[str]:
         lines += [f"    sink says: {problem}" for problem in plan.preview.problems]
         lines.append("    request body: " + json.dumps(plan.preview.body, ensure_ascii=False))
     else:
-        lines.append("    (this sink cannot preview its request: the draft above is what it is given)")
+        lines.append(f"    ({plan.preview_note})")
     return lines
 
 
