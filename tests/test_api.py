@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import socket
+import sqlite3
 
 import httpx2
 import pytest
@@ -18,6 +21,7 @@ from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import cases, inbox, jobs
 from support.examples import example_config
+from support.procs import free_port, procs, wait_healthy  # noqa: F401 - procs is a fixture
 
 SECRET = "hmac-key"
 
@@ -130,6 +134,73 @@ async def test_cases_health_and_metrics(hub, client):
     assert "alertbridge_alerts_received_total" in metrics
     status = await client.get("/")
     assert status.status_code == 200 and "Impossible travel" not in status.text  # titles only for signed-in console users
+
+
+# --- the size cap over a real socket ------------------------------------------------------------------
+# The in-process transport always sends Content-Length, so only a real server shows what a chunked body
+# (no length at all) or a Content-Length that lies does: `alertbridge serve` on 127.0.0.1, raw bytes.
+
+CAP = 2048
+HEAD = b"POST /hooks/gen HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer tok\r\nContent-Type: application/json\r\n"
+CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def exchange(port: int, *parts: bytes) -> tuple[int, bytes]:
+    """Send raw request bytes over a new connection; return the status and body of the first response (10 s at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for part in parts:
+            sock.sendall(part)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += _recv(sock)
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+        while len(body) < length:
+            body += _recv(sock)
+    return int(head.split()[1]), body[:length]
+
+
+def _recv(sock: socket.socket) -> bytes:
+    data = sock.recv(65536)
+    assert data, "the server closed the connection without answering"
+    return data
+
+
+async def test_bodies_over_the_cap_are_refused_however_their_size_is_stated(tmp_path, procs):
+    db, port = tmp_path / "hub.db", free_port()
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"database": f"sqlite:///{db}", "listen": f"127.0.0.1:{port}", "max_body_bytes": CAP,
+                                  "sources": {"gen": {"type": "generic", "auth": {"mode": "bearer", "token": "tok"}}}}))
+    server = procs.start("serve", "serve", "--config", str(config))
+    async with httpx2.AsyncClient() as http:
+        await wait_healthy(http, f"http://127.0.0.1:{port}", server, procs)
+    big = b'{"title": "' + b"x" * (2 * CAP) + b'"}'
+    small = b'{"id": "1", "title": "fits"}'
+    answers = {
+        # No length at all: only counting the chunks as they arrive can stop it.
+        "chunked over the cap": exchange(port, CHUNKED, chunk(big[: CAP // 2]), chunk(big[CAP // 2 : CAP + 100])),
+        # The declared length alone refuses it, before a byte of the body is read.
+        "declared over the cap": exchange(port, HEAD + b"Content-Length: %d\r\n\r\n" % len(big)),
+        # Declared small, sent big: the server reads only what was declared, the rest is no request.
+        "declared under, sent over": exchange(port, HEAD + b"Content-Length: 10\r\n\r\n", big),
+        # A small Content-Length beside a long chunked body (request smuggling) is refused outright.
+        "length and chunked": exchange(port, HEAD + b"Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n", chunk(big), b"0\r\n\r\n"),
+        "chunk size that lies": exchange(port, CHUNKED, b"5\r\n" + big + b"\r\n0\r\n\r\n"),
+    }
+    statuses = {name: status for name, (status, _) in answers.items()}
+    assert statuses == {"chunked over the cap": 413, "declared over the cap": 413, "declared under, sent over": 400,
+                        "length and chunked": 400, "chunk size that lies": 400}, answers  # fmt: skip
+    assert json.loads(answers["chunked over the cap"][1]) == {"detail": f"body larger than {CAP} bytes"}
+    # A chunked body within the cap goes through whole: the refusals above are about size, not framing.
+    status, body = exchange(port, CHUNKED, chunk(small[:10]), chunk(small[10:]), b"0\r\n\r\n")
+    assert status == 202, body
+    server.stop()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT body FROM inbox").fetchall() == [(small,)]
 
 
 POLLER_TYPES = sorted(t for t in SOURCES if issubclass(load(SOURCES, t), Poller))

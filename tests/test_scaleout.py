@@ -20,10 +20,8 @@ waits for the two others to finish everything. Then:
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +37,10 @@ from starlette.routing import Mount, Route
 from alertbridge.queue import enqueue
 from alertbridge.store import Store
 from alertbridge.store.tables import cases, jobs
+from conftest import fresh_pg_database
 from support.procs import ProcGroup, procs, wait_until  # noqa: F401 - procs is a fixture
 from support.recorder import Recorder, ServerThread
 
-PG_ADMIN_URL = os.environ.get("ALERTBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 N_JOBS = 1000
 N_CASES = 50
 N_WORKERS = 3
@@ -111,28 +109,11 @@ class TimingRecorder(Recorder):
         return Starlette(routes=[Route("/tickets/{key}", update, methods=["PATCH"]), Mount("", app=super().app())])
 
 
-def _pg_unavailable(reason: str) -> None:
-    if os.environ.get("CI") or os.environ.get("ALERTBRIDGE_REQUIRE_POSTGRES"):
-        pytest.fail(f"PostgreSQL is required here and unreachable: {reason}")
-    pytest.skip(f"PostgreSQL unreachable: {reason}")
-
-
 @pytest.fixture
 def scaleout_db():
-    """A fresh PostgreSQL database for this test, dropped at the end (with any connection still open to it)."""
-    import psycopg
-
-    name = f"alertbridge_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        _pg_unavailable(str(exc).strip())
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A fresh PostgreSQL database for this test."""
+    with fresh_pg_database("alertbridge_test") as url:
+        yield url
 
 
 async def seed(url: str, recorder: Recorder) -> dict[str, int]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.util
 import json
 import shutil
 import sys
 from datetime import UTC, datetime
 
 import pytest
-from conftest import vendor_json
+from conftest import unavailable, vendor_json
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -27,7 +28,9 @@ from alertbridge.sandbox.aws_security_ir import ACCESS_KEY, create_app
 from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import inbox, jobs
 
-boto3 = pytest.importorskip("boto3")
+if importlib.util.find_spec("boto3") is None:
+    unavailable("boto3 is not installed: pip install 'alertbridge[aws]' (make venv does)", module=True)
+import boto3  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
 EXAMPLES = "aws/security-ir-2018-05-10-examples.json"

@@ -27,6 +27,8 @@ from alertbridge.sandbox._jira_seed import FIELDS_BY_ID, option_id
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 
 NASTY = "Run {code}rm -rf /{code} as [~admin] !http://evil/x.png! *now* {{ ''.__class__ }} [click|http://evil] \\\\ done"
+# NASTY as Data Center wiki source, written out: specials escaped, backslashes as &#92;, the bare URLs left to link.
+NASTY_WIKI = r"Run \{code\}rm \-rf /\{code\} as \[\~admin\] \!http://evil/x.png\! \*now\* \{\{ ''.\_\_class\_\_ \}\} \[click\|http://evil\] &#92;&#92; done"
 
 
 class FakeClock(Clock):
@@ -126,7 +128,7 @@ async def test_alert_text_stays_literal(sink, jira, flavor):
         links = [mark for node in description["content"][1]["content"] for mark in node.get("marks", [])]
         assert links == [{"type": "link", "attrs": {"href": "https://console.example/alerts/1"}}]
     else:
-        assert text.split("\n")[0] == escape_wiki(NASTY)
+        assert text.split("\n")[0] == NASTY_WIKI
         assert not re.search(r"(?<!\\)[{}\[\]!*|]", text.split("\n")[0])
 
 
@@ -181,17 +183,18 @@ async def test_comment_is_rendered_per_flavor(sink, jira, flavor):
     ref = await sink.create(draft())
     await sink.comment(ref.key, NASTY)
     text = _adf.to_text(jira.issues[ref.key].comments[0]["body"])
-    assert text == (NASTY if flavor == "cloud" else escape_wiki(NASTY))
+    assert text == (NASTY if flavor == "cloud" else NASTY_WIKI)
 
 
 async def test_transition_by_name_status_and_resolution(sink, jira):
     ref = await sink.create(draft())
     await sink.transition(ref.key, "start progress")
     assert (await sink.status(ref.key)).name == "In Progress"
-    with pytest.raises(Permanent, match=r"needs 'Resolution' \(one of: Done, Won't Do, Duplicate, False Positive\)"):
-        await sink.transition(ref.key, "Done")
     with pytest.raises(Permanent, match=r"no transition 'Escalate' .* available: Stop Progress \(→ To Do\), Done \(→ Done\)"):
         await sink.transition(ref.key, "Escalate")
+    await sink.transition(ref.key, "Done")  # Jira's default workflow resolves on Done by itself
+    assert (await sink.status(ref.key)).resolution == "Done"
+    await sink.transition(ref.key, "Reopen")
     await sink.transition(ref.key, "DONE", resolution="false positive")
     status = await sink.status(ref.key)
     assert (status.name, status.category, status.resolution) == ("Done", "done", "False Positive")

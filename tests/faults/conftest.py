@@ -6,25 +6,13 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get("ALERTBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from conftest import fresh_pg_database, pg_unavailable, unavailable
+
 READY_TIMEOUT = 60.0
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") or os.environ.get("ALERTBRIDGE_REQUIRE_POSTGRES"):
-        pytest.fail(f"PostgreSQL is required here and unreachable: {reason}")
-    pytest.skip(f"PostgreSQL unreachable: {reason}")
-
-
-def _admin():
-    import psycopg
-
-    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
 
 
 class LocalPostgres:
@@ -69,12 +57,12 @@ def local_postgres():
     """The restartable local PostgreSQL; running again when the test ends, pass or fail."""
     versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
     if not shutil.which("pg_ctlcluster") or not shutil.which("pg_isready") or not versions:
-        _unavailable("pg_ctlcluster/pg_isready or /etc/postgresql not found: cannot restart the local server")
+        unavailable("pg_ctlcluster/pg_isready or /etc/postgresql not found: cannot restart the local server")
     if os.geteuid() != 0 and os.environ.get("USER") != "postgres":
-        pytest.skip("restarting PostgreSQL needs root or the postgres user")
+        unavailable("restarting PostgreSQL needs root or the postgres user")
     server = LocalPostgres(versions[-1])
     if not server.ready():
-        _unavailable("pg_isready fails on 127.0.0.1:5432")
+        pg_unavailable("pg_isready fails on 127.0.0.1:5432")
     try:
         yield server
     finally:
@@ -83,18 +71,9 @@ def local_postgres():
 
 @pytest.fixture
 def fresh_pg_db(local_postgres):
-    """A new, empty database for this test only; dropped at the end over a new admin connection (the restart cuts old ones)."""
-    import psycopg
-
-    name = f"alertbridge_fault_{uuid.uuid4().hex[:10]}"
-    try:
-        with _admin() as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        _unavailable(str(exc).strip())
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        local_postgres.ensure_running()
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A new, empty database for this test only, on a server that is running again when it is dropped."""
+    with fresh_pg_database("alertbridge_fault") as url:
+        try:
+            yield url
+        finally:
+            local_postgres.ensure_running()

@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx2
 import sqlalchemy
@@ -131,6 +133,40 @@ async def healthy_or_dead(client: httpx2.AsyncClient, base_url: str, proc: Proc,
     raise AssertionError("unreachable")
 
 
+class SearchedLabels:
+    """An ASGI wrapper of the Jira sandbox that notes, in order, every label a JQL search asked for."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.labels: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or "/search" not in scope["path"]:
+            await self.app(scope, receive, send)
+            return
+        messages = [await receive()]
+        while messages[-1].get("more_body"):
+            messages.append(await receive())
+        body = b"".join(m.get("body", b"") for m in messages)
+        jql = json.loads(body).get("jql", "") if body else parse_qs(scope["query_string"].decode()).get("jql", [""])[0]
+        self.labels += re.findall(r'labels\s*=\s*"([^"]*)"', jql)  # case labels need no escapes
+
+        async def replay():  # the body once more for the sandbox, then the client's own messages (disconnect)
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def issues_by_label(jira_state) -> dict[str, list[str]]:
+    """Map each case label (`alertbridge-…`) to the keys of the Jira issues carrying it."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for issue in jira_state.issues.values():
+        for label in issue.labels:
+            if label.startswith("alertbridge-"):
+                found[label].append(issue.key)
+    return found
+
+
 def sync_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
@@ -190,11 +226,7 @@ def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent
     titles = sorted(title for _, title, _ in case_rows)
     assert titles == sorted({a["title"] for a in sent}), "cases do not match the alerts' titles one to one"
     issues = list(jira_state.issues.values())
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for issue in issues:
-        for label in issue.labels:
-            if label.startswith("alertbridge-"):
-                by_label[label].append(issue.key)
+    by_label = issues_by_label(jira_state)
     duplicates = {label: keys for label, keys in by_label.items() if len(keys) != 1}
     assert not duplicates, f"cases with more than one issue: {duplicates}"
     assert set(by_label) == {f"alertbridge-{case_id}" for case_id, _, _ in case_rows}, "an issue without a case, or a case without an issue"

@@ -1,9 +1,13 @@
 """Fixtures for the Jira emulator tests: an in-process client per flavour, and the vendor samples."""
 
+import socket
+import threading
+import time
 from pathlib import Path
 
 import httpx2
 import pytest
+import uvicorn
 
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from conftest import vendor_path
@@ -21,6 +25,25 @@ async def client(app):
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://sandbox", auth=AUTH) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """Serve a fresh emulator over real HTTP on a free local port for one module; yield (url, app)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(JiraSandboxSettings())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):  # wait until it listens (polls, asserts nothing about time)
+        if server.started:
+            break
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}", app
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

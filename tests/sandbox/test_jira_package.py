@@ -5,34 +5,8 @@ GET issue/{key}, GET search (off Cloud) or GET search/jql (Cloud), POST issue/{k
 GET and POST issue/{key}/transitions, GET project/{key} (when a project is named by key).
 """
 
-import socket
-import threading
-import time
-
 import pytest
-import uvicorn
 from jira import JIRA
-
-from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    """Serve a fresh emulator on a free local port for this module; yield (url, app)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(JiraSandboxSettings())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):  # wait until it listens (polls, asserts nothing about time)
-        if server.started:
-            break
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("auth", ["basic", "token"])

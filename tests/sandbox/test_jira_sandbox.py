@@ -143,15 +143,20 @@ async def test_comment_on_v3_must_be_adf(client):
 
 
 @BOTH
-async def test_workflow_transitions_need_a_resolution_for_done_and_reopen_clears_it(client, app, version):
+async def test_workflow_done_resolves_with_the_given_or_default_resolution_and_reopen_clears_it(client, app, version):
     key = await create(client, version)
     url = f"/rest/api/{version}/issue/{key}/transitions"
     offered = (await client.get(url, params={"expand": "transitions.fields"})).json()["transitions"]
     assert {t["name"]: t["id"] for t in offered} == {"Start Progress": "11", "Done": "31"}
-    assert next(t for t in offered if t["id"] == "31")["fields"]["resolution"]["required"] is True
+    assert next(t for t in offered if t["id"] == "31")["fields"]["resolution"]["required"] is False
     invalid = await client.post(url, json={"transition": {"id": "41"}})
     assert invalid.json() == {"errorMessages": ["Transition id '41' is not valid for this issue."], "errors": {}}
-    assert (await client.post(url, json={"transition": {"id": "31"}})).json()["errors"] == {"resolution": "Resolution is required."}
+    unknown = await client.post(url, json={"transition": {"id": "31"}, "fields": {"resolution": {"name": "Nope"}}})
+    assert unknown.json()["errors"] == {"resolution": "Invalid resolution."}
+    # Jira's default workflow resolves on Done by itself: no resolution field needed.
+    assert (await client.post(url, json={"transition": {"id": "31"}})).status_code == 204
+    assert app.state.jira.issues[key].resolution == "Done"
+    assert (await client.post(url, json={"transition": {"id": "41"}})).status_code == 204
     done = await client.post(url, json={"transition": {"id": "31"}, "fields": {"resolution": {"name": "False Positive"}}})
     assert done.status_code == 204
     fields = (await client.get(f"/rest/api/{version}/issue/{key}")).json()["fields"]

@@ -25,6 +25,8 @@ from alertbridge.connectors import SOURCES, load
 from alertbridge.connectors.roles import Parser, parser_class
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
+from conftest import unavailable
+from support.examples import example_config
 
 CANARY = "cnry-Q7xZ4vLp2Ww9-do-not-leak"
 JIRA_EMAIL = "soc@example.com"
@@ -113,16 +115,26 @@ def loop_hub(tmp_path):
 SOURCE_TYPES = sorted(SOURCES)
 
 
-def make_source(type_name: str) -> Parser:
-    """Build a registered source's parser with its default config (skip while its module does not exist yet)."""
+def source_class(type_name: str) -> type[Parser]:
+    """Import a registered source class; fail (skip without CI settings) when its module does not exist yet."""
     module = SOURCES[type_name].partition(":")[0]
     if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} does not exist yet")
-    cls = parser_class(load(SOURCES, type_name))
+        unavailable(f"{module}, registered as {type_name!r}, does not exist yet")
+    return load(SOURCES, type_name)
+
+
+def default_config(type_name: str) -> dict[str, Any]:
+    """A registered source's config from its defaults: its type, and each required field's first documented example."""
+    return example_config(source_class(type_name).Config, type_name)
+
+
+def make_source(type_name: str) -> Parser:
+    """Build a registered source's parser (what `alertbridge parse` runs) from its default config."""
+    cls = parser_class(source_class(type_name))
     try:
-        return cls("fuzz", cls.Config.model_validate({"type": type_name}))
+        return cls("fuzz", cls.Config.model_validate(example_config(cls.Config, type_name)))
     except ValidationError as exc:  # the contract test (tests/connectors) asks for the same
-        pytest.fail(f"{type_name}: a source must build from its defaults for these tests: {exc}")
+        pytest.fail(f"{type_name}: a source must build from its defaults and examples for these tests: {exc}")
 
 
 def dumps(payload: Any) -> bytes:

@@ -3,7 +3,8 @@
 Cases come from schemathesis' strategies and are sent with httpx2 to the app
 in-process, on an event loop the test owns (see ``LoopHub``), then checked with
 ``Case.validate_response``. Webhook cases are aimed at the configured sources
-(signed, bearer, query token, Jira with delivery ids that repeat) as often as at
+(signed, bearer, query token, Jira with delivery ids that repeat, and one of
+every registered type built from its defaults, pollers included) as often as at
 unknown ones, with and without credentials; admin cases carry the admin token.
 """
 
@@ -29,7 +30,7 @@ from alertbridge.api import create_app
 from alertbridge.config import validate_config
 from alertbridge.service import Hub
 
-from .conftest import CANARY, LoopHub, hub_config, sign
+from .conftest import CANARY, SOURCE_TYPES, SOURCES_CONFIG, LoopHub, default_config, hub_config, sign
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]  # fmt: skip
@@ -42,13 +43,14 @@ def _spec() -> dict:
 
 
 SCHEMA = schemathesis.openapi.from_dict(_spec())
+REGISTERED = {f"default-{type_name}": default_config(type_name) for type_name in SOURCE_TYPES}
 OPERATIONS = sorted(result.ok().label for result in SCHEMA.get_all_operations())
 
 
 @pytest.fixture(scope="module")
 def loop_hub(tmp_path_factory):
     """One hub for the module: state piles up across operations, as it would in a real run."""
-    owned = LoopHub(hub_config(tmp_path_factory.mktemp("openapi")))
+    owned = LoopHub(hub_config(tmp_path_factory.mktemp("openapi"), sources=SOURCES_CONFIG | REGISTERED))
     yield owned
     owned.close()
 
@@ -86,17 +88,28 @@ def webhook_request(case, source: str | None, authentic: bool, delivery: str | N
     return f"/hooks/{source}", headers, params, body
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])
-@pytest.mark.parametrize("label", OPERATIONS)
+def can_be_invalid(label: str) -> bool:
+    """Tell whether an operation has a parameter a value could be invalid for (the webhook body is any JSON)."""
+    return any(p["schema"].get("type") == "integer" for p in operation(label).definition.raw.get("parameters", []))
+
+
+CASES = [pytest.param(label, GenerationMode.POSITIVE, id=f"{label}-positive") for label in OPERATIONS] + [
+    pytest.param(label, GenerationMode.NEGATIVE, id=f"{label}-negative") for label in OPERATIONS if can_be_invalid(label)
+]
+
+
+def test_negative_cases_are_generated_where_a_value_can_be_invalid():
+    assert {label for label in OPERATIONS if can_be_invalid(label)} >= {"GET /api/dlq/{job_id}", "DELETE /api/dlq/{job_id}"}
+
+
+@pytest.mark.parametrize(("label", "mode"), CASES)
 def test_operation_answers_as_its_spec_says(loop_hub, label, mode):
     op = operation(label)
-    if mode is GenerationMode.NEGATIVE and not any(p["schema"].get("type") == "integer" for p in op.definition.raw.get("parameters", [])):
-        pytest.skip("no parameter a value could be invalid for (the webhook body is any JSON)")
 
     @EXAMPLES
     @given(
         case=op.as_strategy(generation_mode=mode),
-        source=st.sampled_from([None, "open", "bearer", "signed", "splunk", "jira-events"]),
+        source=st.sampled_from([None, *SOURCES_CONFIG, *REGISTERED]),
         authentic=st.booleans(),
         delivery=st.sampled_from([None, "delivery-1", "delivery-2"]),
     )

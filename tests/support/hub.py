@@ -15,7 +15,7 @@ from .recorder import Recorder
 
 
 def make_hub(tmp_path, routes: list[dict], recorder: Recorder, **settings) -> Hub:
-    """Build a hub on a fresh SQLite file with a `generic` source `gen` and the recorder as sink `cases`."""
+    """Build a hub on a fresh SQLite file with an open `generic` source `gen` and the recorder as sink `cases`."""
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     upgrade(url)
     config = validate_config({

@@ -6,6 +6,7 @@ killed and restarted while it keeps its records.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -20,14 +21,37 @@ from starlette.routing import Route
 
 
 @dataclass
+class Hold:
+    """A create whose answer the recorder keeps back, after storing the ticket, until the test releases it."""
+
+    stored: threading.Event = field(default_factory=threading.Event)  # set once the ticket is stored, unanswered
+    release: threading.Event = field(default_factory=threading.Event)
+    key: str | None = None
+
+
+@dataclass
 class Recorder:
     """What the case system holds and every call it saw."""
 
     tickets: dict[str, dict] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
-    create_delay: float = 0.0  # seconds to wait *after* storing a ticket, before answering
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _holds: list[Hold] = field(default_factory=list)
+
+    def hold_next_create(self) -> Hold:
+        """Arm a Hold on the next create: its ticket is stored, its answer waits until `release` is set (60 s at most)."""
+        hold = Hold()
+        with self.lock:
+            self._holds.append(hold)
+        return hold
+
+    def disarm(self, hold: Hold) -> None:
+        """Take back a Hold no create has caught yet, and let go of it if one has."""
+        with self.lock:
+            if hold in self._holds:
+                self._holds.remove(hold)
+        hold.release.set()
 
     def by_reference(self) -> dict[str, list[str]]:
         """Map each case reference to the tickets carrying it."""
@@ -45,10 +69,11 @@ class Recorder:
                 key = f"CASE-{next(self._ids)}"
                 self.tickets[key] = {**body, "status": "open", "comments": [], "created": time.time()}
                 self.calls.append(("create", key))
-            if self.create_delay:
-                import asyncio
-
-                await asyncio.sleep(self.create_delay)
+                hold = self._holds.pop(0) if self._holds else None
+            if hold is not None:
+                hold.key = key
+                hold.stored.set()
+                await asyncio.to_thread(hold.release.wait, 60)
             return JSONResponse({"key": key, "url": f"http://recorder/{key}"}, status_code=201)
 
         async def search(request: Request):

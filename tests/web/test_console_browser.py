@@ -22,6 +22,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from conftest import unavailable
 from support.procs import free_port, procs, wait_until  # noqa: F401 - procs is a fixture
 from support.recorder import Recorder, ServerThread
 
@@ -31,12 +32,8 @@ TOKEN, HOOK = "browser-admin-token", "browser-hook-token"
 
 
 def require_browser():
-    if CHROMIUM.exists() and DRIVER.exists():
-        return
-    message = "chromium and chromium-driver are not installed (scripts/ensure-chromium.sh installs them)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    if not (CHROMIUM.exists() and DRIVER.exists()):
+        unavailable("chromium and chromium-driver are not installed (scripts/ensure-chromium.sh installs them)")
 
 
 class RefusingCases:

@@ -100,15 +100,15 @@ def create_field_json(field_def: FieldDef, issue_type: dict, api: Api) -> dict:
 def transition_json(transition: Transition, api: Api, with_fields: bool) -> dict:
     """Return one available transition; `with_fields` adds its screen (expand=transitions.fields)."""
     body = {"id": transition.id, "name": transition.name, "to": status_json(transition.to_status, api),
-            "hasScreen": transition.needs_resolution, "isGlobal": not transition.from_statuses,
+            "hasScreen": transition.resolves, "isGlobal": not transition.from_statuses,
             "isInitial": False, "isAvailable": True, "isConditional": False, "isLooped": False}  # fmt: skip
     if with_fields:
         body["fields"] = {}
-        if transition.needs_resolution:
+        if transition.resolves:
             resolutions = [{"self": f"{api.base}/resolution/{r['id']}", **r} for r in RESOLUTIONS]
-            body["fields"]["resolution"] = {"required": True, "schema": {"type": "resolution", "system": "resolution"},
+            body["fields"]["resolution"] = {"required": False, "schema": {"type": "resolution", "system": "resolution"},
                                             "name": "Resolution", "key": "resolution", "operations": ["set"],
-                                            "hasDefaultValue": False, "allowedValues": resolutions}  # fmt: skip
+                                            "hasDefaultValue": True, "allowedValues": resolutions}  # fmt: skip
     return body
 
 

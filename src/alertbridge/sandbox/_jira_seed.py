@@ -45,13 +45,13 @@ class Transition:
     name: str
     from_statuses: tuple[str, ...]  # empty means "from any status" (a global transition)
     to_status: str
-    needs_resolution: bool = False
+    resolves: bool = False  # sets a resolution: the one on its screen, or "Done" when none is given
 
 
 TRANSITIONS = [
     Transition("11", "Start Progress", ("To Do",), "In Progress"),
     Transition("21", "Stop Progress", ("In Progress",), "To Do"),
-    Transition("31", "Done", (), "Done", needs_resolution=True),
+    Transition("31", "Done", (), "Done", resolves=True),
     Transition("41", "Reopen", ("Done",), "To Do"),
 ]
 

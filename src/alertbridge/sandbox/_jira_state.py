@@ -4,7 +4,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from . import _jql
+from . import _adf, _jql
 from ._jira_fields import Api, FieldError, jira_time, parse_value
 from ._jira_seed import (
     DEFAULT_PRIORITY_ID, FIELDS_BY_ID, ISSUE_TYPES, PRIORITIES, PROJECT, RESOLUTIONS, STATUS_CATEGORIES,
@@ -80,15 +80,14 @@ class Issue:
         resolution = find_by(RESOLUTIONS, {"id": self.fields["resolution"]})
         return resolution["name"] if resolution else None
 
-    def search_terms(self) -> dict[str, set[str]]:
-        """Return the lower-cased values JQL compares against, per field."""
+    def search_facts(self) -> _jql.Facts:
+        """Return what JQL compares against: lower-cased values per field, the text fields, the dates."""
         status = find_by(STATUSES, {"name": self.status})
         category = STATUS_CATEGORIES[status["category"]]
         resolution = find_by(RESOLUTIONS, {"id": self.fields["resolution"]})
         issue_type = find_by(ISSUE_TYPES, {"id": self.fields["issuetype"]})
         priority = find_by(PRIORITIES, {"id": self.fields["priority"]})
-        assignee = next((user for user in USERS if user.account_id == self.fields["assignee"]), None)
-        terms = {
+        values = {
             "project": {PROJECT["key"], PROJECT["id"], PROJECT["name"]},
             "labels": set(self.labels),
             "status": {status["name"], status["id"]},
@@ -97,17 +96,41 @@ class Issue:
             "resolution": {resolution["name"], resolution["id"]} if resolution else set(),
             "issuetype": {issue_type["name"], issue_type["id"]},
             "priority": {priority["name"], priority["id"]},
-            "assignee": {assignee.account_id, assignee.name, assignee.email} if assignee else set(),
+            "assignee": _user_terms(self.fields["assignee"]),
+            "reporter": _user_terms(self.fields.get("reporter")),
         }
-        return {name: {value.lower() for value in values} for name, values in terms.items()}
+        description = _adf.to_text(self.fields["description"]) if self.fields.get("description") else ""
+        comments = " ".join(_adf.to_text(comment["body"]) for comment in self.comments)
+        summary = str(self.fields["summary"])
+        return _jql.Facts(
+            values={name: {value.lower() for value in found} for name, found in values.items()},
+            text={"summary": summary, "description": description, "comment": comments,
+                  "text": " ".join((summary, description, comments))},
+            dates={name: _parse_time(self.fields.get(stored)) for name, stored in
+                   (("created", "created"), ("updated", "updated"), ("resolved", "resolutiondate"))},
+        )  # fmt: skip
 
     def sort_value(self, field_name: str) -> object:
-        """Return what ORDER BY `field_name` compares."""
+        """Return what ORDER BY `field_name` compares (EMPTY sorts first)."""
         if field_name == "key":
             return int(self.key.split("-")[1])
-        if field_name == "status":
-            return self.status
-        return self.fields[field_name], int(self.id)
+        if field_name in ("status", "summary"):
+            return str(self.fields[field_name]).lower()
+        if field_name == "issuetype":
+            return find_by(ISSUE_TYPES, {"id": self.fields["issuetype"]})["name"].lower()
+        if field_name in ("created", "updated", "resolved"):
+            # Times tie within a millisecond: creation order breaks the tie, in the field's own direction.
+            return str(self.fields.get({"resolved": "resolutiondate"}.get(field_name, field_name)) or ""), int(self.id)
+        return str(self.fields.get(field_name) or "")
+
+
+def _user_terms(account_id: object) -> set[str]:
+    user = next((user for user in USERS if user.account_id == account_id), None)
+    return {user.account_id, user.name, user.email} if user else set()
+
+
+def _parse_time(stamp: object) -> datetime | None:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z") if isinstance(stamp, str) else None
 
 
 @dataclass
@@ -264,16 +287,21 @@ class JiraState:
         resolution = requested.pop("resolution", None)
         errors = {name: f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
                   for name in requested}  # fmt: skip
-        if resolution is not None and not transition.needs_resolution:
+        if resolution is not None and not transition.resolves:
             errors["resolution"] = "Field 'resolution' cannot be set. It is not on the appropriate screen, or unknown."
-        elif transition.needs_resolution:
-            found = find_by(RESOLUTIONS, resolution) if isinstance(resolution, dict) else None
+        elif transition.resolves:
+            # Jira's default workflow resolves on Done by itself (its post function sets "Done"); a screen with the
+            # resolution field lets the caller choose another one.
+            if resolution is None:
+                found = find_by(RESOLUTIONS, {"name": "Done"})
+            else:
+                found = find_by(RESOLUTIONS, resolution) if isinstance(resolution, dict) else None
             if found is None:
-                errors["resolution"] = "Resolution is required." if resolution is None else "Invalid resolution."
+                errors["resolution"] = "Invalid resolution."
         if errors:
             raise JiraError(400, errors=errors)
         self._apply_update(issue, body.get("update") or {}, api, actor)
-        self._move(issue, transition, found["name"] if transition.needs_resolution else None, actor)
+        self._move(issue, transition, found["name"] if transition.resolves else None, actor)
 
     def transition(self, key: str, status_name: str, resolution: str | None = None) -> Issue:
         """Move an issue as a human analyst would in the UI (for tests and the demo)."""
@@ -281,9 +309,9 @@ class JiraState:
         transition = next((t for t in self.available_transitions(issue) if t.to_status == status_name), None)
         if transition is None:
             raise JiraError(400, [f"No transition leads from '{issue.status}' to '{status_name}'."])
-        if transition.needs_resolution and find_by(RESOLUTIONS, {"name": resolution or "Done"}) is None:
+        if transition.resolves and find_by(RESOLUTIONS, {"name": resolution or "Done"}) is None:
             raise JiraError(400, errors={"resolution": "Invalid resolution."})
-        resolution_name = (resolution or "Done") if transition.needs_resolution else None
+        resolution_name = (resolution or "Done") if transition.resolves else None
         self._move(issue, transition, resolution_name, USERS[1].account_id)
         return issue
 
@@ -293,7 +321,7 @@ class JiraState:
                   "to": transition.to_status, "resolution": resolution_name}  # fmt: skip
         issue.history.append(change)
         issue.fields["status"] = transition.to_status
-        if transition.needs_resolution:
+        if transition.resolves:
             issue.fields["resolution"] = find_by(RESOLUTIONS, {"name": resolution_name})["id"]
             issue.fields["resolutiondate"] = stamp
         elif transition.to_status != "Done":
@@ -342,12 +370,13 @@ class JiraState:
 
     # --- search ----------------------------------------------------------------------
 
-    def search(self, jql: str) -> list[Issue]:
+    def search(self, jql: str, caller: str | None = None) -> list[Issue]:
         """Return the issues matching `jql` that the search index already holds, in order."""
-        query = _jql.parse(jql, self._check_jql_value)
+        context = _jql.Context(self._check_jql_value, _user_terms(caller) or {"anonymous"}, datetime.now(UTC))
+        query = _jql.parse(jql, context)
         indexed_before = time.monotonic() - self.faults.search_lag_seconds
         found = [issue for issue in self.issues.values()
-                 if issue.created_at <= indexed_before and query.matches(issue.search_terms())]  # fmt: skip
+                 if issue.created_at <= indexed_before and query.matches(issue.search_facts())]  # fmt: skip
         found.sort(key=lambda issue: int(issue.id), reverse=True)  # no ORDER BY: newest first
         for field_name, descending in reversed(query.order_by):
             found.sort(key=lambda issue: issue.sort_value(field_name), reverse=descending)
@@ -364,6 +393,7 @@ class JiraState:
             "priority": [priority[k] for priority in PRIORITIES for k in ("name", "id")],
             "assignee": [getattr(user, k) for user in USERS for k in ("account_id", "name", "email")],
         }
+        catalogue["reporter"] = catalogue["assignee"]
         if field_name in catalogue and value not in {known.lower() for known in catalogue[field_name]}:
             raise _jql.JqlError(f"The value '{value}' does not exist for the field '{field_name}'.")
         if field_name == "key" and value.upper() not in self.issues and not any(i.id == value for i in self.issues.values()):

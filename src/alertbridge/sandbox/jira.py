@@ -271,9 +271,9 @@ async def _search_arguments(request: Request) -> dict:
     return arguments
 
 
-def _run_search(request: Request, jql: str) -> list:
+def _run_search(request: Request, jql: str, caller: str) -> list:
     try:
-        return state_of(request).search(jql)
+        return state_of(request).search(jql, caller)
     except JqlError as error:
         raise JiraError(400, [str(error)]) from None
 
@@ -286,7 +286,7 @@ async def search_jql(request: Request, caller: str = Depends(authenticate)) -> d
     wanted = render.wanted_fields([fields] if isinstance(fields, str) else fields, default="id")
     size = max(1, page(arguments)[1])
     start = _offset_from_token(arguments.get("nextPageToken"))
-    found = _run_search(request, arguments.get("jql", ""))
+    found = _run_search(request, arguments.get("jql", ""), caller)
     issues = [render.issue_json(issue, api_of(request), wanted) for issue in found[start : start + size]]
     body: dict = {"issues": issues, "isLast": start + size >= len(found)}
     if not body["isLast"]:
@@ -311,7 +311,7 @@ async def search_legacy(request: Request, caller: str = Depends(authenticate)) -
     fields = arguments.get("fields") or []
     wanted = render.wanted_fields([fields] if isinstance(fields, str) else fields, default="*navigable")
     start, size = page(arguments)
-    found = _run_search(request, arguments.get("jql", ""))
+    found = _run_search(request, arguments.get("jql", ""), caller)
     issues = [render.issue_json(issue, api_of(request), wanted) for issue in found[start : start + size]]
     return {"expand": "schema,names", "startAt": start, "maxResults": size, "total": len(found), "issues": issues}
 
