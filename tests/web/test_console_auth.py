@@ -7,10 +7,10 @@ import re
 
 import httpx2
 import pytest
-from structlog.testing import capture_logs
 
 from alertbridge.api import create_app
 from alertbridge.config import validate_config
+from alertbridge.logs import configure_logging
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 
@@ -58,6 +58,18 @@ def csrf_of(page: str) -> str:
     return re.search(r'name="csrf(?:-token)?" (?:value|content)="([^"]+)"', page).group(1)
 
 
+@pytest.fixture
+def logged(capsys):
+    """Return a function giving the log events written since it was last called (the hub's own JSON log lines)."""
+    configure_logging("INFO")  # as `alertbridge serve` does; structlog caches loggers, so capture what really is written
+    capsys.readouterr()
+
+    def events() -> list[dict]:
+        return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+
+    return events
+
+
 def refusals(logs: list[dict]) -> list[tuple[str, int, str]]:
     return [(e["path"], e["status"], e["reason"]) for e in logs if e["event"] == "console action refused"]
 
@@ -72,40 +84,44 @@ async def test_status_page_shows_no_case_to_anyone_unauthenticated(hub):
             assert "Secret project Falcon" not in response.text
 
 
-async def test_an_unauthenticated_action_is_refused_with_401_and_logged(hub):
+async def test_an_unauthenticated_action_is_refused_with_401_and_logged(hub, logged):
     async with client_for(hub) as client:
-        with capture_logs() as logs:
-            for path in ACTIONS:
-                response = await client.post(path, data={"csrf": "guessed", "kind": "ingest"})
-                assert response.status_code == 401, path
+        logged()
+        for path in ACTIONS:
+            response = await client.post(path, data={"csrf": "guessed", "kind": "ingest"})
+            assert response.status_code == 401, path
+        logs = logged()
     assert refusals(logs) == [(path, 401, "not signed in") for path in ACTIONS]
     assert await dead_count(hub) == 1  # nothing was replayed
 
 
-async def test_an_action_without_the_csrf_token_is_refused_with_403_and_logged(hub):
+async def test_an_action_without_the_csrf_token_is_refused_with_403_and_logged(hub, logged):
     async with client_for(hub) as client:
         csrf = await sign_in(client)
-        with capture_logs() as logs:
-            for path in ACTIONS:
-                assert (await client.post(path, data={"kind": "ingest"})).status_code == 403, path
-                assert (await client.post(path, data={"csrf": csrf[:-1] + "0", "kind": "ingest"})).status_code == 403, path
-            # The right token from another site's page (a forged form) is refused too.
-            forged = await client.post("/ui/dlq/2/replay", data={"csrf": csrf}, headers={"Origin": "https://evil.example"})
-            assert forged.status_code == 403
+        logged()
+        for path in ACTIONS:
+            assert (await client.post(path, data={"kind": "ingest"})).status_code == 403, path
+            assert (await client.post(path, data={"csrf": csrf[:-1] + "0", "kind": "ingest"})).status_code == 403, path
+        # The right token from another site's page (a forged form) is refused too.
+        forged = await client.post("/ui/dlq/2/replay", data={"csrf": csrf}, headers={"Origin": "https://evil.example"})
+        assert forged.status_code == 403
+        logs = logged()
         assert await dead_count(hub) == 1
         assert refusals(logs) == [(p, 403, "CSRF token missing or wrong") for p in ACTIONS for _ in (1, 2)] + [
             ("/ui/dlq/2/replay", 403, "cross-origin request")]
-        with capture_logs() as logs:
-            done = await client.post("/ui/dlq/2/replay", data={"csrf": csrf}, headers={"Origin": "http://hub"})
+        logged()
+        done = await client.post("/ui/dlq/2/replay", data={"csrf": csrf}, headers={"Origin": "http://hub"})
+        logs = logged()
         assert done.status_code == 303 and "replayed" in done.headers["location"]
         assert await dead_count(hub) == 0
         assert [e["user"] for e in logs if e["event"] == "dead letter replayed"] == ["admin"]
 
 
-async def test_login_needs_the_token_and_its_own_form(hub):
+async def test_login_needs_the_token_and_its_own_form(hub, logged):
     async with client_for(hub) as client:
-        with capture_logs() as logs:
-            assert (await client.post("/ui/login", data={"token": ADMIN, "csrf": "x"})).status_code == 403  # no form cookie
+        logged()
+        assert (await client.post("/ui/login", data={"token": ADMIN, "csrf": "x"})).status_code == 403  # no form cookie
+        logs = logged()
         assert refusals(logs) == [("/ui/login", 403, "login form without its CSRF token")]
         token = csrf_of((await client.get("/ui/login")).text)
         wrong = await client.post("/ui/login", data={"token": ADMIN + "x", "csrf": token})
@@ -122,7 +138,7 @@ async def test_login_needs_the_token_and_its_own_form(hub):
         assert (await other.get("/ui/cases")).status_code == 303
 
 
-async def test_a_trusted_proxy_header_signs_in_and_an_untrusted_one_is_ignored(tmp_path):
+async def test_a_trusted_proxy_header_signs_in_and_an_untrusted_one_is_ignored(tmp_path, logged):
     hub = make_hub(tmp_path, identity_header="X-Forwarded-User", trusted_proxies=["10.0.0.5"])
     try:
         async with client_for(hub, peer="10.0.0.5") as proxied:
@@ -135,8 +151,9 @@ async def test_a_trusted_proxy_header_signs_in_and_an_untrusted_one_is_ignored(t
             assert (await proxied.post("/ui/dlq/replay", data={"kind": "ingest", "csrf": csrf_of(page.text)},
                                        headers={"X-Forwarded-User": "bob@soc"})).status_code == 403
         async with client_for(hub, peer="192.0.2.9") as direct:
-            with capture_logs() as logs:
-                response = await direct.get("/ui/cases", headers={"X-Forwarded-User": "alice@soc"})
+            logged()
+            response = await direct.get("/ui/cases", headers={"X-Forwarded-User": "alice@soc"})
+            logs = logged()
             assert response.status_code == 303
             assert [e["peer"] for e in logs if e["event"] == "identity header from an untrusted peer ignored"] == ["192.0.2.9"]
     finally:

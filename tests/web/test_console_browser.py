@@ -137,7 +137,8 @@ def _healthy(client: httpx2.Client) -> bool:
 
 def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     base, cases = console
     shots = tmp_path / "shots"
@@ -153,6 +154,16 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
     def text() -> str:
         return browser.find_element(By.TAG_NAME, "main").text
 
+    def click_and_load(element) -> None:
+        """Click something that loads a page, and wait until the new page is there (a click does not wait)."""
+        old = browser.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(browser, 15).until(staleness_of(old))
+        WebDriverWait(browser, 15).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+    def loaded(check, what: str) -> None:
+        wait_until(lambda: check() and browser.execute_script("return document.readyState") == "complete", timeout=15, what=what)
+
     def after_reload(check) -> bool:
         browser.get(browser.current_url)  # a fresh load: no element of the previous page is left to go stale
         return check()
@@ -161,7 +172,7 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
     assert "/ui/login" in browser.current_url
     shoot("login")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    click_and_load(browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     assert browser.current_url.endswith("/ui/cases") and "6 matching" in text()  # seven alerts, two of them one case
     assert "2 stuck case(s) need attention" in text()
 
@@ -171,14 +182,14 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
 
     browser.get(f"{base}/ui/cases")
     Select(browser.find_element(By.ID, "filter-severity")).select_by_visible_text("high")  # submits itself (console.js)
-    wait_until(lambda: "severity=high" in browser.current_url, timeout=10, what="the severity filter")
+    loaded(lambda: "severity=high" in browser.current_url, "the severity filter")
     rows = browser.find_elements(By.CSS_SELECTOR, "#cases tr td:nth-child(2) a")
     assert sorted(r.text for r in rows) == ["Brute force against VPN", "Impossible travel sign-in"]
     box = browser.find_element(By.ID, "filter-text")
     box.clear()
     box.send_keys("brute")
     box.submit()
-    wait_until(lambda: "text=brute" in browser.current_url, timeout=10, what="the text filter")
+    loaded(lambda: "text=brute" in browser.current_url, "the text filter")
     assert [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#cases tr td:nth-child(2) a")] == ["Brute force against VPN"]
     shoot("cases")
 
@@ -186,7 +197,7 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
     stuck = browser.find_elements(By.CSS_SELECTOR, "#cases tr.stuck td:nth-child(2) a")
     assert sorted(r.text for r in stuck) == ["Malware beacon to known C2", "Malware quarantined"]
     assert "stuck: create_ticket dead-lettered" in text() and "does not accept this issue type" in text()
-    next(r for r in stuck if r.text == "Malware quarantined").click()
+    click_and_load(next(r for r in stuck if r.text == "Malware quarantined"))
     assert "Stuck:" in text() and "dead letter #" in text() and "Retry" in text()
     shoot("case-stuck")
     dead_letter = browser.find_element(By.PARTIAL_LINK_TEXT, "dead letter #").get_attribute("href")
@@ -199,7 +210,7 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
     browser.get(dead_letter)
     assert browser.find_element(By.ID, "job-state").text == "dead" and "does not accept this issue type" in text()
     shoot("dead-letter")
-    browser.find_element(By.XPATH, "//button[text()='Replay']").click()
+    click_and_load(browser.find_element(By.XPATH, "//button[text()='Replay']"))
     assert "replayed: the job is back in the queue" in text()
     wait_until(lambda: after_reload(lambda: browser.find_element(By.ID, "job-state").text == "done"), timeout=30,
                what="the replayed job to succeed")
@@ -208,15 +219,15 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
     browser.get(f"{base}/ui/cases?state=stuck")
     other = browser.find_element(By.CSS_SELECTOR, "#cases tr.stuck td:nth-child(2) a")
     assert other.text == "Malware beacon to known C2"
-    other.click()
-    browser.find_element(By.XPATH, "//button[text()='Retry']").click()
+    click_and_load(other)
+    click_and_load(browser.find_element(By.XPATH, "//button[text()='Retry']"))
     assert "retrying 1 job(s)" in text()
     wait_until(lambda: after_reload(lambda: "Stuck:" not in text() and "CASE-" in text()), timeout=30,
                what="the retried case to get its ticket")
     shoot("case")
 
     browser.get(f"{base}/ui/config")
-    browser.find_element(By.XPATH, "//button[text()='Run check --live now']").click()
+    click_and_load(browser.find_element(By.XPATH, "//button[text()='Run check --live now']"))
     assert "check --live: OK" in text() and "by console:admin" in text()
     shoot("config")
     # Yesterday and today (UTC): the alerts of a moment ago are in it even just after midnight.
