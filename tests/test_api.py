@@ -116,7 +116,7 @@ async def test_unparsable_payload_is_dead_lettered_with_its_body_and_replayable(
     assert (await client.post(f"/api/dlq/{dead['id']}/replay", headers=admin)).json() == {"replayed": 1}
     assert (await client.post(f"/api/dlq/{dead['id']}/replay", headers=admin)).status_code == 404
     job = await hub.queue.claim()
-    assert (await hub.run_job(job)) == "dead"  # the payload is still unparsable: back in the list, body kept
+    assert (await hub.runner.run(job)) == "dead"  # the payload is still unparsable: back in the list, body kept
     assert (await client.delete(f"/api/dlq/{dead['id']}", headers=admin)).json() == {"discarded": 1}
     assert (await client.get("/api/dlq", headers=admin)).json() == []
 

@@ -179,7 +179,7 @@ async def test_kill9_loses_no_acknowledged_alert_and_makes_one_ticket_per_case(t
 
     with sqlite3.connect(db) as conn:
         stored = {json.loads(data)["vendor_id"] for (data,) in conn.execute("SELECT data FROM alerts")}
-        cases = conn.execute("SELECT id, title, ticket_key FROM cases ORDER BY id").fetchall()
+        cases = conn.execute("SELECT id, title, ticket_key, reference FROM cases ORDER BY id").fetchall()
         job_states = dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
         dead = conn.execute("SELECT id, kind, case_id, last_error FROM jobs WHERE state = 'dead'").fetchall()
         inbox_states = dict(conn.execute("SELECT state, count(*) FROM inbox GROUP BY state").fetchall())
@@ -196,12 +196,14 @@ async def test_kill9_loses_no_acknowledged_alert_and_makes_one_ticket_per_case(t
     assert not lost, f"{len(lost)} acknowledged alerts are not stored: {sorted(lost)[:20]}"
 
     # One case, one ticket: 30 cases, 30 labels, one ticket each, and it is the one the case records.
-    assert sorted(title for _, title, _ in cases) == sorted(f"case-{c}" for c in range(N_CASES))
-    assert set(by_label) == {f"alertbridge-{case_id}" for case_id, _, _ in cases}, "a ticket without a case, or a case without a ticket"
+    assert sorted(title for _, title, _, _ in cases) == sorted(f"case-{c}" for c in range(N_CASES))
+    instance = {ref.rsplit("-", 1)[0] for _, _, _, ref in cases}
+    assert len(instance) == 1, f"one hub writes one instance into its references: {instance}"
+    assert set(by_label) == {ref for _, _, _, ref in cases}, "a ticket without a case, or a case without a ticket"
     duplicates = {label: keys for label, keys in by_label.items() if len(keys) != 1}
     assert not duplicates, f"cases with more than one ticket: {duplicates}"
-    for case_id, title, ticket_key in cases:
-        assert ticket_key == by_label[f"alertbridge-{case_id}"][0], f"case {case_id} ({title}) records {ticket_key!r}"
+    for case_id, title, ticket_key, ref in cases:
+        assert ref.endswith(f"-{case_id}") and ticket_key == by_label[ref][0], f"case {case_id} ({title}) records {ticket_key!r}"
     # A create cut off by the kill was found again by its own case reference, not made twice.
     for key in cut_off:
         reference = tickets[key]["reference"]

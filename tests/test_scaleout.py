@@ -34,7 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from alertbridge.queue import enqueue
+from alertbridge.jobs.payloads import UpdateFields
+from alertbridge.jobs.queue import enqueue
 from alertbridge.store import Store
 from alertbridge.store.tables import cases, jobs
 from conftest import fresh_pg_database
@@ -136,7 +137,7 @@ async def seed(url: str, recorder: Recorder) -> dict[str, int]:
             # Interleaved, so each case's jobs are spread over the whole id range as in real traffic.
             for n in range(N_JOBS):
                 key = keys[n % N_CASES]
-                await enqueue(conn, "update_fields", {"fields": {"seq": str(n // N_CASES), "job": str(n)}}, case_id=ticket_case[key])
+                await enqueue(conn, UpdateFields(fields={"seq": str(n // N_CASES), "job": str(n)}), case_id=ticket_case[key])
     finally:
         await store.aclose()
     return ticket_case

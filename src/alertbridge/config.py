@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from . import connectors
 from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, ReportPoster, SinkConfig, StrictModel, WebhookConfig
 from .errors import ConfigError
 from .model import Severity
+from .store.instance import NAME as INSTANCE_NAME
 from .templates import syntax_error
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -135,7 +138,17 @@ class Retention(StrictModel):
 class Settings(StrictModel):
     """The whole config file."""
 
-    database: str = Field(default="sqlite:///alertbridge.db", description="SQLAlchemy URL: sqlite:///file.db or postgresql://…")
+    database: str = Field(
+        default="sqlite:///alertbridge.db",
+        description="SQLAlchemy URL: sqlite:///file.db (relative to the config file's folder) or postgresql://user@host/db",
+        examples=["postgresql://alertbridge@db.internal/alertbridge"],
+    )
+    instance: str | None = Field(
+        default=None,
+        description="This hub's name in ticket references (alertbridge-<instance>-<case id>); by default the random id "
+        "made with the database. Give every hub sharing a ticket project its own, and a new one after a database reset",
+        examples=["soc-prod"],
+    )
     listen: str = Field(default="127.0.0.1:8080", description="host:port for the HTTP server")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for /api; the admin API is off without it")
     workers: int = Field(default=8, ge=1, le=256, description="Concurrent job runners in this process")
@@ -151,6 +164,39 @@ class Settings(StrictModel):
     routes: list[Route] = Field(default=[], description="Rules, first match wins; unmatched alerts are dropped and counted")
     console: Console = Console()
     reports: list[ReportSchedule] = Field(default=[], description="Reports made on a schedule")
+
+    @field_validator("database")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            raise ValueError(f"not a database URL: {url!r} (use sqlite:///file.db or postgresql://user@host/db)") from None
+        if backend not in DATABASES:
+            raise ValueError(f"unsupported database {backend!r}: alertbridge runs on {' or '.join(DATABASES)} "
+                             "(sqlite:///file.db or postgresql://user@host/db)")
+        return url
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_name(cls, name: str | None) -> str | None:
+        if name is not None and not INSTANCE_NAME.match(name):
+            raise ValueError("2 to 32 lower-case letters, digits or '-', starting with a letter (it goes into ticket labels)")
+        return name
+
+
+DATABASES = ("sqlite", "postgresql")
+
+
+def resolve_database(url: str, base_dir: Path) -> str:
+    """Anchor a relative SQLite path to `base_dir` (the config file's folder), so the hub finds its database from any folder."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return url
+    if Path(database).is_absolute():
+        return url
+    return parsed.set(database=str((base_dir / database).resolve())).render_as_string(hide_password=False)
 
 
 class Config:
@@ -213,6 +259,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]
+    settings.database = resolve_database(settings.database, base_dir)
     return Config(settings, sources, sinks, notifiers, enrichers)
 
 
@@ -320,7 +367,8 @@ def _format(exc: ValidationError, prefix: str = "") -> list[str]:
         path = prefix
         for part in error["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        # "field required", as people write it, for a missing key (pydantic says "Field required").
-        message = "field required" if error["type"] == "missing" else error["msg"]
+        # "field required", as people write it, for a missing key (pydantic says "Field required"); and no
+        # "Value error, " before our validators' own messages: the path already says where.
+        message = "field required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
         lines.append(f"{path or '<root>'}: {message}")
     return lines

@@ -6,6 +6,7 @@ the dead-letter list at once with the vendor's message.
 
     AlertbridgeError
     ├── ConfigError ............ the config file is wrong (every problem, with its path)
+    ├── DatabaseUnavailable .... the database is absent, does not answer, or has another schema (one line)
     ├── PayloadError ........... a payload a source cannot parse (kept, dead-lettered)
     ├── SignatureError ......... a webhook whose credentials do not verify (401)
     ├── MissingExtra ........... an optional dependency is not installed
@@ -29,6 +30,10 @@ class ConfigError(AlertbridgeError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class DatabaseUnavailable(AlertbridgeError):
+    """The database a command needs is not there, does not answer or is not at this release's schema."""
 
 
 class SchemaTooNew(AlertbridgeError):

@@ -25,7 +25,7 @@ lookup on an empty dict: nothing to measure on the hot path. Unknown point names
 and malformed terms raise ``ValueError`` at import, so a typo in a test fails
 loudly instead of silently testing nothing.
 
-The points (each is one line in ``pipeline/effects.py``; see ``docs/faults.md``):
+The points (each is one line in ``jobs/create_ticket.py``; see ``docs/faults.md``):
 """
 
 from __future__ import annotations

@@ -190,16 +190,21 @@ class TicketEvent(BaseModel):
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
-def case_reference(case_id: int) -> str:
-    """Return the unique reference of a case, which the sink stores on its ticket (a Jira label)."""
-    return f"alertbridge-{case_id}"
+def case_reference(instance: str, case_id: int) -> str:
+    """Return the unique reference of a new case, which the sink stores on its ticket (a Jira label).
+
+    Case ids start at 1 in every database; the instance id (made with the database, store/instance.py)
+    keeps two hubs on one project apart. Cases from before it keep the `alertbridge-<case id>` they were
+    filed with: the reference is stored on the case (`cases.reference`), never recomputed.
+    """
+    return f"alertbridge-{instance}-{case_id}"
 
 
 class CaseEvent(BaseModel):
     """Something that happened to a case, as notifiers hear of it (a Slack thread, a PagerDuty incident follow it)."""
 
     case_id: int
-    reference: str = Field(description="The case's unique reference, as the sink stores it", examples=["alertbridge-7"])
+    reference: str = Field(description="The case's unique reference, as the sink stores it", examples=["alertbridge-k3f9qz2a-7"])
     case_key: str = Field(description="The rendered grouping key", examples=["splunk|sudo|web-01"])
     route: str
     kind: Literal["opened", "updated", "severity_raised", "reopened", "resolved", "ticket_closed"]

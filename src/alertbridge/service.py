@@ -1,9 +1,9 @@
 """The running hub: intake writer, inbox processor, pollers and job workers in one asyncio process.
 
-``alertbridge serve`` runs all three behind the HTTP app; ``alertbridge worker``
-runs only workers, for scale-out on PostgreSQL. Every loop wakes on an event
-when work arrives in this process and polls the database otherwise, so work
-written by another process is picked up within ``poll_interval``.
+``alertbridge serve`` runs all of them behind the HTTP app; ``alertbridge worker``
+runs only workers (jobs/runner.py), for scale-out on PostgreSQL. Every loop wakes
+on an event when work arrives in this process and polls the database otherwise,
+so work written by another process is picked up within ``poll_interval``.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from sqlalchemy import func, select
 
 from . import connectors
 from .config import Config
-from .connectors.roles import BulkCreate, Enricher, Notifier, Parser, Poller, TicketSink
-from .errors import ConnectorError, Retryable
-from .metrics import DEAD_LETTERS, INBOX_PENDING, JOB_LATENCY, JOB_OUTCOMES, JOBS
-from .pipeline.effects import Effects
+from .connectors.roles import Enricher, Notifier, Parser, Poller, TicketSink
+from .jobs.context import JobContext
+from .jobs.queue import JobQueue, job_counts
+from .jobs.runner import JobRunner
+from .metrics import DEAD_LETTERS, INBOX_PENDING, JOBS
 from .pipeline.inbox import Inbox
 from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
-from .queue import Job, JobQueue, job_counts
 from .reports.schedule import ReportScheduler
 from .store import Store, upgrade
 from .store.retention import Horizons, Pruner
-from .store.tables import cases, inbox, jobs
+from .store.tables import inbox, jobs
 
 log = structlog.get_logger("alertbridge.service")
 
@@ -59,7 +59,8 @@ class Hub:
         self.queue = JobQueue(self.store, settings.retry, settings.lease, self.worker_id)
         self.inbox = Inbox(self.store)
         self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
-        self.effects = Effects(self.store, self.queue, self.sinks, self.notifiers, settings.search_lag, self.pipeline.reprocess)
+        self.job_context = JobContext(self.store, self.queue, config, self.sources, self.sinks, self.notifiers, self.pipeline.reprocess)
+        self.runner = JobRunner(self.job_context, poll_interval=poll_interval)
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -78,7 +79,7 @@ class Hub:
             if self.config.settings.retention.enabled:
                 self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
         for i in range(self.config.settings.workers if workers is None else workers):
-            self._tasks.append(asyncio.create_task(self._work_forever(), name=f"worker-{i}"))
+            self._tasks.append(asyncio.create_task(self.runner.work_forever(self.stopping, self.jobs_ready), name=f"worker-{i}"))
 
     async def aclose(self) -> None:
         """Stop the loops, letting running jobs finish, and close connections."""
@@ -117,89 +118,13 @@ class Hub:
                 log.exception("pruning failed; will retry")
             await self._sleep(retention.interval)
 
-    async def _work_forever(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                job = await self.queue.claim()
-            except Exception:
-                log.exception("claiming a job failed; retrying")
-                await self._sleep(self.poll_interval * 4)
-                continue
-            if job is None:
-                self.jobs_ready.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.jobs_ready.wait(), self.poll_interval)
-                continue
-            await self.run_job(job)
-            # A finished job may unblock the next one of its case.
-            self.jobs_ready.set()
-
-    async def run_job(self, job: Job) -> str:
-        """Run one claimed job (with other ready creates for the same sink, in bulk), keeping leases alive."""
-        jobs, heartbeat = [job], None
-        try:
-            sink, batch = await self._more_creates(job) if job.kind == "create_ticket" else (None, [])
-            jobs += batch
-            heartbeat = asyncio.create_task(self._keep_leases(list(jobs)))
-            if batch:
-                errors = await self.effects.create_many(jobs, sink)
-            else:
-                await self.effects.run(job)
-                errors = {job.id: None}
-        except Exception as exc:  # a bug or a lost database connection: retry a bounded number of times
-            if not isinstance(exc, ConnectorError):
-                log.exception("job raised an unexpected error", job=job.id, kind=job.kind)
-                exc = Retryable(f"{type(exc).__name__}: {exc}")
-            errors = {j.id: exc for j in jobs}
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-        outcomes = [await self._record(j, errors.get(j.id)) for j in jobs]
-        return outcomes[0]
-
-    async def _more_creates(self, job: Job) -> tuple[BulkCreate | None, list[Job]]:
-        """Claim other ready create jobs for the same bulk-capable sink, so a burst of new cases costs few calls."""
-        async with self.store.read() as conn:
-            sink_name = (await conn.execute(select(cases.c.sink).where(cases.c.id == job.case_id))).scalar()
-        sink = self.sinks.get(sink_name)
-        if not isinstance(sink, BulkCreate):
-            return None, []
-        fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None))
-        return sink, await self.queue.claim_similar("create_ticket", fresh, sink.bulk_limit - 1)
-
-    async def _record(self, job: Job, error: Exception | None) -> str:
-        outcome = "done" if error is None else await self._fail(job, error)
-        JOB_OUTCOMES.labels(kind=job.kind, outcome=outcome).inc()
-        if outcome == "done":
-            JOB_LATENCY.labels(kind=job.kind).observe(time.time() - job.created_at)
-        return outcome
-
-    async def _fail(self, job: Job, exc: Exception) -> str:
-        try:
-            state = await self.queue.fail(job, exc)
-        except Exception:
-            log.exception("recording a job failure failed; its lease will expire and it will run again", job=job.id)
-            return "lost"
-        log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc), now=state)
-        return "retry" if state == "pending" else "dead"
-
-    async def _keep_leases(self, jobs: list[Job]) -> None:
-        while True:
-            await asyncio.sleep(self.queue.lease / 3)
-            for job in list(jobs):
-                try:
-                    if not await self.queue.extend(job):
-                        jobs.remove(job)  # finished (a bulk create records jobs one by one) or taken over
-                        log.info("lease no longer ours: job finished or taken over", job=job.id)
-                except Exception:  # a database hiccup must not end the heartbeat: try again next beat
-                    log.warning("extending a lease failed; will retry", job=job.id, exc_info=True)
-
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
 
-    async def stats(self) -> dict[str, int]:
-        """Count inbox rows and jobs by state, and refresh the gauges with them."""
+    async def stats(self) -> dict[str, int | str]:
+        """Name this hub's instance, count inbox rows and jobs by state, and refresh the gauges with them."""
+        instance = await self.job_context.instance()
         async with self.store.read() as conn:
             counts = await job_counts(conn)
             rows = await conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))
@@ -207,11 +132,12 @@ class Hub:
             scheduled = (await conn.execute(
                 select(func.count()).where(jobs.c.state == "pending", jobs.c.run_after > time.time())
             )).scalar()
-        for state in ("pending", "running", "done", "dead"):
+        for state in ("pending", "running", "done", "dead", "held"):
             JOBS.labels(state=state).set(counts[state])
         DEAD_LETTERS.set(counts["dead"])
         INBOX_PENDING.set(inbox_counts.get("pending", 0))
         return {
+            "instance": instance,
             "inbox_pending": inbox_counts.get("pending", 0),
             "inbox_dead": inbox_counts.get("dead", 0),
             "jobs_pending": counts["pending"],
@@ -220,6 +146,7 @@ class Hub:
             "jobs_running": counts["running"],
             "jobs_done": counts["done"],
             "jobs_dead": counts["dead"],
+            "jobs_held": counts["held"],
         }
 
 

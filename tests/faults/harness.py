@@ -6,8 +6,8 @@ the Jira sandbox in a thread of the test process, breaks something mid-run, lets
 own, and then calls `check_outcome`:
 
 - every alert that was answered 202 is in the `alerts` table (nothing acknowledged is lost);
-- every case has exactly one Jira issue carrying its label `alertbridge-<case id>`, the case records
-  that issue's key, and there is no issue that belongs to no case (one case, one ticket);
+- every case has exactly one Jira issue carrying its reference `alertbridge-<instance>-<case id>` as a label,
+  the case records that issue's key, and there is no issue that belongs to no case (one case, one ticket);
 - no job is dead, pending or running, and no inbox row is pending or dead (retries fixed what they should).
 """
 
@@ -27,7 +27,7 @@ import httpx2
 import sqlalchemy
 from sqlalchemy import func, select
 
-from alertbridge.store.tables import alerts, cases, inbox, jobs
+from alertbridge.store.tables import alerts, cases, inbox, instance, jobs
 from support.procs import ProcGroup, Proc
 
 JIRA = {"type": "jira", "flavor": "cloud", "email": "soc@example.com", "api_token": "sandbox-token"}
@@ -157,12 +157,12 @@ class SearchedLabels:
         await self.app(scope, replay, send)
 
 
-def issues_by_label(jira_state) -> dict[str, list[str]]:
-    """Map each case label (`alertbridge-…`) to the keys of the Jira issues carrying it."""
+def issues_by_label(jira_state, prefix: str = "alertbridge-") -> dict[str, list[str]]:
+    """Map each case label (`alertbridge-…`, or those of one instance) to the keys of the Jira issues carrying it."""
     found: dict[str, list[str]] = defaultdict(list)
     for issue in jira_state.issues.values():
         for label in issue.labels:
-            if label.startswith("alertbridge-"):
+            if label.startswith(prefix):
                 found[label].append(issue.key)
     return found
 
@@ -203,11 +203,20 @@ async def wait_drained(engine: sqlalchemy.Engine, group: ProcGroup, timeout: flo
     raise AssertionError("unreachable")
 
 
-def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent: list[dict]) -> dict:
-    """Assert DESIGN.md §2 at the end of a run (see the module docstring); return a few numbers for the log."""
+def instance_of(engine: sqlalchemy.Engine) -> str:
+    """Return the instance id the hub's database was created with."""
+    with engine.connect() as conn:
+        return conn.execute(select(instance.c.id)).scalar_one()
+
+
+def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent: list[dict], shared: bool = False) -> dict:
+    """Assert DESIGN.md §2 at the end of a run (see the module docstring); return a few numbers for the log.
+
+    `shared`: other hubs file in the same project, so only the issues carrying this hub's instance are its own.
+    """
     with engine.connect() as conn:
         stored = [row.data["vendor_id"] for row in conn.execute(select(alerts.c.data))]
-        case_rows = conn.execute(select(cases.c.id, cases.c.title, cases.c.ticket_key)).all()
+        case_rows = conn.execute(select(cases.c.id, cases.c.title, cases.c.ticket_key, cases.c.reference)).all()
         dead = conn.execute(select(jobs.c.id, jobs.c.kind, jobs.c.case_id, jobs.c.attempts, jobs.c.last_error)
                             .where(jobs.c.state == "dead")).all()
         counts = queue_state(engine)
@@ -223,16 +232,18 @@ def check_outcome(engine: sqlalchemy.Engine, jira_state, *, sender: Sender, sent
     assert twice <= sender.unanswered, f"alerts stored more than once that were answered the first time: {sorted(twice - sender.unanswered)}"
 
     # One case per title, one issue per case, and the case records it.
-    titles = sorted(title for _, title, _ in case_rows)
+    titles = sorted(title for _, title, _, _ in case_rows)
     assert titles == sorted({a["title"] for a in sent}), "cases do not match the alerts' titles one to one"
     issues = list(jira_state.issues.values())
-    by_label = issues_by_label(jira_state)
+    prefix = f"alertbridge-{instance_of(engine)}-" if shared else "alertbridge-"
+    issues = [issue for issue in issues if any(label.startswith(prefix) for label in issue.labels)]
+    by_label = issues_by_label(jira_state, prefix)
     duplicates = {label: keys for label, keys in by_label.items() if len(keys) != 1}
     assert not duplicates, f"cases with more than one issue: {duplicates}"
-    assert set(by_label) == {f"alertbridge-{case_id}" for case_id, _, _ in case_rows}, "an issue without a case, or a case without an issue"
+    assert set(by_label) == {ref for _, _, _, ref in case_rows}, "an issue without a case, or a case without an issue"
     assert len(issues) == len(case_rows), (len(issues), len(case_rows))
-    for case_id, title, key in case_rows:
-        assert key == by_label[f"alertbridge-{case_id}"][0], f"case {case_id} ({title}) records {key!r}, Jira has {by_label[f'alertbridge-{case_id}']}"
+    for case_id, title, key, ref in case_rows:
+        assert ref.endswith(f"-{case_id}") and key == by_label[ref][0], f"case {case_id} ({title}) records {key!r}, Jira has {by_label[ref]}"
 
     # Retries fixed every transient failure; nothing is left behind.
     assert not dead, "dead jobs: " + "; ".join(f"{d.kind} case {d.case_id} after {d.attempts}: {d.last_error}" for d in dead)

@@ -38,7 +38,7 @@ async def test_repeats_share_one_ticket_and_comments_are_throttled(hub, recorder
     await send(hub, *({"id": f"a{i}", "title": "Brute force", "hosts": [f"h{i}"]} for i in range(5)))
     assert await drain(hub) == ["create_ticket:done", "comment_repeats:done"]
     (ticket,) = recorder.tickets.values()
-    assert (ticket["reference"], ticket["labels"]) == ("alertbridge-1", [])
+    assert (ticket["reference"], ticket["labels"]) == (f"alertbridge-{await hub.job_context.instance()}-1", [])
     assert ticket["comments"] == [ticket["comments"][0]]
     assert ticket["comments"][0].startswith("4 more alert(s) for this case; 5 in all")
     (case,) = await case_rows(hub)
@@ -100,10 +100,11 @@ async def test_routing_rules(tmp_path, recorder):
                {"id": "2", "title": "Low thing", "severity": "low"},
                {"id": "3", "title": "Real one", "severity": "critical"})
     await drain(hub)
+    instance = await hub.job_context.instance()
     await hub.aclose()
     (ticket,) = recorder.tickets.values()
     assert ticket["summary"] == "[CRITICAL] Real one"
-    assert (ticket["reference"], ticket["labels"]) == ("alertbridge-1", ["sev-critical"])
+    assert (ticket["reference"], ticket["labels"]) == (f"alertbridge-{instance}-1", ["sev-critical"])
 
 
 async def test_alert_text_is_data_never_a_template(hub, recorder):

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from alertbridge.config import validate_config
-from alertbridge.queue import dead_jobs
+from alertbridge.jobs.queue import dead_jobs
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
@@ -62,12 +62,13 @@ def test_kill_between_the_create_reaching_jira_and_the_commit_leaves_one_issue(t
 
         wait_until(lambda: _healthy(port), timeout=30, what="hub", group=procs)
         assert httpx2.post(f"http://127.0.0.1:{port}/hooks/gen", json={"id": "1", "title": "Ransomware"}).status_code == 202
-        wait_until(lambda: state.issues_with_label("alertbridge-1"), timeout=30, what="the create to reach Jira", group=procs)
+        ref = wait_until(lambda: _reference(db), timeout=30, what="the create claim", group=procs)
+        wait_until(lambda: state.issues_with_label(ref), timeout=30, what="the create to reach Jira", group=procs)
         hub.kill()  # Jira has the issue; the hub never heard back and never committed the key
         held.hold.clear()
         procs.start("serve-2", "serve", "--config", str(config))
         wait_until(lambda: _ticket_key(db), timeout=30, what="the case to record its ticket", group=procs)
-    assert [i.key for i in state.issues_with_label("alertbridge-1")] == ["SOC-1"]
+    assert [i.key for i in state.issues_with_label(ref)] == ["SOC-1"]
     assert len(state.issues) == 1
     assert _ticket_key(db) == "SOC-1"
 
@@ -84,6 +85,12 @@ def _healthy(port: int) -> bool:
 def _ticket_key(db) -> str | None:
     with sqlite3.connect(db) as conn:
         row = conn.execute("select ticket_key from cases where id = 1").fetchone()
+    return row[0] if row else None
+
+
+def _reference(db) -> str | None:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("select reference from cases where id = 1").fetchone()
     return row[0] if row else None
 
 
@@ -116,14 +123,14 @@ async def test_under_429s_5xx_and_timeouts_every_case_gets_exactly_one_issue(tmp
                 break
             await asyncio.sleep(0.2)
         async with hub.store.read() as conn:
-            rows = (await conn.execute(select(cases.c.id, cases.c.ticket_key))).all()
+            rows = (await conn.execute(select(cases.c.reference, cases.c.ticket_key))).all()
             dead = await dead_jobs(conn)
         await hub.aclose()
     assert stats["jobs_dead"] == 0, (stats, [(d["kind"], d["last_error"]) for d in dead])
     assert len(rows) == 40
     failures = [c for c in state.calls if c[2] >= 429]
     assert failures, "the sandbox injected no faults; the test proves nothing"
-    for case_id, ticket_key in rows:
-        issues = [i.key for i in state.issues_with_label(f"alertbridge-{case_id}")]
-        assert issues == [ticket_key], (case_id, issues)
+    for ref, ticket_key in rows:
+        issues = [i.key for i in state.issues_with_label(ref)]
+        assert issues == [ticket_key], (ref, issues)
     assert len(state.issues) == 40

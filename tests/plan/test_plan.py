@@ -68,7 +68,7 @@ async def test_plan_of_a_group_by_change_matches_a_real_run_of_the_new_config(tm
                                   "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}}, "sinks": {"cases": {"type": "http", "url": "http://recorder"}}})
     async with before.store.read() as conn:
         counts_before = [(await conn.execute(select(func.count()).select_from(t))).scalar() for t in (cases, alerts, jobs)]
-    diff = await plan_since(new_config, 3600)
+    diff = await plan_since(new_config, 3600, current=before.config)
     async with before.store.read() as conn:  # no side effects
         assert [(await conn.execute(select(func.count()).select_from(t))).scalar() for t in (cases, alerts, jobs)] == counts_before
 
@@ -85,7 +85,7 @@ async def test_plan_of_a_group_by_change_matches_a_real_run_of_the_new_config(tm
         assert diff["cases_before"] == len(set(old.values())) and diff["cases_after"] == real_cases
         assert diff["tickets_after"] == real_tickets
         assert diff["alerts"] == len(payloads) and diff["alerts_newly_dropped"] == diff["alerts_newly_routed"] == 0
-        assert {c["what"] for c in diff["ticket_changes"]} <= {"field Detection Source"}
+        assert {c["what"] for c in diff["ticket_changes"]} <= {"field Detection Source"}  # the one field the change touches
         text = diff_text(diff, "new.yaml")
         assert f"merges: {len(real_merges)} new case(s)" in text and f"splits: {len(real_splits)} of today's case(s)" in text
     finally:
@@ -96,7 +96,7 @@ async def test_plan_of_a_group_by_change_matches_a_real_run_of_the_new_config(tm
 async def test_plan_of_the_running_config_changes_nothing(tmp_path):
     hub = await run(tmp_path, "same", OLD_ROUTES, generated())
     try:
-        diff = await plan_since(hub.config, 3600)
+        diff = await plan_since(hub.config, 3600, current=hub.config)
         assert diff["merges"] == diff["splits"] == diff["ticket_changes"] == [] and diff["routes"]["moves"] == []
         assert diff["cases_before"] == diff["cases_after"] and diff["alerts_other_case"] == 0
         assert "every alert keeps its route" in diff_text(diff, "same.yaml")

@@ -167,5 +167,5 @@ async def send_and_drain(hub: Hub, *payloads: Any) -> list[str]:
         pass
     outcomes = []
     while (job := await hub.queue.claim()) is not None:
-        outcomes.append(f"{job.kind}:{await hub.run_job(job)}")
+        outcomes.append(f"{job.kind}:{await hub.runner.run(job)}")
     return outcomes

@@ -82,7 +82,7 @@ async def test_canary_never_leaves_through_logs_errors_metrics_or_admin_api(fail
         while await hub.pipeline.process_batch():
             pass
         while (job := await hub.queue.claim()) is not None:
-            await hub.run_job(job)
+            await hub.runner.run(job)
 
         for path in ("/metrics", "/healthz", "/", "/api/stats", "/api/cases", "/api/dlq?limit=1000"):
             response = await client.get(path, headers=admin)

@@ -147,16 +147,18 @@ def test_match_when_expressions_are_sandboxed_too(template):
     assert alert.raw == {"a": 1}
 
 
-async def test_an_escaping_route_template_dead_letters_the_alert_and_files_nothing(tmp_path):
+async def test_an_escaping_route_template_dead_letters_the_create_and_files_nothing(tmp_path):
+    # Tickets are rendered when the create runs, so the refusal dead-letters the create (the alert is stored):
+    # fixing the route and replaying files the ticket.
     jira_app = create_app(JiraSandboxSettings(seed=7))
     hub = jira_hub(tmp_path, "cloud", jira_app, {"summary": ESCAPES["cycler globals"]})
     try:
-        assert await send_and_drain(hub, {"id": "1", "title": "t"}) == []
+        assert await send_and_drain(hub, {"id": "1", "title": "t"}) == ["create_ticket:dead"]
         async with hub.store.read() as conn:
-            (reason,) = (await conn.execute(select(jobs.c.last_error).where(jobs.c.kind == "ingest"))).scalars()
+            (reason,) = (await conn.execute(select(jobs.c.last_error).where(jobs.c.state == "dead"))).scalars()
     finally:
         await hub.aclose()
-    assert reason.startswith("SecurityError: access to attribute '__init__'") and "popen" not in reason
+    assert reason == "route 'soc': a ticket template fails for case 1: access to attribute '__init__' of 'type' object is unsafe."
     assert not jira_app.state.jira.issues
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import httpx2
+from sqlalchemy import select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.http_sink import HttpSink
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
+from alertbridge.store import Store, upgrade
+from alertbridge.store.tables import cases
 
 from .recorder import Recorder
 
@@ -45,5 +47,11 @@ async def drain(hub: Hub, limit: int = 10_000) -> list[str]:
         job = await hub.queue.claim()
         if job is None:
             break
-        outcomes.append(f"{job.kind}:{await hub.run_job(job)}")
+        outcomes.append(f"{job.kind}:{await hub.runner.run(job)}")
     return outcomes
+
+
+async def references(store: Store) -> dict[int, str | None]:
+    """Map each case id to the reference its ticket carries (None until its create was sent)."""
+    async with store.read() as conn:
+        return {case_id: ref for case_id, ref in await conn.execute(select(cases.c.id, cases.c.reference))}

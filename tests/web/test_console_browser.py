@@ -221,7 +221,7 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
     assert other.text == "Malware beacon to known C2"
     click_and_load(other)
     click_and_load(browser.find_element(By.XPATH, "//button[text()='Retry']"))
-    assert "retrying 1 job(s)" in text()
+    assert "replayed 1 dead job(s)" in text()
     wait_until(lambda: after_reload(lambda: "Stuck:" not in text() and "CASE-" in text()), timeout=30,
                what="the retried case to get its ticket")
     shoot("case")

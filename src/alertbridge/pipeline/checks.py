@@ -43,7 +43,7 @@ async def check_routes_live(config: Config) -> list[str]:
             sink = sinks[route.sink]
             try:
                 drafts = [
-                    draft_ticket(route, sample_alert(route, severity), {"id": 0, "key": "check", "alert_count": 1})
+                    draft_ticket(route, sample_alert(route, severity), {"id": 0, "key": "check", "alert_count": 1, "reference": "alertbridge-check-0"})
                     for severity in Severity if severity.rank >= route.match.min_severity.rank
                 ]
             except TemplateError as exc:

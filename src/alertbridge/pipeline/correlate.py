@@ -1,7 +1,10 @@
 """Correlation: turn a routed alert into a case change and the jobs it causes, in one transaction.
 
 - a key with no case, or whose case closed longer ago than ``reopen_window``
-  (and ``after_window: new``), opens a new case and a ``create_ticket`` job;
+  (and ``after_window: new``), opens a new case and a ``create_ticket`` job
+  (the ticket is rendered when that job runs, not here);
+- a repeat on a case that has no ticket and no create on its way (the create
+  was discarded from the dead-letter list) enqueues a fresh create;
 - a key whose case is open counts the repeat and schedules at most one comment
   per ``comment_every`` (or a field update, by ``on_repeat``);
 - a key whose case closed within the window reopens it — unless its resolution
@@ -14,15 +17,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Route
+from ..jobs.payloads import CommentRepeats, CreateTicket, Notify, Transition, UpdateFields
+from ..jobs.queue import enqueue
+from ..jobs.recovery import create_on_its_way
 from ..model import Alert, AlertStatus, Observables, Severity
-from ..queue import enqueue
 from ..store.tables import alerts, cases, jobs
 from .route import Routed, draft_ticket
 
@@ -72,9 +76,10 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     if alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
         # A throttled repeat comment would hold the resolve back (per-case order): send it now instead.
         await conn.execute(
-            update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == "comment_repeats").values(run_after=now)
+            update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == CommentRepeats.kind).values(run_after=now)
         )
-        await enqueue(conn, "transition", {"to": route.resolve_transition, "resolution": route.resolve_resolution, "close": True}, case_id=case_id)
+        transition = Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True)
+        await enqueue(conn, transition, case_id=case_id)
     return case_id, outcome
 
 
@@ -88,11 +93,9 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
         ).returning(cases.c.id)
     )
     case_id = result.scalar_one()
-    draft = draft_ticket(route, alert, {"id": case_id, "key": routed.key, "alert_count": 1})
-    await enqueue(conn, "create_ticket", {"draft": _draft_json(draft)}, case_id=case_id)
+    await enqueue(conn, CreateTicket(), case_id=case_id)
     for notifier in route.notify:
-        await enqueue(conn, "notify", {"notifier": notifier, "title": draft.summary, "text": draft.description,
-                                       "severity": alert.severity.value}, case_id=case_id)
+        await enqueue(conn, Notify(notifier=notifier), case_id=case_id)
     return case_id
 
 
@@ -104,14 +107,16 @@ async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, 
         alert_count=cases.c.alert_count + 1, last_seen=now, severity=severity.value,
         observables=observables.model_dump(), repeats_since_comment=cases.c.repeats_since_comment + 1,
     )
+    if case["ticket_key"] is None and not await create_on_its_way(conn, case["id"]):
+        await enqueue(conn, CreateTicket(), case_id=case["id"])  # its create was discarded: this alert gets it one
     if outcome == "reopened":
         values |= dict(state="open", closed_at=None, resolution=None)
-        await enqueue(conn, "transition", {"to": route.reopen_transition, "resolution": None, "close": False}, case_id=case["id"])
+        await enqueue(conn, Transition(to=route.reopen_transition), case_id=case["id"])
     if outcome in ("repeat", "reopened") and route.on_repeat == "comment":
         values["last_comment_at"] = await _schedule_comment(conn, case, route.comment_every, now)
     elif outcome == "repeat" and route.on_repeat == "update" and route.fields:
         draft = draft_ticket(route, alert, {"id": case["id"], "key": routed.key, "alert_count": case["alert_count"] + 1})
-        await enqueue(conn, "update_fields", {"fields": draft.fields}, case_id=case["id"])
+        await enqueue(conn, UpdateFields(fields=draft.fields), case_id=case["id"])
     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
 
 
@@ -121,11 +126,6 @@ async def _schedule_comment(conn: AsyncConnection, case: dict[str, Any], every: 
     if last is not None and last > now:
         return last  # a comment is already scheduled; it will count this repeat too
     at = now if last is None or now - last >= every else last + every
-    await enqueue(conn, "comment_repeats", {}, case_id=case["id"], delay=at - now)
+    await enqueue(conn, CommentRepeats(), case_id=case["id"], delay=at - now)
     return at
 
-
-def _draft_json(draft) -> dict[str, Any]:
-    data = asdict(draft)
-    data["severity"] = draft.severity.value
-    return data

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config import Route
 from ..connectors.roles import TicketDraft
-from ..model import Alert, case_reference
+from ..model import Alert
 from ..templates import is_true, render
 
 
@@ -61,7 +61,7 @@ def draft_ticket(route: Route, alert: Alert, case: dict[str, Any]) -> TicketDraf
         summary=render(route.summary, context),
         description=render(route.description, context),
         severity=alert.severity,
-        reference=case_reference(case["id"]),
+        reference=case.get("reference", ""),  # the create passes the case's; a draft made for its fields needs none
         labels=[label for label in (render(t, context) for t in route.labels) if label],
         fields={name: render(template, context) for name, template in route.fields.items()},
     )

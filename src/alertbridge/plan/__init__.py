@@ -43,12 +43,12 @@ def parse_payloads(source: Parser, paths: list[Path]) -> list[Alert]:
 
 async def _reachable(store: Store) -> bool:
     from sqlalchemy import select
-    from sqlalchemy.engine import make_url
 
+    from ..store.preflight import sqlite_path
     from ..store.tables import cases
 
-    database = make_url(store.url).database
-    if store.is_sqlite and database and not Path(database).exists():
+    path = sqlite_path(store.url)
+    if path is not None and not path.exists():
         return False  # connecting would create the file: a plan has no side effects
     try:
         async with store.read() as conn:
@@ -77,11 +77,11 @@ async def plan_payloads(config: Config, source_name: str, paths: list[Path], *, 
         await _close(sources, sinks, store)
 
 
-async def plan_since(config: Config, seconds: float, *, now: float | None = None) -> dict[str, Any]:
-    """Replay the last `seconds` of stored events through the config and return what would differ."""
+async def plan_since(config: Config, seconds: float, *, current: Config | None = None, now: float | None = None) -> dict[str, Any]:
+    """Replay the last `seconds` of stored events through the config and return what would differ (from `current`'s tickets)."""
     end = now if now is not None else time.time()
     sources, store = sources_of(config), Store(config.settings.database)
     try:
-        return await replay(config, store, sources, end - seconds, end)
+        return await replay(config, store, sources, end - seconds, end, current)
     finally:
         await _close(sources, {}, store)

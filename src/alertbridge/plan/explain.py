@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from ..config import Config, Route
 from ..connectors.roles import PreviewedTicket, TicketPreview, TicketSink
-from ..model import Alert
+from ..model import Alert, case_reference
 from ..pipeline.correlate import decide, key_hash
 from ..pipeline.route import draft_ticket, mismatch
 from ..store import Store
+from ..store.instance import instance_id
 from ..store.tables import cases
 from ..templates import render
 
@@ -118,7 +119,7 @@ async def explain(config: Config, store: Store | None, sinks: dict[str, TicketSi
             continue
         opened_here[digest] = number
         plan.case = "open a new case" + (" (the database is not reachable: existing cases unknown)" if store is None else "")
-        await _draft(plan, route, alert, sinks)
+        await _draft(plan, route, alert, sinks, await _instance(store))
     return plans
 
 
@@ -131,10 +132,18 @@ async def _latest_case(store: Store | None, route: str, digest: str) -> dict[str
     return dict(row) if row else None
 
 
-async def _draft(plan: AlertPlan, route: Route, alert: Alert, sinks: dict[str, TicketSink]) -> None:
+async def _instance(store: Store | None) -> str:
+    if store is None:
+        return "<instance id>"
+    async with store.read() as conn:
+        return await instance_id(conn)
+
+
+async def _draft(plan: AlertPlan, route: Route, alert: Alert, sinks: dict[str, TicketSink], instance: str) -> None:
+    # The case id, and so its reference, exists only once the case does.
+    case = {"id": "<new case id>", "key": plan.key, "alert_count": 1, "reference": case_reference(instance, "<new case id>")}  # type: ignore[arg-type]
     try:
-        # The case id, and so its reference, exists only once the case does.
-        draft = draft_ticket(route, alert, {"id": "<new case id>", "key": plan.key, "alert_count": 1})
+        draft = draft_ticket(route, alert, case)
     except TemplateError as exc:
         plan.problems.append(f"a ticket template fails: {exc}")
         return

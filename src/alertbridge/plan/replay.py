@@ -31,7 +31,7 @@ from ..pipeline.correlate import decide, key_hash
 from ..pipeline.process import decode
 from ..pipeline.route import draft_ticket
 from ..store import Store
-from ..store.tables import alerts, cases, inbox, jobs
+from ..store.tables import alerts, cases, inbox
 from .explain import case_key, choose_route
 
 BATCH = 1000
@@ -65,8 +65,13 @@ class SimCase:
     alerts: list[Replayed] = field(default_factory=list)
 
 
-async def replay(config: Config, store: Store, sources: dict[str, Parser], start: float, end: float) -> dict[str, Any]:
-    """Replay the events received in [start, end) through `config`; return the differences as JSON-ready data."""
+async def replay(config: Config, store: Store, sources: dict[str, Parser], start: float, end: float,
+                 current: Config | None = None) -> dict[str, Any]:
+    """Replay the events received in [start, end) through `config`; return the differences as JSON-ready data.
+
+    With `current` (the running config), tickets both configs create are compared field by field: the ticket
+    is rendered when its create job runs, so the database keeps which route revision made it, not its fields.
+    """
     items, skipped, missing_sources = await _load(store, sources, start, end)
     for item in items:
         verdicts, route = choose_route(item.alert, config.settings.routes)
@@ -75,10 +80,11 @@ async def replay(config: Config, store: Store, sources: dict[str, Parser], start
                 item.new_route, item.new_key = route.name, case_key(route, item.alert)
             except TemplateError:
                 item.new_route = None
-    old_cases, drafts = await _recorded(store, {i.old_case for i in items if i.old_case is not None})
+    old_cases = await _recorded(store, {i.old_case for i in items if i.old_case is not None})
     preexisting = await _preexisting(store, {key_hash(i.new_route, i.new_key) for i in items if i.new_route}, start)
     sims = _simulate(items, {r.name: r for r in config.settings.routes}, preexisting, old_cases)
-    return _compare(items, sims, old_cases, drafts, start) | {
+    running = {r.name: r for r in current.settings.routes} if current is not None else None
+    return _compare(items, sims, old_cases, running, start) | {
         "window": {"from": start, "to": end}, "events_unparsable": skipped["unparsable"], "events_pruned": skipped["pruned"],
         "sources_not_in_config": missing_sources,
     }
@@ -126,18 +132,15 @@ async def _load(store: Store, sources: dict[str, Parser], start: float, end: flo
     return items, {"unparsable": unparsable, "pruned": pruned}, dict(missing)
 
 
-async def _recorded(store: Store, case_ids: set[int]) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
-    """Return the recorded cases and the ticket draft each one's create job asked for."""
-    found, drafts = {}, {}
+async def _recorded(store: Store, case_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """Return the recorded cases."""
+    found = {}
     ids = sorted(case_ids)
     async with store.read() as conn:
         for chunk in (ids[i:i + BATCH] for i in range(0, len(ids), BATCH)):
             for row in (await conn.execute(select(cases).where(cases.c.id.in_(chunk)))).mappings():
                 found[row["id"]] = dict(row)
-            for case_id, payload in (await conn.execute(select(jobs.c.case_id, jobs.c.payload).where(
-                    jobs.c.case_id.in_(chunk), jobs.c.kind == "create_ticket"))).all():
-                drafts[case_id] = payload.get("draft") or {}
-    return found, drafts
+    return found
 
 
 async def _preexisting(store: Store, digests: set[str], start: float) -> dict[str, dict[str, Any]]:
@@ -190,7 +193,7 @@ def _simulate(items: list[Replayed], routes: dict[str, Route], preexisting, old_
     return sims
 
 
-def _compare(items: list[Replayed], sims: dict[str, SimCase], old_cases, drafts, start: float) -> dict[str, Any]:
+def _compare(items: list[Replayed], sims: dict[str, SimCase], old_cases, running: dict[str, Route] | None, start: float) -> dict[str, Any]:
     """Turn the old and new assignments of every alert into merges, splits, tickets, fields and routes."""
     by_old: dict[int, set[str]] = defaultdict(set)
     by_new: dict[str, set[int]] = defaultdict(set)
@@ -227,7 +230,7 @@ def _compare(items: list[Replayed], sims: dict[str, SimCase], old_cases, drafts,
         "tickets_only_after": [{"case": s.label, "route": s.route.name, "key": s.key, "alerts": len(s.alerts)}
                                for s in new_opened if s.label not in same],
         "routes": _route_changes(items),
-        "ticket_changes": _draft_changes(sims, same, drafts),
+        "ticket_changes": _draft_changes(sims, same, old_cases, running) if running is not None else None,
     }
 
 
@@ -242,23 +245,25 @@ def _route_changes(items: list[Replayed]) -> dict[str, Any]:
     }
 
 
-def _draft_changes(sims: dict[str, SimCase], same: dict[str, int], drafts) -> list[dict[str, Any]]:
-    """Compare, for each ticket both configs would create, the recorded draft with the new one."""
+def _draft_changes(sims: dict[str, SimCase], same: dict[str, int], old_cases, running: dict[str, Route]) -> list[dict[str, Any]]:
+    """Compare, for each ticket both configs would create, the ticket the running config renders with the new one."""
     changes: list[dict[str, Any]] = []
     for label, case_id in same.items():
-        old, sim = drafts.get(case_id), sims[label]
-        if not old or sim.first is None:
+        sim, case = sims[label], old_cases[case_id]
+        route = running.get(case["route"])
+        if route is None or sim.first is None:
             continue
+        context = {"id": case_id, "key": case["key"], "alert_count": 1, "reference": case["reference"] or ""}
         try:
-            new = draft_ticket(sim.route, sim.first.alert, {"id": case_id, "key": sim.key, "alert_count": 1})
+            old = draft_ticket(route, sim.first.alert, context)
+            new = draft_ticket(sim.route, sim.first.alert, context | {"key": sim.key})
         except TemplateError as exc:
             changes.append({"case": case_id, "what": "template", "before": None, "after": f"fails: {exc}"})
             continue
         for name in DRAFT_FIELDS:
-            if old.get(name) != getattr(new, name):
-                changes.append({"case": case_id, "what": name, "before": old.get(name), "after": getattr(new, name)})
-        old_fields = old.get("fields") or {}
-        for name in sorted(set(old_fields) | set(new.fields)):
-            if old_fields.get(name) != new.fields.get(name):
-                changes.append({"case": case_id, "what": f"field {name}", "before": old_fields.get(name), "after": new.fields.get(name)})
+            if getattr(old, name) != getattr(new, name):
+                changes.append({"case": case_id, "what": name, "before": getattr(old, name), "after": getattr(new, name)})
+        for name in sorted(set(old.fields) | set(new.fields)):
+            if old.fields.get(name) != new.fields.get(name):
+                changes.append({"case": case_id, "what": f"field {name}", "before": old.fields.get(name), "after": new.fields.get(name)})
     return changes

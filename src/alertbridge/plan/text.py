@@ -114,7 +114,9 @@ def _routes_text(routes: dict[str, Any]) -> list[str]:
     return lines if len(lines) > 1 else ["\nroutes: every alert keeps its route"]
 
 
-def _changes_text(changes: list[dict[str, Any]]) -> list[str]:
+def _changes_text(changes: list[dict[str, Any]] | None) -> list[str]:
+    if changes is None:
+        return ["\nticket fields and projects: not compared (give --current with the running config to compare them)"]
     if not changes:
         return ["\nticket fields and projects: unchanged for every ticket both configs create"]
     by_what: dict[str, list[dict[str, Any]]] = defaultdict(list)

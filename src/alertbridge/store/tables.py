@@ -1,4 +1,4 @@
-"""The schema: inbox, cases, alerts, jobs, cursors and leases.
+"""The schema: the instance, inbox, cases, alerts, jobs, cursors and leases.
 
 Times are stored as float epoch seconds: the same comparison on SQLite and
 PostgreSQL, no time-zone round trips, and cheap to index.
@@ -27,6 +27,15 @@ metadata = MetaData()
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a queue that never stops.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# One row, made with the database: the id that keeps this hub's ticket references apart from every other's.
+instance = Table(
+    "instance",
+    metadata,
+    Column("one", Integer, primary_key=True),  # always 1: there is exactly one row
+    Column("id", String(40), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
 
 inbox = Table(
     "inbox",
@@ -62,6 +71,10 @@ cases = Table(
     Column("ticket_status", String(100)),
     # Set just before the remote create is sent: a case with a claim and no key may have a ticket already.
     Column("create_claimed_at", Float),
+    # Stored with the claim: the reference its ticket carries (alertbridge-<instance>-<id>; older cases alertbridge-<id>),
+    # and the revision of the route config that rendered the ticket.
+    Column("reference", String(200)),
+    Column("render_revision", String(40)),
     # The last status the hub itself set on the ticket, so the webhook it causes is not echoed back.
     Column("hub_status", String(100)),
     Column("closed_at", Float),
@@ -101,7 +114,7 @@ jobs = Table(
     Column("case_id", Id),  # jobs of one case run one at a time, in id order; NULL means unordered
     Column("kind", String(40), nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("state", String(10), nullable=False, server_default="pending"),  # pending | running | done | dead
+    Column("state", String(10), nullable=False, server_default="pending"),  # see jobs/queue.py STATES
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("run_after", Float, nullable=False),
     Column("lease_until", Float),

@@ -9,6 +9,8 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ..jobs import queue
+from ..jobs.recovery import NoSuchCase, NothingToRetry, retry_case
 from ..service import Hub
 from . import queries
 
@@ -42,10 +44,19 @@ class CaseOut(BaseModel):
     alert_count: int
     ticket: Ticket | None
     ticket_status: str | None
+    reference: str | None
     stuck: list[dict[str, Any]] = []
 
 
-ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 503)}
+class RetryOut(BaseModel):
+    """What `POST /api/cases/{id}/retry` did: replayed the case's dead jobs, or queued a fresh create."""
+
+    case: int
+    replayed: int
+    created: bool
+
+
+ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 409, 413, 503)}
 
 
 def add_admin_routes(app: FastAPI, hub: Hub) -> None:
@@ -67,16 +78,16 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     app.add_exception_handler(queries.NotFound, not_found)
 
     @app.get("/api/stats", **guard)
-    async def api_stats() -> dict[str, int]:
+    async def api_stats() -> dict[str, int | str]:
         """Count inbox rows and jobs by state."""
         return await hub.stats()
 
     @app.get("/api/cases", response_model=list[CaseOut], **guard)
     async def api_cases(state: str | None = None, route: str | None = None, source: str | None = None,
                         severity: str | None = None, tenant: str | None = None, text: str | None = None,
-                        limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """List cases, newest first, filtered like the console's Cases page (state: open, closed or stuck)."""
-        filters = queries.CaseFilter(state, route, source, severity, tenant, text)
+                        no_ticket: bool = False, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """List cases, newest first, filtered like the console's Cases page (state: open, closed or stuck; `no_ticket`)."""
+        filters = queries.CaseFilter(state, route, source, severity, tenant, text, no_ticket)
         async with hub.store.read() as conn:
             return await queries.list_cases(conn, filters, min(max(limit, 1), 1000), min(max(offset, 0), MAX_ID))
 
@@ -85,6 +96,19 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
         """Show one case with its alerts, jobs and ticket transitions."""
         async with hub.store.read() as conn:
             return await queries.case_detail(conn, case_id)
+
+    @app.post("/api/cases/{case_id}/retry", response_model=RetryOut, **guard)
+    async def api_case_retry(case_id: JobId) -> dict[str, Any]:
+        """Replay the case's dead jobs, or queue a fresh create for a case whose create was discarded."""
+        try:
+            async with hub.store.tx() as conn:
+                retried = await retry_case(conn, case_id)
+        except NoSuchCase as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NothingToRetry as exc:
+            raise HTTPException(409, str(exc)) from None
+        hub.jobs_ready.set()
+        return {"case": case_id, "replayed": retried.replayed, "created": retried.created}
 
     @app.get("/api/dlq", **guard)
     async def dlq_list(kind: Annotated[str | None, Query(max_length=40)] = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -96,13 +120,13 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def dlq_show(job_id: JobId) -> dict[str, Any]:
         """Show one dead job with its reason (and the raw body, secrets redacted, for ingest failures)."""
         async with hub.store.read() as conn:
-            return await queries.show_job(conn, job_id)
+            return await queries.show_job(conn, job_id, hub.config.settings.routes)
 
     @app.post("/api/dlq/replay", **guard)
     async def dlq_replay_all(kind: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, int]:
         """Put every dead job (of one kind, when given) back in the queue."""
         async with hub.store.tx() as conn:
-            count = await queries.replay(conn, kind=kind)
+            count = await queue.replay(conn, kind=kind)
         hub.jobs_ready.set()
         return {"replayed": count}
 
@@ -110,7 +134,7 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def dlq_replay(job_id: JobId) -> dict[str, int]:
         """Put one dead job back in the queue."""
         async with hub.store.tx() as conn:
-            count = await queries.replay(conn, job_id)
+            count = await queue.replay(conn, job_id)
         if not count:
             raise HTTPException(404, f"no dead job {job_id}")
         hub.jobs_ready.set()
@@ -120,7 +144,7 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def dlq_discard(job_id: JobId) -> dict[str, int]:
         """Discard one dead job."""
         async with hub.store.tx() as conn:
-            count = await queries.discard(conn, job_id)
+            count = await queue.discard(conn, job_id)
         if not count:
             raise HTTPException(404, f"no dead job {job_id}")
         return {"discarded": count}

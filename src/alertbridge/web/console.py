@@ -17,6 +17,8 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from ..jobs import queue
+from ..jobs.recovery import NoSuchCase, NothingToRetry, retry_case
 from ..model import Severity
 from ..service import Hub
 from . import queries, config_view
@@ -141,11 +143,16 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
 
     @app.post("/ui/cases/{case_id}/retry", **hidden)
     async def case_retry(user: Actor, case_id: RowId) -> Response:
-        async with hub.store.tx() as conn:
-            count = await queries.retry_case(conn, case_id)
+        try:
+            async with hub.store.tx() as conn:
+                retried = await retry_case(conn, case_id)
+        except NoSuchCase as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NothingToRetry as exc:
+            return back(f"/ui/cases/{case_id}", str(exc))
         hub.jobs_ready.set()
-        log.info("case retried", user=user.name, case=case_id, jobs=count)
-        return back(f"/ui/cases/{case_id}", f"retrying {count} job(s)")
+        log.info("case retried", user=user.name, case=case_id, replayed=retried.replayed, created=retried.created)
+        return back(f"/ui/cases/{case_id}", str(retried))
 
     @app.get("/ui/dlq", response_class=HTMLResponse, **hidden)
     async def dlq_page(request: Request, user: Viewer, kind: str = "") -> HTMLResponse:
@@ -157,13 +164,13 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     @app.get("/ui/dlq/{job_id}", response_class=HTMLResponse, **hidden)
     async def job_page(request: Request, user: Viewer, job_id: RowId) -> HTMLResponse:
         async with hub.store.read() as conn:
-            job = await queries.show_job(conn, job_id)
+            job = await queries.show_job(conn, job_id, hub.config.settings.routes)
         return page("job.html", user, request, {"job": job})
 
     @app.post("/ui/dlq/replay", **hidden)
     async def dlq_replay_kind(user: Actor, kind: Annotated[str, Form(min_length=1, max_length=40)]) -> Response:
         async with hub.store.tx() as conn:
-            count = await queries.replay(conn, kind=kind)
+            count = await queue.replay(conn, kind=kind)
         hub.jobs_ready.set()
         log.info("dead letters replayed", user=user.name, kind=kind, jobs=count)
         return back("/ui/dlq", f"replayed {count} {kind} job(s)")
@@ -171,7 +178,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     @app.post("/ui/dlq/{job_id}/replay", **hidden)
     async def dlq_replay(user: Actor, job_id: RowId) -> Response:
         async with hub.store.tx() as conn:
-            count = await queries.replay(conn, job_id)
+            count = await queue.replay(conn, job_id)
         hub.jobs_ready.set()
         log.info("dead letter replayed", user=user.name, job=job_id, jobs=count)
         return back(f"/ui/dlq/{job_id}", "replayed: the job is back in the queue" if count else "nothing to replay: the job is not dead")
@@ -179,7 +186,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     @app.post("/ui/dlq/{job_id}/discard", **hidden)
     async def dlq_discard(user: Actor, job_id: RowId) -> Response:
         async with hub.store.tx() as conn:
-            count = await queries.discard(conn, job_id)
+            count = await queue.discard(conn, job_id)
         log.info("dead letter discarded", user=user.name, job=job_id, jobs=count)
         return back(f"/ui/dlq/{job_id}", "discarded" if count else "nothing to discard: the job is not dead")
 

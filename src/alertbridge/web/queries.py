@@ -7,14 +7,17 @@ fetched page by page and their details in one query per page, never per row.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, cast, exists, func, or_, select, update
+from sqlalchemy import BigInteger, and_, cast, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import queue
+from ..config import Route
+from ..jobs import queue
+from ..jobs.create_ticket import revision
+from ..jobs.payloads import CreateTicket
 from ..logs import redact_data
 from ..store.tables import alerts, cases, inbox, jobs, ticket_transitions
 
@@ -36,6 +39,7 @@ class CaseFilter:
     severity: str | None = None
     tenant: str | None = None
     text: str | None = None  # in the title, the case key or the ticket key
+    no_ticket: bool = False  # only cases without a ticket
 
 
 def _tenant_of(table=alerts):
@@ -51,6 +55,8 @@ def _case_conditions(filters: CaseFilter) -> list:
     for column, value in ((cases.c.route, filters.route), (cases.c.source, filters.source), (cases.c.severity, filters.severity)):
         if value:
             where.append(column == value)
+    if filters.no_ticket:
+        where.append(cases.c.ticket_key.is_(None))
     if filters.tenant:
         where.append(exists().where(alerts.c.case_id == cases.c.id, _tenant_of() == filters.tenant))
     if filters.text:
@@ -67,7 +73,7 @@ def case_out(row, dead: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         "severity": row["severity"], "source": row["source"], "alert_count": row["alert_count"],
         "first_seen": row["first_seen"], "last_seen": row["last_seen"], "ticket_status": row["ticket_status"],
         "ticket": {"sink": row["sink"], "key": row["ticket_key"], "url": row["ticket_url"]} if row["ticket_key"] else None,
-        "stuck": dead or [],
+        "reference": row["reference"], "stuck": dead or [],
     }
 
 
@@ -140,15 +146,18 @@ async def dead_counts(conn: AsyncConnection) -> dict[str, int]:
     return dict(sorted(rows.all()))
 
 
-async def show_job(conn: AsyncConnection, job_id: int) -> dict[str, Any]:
-    """Return one job with its case's title, and the raw inbox body (secrets redacted) for a failed ingest."""
+async def show_job(conn: AsyncConnection, job_id: int, routes: Sequence[Route] = ()) -> dict[str, Any]:
+    """Return one job with its case's title, the raw event behind it (secrets redacted) and, for a create, which config rendered it."""
     job = await queue.get_job(conn, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
     out = job_out(job)
     inbox_id = job["payload"].get("inbox_id") if job["kind"] == "ingest" else None
     if job["case_id"] is not None:
-        out["case_title"] = (await conn.execute(select(cases.c.title).where(cases.c.id == job["case_id"]))).scalar()
+        case = (await conn.execute(select(cases).where(cases.c.id == job["case_id"]))).mappings().first()
+        out["case_title"] = case["title"] if case else None
+        if case is not None and job["kind"] == CreateTicket.kind:
+            out["rendered_by"] = rendered_by(case, routes)
         # The event behind the case: the raw body of its first alert.
         inbox_id = (await conn.execute(select(func.min(alerts.c.inbox_id)).where(alerts.c.case_id == job["case_id"]))).scalar()
     if inbox_id is not None:
@@ -156,6 +165,16 @@ async def show_job(conn: AsyncConnection, job_id: int) -> dict[str, Any]:
         out["raw_body"] = _redacted_body(row.body) if row is not None and row.body else None
         out["received_at"] = row.received_at if row is not None else None
     return out
+
+
+def rendered_by(case, routes: Sequence[Route]) -> dict[str, Any]:
+    """Say which route revision rendered the ticket last sent for the case, and what a replay would render with now."""
+    route = next((r for r in routes if r.name == case["route"]), None)
+    current = revision(route) if route is not None else None
+    return {
+        "route": case["route"], "reference": case["reference"], "revision": case["render_revision"],
+        "current_revision": current, "changed_since": case["render_revision"] not in (None, current),
+    }
 
 
 def _redacted_body(body: bytes) -> str:
@@ -171,28 +190,6 @@ def _redacted_body(body: bytes) -> str:
     cleaned = redact_data(data)
     # Show the body byte for byte unless a secret had to come out of it.
     return text if cleaned == data else json.dumps(cleaned, indent=2, ensure_ascii=False)
-
-
-async def replay(conn: AsyncConnection, job_id: int | None = None, kind: str | None = None) -> int:
-    """Put one dead job, every dead job of a kind, or every dead job back in the queue; return how many."""
-    if kind is None:
-        return await queue.replay(conn, job_id)
-    result = await conn.execute(update(jobs).where(jobs.c.state == "dead", jobs.c.kind == kind).values(
-        state="pending", attempts=0, run_after=time.time(), finished_at=None))
-    return result.rowcount
-
-
-async def discard(conn: AsyncConnection, job_id: int) -> int:
-    """Discard one dead job (kept in the table as 'discarded')."""
-    return await queue.discard(conn, job_id)
-
-
-async def retry_case(conn: AsyncConnection, case_id: int) -> int:
-    """Put a stuck case's dead jobs back in the queue, in their order; return how many."""
-    ids = (await conn.execute(select(jobs.c.id).where(jobs.c.case_id == case_id, jobs.c.state == "dead"))).scalars().all()
-    if not ids and (await conn.execute(select(cases.c.id).where(cases.c.id == case_id))).first() is None:
-        raise NotFound(f"no case {case_id}")
-    return sum([await queue.replay(conn, job_id) for job_id in ids])
 
 
 def bucket_of(column, origin: float, size: float, sqlite: bool):

@@ -12,7 +12,13 @@ changed the case. Workers claim one job at a time:
 - **claims** use ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers on
   many machines never wait on each other; SQLite serializes writers anyway;
 - **retries**: transient failures back off exponentially with jitter, never
-  sooner than the vendor's Retry-After; permanent ones are dead-lettered at once.
+  sooner than the vendor's Retry-After; permanent ones are dead-lettered at once;
+- **held**: a job that needs its case's ticket, on a case that has none (its
+  create was discarded), waits in state ``held`` — it blocks nothing, so a fresh
+  create can run — and goes back to ``pending`` when the case gets its ticket.
+
+States: pending → running → done | pending (retry) | dead | held; dead → pending
+(replay) | discarded; held → pending (the case got its ticket).
 """
 
 from __future__ import annotations
@@ -20,15 +26,30 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .config import Retry
-from .errors import Permanent, Retryable
-from .store import Store
-from .store.tables import jobs
+from ..config import Retry
+from ..errors import AlertbridgeError, Permanent, Retryable
+from ..store import Store
+from ..store.tables import jobs
+
+STATES = ("pending", "running", "done", "dead", "held", "discarded")
+
+
+class JobPayload(BaseModel):
+    """What a job of one kind carries; each kind's model names its `kind` (see jobs/registry.py)."""
+
+    # Keys an older version wrote (e.g. a create's pre-rendered draft) are ignored, not refused.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    kind: ClassVar[str]
+
+
+class Held(AlertbridgeError):
+    """Raised by a handler whose job cannot run until its case has a ticket: the job waits, it is not a failure."""
 
 
 @dataclass
@@ -43,10 +64,12 @@ class Job:
     created_at: float
 
 
-async def enqueue(conn: AsyncConnection, kind: str, payload: dict[str, Any], *, case_id: int | None = None, delay: float = 0.0) -> None:
+async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0) -> None:
     """Add a job inside the caller's transaction, so it exists if and only if the change that caused it does."""
     now = time.time()
-    await conn.execute(insert(jobs).values(case_id=case_id, kind=kind, payload=payload, run_after=now + delay, created_at=now))
+    await conn.execute(insert(jobs).values(
+        case_id=case_id, kind=payload.kind, payload=payload.model_dump(mode="json"), run_after=now + delay, created_at=now,
+    ))
 
 
 def backoff(attempt: int, retry: Retry, retry_after: float | None) -> float:
@@ -148,6 +171,13 @@ class JobQueue:
             await conn.execute(update(jobs).where(self._owned(job)).values(**values))
         return values["state"]
 
+    async def hold(self, job: Job, reason: str) -> None:
+        """Park a job until its case has a ticket (`release_held`); it blocks nothing meanwhile, so a fresh create can run."""
+        async with self.store.tx() as conn:
+            await conn.execute(update(jobs).where(self._owned(job)).values(
+                state="held", last_error=reason[:4000], lease_until=None, attempts=jobs.c.attempts - 1,
+            ))
+
     async def release(self, job: Job) -> None:
         """Give a claimed job back untouched (on shutdown), so another worker can run it now."""
         async with self.store.tx() as conn:
@@ -168,9 +198,10 @@ async def get_job(conn: AsyncConnection, job_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def replay(conn: AsyncConnection, job_id: int | None = None) -> int:
-    """Put one dead job (or all, when job_id is None) back in the queue with fresh attempts."""
+async def replay(conn: AsyncConnection, job_id: int | None = None, *, kind: str | None = None) -> int:
+    """Put one dead job (or all, or all of one kind, when job_id is None) back in the queue with fresh attempts."""
     where = [jobs.c.state == "dead"] + ([jobs.c.id == job_id] if job_id is not None else [])
+    where += [jobs.c.kind == kind] if kind is not None else []
     result = await conn.execute(update(jobs).where(*where).values(state="pending", attempts=0, run_after=time.time(), finished_at=None))
     return result.rowcount
 
@@ -181,9 +212,16 @@ async def discard(conn: AsyncConnection, job_id: int) -> int:
     return result.rowcount
 
 
+async def release_held(conn: AsyncConnection, case_ids: list[int]) -> None:
+    """Let the held jobs of these cases run again (their cases have tickets now), in their original order."""
+    await conn.execute(update(jobs).where(jobs.c.case_id.in_(case_ids), jobs.c.state == "held").values(
+        state="pending", run_after=time.time(), last_error=None,
+    ))
+
+
 async def job_counts(conn: AsyncConnection) -> dict[str, int]:
     """Count jobs by state."""
     rows = await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
-    counts = {"pending": 0, "running": 0, "done": 0, "dead": 0, "discarded": 0}
+    counts = dict.fromkeys(STATES, 0)
     counts.update({state: n for state, n in rows})
     return counts

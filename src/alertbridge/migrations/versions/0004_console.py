@@ -1,13 +1,13 @@
 """console: ticket transitions, check runs, report runs, poll health
 
-Revision ID: 0003_console
-Revises: 0002
+Revision ID: 0004_console
+Revises: 0003_instance_identity
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0003_console'
-down_revision = '0002'
+revision = '0004_console'
+down_revision = '0003_instance_identity'
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -8,10 +8,10 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from alertbridge import queue
 from alertbridge.config import Retry
 from alertbridge.errors import Permanent, RateLimited, Retryable
-from alertbridge.queue import JobQueue, backoff, enqueue
+from alertbridge.jobs import queue
+from alertbridge.jobs.queue import JobPayload, JobQueue, backoff, enqueue, release_held
 from alertbridge.store import Store
 from alertbridge.store.tables import jobs
 
@@ -27,10 +27,17 @@ def make_queue(store, worker="w1", lease=30.0, max_attempts=3):
     return JobQueue(store, Retry(max_attempts=max_attempts, base_delay=0.001, max_delay=0.002), lease, worker)
 
 
-async def add(store, case_id, n, kind="k"):
+class Seq(JobPayload):
+    """A job that only carries its place in its case."""
+
+    kind = "k"
+    seq: int
+
+
+async def add(store, case_id, n):
     async with store.tx() as conn:
         for i in range(n):
-            await enqueue(conn, kind, {"seq": i}, case_id=case_id)
+            await enqueue(conn, Seq(seq=i), case_id=case_id)
 
 
 async def test_jobs_of_one_case_run_one_at_a_time_in_order(store):
@@ -64,6 +71,22 @@ async def test_a_dead_job_holds_its_case_until_replayed_or_discarded(store):
     async with store.tx() as conn:
         assert await queue.discard(conn, job.id) == 1
     assert (await q.claim()).payload == {"seq": 1}
+
+
+async def test_a_held_job_blocks_nothing_and_runs_again_once_released(store):
+    await add(store, 3, 2)
+    q = make_queue(store)
+    held = await q.claim()
+    await q.hold(held, "case 3 has no ticket yet")
+    nxt = await q.claim()
+    assert nxt.payload == {"seq": 1}  # a held job does not hold its case back (a fresh create must be able to run)
+    assert await q.complete(nxt)
+    assert await q.claim() is None
+    async with store.tx() as conn:
+        assert (await queue.job_counts(conn))["held"] == 1
+        await release_held(conn, [3])
+    again = await q.claim()
+    assert again.id == held.id and again.attempts == 1  # being held was not an attempt
 
 
 async def test_transient_failures_retry_then_dead_letter_after_max_attempts(store):

@@ -1,0 +1,75 @@
+"""What every job handler is given: the store, the queue, the connectors and the current config,
+and the case lookups the handlers share."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..config import Config
+from ..connectors.roles import Notifier, Parser, TicketSink
+from ..errors import Permanent
+from ..store import Store
+from ..store.instance import instance_id
+from ..store.tables import cases
+from .queue import Held, Job, JobQueue
+
+
+@dataclass
+class JobContext:
+    """The hub as a handler sees it."""
+
+    store: Store
+    queue: JobQueue
+    config: Config
+    sources: dict[str, Parser]
+    sinks: dict[str, TicketSink]
+    notifiers: dict[str, Notifier]
+    reprocess: Callable[[AsyncConnection, int], Awaitable[None]]  # Pipeline.reprocess, for replayed ingest jobs
+    _instance: str | None = field(default=None, init=False)
+
+    @property
+    def search_lag(self) -> float:
+        """Return how long after a possible create a reference search that finds nothing is trusted."""
+        return self.config.settings.search_lag
+
+    async def instance(self) -> str:
+        """Return this hub's instance id: the configured name, else the id made when the database was created."""
+        if self._instance is None:
+            async with self.store.read() as conn:
+                self._instance = self.config.settings.instance or await instance_id(conn)
+        return self._instance
+
+    async def case(self, case_id: int | None) -> dict[str, Any]:
+        """Return a case row; raise Permanent if it does not exist."""
+        async with self.store.read() as conn:
+            row = (await conn.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
+        if row is None:
+            raise Permanent(f"case {case_id} does not exist")
+        return dict(row)
+
+    def sink(self, case: dict[str, Any]) -> TicketSink:
+        """Return the sink a case files its ticket in; raise Permanent if the config no longer has it."""
+        if case["sink"] not in self.sinks:
+            raise Permanent(f"sink {case['sink']!r} is not configured")
+        return self.sinks[case["sink"]]
+
+    async def ticketed_case(self, job: Job) -> tuple[dict[str, Any], str]:
+        """Return the job's case and its ticket key; raise Held while the case has no ticket."""
+        case = await self.case(job.case_id)
+        if not case["ticket_key"]:
+            # Per-case order ran the create first: no key means it was discarded. A fresh create
+            # (the next alert, or `alertbridge case retry`) releases this job.
+            raise Held(f"case {case['id']} has no ticket yet (its create was discarded); waiting until it has one")
+        return case, case["ticket_key"]
+
+    async def finish(self, job: Job, **case_values: Any) -> None:
+        """Mark the job done, with the changes it made to its case, in one transaction."""
+        async with self.store.tx() as conn:
+            if case_values:
+                await conn.execute(update(cases).where(cases.c.id == job.case_id).values(**case_values))
+            await self.queue.complete(job, conn)

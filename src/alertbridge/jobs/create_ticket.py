@@ -1,0 +1,218 @@
+"""create_ticket: file a case's ticket, exactly once, rendered when the job runs.
+
+Exactly one ticket per case: ``create_claimed_at`` is committed *before* the
+create request leaves. A later attempt that finds a claim without a ticket key
+cannot know whether the create happened (the process may have died after the
+sink answered), so it searches the sink for the case's reference first, and
+trusts an empty answer only once ``search_lag`` has passed since the claim — a
+sink's search index trails its writes.
+
+The reference is ``alertbridge-<instance>-<case id>``: case ids start at 1 in
+every database, the instance id does not repeat, so two hubs (or one hub after
+a database reset) sharing a project never find each other's tickets. It is
+stored on the case with the claim; cases from before instance ids keep their
+``alertbridge-<case id>``.
+
+The ticket is rendered from the *current* config and the case's first stored
+alert, so a create replayed after the route was fixed sends the fixed ticket;
+the route's revision is stored with the claim for ``dlq show``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import structlog
+from jinja2 import TemplateError
+from sqlalchemy import bindparam, func, select, update
+
+from .. import failpoints
+from ..config import Route
+from ..connectors.roles import BulkCreate, TicketDraft, TicketRef
+from ..errors import ConnectorError, Permanent, Retryable
+from ..model import Alert, case_reference
+from ..pipeline.process import decode
+from ..pipeline.route import draft_ticket
+from ..store.tables import alerts, cases, inbox
+from .context import JobContext
+from .payloads import CreateTicket
+from .queue import Job, release_held
+
+log = structlog.get_logger("alertbridge.jobs")
+
+
+def revision(route: Route) -> str:
+    """Return a short hash of a route's config: which config rendered a ticket."""
+    return hashlib.sha256(route.model_dump_json().encode()).hexdigest()[:12]
+
+
+def route_of(ctx: JobContext, case: dict[str, Any]) -> Route:
+    """Return the case's route from the current config; raise Permanent if it is gone."""
+    for route in ctx.config.settings.routes:
+        if route.name == case["route"]:
+            return route
+    raise Permanent(f"route {case['route']!r} of case {case['id']} is no longer in the config")
+
+
+async def first_alerts(ctx: JobContext, case_ids: list[int]) -> dict[int, Alert]:
+    """Load the alert that opened each case, with its raw payload parsed again from the kept inbox body."""
+    async with ctx.store.read() as conn:
+        first = select(func.min(alerts.c.id)).where(alerts.c.case_id.in_(case_ids)).group_by(alerts.c.case_id)
+        rows = (await conn.execute(
+            select(alerts.c.case_id, alerts.c.inbox_id, alerts.c.alert_id, alerts.c.data).where(alerts.c.id.in_(first))
+        )).all()
+        bodies = {r.id: r for r in await conn.execute(
+            select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.id.in_({row.inbox_id for row in rows}))
+        )}
+    found = {}
+    for row in rows:
+        # The stored alert has no raw payload (it would double the table); templates may use it, and parsing is pure.
+        body = bodies.get(row.inbox_id)
+        raw = _raw(ctx, body.source, body.body, row.alert_id) if body is not None else {}
+        found[row.case_id] = Alert.model_validate({**row.data, "raw": raw})
+    return found
+
+
+def _raw(ctx: JobContext, source_name: str, body: bytes, alert_id: str) -> dict[str, Any]:
+    source = ctx.sources.get(source_name)
+    try:
+        items = source.parse(decode(body)) if source is not None else []
+    except Exception:  # noqa: BLE001 — the source changed since: render without raw, templates that need it say so
+        return {}
+    return next((item.raw for item in items if isinstance(item, Alert) and item.id == alert_id), {})
+
+
+def render(route: Route, case: dict[str, Any], alert: Alert | None, ref: str) -> TicketDraft:
+    """Render the case's ticket from its route and first alert; raise Permanent naming what failed."""
+    if alert is None:
+        raise Permanent(f"case {case['id']} has no stored alert to render its ticket from")
+    context = {"id": case["id"], "key": case["key"], "alert_count": case["alert_count"], "reference": ref}
+    try:
+        return draft_ticket(route, alert, context)
+    except TemplateError as exc:
+        raise Permanent(f"route {route.name!r}: a ticket template fails for case {case['id']}: {exc}") from None
+
+
+async def run(ctx: JobContext, job: Job, payload: CreateTicket) -> None:
+    """Create the case's ticket, unless it has one or a search by its reference finds it."""
+    case = await ctx.case(job.case_id)
+    if case["ticket_key"]:
+        await ctx.finish(job)
+        return
+    sink = ctx.sink(case)
+    ref = case["reference"] or case_reference(await ctx.instance(), case["id"])
+    if case["create_claimed_at"] is not None:
+        found = await sink.find_by_reference(ref)
+        failpoints.hit("create.during_search")
+        if found:
+            if len(found) > 1:
+                log.error("duplicate tickets for one case", case=case["id"], reference=ref, tickets=[t.key for t in found])
+            await _record(ctx, job, found[0])
+            return
+        wait = case["create_claimed_at"] + ctx.search_lag - time.time()
+        if wait > 0:
+            raise Retryable(f"a create may have happened; waiting {wait:.1f}s for the search index", retry_after=wait)
+    route = route_of(ctx, case)
+    draft = render(route, case, (await first_alerts(ctx, [case["id"]])).get(case["id"]), ref)
+    await _claim(ctx, [(case["id"], ref, revision(route))])
+    failpoints.hit("create.before_call")
+    try:
+        ticket = await sink.create(draft)
+    except ConnectorError as exc:
+        await _after_failed_create(ctx, [case["id"]], exc)
+        raise
+    failpoints.hit("create.after_remote")
+    await _record(ctx, job, ticket)
+    failpoints.hit("create.after_commit")
+
+
+async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate) -> dict[int, Exception | None]:
+    """Create the tickets of several fresh cases in bulk calls; return each job's error or None."""
+    async with ctx.store.read() as conn:
+        rows = (await conn.execute(select(cases).where(cases.c.id.in_([j.case_id for j in jobs])))).mappings().all()
+    by_id = {row["id"]: dict(row) for row in rows}
+    outcomes: dict[int, Exception | None] = {}
+    fresh: list[Job] = []
+    for job in jobs:
+        case = by_id.get(job.case_id)
+        if case is None or case["ticket_key"] or case["create_claimed_at"] is not None:
+            outcomes[job.id] = await _run_alone(ctx, job)  # done already, or needs the reference search first
+        else:
+            fresh.append(job)
+    if not fresh:
+        return outcomes
+    instance = await ctx.instance()
+    first = await first_alerts(ctx, [job.case_id for job in fresh])
+    drafts, claims, sent = [], [], []
+    for job in fresh:
+        case = by_id[job.case_id]
+        ref = case["reference"] or case_reference(instance, case["id"])
+        try:
+            route = route_of(ctx, case)
+            drafts.append(render(route, case, first.get(case["id"]), ref))
+        except Permanent as exc:
+            outcomes[job.id] = exc
+            continue
+        claims.append((case["id"], ref, revision(route)))
+        sent.append(job)
+    if not sent:
+        return outcomes
+    await _claim(ctx, claims)
+    failpoints.hit("create.before_call")
+    try:
+        results = await sink.create_many(drafts)
+    except ConnectorError as exc:
+        await _after_failed_create(ctx, [job.case_id for job in sent], exc)
+        raise
+    failpoints.hit("create.after_remote")
+    for job, result in zip(sent, results, strict=True):
+        if isinstance(result, ConnectorError):
+            await _after_failed_create(ctx, [job.case_id], result)
+            outcomes[job.id] = result
+        else:
+            await _record(ctx, job, result)
+            failpoints.hit("create.after_commit")
+            outcomes[job.id] = None
+    return outcomes
+
+
+async def _run_alone(ctx: JobContext, job: Job) -> Exception | None:
+    try:
+        await run(ctx, job, CreateTicket())
+    except ConnectorError as exc:
+        return exc
+    return None
+
+
+async def _claim(ctx: JobContext, claims: list[tuple[int, str, str]]) -> None:
+    """Commit the claims (with each case's reference and the route revision that rendered it) before the request leaves."""
+    statement = update(cases).where(cases.c.id == bindparam("case_id")).values(
+        create_claimed_at=time.time(), reference=bindparam("ref"), render_revision=bindparam("rev"),
+    )
+    async with ctx.store.tx() as conn:
+        await conn.execute(statement, [{"case_id": c, "ref": r, "rev": v} for c, r, v in claims])
+
+
+async def _record(ctx: JobContext, job: Job, ticket: TicketRef) -> None:
+    """Record the case's ticket, finish the job and let the jobs held for want of a ticket run, in one transaction."""
+    async with ctx.store.tx() as conn:
+        await conn.execute(update(cases).where(cases.c.id == job.case_id).values(
+            ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created",
+        ))
+        await release_held(conn, [job.case_id])
+        await ctx.queue.complete(job, conn)
+
+
+async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError) -> None:
+    """Adjust the claims after a create failed, so the next attempt searches exactly when it must."""
+    if isinstance(error, Permanent) and error.status is not None and error.status < 500:
+        claim = None  # the sink refused the request outright: nothing was created, no search needed
+    elif isinstance(error, Retryable):
+        # The request may have left only now (after the client's rate-limit pacing): the search lag counts from here.
+        claim = time.time()
+    else:
+        return
+    async with ctx.store.tx() as conn:
+        await conn.execute(update(cases).where(cases.c.id.in_(case_ids)).values(create_claimed_at=claim))

@@ -1,0 +1,26 @@
+"""transition: move the case's ticket (resolve when the source says resolved, reopen on a repeat)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import update
+
+from ..store.tables import cases
+from .context import JobContext
+from .payloads import Transition
+from .queue import Job
+
+
+async def run(ctx: JobContext, job: Job, payload: Transition) -> None:
+    """Transition the ticket, remembering the status the hub set so its webhook echo is not echoed back."""
+    case, key = await ctx.ticketed_case(job)
+    # Record what we are about to set before setting it: the webhook may arrive before our commit.
+    async with ctx.store.tx() as conn:
+        await conn.execute(update(cases).where(cases.c.id == case["id"]).values(hub_status=payload.to))
+    await ctx.sink(case).transition(key, payload.to, payload.resolution)
+    values: dict[str, Any] = {}
+    if payload.close:
+        values = dict(state="closed", closed_at=time.time(), resolution=payload.resolution)
+    await ctx.finish(job, **values)
