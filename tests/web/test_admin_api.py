@@ -37,3 +37,30 @@ async def test_filters_detail_and_replay_by_kind(tmp_path):
             assert (await api.get(f"/api/dlq/{dead['id']}", headers=admin)).json()["state"] == "pending"
     finally:
         await hub.aclose()
+
+
+def test_the_cli_lists_and_replays_dead_letters_of_one_kind(tmp_path):
+    from typer.testing import CliRunner
+
+    from alertbridge.cli import app
+
+    async def seed():
+        hub = make_hub(tmp_path, ROUTES, Recorder())
+        await hub.inbox.put("gen", json.dumps({"nothing": "here"}).encode())
+        await drain(hub)
+        await hub.aclose()
+        return hub.config.settings.database
+
+    import asyncio
+
+    database = asyncio.run(seed())
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"database": database, "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
+                                  "sinks": {"cases": {"type": "http", "url": "http://recorder"}}, "routes": ROUTES}))
+    runner = CliRunner()
+    listed = runner.invoke(app, ["dlq", "list", "-c", str(config), "--kind", "ingest"])
+    assert listed.exit_code == 0 and "1 dead job(s)" in listed.output
+    assert "0 dead job(s)" in runner.invoke(app, ["dlq", "list", "-c", str(config), "--kind", "create_ticket"]).output
+    assert runner.invoke(app, ["dlq", "replay", "-c", str(config), "--kind", "ingest", "--all"]).exit_code == 2
+    replayed = runner.invoke(app, ["dlq", "replay", "-c", str(config), "--kind", "ingest"])
+    assert replayed.exit_code == 0 and "replayed 1 job(s)" in replayed.output
