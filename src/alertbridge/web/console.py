@@ -2,8 +2,9 @@
 
 Pages (GET) need a signed-in user and send others to the login page; actions
 (POST) need a user and the session's CSRF token, and are refused (401/403)
-and logged otherwise (`auth.py`). Every action calls the same function as the
-admin API and the CLI (`queries.py`), and is logged with who did it.
+and logged otherwise (`auth.py`). Every page reads what the admin API and the
+CLI read (`queries.py`), every action calls what they call (`jobs/queue.py`,
+`jobs/recovery.py`), and each is logged with who did it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Reads and operator actions the console, the admin API and the CLI share.
+"""The reads the console, the admin API and the CLI share, so the three faces show exactly the same thing.
 
-Every function takes a connection (reads) or runs in the caller's write
-transaction (actions), so the three faces do exactly the same thing. Lists are
-fetched page by page and their details in one query per page, never per row.
+Each function takes a read connection. Lists are fetched page by page and
+their details in one query per page, never per row. (The actions they share
+live with the queue: `jobs/queue.py` replay and discard, `jobs/recovery.py`
+case retry.)
 """
 
 from __future__ import annotations
