@@ -64,3 +64,17 @@ def test_the_cli_lists_and_replays_dead_letters_of_one_kind(tmp_path):
     assert runner.invoke(app, ["dlq", "replay", "-c", str(config), "--kind", "ingest", "--all"]).exit_code == 2
     replayed = runner.invoke(app, ["dlq", "replay", "-c", str(config), "--kind", "ingest"])
     assert replayed.exit_code == 0 and "replayed 1 job(s)" in replayed.output
+
+
+async def test_retry_of_a_missing_case_is_404_and_of_a_healthy_one_409(tmp_path):
+    hub = make_hub(tmp_path, ROUTES, Recorder(), admin_token="api-token")
+    await send(hub, {"id": "1", "title": "Brute force", "severity": "high"})
+    await drain(hub)
+    admin = {"Authorization": "Bearer api-token"}
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=create_app(hub, run_loops=False)), base_url="http://hub") as api:
+            assert (await api.post("/api/cases/99/retry", headers=admin)).json() == {"detail": "no case 99"}
+            healthy = await api.post("/api/cases/1/retry", headers=admin)
+            assert healthy.status_code == 409 and "nothing to retry" in healthy.json()["detail"]
+    finally:
+        await hub.aclose()

@@ -74,8 +74,9 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def not_found(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    # Every face shares queries.NotFound: the API and the console answer it 404, the CLI exits 1.
+    # The faces share these: the API and the console answer them 404, the CLI exits 1.
     app.add_exception_handler(queries.NotFound, not_found)
+    app.add_exception_handler(NoSuchCase, not_found)
 
     @app.get("/api/stats", **guard)
     async def api_stats() -> dict[str, int | str]:
@@ -103,8 +104,6 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
         try:
             async with hub.store.tx() as conn:
                 retried = await retry_case(conn, case_id)
-        except NoSuchCase as exc:
-            raise HTTPException(404, str(exc)) from None
         except NothingToRetry as exc:
             raise HTTPException(409, str(exc)) from None
         hub.jobs_ready.set()

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..jobs import queue
-from ..jobs.recovery import NoSuchCase, NothingToRetry, retry_case
+from ..jobs.recovery import NothingToRetry, retry_case
 from ..model import Severity
 from ..service import Hub
 from . import queries, config_view
@@ -147,8 +147,6 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
         try:
             async with hub.store.tx() as conn:
                 retried = await retry_case(conn, case_id)
-        except NoSuchCase as exc:
-            raise HTTPException(404, str(exc)) from None
         except NothingToRetry as exc:
             return back(f"/ui/cases/{case_id}", str(exc))
         hub.jobs_ready.set()
