@@ -10,14 +10,32 @@ the dead-letter list at once with the vendor's message.
     ├── PayloadError ........... a payload a source cannot parse (kept, dead-lettered)
     ├── SignatureError ......... a webhook whose credentials do not verify (401)
     ├── MissingExtra ........... an optional dependency is not installed
-    └── ConnectorError ......... a call to a vendor API failed
-        ├── Retryable .......... try again later: timeouts, 5xx, 429
-        │   └── RateLimited .... the vendor said 429, with its reason
-        └── Permanent .......... retrying cannot help: 400 with an errors map, 404
-            └── AuthFailed ..... 401/403: the credentials are wrong or lack a permission
+    └── ConnectorError ......... a call to a vendor API failed                       reason
+        ├── Retryable .......... try again later: 5xx, a broken answer ............. server_error
+        │   │                    or a request that never left (`sent` is False) ..... not_sent
+        │   ├── RateLimited .... the vendor said 429, with its stated `cause` ....... rate_limited
+        │   └── TimedOut ....... no answer within the call's deadline ............... timeout
+        └── Permanent .......... retrying cannot help: 400 with an errors map, 404 . client_error
+            └── AuthFailed ..... 401/403: the credentials are wrong or lack a permission  auth
+
+Every ConnectorError names its `reason`, one word of the ``Reason`` vocabulary:
+the label of every connector's call metrics and of the poll runner's.
 """
 
 from __future__ import annotations
+
+from enum import Enum
+
+
+class Reason(str, Enum):
+    """Why a call to a vendor failed, in one word: metric labels and logs use these and no others."""
+
+    rate_limited = "rate_limited"
+    server_error = "server_error"
+    timeout = "timeout"
+    auth = "auth"
+    client_error = "client_error"
+    not_sent = "not_sent"
 
 
 class AlertbridgeError(Exception):
@@ -61,25 +79,46 @@ class MissingExtra(AlertbridgeError):
 class ConnectorError(AlertbridgeError):
     """A call to a vendor API failed; ``status`` is the HTTP status when there was one."""
 
+    reason = Reason.client_error
+
     def __init__(self, message: str, *, status: int | None = None):
         self.status = status
         super().__init__(message)
 
 
 class Retryable(ConnectorError):
-    """A transient failure: the core retries, not before ``retry_after`` seconds if given."""
+    """A transient failure: the core retries, not before ``retry_after`` seconds if given.
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+    ``sent`` is False only when the request certainly never reached the vendor
+    (connection refused, no free connection in the pool): then nothing can have
+    been created, and a create is retried without waiting out the search lag.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None, sent: bool = True):
         self.retry_after = retry_after
+        self.sent = sent
         super().__init__(message, status=status)
+
+    @property
+    def reason(self) -> Reason:  # type: ignore[override]
+        """Return not_sent for a request that never left, server_error otherwise."""
+        return Reason.server_error if self.sent else Reason.not_sent
 
 
 class RateLimited(Retryable):
-    """The vendor answered 429; ``reason`` is its stated cause (e.g. Jira's RateLimit-Reason)."""
+    """The vendor answered 429; ``cause`` is its stated cause (e.g. Jira's RateLimit-Reason)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, reason: str = "unknown"):
-        self.reason = reason
+    reason = Reason.rate_limited  # type: ignore[assignment]
+
+    def __init__(self, message: str, *, retry_after: float | None = None, cause: str = "unknown"):
+        self.cause = cause
         super().__init__(message, status=429, retry_after=retry_after)
+
+
+class TimedOut(Retryable):
+    """No answer within the call's deadline; ``sent`` says whether the request may have reached the vendor."""
+
+    reason = Reason.timeout  # type: ignore[assignment]
 
 
 class Permanent(ConnectorError):
@@ -88,3 +127,5 @@ class Permanent(ConnectorError):
 
 class AuthFailed(Permanent):
     """The vendor rejected our credentials (401) or their permissions (403)."""
+
+    reason = Reason.auth

@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from support.recorder import ServerThread
 
 from alertbridge.config import validate_config
-from alertbridge.connectors._aws_security_ir_api import typed_error
+from alertbridge.connectors.aws_security_ir.api import typed_error
 from alertbridge.connectors.aws_security_ir import AwsSecurityIrSource
 from alertbridge.errors import AuthFailed, MissingExtra, PayloadError, Permanent, RateLimited, Retryable
 from alertbridge.model import AlertStatus, Severity

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from alertbridge.config import Config, Route, Settings
-from alertbridge.connectors.cortex_xdr import CortexXdrPoller
+from alertbridge.connectors.cortex_xdr import CortexXdrPoller, XdrKeyAuth
 from alertbridge.errors import AuthFailed, PayloadError
 from alertbridge.model import AlertStatus, Severity
 from alertbridge.pipeline.poll import PollRunner
@@ -125,7 +125,7 @@ async def test_a_429_is_waited_out(store):
     app = create_app(copy.deepcopy(FIVE), rate_limit_every=1, retry_after=45)
     runner = PollRunner(store, poller(app), "node-1", asyncio.Event())
     assert await runner.step() >= 45
-    app.state.xdr.rate_limit_every = None
+    app.state.faults.rate_limit_every = None
     await drain(runner)
     assert await stored(store) == [i["incident_id"] for i in FIVE]
 
@@ -152,5 +152,6 @@ def test_emulator_rejects_a_replayed_advanced_header_with_an_old_timestamp():
     answer = client.post("/public_api/v1/incidents/get_incidents", headers=headers, json={"request_data": {}})
     assert answer.status_code == 401 and answer.json()["reply"]["err_code"] == 401
     body = {"request_data": {"search_from": 0, "search_to": 500}}
-    assert client.post("/public_api/v1/incidents/get_incidents", headers=source._headers(), json=body).status_code == 400
+    signed = next(XdrKeyAuth(API_KEY_ID, source.config.api_key, advanced=True).auth_flow(httpx2.Request("POST", "http://xdr.test"))).headers
+    assert client.post("/public_api/v1/incidents/get_incidents", headers=dict(signed), json=body).status_code == 400
     assert len(default_incidents()) >= 2

@@ -177,7 +177,7 @@ async def test_a_429_is_waited_out_for_at_least_what_falcon_asks(store):
     runner = PollRunner(store, poller(app), "node-1", asyncio.Event())
     assert await runner.step() >= 30  # call 2, the first query, is refused
     assert await stored(store) == []
-    app.state.falcon.rate_limit_every = None
+    app.state.faults.rate_limit_every = None
     await drain(runner)
     assert await stored(store) == [a["composite_id"] for a in SEVEN]
 

@@ -187,7 +187,7 @@ async def test_a_429_is_waited_out_for_at_least_retry_after(store):
     assert await runner.step() == 0.0
     assert await runner.step() >= 30  # the second list call is refused
     assert await stored(store) == IDS[:3]
-    app.state.defender.rate_limit_every = None
+    app.state.faults.rate_limit_every = None
     await drain(runner)
     assert await stored(store) == IDS
 

@@ -15,15 +15,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from alertbridge.connectors import SINKS, load
-from alertbridge.connectors import _jira_fields as jf
-from alertbridge.connectors._jira_api import NEAR_LIMIT_PACE, Clock, reset_delay
-from alertbridge.connectors._jira_markup import clean, escape_wiki, to_adf
+from alertbridge.connectors.jira import fields as jf
+from alertbridge.connectors.jira.api import NEAR_LIMIT_PACE, Clock, reset_delay
+from alertbridge.connectors.jira.markup import clean, escape_wiki, to_adf
 from alertbridge.connectors.roles import TicketDraft, TicketRef
 from alertbridge.connectors.jira import JiraConfig, JiraSink
-from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Retryable
+from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable, TimedOut
 from alertbridge.model import Severity
-from alertbridge.sandbox import _adf
-from alertbridge.sandbox._jira_seed import FIELDS_BY_ID, option_id
+from alertbridge.sandbox.jira import adf as _adf
+from alertbridge.sandbox.jira.seed import FIELDS_BY_ID, option_id
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 
 NASTY = "Run {code}rm -rf /{code} as [~admin] !http://evil/x.png! *now* {{ ''.__class__ }} [click|http://evil] \\\\ done"
@@ -286,11 +286,13 @@ async def test_injected_faults_are_classified(app, jira, sink, flavor):
         errors.append(caught.value)
     await impatient.aclose()
     limited = [e for e in errors if isinstance(e, RateLimited)]
-    assert limited and all(e.retry_after == 1 and e.reason == "jira-burst-based" for e in limited)
+    assert limited and all(e.retry_after == 1 and e.cause == "jira-burst-based" for e in limited)
     assert any(e.status in (500, 503) for e in errors)
-    assert any(e.status is None and "timed out" in str(e) for e in errors)
+    # A hung call was sent (the sandbox did its work): its answer is lost, so a create would wait out the search lag.
+    assert any(isinstance(e, TimedOut) and e.sent and e.reason == Reason.timeout for e in errors)
     assert metric("alertbridge_rate_limited_total", sink="jira", reason="jira-burst-based") >= len(limited)
-    assert metric("alertbridge_sink_calls_total", sink="jira", operation="get", outcome="retryable") > 0
+    for reason in ("server_error", "timeout", "rate_limited"):  # one vocabulary: errors.Reason
+        assert metric("alertbridge_sink_calls_total", sink="jira", operation="get", outcome=reason) > 0
 
 
 async def test_global_quota_pauses_every_call(app, jira, flavor):
@@ -301,7 +303,7 @@ async def test_global_quota_pauses_every_call(app, jira, flavor):
     await sink.status(ref.key)  # takes the one token
     with pytest.raises(RateLimited) as caught:
         await sink.status(ref.key)
-    assert caught.value.reason == "jira-quota-global-based" and caught.value.retry_after == 2
+    assert caught.value.cause == "jira-quota-global-based" and caught.value.retry_after == 2
     assert clock.sleeps == [NEAR_LIMIT_PACE]  # the first answer said we were near the limit
     clock.sleeps.clear()
     calls = len(jira.calls)
@@ -369,7 +371,7 @@ async def test_long_quota_pause_hands_the_job_back_unsent():
     with pytest.raises(RateLimited, match="paused by jira-quota-tenant-based") as second:
         await sink.status("SOC-2")
     assert sent == ["/rest/api/3/issue/SOC-1/comment"] and second.value.retry_after > 60
-    assert second.value.reason == "jira-quota-tenant-based"
+    assert second.value.cause == "jira-quota-tenant-based"
     await sink.aclose()
 
 

@@ -185,7 +185,7 @@ async def test_a_429_is_waited_out_for_at_least_retry_after(store):
     assert await runner.step() >= 90
     with pytest.raises(RateLimited):  # the tenant waits its turn without calling
         await runner.poller.poll(None)
-    app.state.mcas.rate_limit_every = None
+    app.state.faults.rate_limit_every = None
     clock.now += 90
     assert await drain(runner) == 60
     assert await stored(store) == sorted(f"fabrikam/{a['_id']}" for a in FIVE)

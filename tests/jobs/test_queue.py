@@ -108,7 +108,7 @@ async def test_retry_after_is_honoured(store):
     q = make_queue(store)
     job = await q.claim()
     before = time.time()
-    await q.fail(job, RateLimited("429", retry_after=30, reason="jira-burst-based"))
+    await q.fail(job, RateLimited("429", retry_after=30, cause="jira-burst-based"))
     async with store.read() as conn:
         run_after = (await conn.execute(select(jobs.c.run_after))).scalar()
     assert run_after >= before + 30

@@ -90,7 +90,7 @@ async def test_restart_mid_backfill_loses_nothing_and_repeats_nothing(store):
 async def test_a_429_is_waited_out(store):
     vendor = PagedVendor([{"id": "a"}])
     runner = PollRunner(store, vendor, "node-1", asyncio.Event())
-    vendor.fail_next = RateLimited("429", retry_after=42, reason="throttled")
+    vendor.fail_next = RateLimited("429", retry_after=42, cause="throttled")
     assert await runner.step() >= 42
     assert await runner.step() == 5.0
     assert await stored_ids(store) == ["a"]

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from alertbridge.sandbox import _adf
+from alertbridge.sandbox.jira import adf as _adf
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 
 from .conftest import jira_hub, send_and_drain

@@ -19,7 +19,7 @@ from alertbridge.connectors import NOTIFIERS, load
 from alertbridge.connectors.roles import Notifier
 from alertbridge.errors import PayloadError
 from alertbridge.model import Alert, CaseEvent, Severity, SourceInfo
-from alertbridge.sandbox import _adf
+from alertbridge.sandbox.jira import adf as _adf
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.store.tables import jobs
 from alertbridge.templates import is_true, render
@@ -32,7 +32,7 @@ HOST = "{{ cycler.__init__.__globals__ }}"
 
 
 def unescape_wiki(text: str) -> str:
-    """Undo _jira_markup.escape_wiki, to compare what a Data Center reader sees with what the alert said."""
+    """Undo jira.markup.escape_wiki, to compare what a Data Center reader sees with what the alert said."""
     return re.sub(r"\\(.)", r"\1", text).replace("&#92;", "\\")
 
 

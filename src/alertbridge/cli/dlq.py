@@ -7,14 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOption, fail, load, with_hub
+from .common import ConfigOption, fail, iso, load, with_hub
 
 app = typer.Typer(no_args_is_help=True, help="The dead-letter list: show, replay or discard failed jobs.")
 
 
 @app.command("list")
-def dlq_list(config: ConfigOption, limit: int = 100, kind: Annotated[Optional[str], typer.Option(help="Only jobs of this kind")] = None) -> None:  # noqa: UP045
-    """List dead jobs with their reasons."""
+def dlq_list(
+    config: ConfigOption,
+    limit: Annotated[int, typer.Option(help="How many dead jobs to list, oldest first")] = 100,
+    kind: Annotated[Optional[str], typer.Option(help="Only dead jobs of this kind, e.g. create_ticket")] = None,  # noqa: UP045
+) -> None:
+    """List dead jobs with their reasons (tab-separated, a header first, so scripts can read it too)."""
     from ..web.queries import dead_letters
 
     async def action(hub):
@@ -22,8 +26,10 @@ def dlq_list(config: ConfigOption, limit: int = 100, kind: Annotated[Optional[st
             return await dead_letters(conn, kind, limit)
 
     jobs = with_hub(load(config), action)
+    typer.echo("id\tkind\tcase\tattempts\tfailed at\treason")
     for job in jobs:
-        typer.echo(f"{job['id']}\t{job['kind']}\tcase={job['case_id']}\tattempts={job['attempts']}\t{(job['last_error'] or '')[:200]}")
+        reason = " ".join((job["last_error"] or "").split())[:200]
+        typer.echo(f"{job['id']}\t{job['kind']}\t{job['case_id'] or '-'}\t{job['attempts']}\t{iso(job['finished_at'])}\t{reason}")
     typer.echo(f"{len(jobs)} dead job(s)")
 
 
@@ -40,7 +46,8 @@ def dlq_show(config: ConfigOption, job_id: int) -> None:
         job = with_hub(load(config), action)
     except NotFound as exc:
         fail(str(exc))
-    typer.echo(json.dumps(job, indent=2, default=str))
+    times = {key: iso(value) for key, value in job.items() if key.endswith(("_at", "_after", "_until")) and value is not None}
+    typer.echo(json.dumps(job | times, indent=2, default=str))
 
 
 @app.command("replay")

@@ -8,20 +8,20 @@ from typing import Any
 SOURCES = {
     "generic": "alertbridge.connectors.generic:GenericSource",
     "splunk": "alertbridge.connectors.splunk:SplunkSource",
-    "jira": "alertbridge.connectors.jira:JiraWebhookSource",
-    "aws_security_ir": "alertbridge.connectors.aws_security_ir:AwsSecurityIrSource",
-    "crowdstrike": "alertbridge.connectors.crowdstrike:CrowdStrikeSource",
-    "crowdstrike_alerts": "alertbridge.connectors.crowdstrike:CrowdStrikeAlertsPoller",
+    "jira": "alertbridge.connectors.jira.webhook:JiraWebhookSource",
+    "aws_security_ir": "alertbridge.connectors.aws_security_ir.poller:AwsSecurityIrSource",
+    "crowdstrike": "alertbridge.connectors.crowdstrike.webhook:CrowdStrikeSource",
+    "crowdstrike_alerts": "alertbridge.connectors.crowdstrike.poller:CrowdStrikeAlertsPoller",
     "alertmanager": "alertbridge.connectors.alertmanager:AlertmanagerSource",
     "cortex_xdr": "alertbridge.connectors.cortex_xdr:CortexXdrPoller",
-    "defender": "alertbridge.connectors.defender:DefenderSource",
-    "mcas": "alertbridge.connectors.mcas:McasSource",
+    "defender": "alertbridge.connectors.defender.poller:DefenderSource",
+    "mcas": "alertbridge.connectors.mcas.poller:McasSource",
     "proofpoint_tap": "alertbridge.connectors.proofpoint_tap:ProofpointTapSource",
     "prisma_cloud": "alertbridge.connectors.prisma_cloud:PrismaCloudSource",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
 }
 SINKS = {
-    "jira": "alertbridge.connectors.jira:JiraSink",
+    "jira": "alertbridge.connectors.jira.sink:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
 }
 NOTIFIERS: dict[str, str] = {}

@@ -72,3 +72,18 @@ def json_cursor(cursor: str | None, vendor: str, valid: Callable[[dict[str, Any]
     if not isinstance(state, dict) or not valid(state):
         raise Permanent(f"{vendor} cursor {cursor[:100]!r} is not one this connector wrote; reset it")
     return state
+
+
+def texts(value: Any) -> list[str]:
+    """Return the non-blank strings of a value that should be a list of strings, stripped; [] for anything else."""
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
+
+
+def is_millis(value: Any) -> bool:
+    """Tell whether a value is epoch milliseconds: a whole, non-negative number before the year 5138."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**14
+
+
+def epoch_millis(value: Any) -> datetime | None:
+    """Read epoch milliseconds as a UTC time; None for anything else."""
+    return datetime.fromtimestamp(value / 1000, UTC) if is_millis(value) else None

@@ -30,13 +30,26 @@ from ..config import Duration
 from ..errors import ConnectorError, RateLimited
 from ..metrics import ENRICHMENTS
 from ..model import Alert
-from ._http import send
+from ._http import HttpClient, Vendor
 from .roles import EnricherConfig, EnrichmentCache, Enricher
 
 log = structlog.get_logger(__name__)
 
 DOCUMENTATION_NETWORKS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
 DEFAULT_PAUSE = 3600.0  # a 429 without Retry-After: AbuseIPDB's limits are daily, do not hammer
+
+
+class AbuseIpdbVendor(Vendor):
+    """AbuseIPDB's JSON:API errors: {"errors": [{"detail", "status"}]}."""
+
+    def message(self, body: Any) -> str | None:
+        """Join the `detail` of each error."""
+        errors = body.get("errors") if isinstance(body, dict) else None
+        found = [str(e["detail"]) for e in errors if isinstance(e, dict) and e.get("detail")] if isinstance(errors, list) else []
+        return "; ".join(found) or super().message(body)
+
+
+ABUSEIPDB = AbuseIpdbVendor("abuseipdb")
 
 
 class AbuseIpdbEnricher(Enricher):
@@ -65,8 +78,8 @@ class AbuseIpdbEnricher(Enricher):
 
     def __init__(self, name: str, config: Config, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        headers = {"Key": config.api_key.get_secret_value(), "Accept": "application/json"}
-        self._client = httpx2.AsyncClient(base_url=config.url, headers=headers, timeout=config.timeout, transport=transport)
+        headers = {"Key": config.api_key.get_secret_value()}
+        self._client = HttpClient(name, ABUSEIPDB, base_url=config.url, headers=headers, timeout=config.timeout, transport=transport)
         self._paused_until = 0.0
 
     async def enrich(self, alerts: list[Alert], cache: EnrichmentCache) -> None:
@@ -126,9 +139,8 @@ class AbuseIpdbEnricher(Enricher):
     async def _check(self, ip: str) -> dict[str, Any]:
         """Call the check endpoint; raise ValueError if the answer is not the documented shape."""
         params = {"ipAddress": ip, "maxAgeInDays": self.config.max_age_days, "verbose": ""}
-        response = await send(self._client.get("/api/v2/check", params=params), vendor="abuseipdb")
-        body = response.json()
-        data = body.get("data") if isinstance(body, dict) else None
+        body = self._client.json_object(await self._client.call("check", "GET", "/api/v2/check", params=params))
+        data = body.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("abuseConfidenceScore"), int):
             raise ValueError(f"abuseipdb check {ip}: no data.abuseConfidenceScore in the answer")
         return {

@@ -18,25 +18,62 @@ import json
 import secrets
 import string
 import time
-from datetime import UTC, datetime
+from collections.abc import Generator
 from typing import Any, ClassVar, Literal
 
 import httpx2
 from pydantic import Field, SecretStr
 
-from ..errors import AuthFailed, PayloadError, Permanent
+from ..errors import PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
-from ._http import send
+from ._http import HttpClient, Vendor
+from ._values import epoch_millis as _millis
 from ._values import field_text as _text
+from ._values import is_millis as _is_millis
 from ._values import field_texts as _texts
 from ._values import json_cursor
 from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
-VENDOR = "cortex_xdr"
 PATH = "/public_api/v1/incidents/get_incidents"
 NONCE_ALPHABET = string.ascii_letters + string.digits
 SEVERITIES = {"informational": Severity.info, "low": Severity.low, "medium": Severity.medium, "high": Severity.high, "critical": Severity.critical}
 STATUSES = {"new": AlertStatus.new, "under_investigation": AlertStatus.in_progress}  # and every resolved_* is resolved
+
+
+class XdrVendor(Vendor):
+    """XDR's errors: {"reply": {"err_code", "err_msg", "err_extra"}}."""
+
+    def message(self, body: Any) -> str | None:
+        """Return err_msg, with err_extra when there is one."""
+        reply = body.get("reply") if isinstance(body, dict) else None
+        if isinstance(reply, dict) and reply.get("err_msg"):
+            return f"{reply['err_msg']}" + (f" ({reply['err_extra']})" if reply.get("err_extra") else "")
+        return super().message(body)
+
+
+XDR = XdrVendor("cortex_xdr")
+
+
+class XdrKeyAuth(httpx2.Auth):
+    """A standard key sent as it is; an advanced key never is: each request gets a nonce, the time, and their hash with the key."""
+
+    def __init__(self, key_id: str, key: SecretStr, *, advanced: bool):
+        self._key_id = key_id
+        self._key = key
+        self._advanced = advanced
+
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        """Sign the request."""
+        key = self._key.get_secret_value()
+        request.headers["x-xdr-auth-id"] = self._key_id
+        if not self._advanced:
+            request.headers["Authorization"] = key
+        else:
+            nonce = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(64))
+            stamp = str(int(time.time() * 1000))
+            digest = hashlib.sha256(f"{key}{nonce}{stamp}".encode()).hexdigest()
+            request.headers.update({"x-xdr-nonce": nonce, "x-xdr-timestamp": stamp, "Authorization": digest})
+        yield request
 
 
 class CortexXdrParser(Parser):
@@ -121,18 +158,8 @@ class CortexXdrPoller(CortexXdrParser, Poller):
 
     def __init__(self, name: str, config: Config, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
-        self._client = httpx2.AsyncClient(
-            base_url=config.url, headers={"Accept": "application/json"}, timeout=config.timeout, transport=transport
-        )
-
-    def _headers(self) -> dict[str, str]:
-        key = self.config.api_key.get_secret_value()
-        if self.config.auth_type == "standard":
-            return {"Authorization": key, "x-xdr-auth-id": self.config.api_key_id}
-        nonce = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(64))
-        stamp = str(int(time.time() * 1000))
-        digest = hashlib.sha256(f"{key}{nonce}{stamp}".encode()).hexdigest()
-        return {"Authorization": digest, "x-xdr-auth-id": self.config.api_key_id, "x-xdr-nonce": nonce, "x-xdr-timestamp": stamp}
+        auth = XdrKeyAuth(config.api_key_id, config.api_key, advanced=config.auth_type == "advanced")
+        self._client = HttpClient(name, XDR, base_url=config.url, auth=auth, timeout=config.timeout, transport=transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next page of incidents modified at or after the cursor's time."""
@@ -143,9 +170,8 @@ class CortexXdrPoller(CortexXdrParser, Poller):
             "search_to": offset + self.config.page_size,
             "sort": {"field": "modification_time", "keyword": "asc"},
         }
-        call = self._client.post(PATH, json={"request_data": request_data}, headers=self._headers())
-        body = (await send(call, vendor=VENDOR)).json()
-        reply = body.get("reply") if isinstance(body, dict) else None
+        body = self._client.json_object(await self._client.call("incidents", "POST", PATH, json={"request_data": request_data}))
+        reply = body.get("reply")
         if not isinstance(reply, dict):
             raise Permanent(f"cortex_xdr POST {PATH}: the answer has no 'reply' object")
         items = [i for i in reply.get("incidents") or [] if isinstance(i, dict)]
@@ -178,14 +204,6 @@ def _write_cursor(since: int, offset: int) -> str:
     return json.dumps({"since": since, "offset": offset})
 
 
-def _is_millis(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**14
-
-
-def _millis(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value / 1000, UTC) if _is_millis(value) else None
-
-
 def _description(incident: dict[str, Any]) -> str:
     counts = [f"{incident[k]} {label}" for k, label in (("alert_count", "alerts"), ("host_count", "hosts"), ("user_count", "users"))
               if type(incident.get(k)) is int]  # fmt: skip
@@ -196,4 +214,3 @@ def _description(incident: dict[str, Any]) -> str:
     ]  # fmt: skip
     lines = "\n".join(f"{label}: {value}" for label, value in facts if value)
     return "\n\n".join(part for part in (_text(incident, "description") or "", lines) if part)
-

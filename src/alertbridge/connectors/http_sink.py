@@ -14,12 +14,12 @@ hub speaks this contract, relative to `url`:
 from __future__ import annotations
 
 from dataclasses import asdict
+from urllib.parse import quote
 
 import httpx2
 from pydantic import Field, SecretStr
 
-from ..metrics import SINK_CALLS
-from ._http import send
+from ._http import HttpClient, Vendor
 from .roles import PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink, TicketStatus
 
 
@@ -40,20 +40,12 @@ class HttpSink(TicketSink, TicketPreview):
     def __init__(self, name: str, config: HttpSinkConfig, transport: httpx2.AsyncBaseTransport | None = None):
         super().__init__(name, config)
         headers = {"Authorization": f"Bearer {config.token.get_secret_value()}"} if config.token else {}
-        self.client = httpx2.AsyncClient(base_url=config.url.rstrip("/"), headers=headers, timeout=config.timeout, transport=transport)
-
-    async def _call(self, operation: str, method: str, path: str, json: object = None, params: dict | None = None) -> httpx2.Response:
-        try:
-            response = await send(self.client.request(method, path, json=json, params=params), vendor=self.name)
-        except Exception:
-            SINK_CALLS.labels(sink=self.name, operation=operation, outcome="error").inc()
-            raise
-        SINK_CALLS.labels(sink=self.name, operation=operation, outcome="ok").inc()
-        return response
+        self.client = HttpClient(name, Vendor(name), base_url=config.url.rstrip("/"), headers=headers, timeout=config.timeout,
+                                 transport=transport)
 
     async def find_by_reference(self, reference: str) -> list[TicketRef]:
         """Return every ticket of the case reference, oldest first."""
-        response = await self._call("search", "GET", "/tickets", params={"reference": reference})
+        response = await self.client.call("search", "GET", "/tickets", params={"reference": reference})
         return [TicketRef(t["key"], t.get("url", "")) for t in response.json()]
 
     async def preview(self, draft: TicketDraft) -> PreviewedTicket:
@@ -66,24 +58,24 @@ class HttpSink(TicketSink, TicketPreview):
 
     async def create(self, draft: TicketDraft) -> TicketRef:
         """Create one ticket."""
-        data = (await self._call("create", "POST", "/tickets", json=self._body(draft))).json()
+        data = (await self.client.call("create", "POST", "/tickets", json=self._body(draft))).json()
         return TicketRef(data["key"], data.get("url", ""))
 
     async def update(self, key: str, fields: dict[str, str]) -> None:
         """Set fields on a ticket."""
-        await self._call("update", "PATCH", f"/tickets/{key}", json={"fields": fields})
+        await self.client.call("update", "PATCH", f"/tickets/{quote(key, safe='')}", json={"fields": fields})
 
     async def comment(self, key: str, text: str) -> None:
         """Add a comment."""
-        await self._call("comment", "POST", f"/tickets/{key}/comments", json={"text": text})
+        await self.client.call("comment", "POST", f"/tickets/{quote(key, safe='')}/comments", json={"text": text})
 
     async def transition(self, key: str, to: str, resolution: str | None = None) -> None:
         """Move a ticket to status `to`."""
-        await self._call("transition", "POST", f"/tickets/{key}/transitions", json={"to": to, "resolution": resolution})
+        await self.client.call("transition", "POST", f"/tickets/{quote(key, safe='')}/transitions", json={"to": to, "resolution": resolution})
 
     async def status(self, key: str) -> TicketStatus:
         """Read a ticket's status."""
-        data = (await self._call("status", "GET", f"/tickets/{key}")).json()
+        data = (await self.client.call("status", "GET", f"/tickets/{quote(key, safe='')}")).json()
         return TicketStatus(data["status"], data.get("category", "new"), data.get("resolution"))
 
     async def aclose(self) -> None:

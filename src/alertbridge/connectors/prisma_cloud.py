@@ -25,15 +25,17 @@ from pydantic import Field, SecretStr
 
 from ..errors import AuthFailed, PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
-from ._http import send
+from ._http import HttpClient, TokenAuth, Vendor
+from ._values import epoch_millis as _epoch_ms
 from ._values import json_cursor
+from ._values import objects as _objects
 from ._values import text as _text
 from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
 log = structlog.get_logger(__name__)
 
 # Tokens live ten minutes; extend a little before, so that no call meets an expired one in the normal run.
-TOKEN_REFRESH = timedelta(minutes=8)
+TOKEN_LIFETIME, TOKEN_REFRESH = 600.0, 480.0
 SEVERITIES = {"critical": Severity.critical, "high": Severity.high, "medium": Severity.medium,
               "low": Severity.low, "informational": Severity.info}
 STATUSES = {"resolved": AlertStatus.resolved, "dismissed": AlertStatus.resolved,
@@ -42,6 +44,38 @@ STATUSES = {"resolved": AlertStatus.resolved, "dismissed": AlertStatus.resolved,
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+PRISMA = Vendor("prisma_cloud")
+
+
+class PrismaLogin(TokenAuth):
+    """Prisma Cloud's login: POST /login with the access key for a token, GET /auth_token/extend for a fresh one.
+
+    The token goes in `x-redlock-auth`, not `Authorization`.
+    """
+
+    def __init__(self, base_url: str, access_key: str, secret_key: SecretStr, *, clock: Callable[[], float]):
+        super().__init__(PRISMA, margin=TOKEN_LIFETIME - TOKEN_REFRESH, clock=clock)
+        self._base_url = base_url
+        self._credentials = {"username": access_key, "password": secret_key.get_secret_value()}
+
+    def token_request(self) -> httpx2.Request:
+        """Extend the token while it lives; else log in."""
+        if self.token:
+            return httpx2.Request("GET", f"{self._base_url}/auth_token/extend", headers={"x-redlock-auth": self.token})
+        return httpx2.Request("POST", f"{self._base_url}/login", json=self._credentials)
+
+    def read_token(self, body: Any) -> tuple[str, float]:
+        """Return the `token` of a login or extend answer; it lives ten minutes."""
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthFailed("prisma cloud: the login answered without a token", status=None)
+        return token, TOKEN_LIFETIME
+
+    def authorize(self, request: httpx2.Request, token: str) -> None:
+        """Send the token in x-redlock-auth."""
+        request.headers["x-redlock-auth"] = token
 
 
 class PrismaCloudParser(Parser):
@@ -117,10 +151,9 @@ class PrismaCloudSource(PrismaCloudParser, Poller):
                  clock: Callable[[], datetime] | None = None):
         super().__init__(name, config)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._client = httpx2.AsyncClient(base_url=config.url.rstrip("/"), headers={"Accept": "application/json"},
-                                          timeout=config.timeout, transport=transport)
-        self._token: str | None = None
-        self._token_at = datetime.min.replace(tzinfo=UTC)
+        base_url = config.url.rstrip("/")
+        login = PrismaLogin(base_url, config.access_key, config.secret_key, clock=lambda: self._clock().timestamp())
+        self._client = HttpClient(name, PRISMA, base_url=base_url, auth=login, timeout=config.timeout, transport=transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Read the next page of the current window, or start the next window."""
@@ -154,38 +187,7 @@ class PrismaCloudSource(PrismaCloudParser, Poller):
                                             *self.config.filters]}
         if token:
             body["pageToken"] = token
-        page = await self._call("POST", "/v2/alert", params={"detailed": "true"}, json=body)
-        if not isinstance(page, dict):
-            raise PayloadError(f"prisma cloud: expected a JSON object from /v2/alert, got {type(page).__name__}")
-        return page
-
-    async def _call(self, method: str, path: str, **request: Any) -> Any:
-        """Send one authenticated call; on a 401 log in again and retry it once."""
-        try:
-            response = await send(self._client.request(method, path, headers={"x-redlock-auth": await self._fresh_token()}, **request),
-                                  vendor="prisma_cloud")
-        except AuthFailed as exc:
-            if exc.status != 401:
-                raise
-            self._token = None  # revoked or expired early: the retry logs in again
-            response = await send(self._client.request(method, path, headers={"x-redlock-auth": await self._fresh_token()}, **request),
-                                  vendor="prisma_cloud")
-        return response.json()
-
-    async def _fresh_token(self) -> str:
-        """Return a token, logging in first or extending one that is about to expire."""
-        now = self._clock()
-        if self._token and now - self._token_at > TOKEN_REFRESH:
-            try:
-                extended = await send(self._client.get("/auth_token/extend", headers={"x-redlock-auth": self._token}), vendor="prisma_cloud")
-                self._token, self._token_at = _token_of(extended.json()), now
-            except AuthFailed:
-                self._token = None
-        if not self._token:
-            credentials = {"username": self.config.access_key, "password": self.config.secret_key.get_secret_value()}
-            login = await send(self._client.post("/login", json=credentials), vendor="prisma_cloud")
-            self._token, self._token_at = _token_of(login.json()), now
-        return self._token
+        return self._client.json_object(await self._client.call("alerts", "POST", "/v2/alert", params={"detailed": "true"}, json=body))
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -195,27 +197,6 @@ class PrismaCloudSource(PrismaCloudParser, Poller):
 def _read_cursor(cursor: str | None) -> dict[str, Any]:
     """Return {start, end, token} from our cursor; {} on the first run."""
     return json_cursor(cursor, "prisma cloud", lambda state: isinstance(state.get("end"), int)) or {}
-
-
-def _token_of(body: Any) -> str:
-    token = body.get("token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise AuthFailed("prisma cloud: the login answered without a token", status=None)
-    return token
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """Return the objects of a value that should be a list of objects; [] for anything else."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _epoch_ms(value: Any) -> datetime | None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        return None
-    try:
-        return datetime.fromtimestamp(value / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _description(alert: dict[str, Any], policy: dict[str, Any], resource: dict[str, Any]) -> str:

@@ -23,9 +23,9 @@ import httpx2
 import structlog
 from pydantic import Field, SecretStr
 
-from ..errors import AuthFailed, PayloadError, RateLimited
+from ..errors import PayloadError
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
-from ._http import send
+from ._http import HttpClient, Vendor
 from ._values import iso_time as _time
 from ._values import objects as _objects
 from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
@@ -57,6 +57,17 @@ def _strings(value: Any) -> list[str]:
     """Return the non-empty strings of a value that is a string or a list (Proofpoint sends both)."""
     values = value if isinstance(value, list) else [value]
     return [v.strip() for v in values if isinstance(v, str) and v.strip()]
+
+
+class ProofpointVendor(Vendor):
+    """The SIEM API's 429 comes without Retry-After: the credential spent its calls of the rolling 24 hours."""
+
+    def retry_after(self, response: httpx2.Response) -> float | None:
+        """Return Retry-After if sent, else a long pause."""
+        return super().retry_after(response) or RATE_LIMIT_PAUSE
+
+
+PROOFPOINT = ProofpointVendor("proofpoint")
 
 
 class ProofpointTapParser(Parser):
@@ -149,11 +160,8 @@ class ProofpointTapSource(ProofpointTapParser, Poller):
                  clock: Callable[[], datetime] | None = None):
         super().__init__(name, config)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._client = httpx2.AsyncClient(
-            base_url=config.url.rstrip("/"),
-            auth=httpx2.BasicAuth(config.principal, config.secret.get_secret_value()),
-            headers={"Accept": "application/json"}, timeout=config.timeout, transport=transport,
-        )
+        self._client = HttpClient(name, PROOFPOINT, base_url=config.url.rstrip("/"), timeout=config.timeout, transport=transport,
+                                  auth=httpx2.BasicAuth(config.principal, config.secret.get_secret_value()))
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next window of at most an hour after the cursor (an ISO time)."""
@@ -169,15 +177,9 @@ class ProofpointTapSource(ProofpointTapParser, Poller):
         if end - start < MIN_WINDOW:
             return PollResult([], cursor)
         params = {"format": "json", "interval": f"{_iso(start)}/{_iso(end)}"}
-        try:
-            response = await send(self._client.get("/v2/siem/all", params=params), vendor="proofpoint")
-        except RateLimited as exc:
-            exc.retry_after = exc.retry_after or RATE_LIMIT_PAUSE
-            raise
+        response = await self._client.call("siem", "GET", "/v2/siem/all", params=params)
         # 204 No Content is how the API says "nothing in this window".
-        body = response.json() if response.content else {}
-        if not isinstance(body, dict):
-            raise PayloadError(f"proofpoint: expected a JSON object from /v2/siem/all, got {type(body).__name__}")
+        body = self._client.json_object(response) if response.content else {}
         items = [{**item, "eventType": event_type} for event_type in self.config.event_types
                  for item in _objects(body.get(event_type))]
         ended = _time(body.get("queryEndTime")) or end

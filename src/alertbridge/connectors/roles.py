@@ -58,9 +58,10 @@ class WebhookAuth(StrictModel):
 
     @model_validator(mode="after")
     def _credential_given(self) -> WebhookAuth:
-        needed = {"bearer": "token", "query_token": "token", "hmac": "secret"}.get(self.mode)
-        if needed and not getattr(self, needed):
-            raise ValueError(f"mode {self.mode} needs `{needed}`")
+        needed = {"bearer": ("token", self.token), "query_token": ("token", self.token), "hmac": ("secret", self.secret)}
+        name, value = needed.get(self.mode, ("", True))
+        if not value:
+            raise ValueError(f"mode {self.mode} needs `{name}`")
         return self
 
     def check(self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes) -> None:

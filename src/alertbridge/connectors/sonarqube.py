@@ -25,9 +25,9 @@ from urllib.parse import quote, urlsplit
 import httpx2
 from pydantic import Field, SecretStr
 
-from ..errors import AuthFailed, PayloadError
+from ..errors import PayloadError
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
-from ._http import send
+from ._http import HttpClient, Vendor
 from ._values import iso_time as _time
 from ._values import json_cursor
 from ._values import objects as _objects
@@ -39,6 +39,19 @@ SEVERITIES = {"BLOCKER": Severity.critical, "CRITICAL": Severity.high, "MAJOR": 
 IMPACTS = {"BLOCKER": Severity.critical, "HIGH": Severity.high, "MEDIUM": Severity.medium, "LOW": Severity.low, "INFO": Severity.info}
 RESOLVED = {"CLOSED", "RESOLVED", "FIXED", "ACCEPTED", "FALSE_POSITIVE"}
 WHEN = "%Y-%m-%dT%H:%M:%S+0000"  # the form createdAfter reads: yyyy-MM-dd'T'HH:mm:ssZ
+
+
+class SonarQubeVendor(Vendor):
+    """SonarQube's errors: {"errors": [{"msg": ...}]}."""
+
+    def message(self, body: Any) -> str | None:
+        """Join the `msg` of each error."""
+        errors = body.get("errors") if isinstance(body, dict) else None
+        found = [str(e["msg"]) for e in errors if isinstance(e, dict) and e.get("msg")] if isinstance(errors, list) else []
+        return "; ".join(found) or super().message(body)
+
+
+SONARQUBE = SonarQubeVendor("sonarqube")
 
 
 class SonarQubeParser(Parser):
@@ -117,9 +130,9 @@ class SonarQubeSource(SonarQubeParser, Poller):
         self._clock = clock or (lambda: datetime.now(UTC))
         secret = config.token.get_secret_value()
         auth = httpx2.BasicAuth(secret, "") if config.auth_scheme == "basic" else None
-        headers = {"Accept": "application/json", **({"Authorization": f"Bearer {secret}"} if auth is None else {})}
-        self._client = httpx2.AsyncClient(base_url=config.url.rstrip("/"), auth=auth, headers=headers,
-                                          timeout=config.timeout, transport=transport)
+        headers = {"Authorization": f"Bearer {secret}"} if auth is None else {}
+        self._client = HttpClient(name, SONARQUBE, base_url=config.url.rstrip("/"), auth=auth, headers=headers,
+                                  timeout=config.timeout, transport=transport)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the issues created since the cursor's time, oldest first."""
@@ -131,9 +144,7 @@ class SonarQubeSource(SonarQubeParser, Poller):
         params |= {name: ",".join(values) for name, values in chosen.items() if values}
         if self.config.organization:
             params["organization"] = self.config.organization
-        body = (await send(self._client.get("/api/issues/search", params=params), vendor="sonarqube")).json()
-        if not isinstance(body, dict):
-            raise PayloadError(f"sonarqube: expected a JSON object from /api/issues/search, got {type(body).__name__}")
+        body = self._client.json_object(await self._client.call("search", "GET", "/api/issues/search", params=params))
         issues = _objects(body.get("issues"))
         total = body.get("paging", {}).get("total", 0) if isinstance(body.get("paging"), dict) else 0
         newest = max((t for t in (_time(i.get("creationDate")) for i in issues) if t), default=None)

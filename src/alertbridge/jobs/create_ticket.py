@@ -203,12 +203,15 @@ async def _record(ctx: JobContext, job: Job, ticket: TicketRef) -> None:
         ))
         await release_held(conn, [job.case_id])
         await ctx.queue.complete(job, conn)
+    log.info("ticket created", case=job.case_id, ticket=ticket.key, url=ticket.url)
 
 
 async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError) -> None:
     """Adjust the claims after a create failed, so the next attempt searches exactly when it must."""
     if isinstance(error, Permanent) and error.status is not None and error.status < 500:
         claim = None  # the sink refused the request outright: nothing was created, no search needed
+    elif isinstance(error, Retryable) and not error.sent:
+        claim = None  # the request never left (connection refused, no free connection): no search lag to wait out
     elif isinstance(error, Retryable):
         # The request may have left only now (after the client's rate-limit pacing): the search lag counts from here.
         claim = time.time()

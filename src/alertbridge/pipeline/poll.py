@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import insert, select, update
 
 from ..connectors.roles import Poller, PollResult
-from ..errors import AuthFailed, ConnectorError, Retryable
+from ..errors import ConnectorError, Retryable
 from ..metrics import POLL_ITEMS, POLLS
 from ..store import Store
 from ..store.leases import take_lease
@@ -61,11 +61,9 @@ class PollRunner:
             result = await self.poller.poll(await self.cursor())
             stored = await self.commit(result)
         except Retryable as exc:
-            return await self._failed("retry", exc, exc.retry_after)
-        except AuthFailed as exc:
-            return await self._failed("auth_failed", exc, max(interval, 60.0))
-        except ConnectorError as exc:
-            return await self._failed("error", exc, max(interval, 60.0))
+            return await self._failed(exc.reason.value, exc, exc.retry_after)
+        except ConnectorError as exc:  # permanent (a credential, a refused request): a person must act, do not hammer
+            return await self._failed(exc.reason.value, exc, max(interval, 60.0))
         except Exception as exc:  # a bug or the database: log it and keep the poller alive
             log.exception("poll crashed", source=self.poller.name)
             return await self._failed("error", exc, None)

@@ -19,6 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
 
 SAMPLE = "abuseipdb/check-ip-verbose-response.json"
@@ -47,12 +49,23 @@ def abuse_error(status: int, detail: str, headers: dict[str, str] | None = None,
     return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
 
 
+class AbuseRefusals(Refusals):
+    """AbuseIPDB's JSON:API error body."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer {"errors": [{"detail", "status"}]}."""
+        return abuse_error(status, message).body, {"Content-Type": "application/json"}
+
+
 def create_app(records: list[dict[str, Any]] | None = None, *, key: str = API_KEY, daily_limit: int = 1000) -> FastAPI:
     """Build the emulator; with `records=None` it knows the real sample's IP (when present), others are synthetic."""
     app = FastAPI(title="alertbridge AbuseIPDB sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     known = default_records() if records is None else records
     state = AbuseState({r["ipAddress"]: r for r in known}, key, daily_limit)
     app.state.abuseipdb = state
+    # The daily quota is the API's own behaviour (above); the shared knobs add latency and injected faults.
+    app.state.faults = Faults()
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=AbuseRefusals())
 
     @app.get("/api/v2/check")
     async def check(request: Request):

@@ -25,6 +25,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
 
 EXAMPLES = "aws/security-ir-2018-05-10-examples.json"
@@ -41,10 +43,7 @@ class SirState:
 
     cases: dict[str, dict[str, Any]]
     access_key: str
-    rate_limit_every: int | None
     expire_tokens_after: int | None
-    retry_after: int
-    calls: int = 0
     listings: int = 0
     log: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -52,6 +51,15 @@ class SirState:
 def aws_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """Answer with a rest-json error botocore parses into ClientError(code, message)."""
     return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code, **(headers or {})})
+
+
+class AwsRefusals(Refusals):
+    """A rest-json error: the code in x-amzn-ErrorType, which botocore reads into ClientError."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer ThrottlingException for a 429, InternalServerException otherwise."""
+        code = "ThrottlingException" if status == 429 else "InternalServerException"
+        return json.dumps({"message": message}).encode(), {"Content-Type": "application/json", "x-amzn-ErrorType": code}
 
 
 def create_app(
@@ -65,26 +73,22 @@ def create_app(
     """Build the emulator; with `cases=None` it serves the official examples (when present) and a few cases of ours."""
     app = FastAPI(title="alertbridge AWS Security IR sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     initial = default_cases() if cases is None else cases
-    state = SirState({c["caseId"]: _wire(c) for c in initial}, access_key, rate_limit_every, expire_tokens_after, retry_after)
+    state = SirState({c["caseId"]: _wire(c) for c in initial}, access_key, expire_tokens_after)
     app.state.sir = state
 
     @app.middleware("http")
-    async def guard(request: Request, call_next):
+    async def authenticate(request: Request, call_next):
         if request.url.path.startswith("/_sandbox"):
             return await call_next(request)
-        state.calls += 1
         found = CREDENTIAL.search(request.headers.get("authorization", ""))
         if found is None:
-            response = aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
-        elif found.group(1) != state.access_key:
-            response = aws_error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
-        elif state.rate_limit_every and state.calls % state.rate_limit_every == 0:
-            headers = {"Retry-After": str(state.retry_after)}
-            response = aws_error(429, "ThrottlingException", "Rate exceeded", headers)
-        else:
-            response = await call_next(request)
-        state.log.append((request.method, request.url.path, response.status_code))
-        return response
+            return aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+        if found.group(1) != state.access_key:
+            return aws_error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+        return await call_next(request)
+
+    app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=AwsRefusals(), calls=state.log)
 
     @app.post("/v1/list-cases")
     async def list_cases(request: Request):

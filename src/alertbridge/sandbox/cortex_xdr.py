@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
 
 SAMPLE = "cortex-xdr/get-incidents-response.json"
@@ -42,15 +44,20 @@ class XdrState:
     api_key_id: str
     api_key: str
     auth_type: Literal["advanced", "standard"]
-    rate_limit_every: int | None
-    retry_after: int
-    api_calls: int = 0
     calls: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def xdr_error(status: int, message: str, extra: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
     """Answer with XDR's error body."""
     return JSONResponse({"reply": {"err_code": status, "err_msg": message, "err_extra": extra}}, status_code=status, headers=headers)
+
+
+class XdrRefusals(Refusals):
+    """XDR's error body: {"reply": {"err_code", "err_msg", "err_extra"}}."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer in XDR's shape."""
+        return xdr_error(status, message).body, {"Content-Type": "application/json"}
 
 
 def _authentic(state: XdrState, headers: Any) -> bool:
@@ -94,23 +101,19 @@ def create_app(
 ) -> FastAPI:
     """Build the emulator; `rate_limit_every` makes every Nth call a 429 with Retry-After."""
     app = FastAPI(title="alertbridge Cortex XDR sandbox", openapi_url=None, docs_url=None, redoc_url=None)
-    state = XdrState([dict(i) for i in (items if items is not None else default_incidents())], api_key_id, api_key, auth_type,
-                     rate_limit_every, retry_after)  # fmt: skip
+    state = XdrState([dict(i) for i in (items if items is not None else default_incidents())], api_key_id, api_key, auth_type)
     app.state.xdr = state
+    app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=XdrRefusals(), calls=state.calls)
 
     @app.post("/public_api/v1/incidents/get_incidents")
     async def get_incidents(request: Request):
-        response = await _answer(state, request)
-        state.calls.append((request.method, request.url.path, response.status_code))
-        return response
+        return await _answer(state, request)
 
     return app
 
 
 async def _answer(state: XdrState, request: Request) -> JSONResponse:
-    state.api_calls += 1
-    if state.rate_limit_every and state.api_calls % state.rate_limit_every == 0:
-        return xdr_error(429, "Too many requests", headers={"Retry-After": str(state.retry_after)})
     if not _authentic(state, request.headers):
         return xdr_error(401, "Public API request unauthorized")
     try:

@@ -22,6 +22,8 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from .faults import FaultInjection, Faults, Refusals, TokenBucket
 from .samples import VENDOR_SAMPLES
 
 SAMPLE = "crowdstrike/falcon-alerts-v2-entities-response.json"
@@ -37,12 +39,22 @@ class FalconState:
     alerts: list[dict[str, Any]]
     client_id: str
     client_secret: str
-    rate_limit_every: int | None
     expire_tokens_after: int | None
-    retry_after: int
     tokens: dict[str, float] = field(default_factory=dict)
-    api_calls: int = 0
     calls: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+class FalconRefusals(Refusals):
+    """Falcon's envelope, and X-RateLimit-RetryAfter: the epoch second from which calls are let through again."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer in Falcon's envelope with one error."""
+        return falcon_error(status, message).body, {"Content-Type": "application/json"}
+
+    def throttled(self, faults: Faults, wait: float, bucket: TokenBucket | None) -> dict[str, str]:
+        """Add Falcon's own rate-limit headers (https://www.falconpy.io/Usage/Rate-Limits.html)."""
+        headers = {"X-RateLimit-Limit": "6000", "X-RateLimit-Remaining": "0", "X-RateLimit-RetryAfter": str(int(time.time() + wait) + 1)}
+        return super().throttled(faults, wait, bucket) | headers
 
 
 def falcon_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -101,21 +113,11 @@ def create_app(
     app = FastAPI(title="alertbridge CrowdStrike sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     state = FalconState(
         [dict(a) for a in (items if items is not None else default_alerts())],
-        client_id, client_secret, rate_limit_every, expire_tokens_after, retry_after,
+        client_id, client_secret, expire_tokens_after,
     )  # fmt: skip
     app.state.falcon = state
-
-    @app.middleware("http")
-    async def faults_and_log(request: Request, call_next):
-        state.api_calls += 1
-        if state.rate_limit_every and state.api_calls % state.rate_limit_every == 0:
-            headers = {"X-RateLimit-Limit": "6000", "X-RateLimit-Remaining": "0",
-                       "X-RateLimit-RetryAfter": str(int(time.time()) + state.retry_after + 1), "Retry-After": str(state.retry_after)}  # fmt: skip
-            response = falcon_error(429, "API rate limit exceeded.", headers)
-        else:
-            response = await call_next(request)
-        state.calls.append((request.method, request.url.path, response.status_code))
-        return response
+    app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=FalconRefusals(), calls=state.calls)
 
     def authorized(request: Request) -> JSONResponse | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -7,7 +7,7 @@ Paths as below the real hosts, so one base URL serves as both `login_url` and `u
 
 Errors have the real shapes: Entra ID's ``{"error", "error_description"}`` with
 an AADSTS code, Graph's ``{"error": {"code", "message"}}``, 429 with
-``Retry-After``. ``app.state.defender`` holds the items, knobs and call log.
+``Retry-After``. ``app.state.defender`` holds the items and the call log, ``app.state.faults`` the fault knobs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
 
 SAMPLE = "msgraph/security-alerts_v2-list-response.json"
@@ -42,11 +44,8 @@ class DefenderState:
     tenant_id: str
     client_id: str
     client_secret: str
-    rate_limit_every: int | None
-    retry_after: int
     expire_tokens_after: int | None
     tokens: dict[str, int] = field(default_factory=dict)  # token -> alert calls it has made
-    alert_calls: int = 0
     calls: list[tuple[str, str, int]] = field(default_factory=list)
 
 
@@ -65,15 +64,12 @@ def create_app(
     app = FastAPI(title="alertbridge Defender sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.defender = DefenderState(
         items=list(items) if items is not None else default_items(), page_size=page_size, tenant_id=tenant_id,
-        client_id=client_id, client_secret=client_secret, rate_limit_every=rate_limit_every, retry_after=retry_after,
-        expire_tokens_after=expire_tokens_after,
+        client_id=client_id, client_secret=client_secret, expire_tokens_after=expire_tokens_after,
     )  # fmt: skip
-
-    @app.middleware("http")
-    async def record(request: Request, call_next):
-        response = await call_next(request)
-        app.state.defender.calls.append((request.method, request.url.path, response.status_code))
-        return response
+    app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
+    # Only Graph's alert calls count towards `rate_limit_every`, not Entra ID's token endpoint.
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=GraphRefusals(), calls=app.state.defender.calls,
+                       counted=lambda path: "alerts" if path == "/v1.0/security/alerts_v2" else None)
 
     @app.post("/{tenant}/oauth2/v2.0/token")
     async def token(tenant: str, request: Request) -> JSONResponse:
@@ -105,10 +101,6 @@ def create_app(
         state.tokens[presented] += 1
         if state.expire_tokens_after is not None and state.tokens[presented] > state.expire_tokens_after:
             return _graph_error(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
-        state.alert_calls += 1
-        if state.rate_limit_every and state.alert_calls % state.rate_limit_every == 0:
-            headers = {"Retry-After": str(state.retry_after)}
-            return _graph_error(429, "TooManyRequests", "Too many requests from this application.", headers)
         query = _page_query(request, state)
         if isinstance(query, JSONResponse):
             return query
@@ -156,6 +148,16 @@ def _time(value: Any) -> datetime:
     except (TypeError, ValueError):
         return datetime.min.replace(tzinfo=UTC)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class GraphRefusals(Refusals):
+    """Graph's error body: {"error": {"code", "message", "innerError"}}."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer with Graph's code for the status (TooManyRequests, ServiceUnavailable…)."""
+        code = {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalServerError")
+        response = _graph_error(status, code, message)
+        return response.body, {"Content-Type": "application/json"}
 
 
 def _graph_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

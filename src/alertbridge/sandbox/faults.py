@@ -1,28 +1,52 @@
-"""Latency, rate limiting and fault injection for the emulators, as one ASGI middleware.
+"""Latency, rate limiting and fault injection for every emulator, as one vendor-neutral ASGI middleware.
 
-Settings are read on every request, so tests and `POST /_sandbox/faults` can
-change them while the server runs. Rate limiting mimics Jira Cloud:
+Each emulator adds ``FaultInjection`` with its own ``Faults`` (the knobs) and a
+``Refusals`` (how its vendor says no: error body, rate-limit headers). The knobs
+are read on every request, so tests and ``POST /_sandbox/faults`` can change
+them while the server runs:
+
+    latency_ms        added to every API call
+    rate_limit        requests per second (a token bucket of one second's worth): over it, 429
+    rate_limit_every  every n-th counted call gets a 429 with Retry-After (per counter: a tenant, an endpoint)
+    fail_rate         share of calls that fail: 2/3 429, 1/6 5xx (half of them a proxy's HTML page), 1/6 hang
+    hang_seconds      how long a hung call's answer is held back (the call itself does its work)
+
+Jira Cloud's rate limits are the model for the headers:
 https://developer.atlassian.com/cloud/jira/platform/rate-limiting/
 """
+
+from __future__ import annotations
 
 import asyncio
 import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._jira_state import JiraState
-
-NEAR_LIMIT_SHARE = 0.2  # Jira adds X-RateLimit-NearLimit when less than 20% of the budget remains
 PROXY_ERROR_PAGE = (
     "<html><head><title>{status} Service Unavailable</title></head>"
     "<body><h1>{status} Service Unavailable</h1><p>The server is temporarily unable to service your request.</p>"
     "</body></html>"
 )
+
+
+@dataclass
+class Faults:
+    """The fault knobs every emulator has; a vendor's settings may add its own."""
+
+    latency_ms: float = 0  # added to every API call
+    fail_rate: float = 0.0  # fraction of calls that fail: 2/3 429, 1/6 5xx, 1/6 hang
+    hang_seconds: float = 30  # how long a "hung" request's answer is held back
+    rate_limit: float | None = None  # max requests per second (token bucket); None = unlimited
+    rate_limit_every: int | None = None  # every n-th counted call gets a 429; None = never
+    retry_after: int = 2  # the Retry-After of an every-n-th 429
+    seed: int | None = None  # RNG seed for fault injection
+    resets: int = field(default=0, compare=False)  # bumped by a state reset: a seeded run replays the same faults
 
 
 @dataclass
@@ -52,104 +76,134 @@ class TokenBucket:
         return max(0.0, (1 - self.tokens) / self.rate)
 
 
+class Refusals:
+    """How a vendor's API says no; an emulator subclasses what its vendor does differently."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Return the body and headers of an error answer (429 or 5xx) in the vendor's shape."""
+        return json.dumps({"message": message}).encode(), {"Content-Type": "application/json"}
+
+    def throttled(self, faults: Faults, wait: float, bucket: TokenBucket | None) -> dict[str, str]:
+        """Return the headers of a 429: by default Retry-After, and the bucket's figures when one is set."""
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        if bucket is not None:
+            reset_at = datetime.now(UTC) + timedelta(seconds=wait)
+            headers |= {"X-RateLimit-Limit": str(bucket.capacity), "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset": reset_at.isoformat(timespec="seconds").replace("+00:00", "Z")}  # fmt: skip
+        return headers
+
+    def budget(self, bucket: TokenBucket) -> dict[str, str]:
+        """Return the rate-limit headers of an answer that got through."""
+        return {"X-RateLimit-Limit": str(bucket.capacity), "X-RateLimit-Remaining": str(math.floor(bucket.tokens))}
+
+
+def api_path(scope: Scope) -> str:
+    """Return the request's path below the emulator's mount point (the sandbox serves vendors under /<type>)."""
+    return scope["path"][len(scope.get("root_path", "")):] or "/"
+
+
+def every_call(path: str) -> str | None:
+    """Count every API call in one counter; /_sandbox admin calls are not API calls."""
+    return None if path.startswith("/_sandbox") else "all"
+
+
 class FaultInjection:
-    """ASGI middleware: record every API call, then apply the rate limit, injected faults and latency."""
+    """ASGI middleware: record every API call, then apply the rate limits, injected faults and latency."""
 
-    def __init__(self, app: ASGIApp, state: JiraState, exempt_prefix: str = "/_sandbox") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: Faults,
+        refusals: Refusals | None = None,
+        calls: list[tuple[str, str, int]] | None = None,
+        counted: Callable[[str], str | None] = every_call,
+    ) -> None:
         self.app = app
-        self.state = state
-        self.exempt_prefix = exempt_prefix
-        self.random = random.Random(state.faults.seed)
+        self.faults = faults
+        self.refusals = refusals or Refusals()
+        self.calls = calls if calls is not None else []
+        self.counted = counted
+        self.counts: dict[str, int] = {}
+        self.random = random.Random(faults.seed)
         self.bucket: TokenBucket | None = None
-        self.resets_seen = state.resets
-
-    def _restart_after_reset(self) -> None:
-        # After POST /_sandbox/reset a seeded run must replay the same faults from the start.
-        if self.resets_seen != self.state.resets:
-            self.resets_seen = self.state.resets
-            self.random = random.Random(self.state.faults.seed)
-            self.bucket = None
+        self.resets_seen = faults.resets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefix):
+        path = api_path(scope) if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path.startswith("/_sandbox"):
             await self.app(scope, receive, send)
             return
         self._restart_after_reset()
-        send = self._recording(scope, send)
-        settings = self.state.faults
-        bucket = self._current_bucket()
+        send = self._recording(scope["method"], path, send)
+        faults, bucket = self.faults, self._current_bucket()
         if bucket is not None and not bucket.take():
-            await _respond(send, 429, _json_error("Rate limit exceeded."), self._limited_headers(bucket))
+            await self._refuse(send, 429, "Rate limit exceeded.", self.refusals.throttled(faults, bucket.seconds_to_next_token(), bucket))
             return
-        extra_headers = self._budget_headers(bucket)
-        if settings.fail_rate and self.random.random() < settings.fail_rate:
+        if self._every_nth(path):
+            await self._refuse(send, 429, "Too many requests.", self.refusals.throttled(faults, faults.retry_after, None))
+            return
+        extra_headers = self.refusals.budget(bucket) if bucket is not None else {}
+        if faults.fail_rate and self.random.random() < faults.fail_rate:
             kind = self.random.random()
             if kind < 2 / 3:
-                headers = {"Retry-After": "1", "RateLimit-Reason": settings.rate_limit_reason}
-                await _respond(send, 429, _json_error("Rate limit exceeded."), headers)
+                await self._refuse(send, 429, "Rate limit exceeded.", self.refusals.throttled(faults, 1, None))
                 return
             if kind < 5 / 6:
                 await self._server_error(send)
                 return
             # A hung request still does its work; only the answer comes late. A client that
-            # times out on a create has therefore created the issue and must find it by label.
-            send = _delayed(send, settings.hang_seconds)
-        if settings.latency_ms:
-            await asyncio.sleep(settings.latency_ms / 1000)
+            # times out on a create has therefore created the issue and must find it again.
+            send = _delayed(send, faults.hang_seconds)
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
         await self.app(scope, receive, _with_headers(send, extra_headers))
 
-    def _recording(self, scope: Scope, send: Send) -> Send:
+    def _restart_after_reset(self) -> None:
+        if self.resets_seen != self.faults.resets:
+            self.resets_seen = self.faults.resets
+            self.random = random.Random(self.faults.seed)
+            self.bucket = None
+            self.counts.clear()
+
+    def _every_nth(self, path: str) -> bool:
+        counter = self.counted(path)
+        if counter is None:
+            return False
+        self.counts[counter] = self.counts.get(counter, 0) + 1
+        every = self.faults.rate_limit_every
+        return bool(every) and self.counts[counter] % every == 0
+
+    def _recording(self, method: str, path: str, send: Send) -> Send:
         async def record_and_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.state.calls.append((scope["method"], scope["path"], message["status"]))
+                self.calls.append((method, path, message["status"]))
             await send(message)
 
         return record_and_send
 
     def _current_bucket(self) -> TokenBucket | None:
-        rate = self.state.faults.rate_limit
+        rate = self.faults.rate_limit
         if rate is None:
             self.bucket = None
         elif self.bucket is None or self.bucket.rate != rate:
             self.bucket = TokenBucket(rate, max(1, math.ceil(rate)), time.monotonic())
         return self.bucket
 
-    def _limited_headers(self, bucket: TokenBucket) -> dict[str, str]:
-        wait = bucket.seconds_to_next_token()
-        reset_at = datetime.now(UTC) + timedelta(seconds=wait)
-        return {
-            "Retry-After": str(max(1, math.ceil(wait))),
-            "X-RateLimit-Limit": str(bucket.capacity),
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": reset_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "RateLimit-Reason": self.state.faults.rate_limit_reason,
-        }
-
-    def _budget_headers(self, bucket: TokenBucket | None) -> dict[str, str]:
-        if bucket is None:
-            return {}
-        remaining = math.floor(bucket.tokens)
-        headers = {"X-RateLimit-Limit": str(bucket.capacity), "X-RateLimit-Remaining": str(remaining)}
-        if remaining < NEAR_LIMIT_SHARE * bucket.capacity:
-            headers["X-RateLimit-NearLimit"] = "true"
-        return headers
+    async def _refuse(self, send: Send, status: int, message: str, headers: dict[str, str]) -> None:
+        body, shape = self.refusals.error(status, message)
+        await _respond(send, status, body, shape | headers)
 
     async def _server_error(self, send: Send) -> None:
         status = self.random.choice([500, 503])
-        if self.random.random() < 0.5:  # a proxy in front of Jira answers with HTML, not JSON
+        if self.random.random() < 0.5:  # a proxy in front of the API answers with HTML, not the vendor's JSON
             page = PROXY_ERROR_PAGE.format(status=status).encode()
             await _respond(send, status, page, {"Content-Type": "text/html; charset=utf-8"})
         else:
-            await _respond(send, status, _json_error("Internal server error"))
+            await self._refuse(send, status, "Internal server error", {})
 
 
-def _json_error(message: str) -> bytes:
-    return json.dumps({"errorMessages": [message], "errors": {}}).encode()
-
-
-async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    all_headers = {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}
-    raw_headers = [(name.lower().encode(), value.encode()) for name, value in all_headers.items()]
+async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw_headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
     raw_headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})

@@ -19,6 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
 
 SAMPLE = "mcas/alerts-list-response-item.json"
@@ -33,10 +35,15 @@ class McasState:
     alerts: dict[str, list[dict[str, Any]]]
     tokens: dict[str, str]
     max_limit: int
-    rate_limit_every: int | None
-    retry_after: int
-    tenant_calls: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+class McasRefusals(Refusals):
+    """Defender for Cloud Apps' error body, Django REST framework's {"detail": ...}."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer {"detail": message}."""
+        return json.dumps({"detail": "Request was throttled." if status == 429 else message}).encode(), {"Content-Type": "application/json"}
 
 
 def create_app(
@@ -53,14 +60,12 @@ def create_app(
     app.state.mcas = McasState(
         alerts={name: list(items) for name, items in alerts.items()},
         tokens=tokens or {name: TOKENS.get(name, f"{name}-sandbox-token") for name in alerts},
-        max_limit=max_limit, rate_limit_every=rate_limit_every, retry_after=retry_after,
+        max_limit=max_limit,
     )  # fmt: skip
-
-    @app.middleware("http")
-    async def record(request: Request, call_next):
-        response = await call_next(request)
-        app.state.mcas.calls.append((request.method, request.url.path, response.status_code))
-        return response
+    app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
+    # Each tenant has its own rate limit: count calls per tenant (the first path segment).
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=McasRefusals(), calls=app.state.mcas.calls,
+                       counted=lambda path: path.split("/")[1] or None)
 
     @app.post("/{tenant}/api/v1/alerts/")
     async def list_alerts(tenant: str, request: Request) -> JSONResponse:
@@ -70,9 +75,6 @@ def create_app(
             return JSONResponse({"detail": "Not found."}, status_code=404)
         if request.headers.get("authorization", "") != f"Token {state.tokens[tenant]}":
             return JSONResponse({"detail": "Invalid token"}, status_code=401)
-        state.tenant_calls[tenant] = state.tenant_calls.get(tenant, 0) + 1
-        if state.rate_limit_every and state.tenant_calls[tenant] % state.rate_limit_every == 0:
-            return JSONResponse({"detail": "Request was throttled."}, status_code=429, headers={"Retry-After": str(state.retry_after)})
         try:
             body = json.loads(await request.body() or b"{}")
             filters = body.get("filters") or {}

@@ -21,6 +21,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
 
 SAMPLE = "prisma-cloud/alerts-v2-ndjson.log"
@@ -55,6 +57,9 @@ def create_app(items: list[dict[str, Any]] | None = None, *, access_key: str = A
     app.state.tokens = {}  # token -> uses left (None: until the server stops)
     app.state.calls = []
     app.state.bodies = []  # the bodies of POST /v2/alert, for tests
+    app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=Refusals(),
+                       counted=lambda path: "alerts" if path == "/v2/alert" else None)
 
     def issue() -> str:
         token = secrets.token_urlsafe(24)
@@ -93,8 +98,6 @@ def create_app(items: list[dict[str, Any]] | None = None, *, access_key: str = A
         app.state.calls.append(("POST", "/v2/alert"))
         if not spend(request):
             return _redlock_error(401, "invalid_token")
-        if rate_limit_every and sum(1 for call in app.state.calls if call[1] == "/v2/alert") % rate_limit_every == 0:
-            return JSONResponse({"message": "Too Many Requests"}, status_code=429, headers={"Retry-After": str(retry_after)})
         body = await request.json()
         app.state.bodies.append(body)
         try:

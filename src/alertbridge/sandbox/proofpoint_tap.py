@@ -20,6 +20,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from .faults import FaultInjection, Faults, Refusals, TokenBucket
 from .samples import VENDOR_SAMPLES
 
 EVENT_TYPES = ("messagesDelivered", "messagesBlocked", "clicksPermitted", "clicksBlocked")
@@ -57,13 +59,27 @@ def default_items(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
+class ProofpointRefusals(Refusals):
+    """Plain-text errors; a 429 without Retry-After."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer in plain text, as the SIEM API does."""
+        return message.encode(), {"Content-Type": "text/plain; charset=utf-8"}
+
+    def throttled(self, faults: Faults, wait: float, bucket: TokenBucket | None) -> dict[str, str]:
+        """Send no Retry-After: Proofpoint documents the 429, but its budget is a rolling 24 hours."""
+        return {}
+
+
 def create_app(items: list[dict[str, Any]] | None = None, *, principal: str = PRINCIPAL, secret: str = SECRET,
                rate_limit_every: int | None = None, now: Callable[[], datetime] | None = None) -> FastAPI:
     """Build the emulator; `rate_limit_every=n` answers every n-th call with 429; `now` replaces the clock."""
     clock = now or (lambda: datetime.now(UTC))
     app = FastAPI(title="alertbridge Proofpoint TAP sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.items = default_items(clock()) if items is None else list(items)
-    app.state.calls = []
+    app.state.calls = []  # the query of every call, for tests
+    app.state.faults = Faults(rate_limit_every=rate_limit_every)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=ProofpointRefusals())
     expected = "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode()
 
     @app.get("/v2/siem/all")
@@ -72,9 +88,6 @@ def create_app(items: list[dict[str, Any]] | None = None, *, principal: str = PR
         app.state.calls.append(dict(request.query_params))
         if request.headers.get("authorization") != expected:
             return PlainTextResponse("The credentials provided were invalid.", status_code=401)
-        if rate_limit_every and len(app.state.calls) % rate_limit_every == 0:
-            # Proofpoint documents the 429 but sends no Retry-After: the budget is a rolling 24 hours.
-            return PlainTextResponse("Too Many Requests", status_code=429)
         window = _window(request.query_params, clock())
         if isinstance(window, str):
             return PlainTextResponse(window, status_code=400)

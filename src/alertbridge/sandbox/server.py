@@ -32,3 +32,10 @@ def create_sandbox(settings: JiraSandboxSettings | None = None) -> Starlette:
     """Build the Jira emulator and mount every vendor emulator beside it."""
     vendors = [Mount(f"/{prefix}", app=importlib.import_module(module).create_app()) for prefix, module in EMULATORS.items()]
     return Starlette(routes=[*vendors, Mount("/", app=create_app(settings))])
+
+
+def serve(host: str, port: int, settings: JiraSandboxSettings) -> None:
+    """Run the emulators with uvicorn until interrupted: Jira at the root, other vendors under /<type>."""
+    import uvicorn
+
+    uvicorn.run(create_sandbox(settings), host=host, port=port, log_level="warning")

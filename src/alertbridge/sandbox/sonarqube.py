@@ -15,6 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
 
 SAMPLE = "sonarqube/api-issues-search-official-example.json"
@@ -24,6 +26,14 @@ MAX_RESULTS = 10_000
 
 def _errors(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"errors": [{"msg": message}]}, status_code=status, headers=headers)
+
+
+class SonarRefusals(Refusals):
+    """SonarQube's error body: {"errors": [{"msg": ...}]}."""
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer in SonarQube's shape."""
+        return json.dumps({"errors": [{"msg": message}]}).encode(), {"Content-Type": "application/json"}
 
 
 def _stamp(moment: datetime) -> str:
@@ -48,7 +58,9 @@ def create_app(items: list[dict[str, Any]] | None = None, *, token: str = TOKEN,
     """Build the emulator; every `rate_limit_every`-th call is answered 429 with Retry-After."""
     app = FastAPI(title="alertbridge SonarQube sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.items = default_items() if items is None else list(items)
-    app.state.calls = []
+    app.state.calls = []  # the query of every search, for tests
+    app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=SonarRefusals())
     accepted = {f"Bearer {token}", "Basic " + base64.b64encode(f"{token}:".encode()).decode()}
 
     @app.get("/api/issues/search")
@@ -58,8 +70,6 @@ def create_app(items: list[dict[str, Any]] | None = None, *, token: str = TOKEN,
         app.state.calls.append(dict(query))
         if request.headers.get("authorization") not in accepted:
             return _errors(401, "Authentication is required")
-        if rate_limit_every and len(app.state.calls) % rate_limit_every == 0:
-            return _errors(429, "Too many requests", {"Retry-After": str(retry_after)})
         try:
             page, size = int(query.get("p", 1)), int(query.get("ps", 100))
             after = datetime.fromisoformat(query["createdAfter"]) if "createdAfter" in query else None

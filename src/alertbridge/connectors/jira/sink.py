@@ -1,11 +1,11 @@
-"""Jira as a ticket sink (Cloud and Data Center, one connector with a `flavor`), and Jira's webhook as a source.
+"""Jira as a ticket sink (Cloud and Data Center, one connector with a `flavor`).
 
     cloud       REST v3, ADF bodies, users by accountId, email + API token, search/jql with nextPageToken
     datacenter  REST v2, escaped wiki markup, users by name, PAT (or username + password), search with startAt
 
 Fields are named as people see them ("Incident Severity") and shaped by the
-schema Jira publishes for the project and issue type (`_jira_fields`). Rate
-limits and error mapping live in the client (`_jira_api`).
+schema Jira publishes for the project and issue type (`fields`). Rate
+limits and error mapping live in the client (`api`).
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from urllib.parse import quote
 import httpx2
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from ..errors import ConnectorError, Permanent, Retryable
-from . import _jira_fields as jf
-from ._http import check_response
-from ._jira_api import PAGE_SIZE, Clock, JiraApi
-from ._jira_markup import render
-from ._jira_webhook import JiraWebhookConfig, JiraWebhookSource
-from .roles import (Attachments, BulkCreate, PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink,
-                    TicketStatus, TransitionCheck)
-
-__all__ = ["JiraConfig", "JiraSink", "JiraWebhookConfig", "JiraWebhookSource"]
+from ...errors import ConnectorError, Permanent, Retryable
+from . import fields as jf
+from .._http import check_response
+from .api import JIRA, PAGE_SIZE, Clock, JiraApi
+from .markup import render
+from ..roles import (Attachments, BulkCreate, PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink,
+                     TicketStatus, TransitionCheck)
 
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
 
@@ -194,12 +191,12 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments, TicketPrevi
         body = response.json()
         element_errors = body.get("errors") if isinstance(body.get("errors"), list) else []
         if not element_errors:
-            check_response(response, vendor="jira")  # a 400 about the whole request, not its elements
+            check_response(response, JIRA)  # a 400 about the whole request, not its elements
         failed: dict[int, ConnectorError] = {}
         for error in element_errors:
             element = httpx2.Response(error.get("status", 400), json=error.get("elementErrors", {}), request=response.request)
             try:
-                check_response(element, vendor="jira")  # the same mapping as a single call: 429/5xx retry, 400 is permanent
+                check_response(element, JIRA)  # the same mapping as a single call: 429/5xx retry, 400 is permanent
             except ConnectorError as exc:
                 failed[error.get("failedElementNumber", -1)] = exc
         created = iter(body.get("issues", []))

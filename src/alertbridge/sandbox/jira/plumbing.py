@@ -1,18 +1,21 @@
-"""Request plumbing shared by the emulator's routes: state, flavour, authentication, bodies, paging."""
+"""Request plumbing shared by the emulator's routes: state, flavour, authentication, bodies, paging, refusals."""
 
 import base64
 import binascii
 import json
+import math
 from collections.abc import Mapping
 
 from fastapi import Request
 
-from ._jira_fields import Api
-from ._jira_seed import USERS
-from ._jira_state import JiraError, JiraState
+from .fields import Api
+from .seed import USERS
+from ..faults import Faults, Refusals, TokenBucket
+from .state import JiraError, JiraSandboxSettings, JiraState
 
 NOT_AUTHENTICATED = "You are not authenticated. Authentication required to perform this operation."
 SEARCH_PAGE_LIMIT = 100  # Jira caps maxResults silently rather than failing
+NEAR_LIMIT_SHARE = 0.2  # Jira adds X-RateLimit-NearLimit when less than 20% of the budget remains
 
 
 def state_of(request: Request) -> JiraState:
@@ -67,3 +70,23 @@ def page(arguments: Mapping, default_size: int = 50, limit: int = SEARCH_PAGE_LI
     except (TypeError, ValueError):
         raise JiraError(400, ["startAt and maxResults must be integers."]) from None
     return start, max(0, min(size, limit))
+
+
+class JiraRefusals(Refusals):
+    """Jira's error body, and the RateLimit-Reason and X-RateLimit-NearLimit headers of its rate limits."""
+
+    def __init__(self, settings: JiraSandboxSettings):
+        self.settings = settings
+
+    def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
+        """Answer in Jira's shape: {"errorMessages": [...], "errors": {}}."""
+        return json.dumps({"errorMessages": [message], "errors": {}}).encode(), {"Content-Type": "application/json;charset=UTF-8"}
+
+    def throttled(self, faults: Faults, wait: float, bucket: TokenBucket | None) -> dict[str, str]:
+        """Add the reason Jira gives for a 429."""
+        return super().throttled(faults, wait, bucket) | {"RateLimit-Reason": self.settings.rate_limit_reason}
+
+    def budget(self, bucket: TokenBucket) -> dict[str, str]:
+        """Add X-RateLimit-NearLimit once less than a fifth of the budget remains."""
+        headers = super().budget(bucket)
+        return headers | ({"X-RateLimit-NearLimit": "true"} if math.floor(bucket.tokens) < NEAR_LIMIT_SHARE * bucket.capacity else {})

@@ -18,10 +18,10 @@ import uuid
 
 import httpx2
 
-from ._jira_fields import Api
-from ._jira_render import issue_json
-from ._jira_seed import USERS
-from ._jira_state import Issue
+from .fields import Api
+from .render import issue_json
+from .seed import USERS
+from .state import Issue
 
 
 class WebhookSender:

@@ -22,8 +22,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import AuthFailed, ConnectorError, MissingExtra, Permanent, RateLimited, Retryable
-from ._http import parse_retry_after
+from ...errors import AuthFailed, ConnectorError, MissingExtra, Permanent, RateLimited, Retryable, TimedOut
+from .._http import parse_retry_after
 
 VENDOR = "security-ir"
 MAX_PAGE = 25  # ListCasesRequestMaxResultsInteger / ListCommentsRequestMaxResultsInteger: max 25
@@ -70,7 +70,7 @@ def typed_error(exc: Exception, operation: str) -> ConnectorError | None:
         message = f"{VENDOR} {operation} -> {status}: {code}: {error.get('Message', '')}"
         retry_after = parse_retry_after(str(exc.response.get("retryAfterSeconds") or meta.get("HTTPHeaders", {}).get("retry-after") or ""))
         if code in THROTTLING_CODES or status == 429:
-            return RateLimited(message, retry_after=retry_after, reason=code or "throttled")
+            return RateLimited(message, retry_after=retry_after, cause=code or "throttled")
         if code in AUTH_CODES or status in (401, 403):
             return AuthFailed(message, status=status)
         if code == "InvalidTokenException":
@@ -80,7 +80,11 @@ def typed_error(exc: Exception, operation: str) -> ConnectorError | None:
         return Permanent(message, status=status)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):
         return AuthFailed(f"{VENDOR} {operation}: {exc}")
-    if isinstance(exc, bx.ConnectionError | bx.HTTPClientError):  # timeouts and refused connections
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError):  # refused or never connected: not sent
+        return Retryable(f"{VENDOR} {operation}: not sent: {type(exc).__name__}: {exc}", sent=False)
+    if isinstance(exc, bx.ReadTimeoutError):
+        return TimedOut(f"{VENDOR} {operation}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, bx.ConnectionError | bx.HTTPClientError):
         return Retryable(f"{VENDOR} {operation}: {type(exc).__name__}: {exc}")
     if isinstance(exc, bx.BotoCoreError):  # no region, bad parameters: configuration, not weather
         return Permanent(f"{VENDOR} {operation}: {exc}")
@@ -137,7 +141,7 @@ class SecurityIrApi:
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""
-        if self._client is not None and hasattr(self._client, "close"):
+        if self._client is not None:
             await asyncio.to_thread(self._client.close)
 
 

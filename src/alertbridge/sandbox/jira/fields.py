@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import _adf
-from ._jira_seed import (
+from . import adf
+from .seed import (
     ISSUE_TYPES, PRIORITIES, PROJECT, RESOLUTIONS, STATUS_CATEGORIES, STATUSES, USERS,
     FieldDef, User, find_by, option_id,
 )  # fmt: skip
@@ -51,12 +51,12 @@ def parse_value(field_def: FieldDef, value: object, api: Api) -> object:
 def _parse_rich_text(value: object, api: Api) -> dict:
     if api.version == 3:
         # Cloud v3 takes only ADF: https://developer.atlassian.com/cloud/jira/platform/apis/document/structure/
-        if not _adf.is_document(value):
+        if not adf.is_document(value):
             raise FieldError("Operation value must be an Atlassian Document")
         return value  # type: ignore[return-value]
     if not isinstance(value, str):
         raise FieldError("Operation value must be a string")
-    return _adf.from_text(value)
+    return adf.from_text(value)
 
 
 def _parse_text(field_def: FieldDef, value: object, api: Api) -> str:
@@ -163,7 +163,7 @@ def render_value(field_def: FieldDef, stored: object, api: Api) -> object:
     if stored is None:
         return None
     if field_def.rich_text:
-        return stored if api.version == 3 else _adf.to_text(stored)  # type: ignore[arg-type]
+        return stored if api.version == 3 else adf.to_text(stored)  # type: ignore[arg-type]
     kind = field_def.custom_type or field_def.type
     if kind == "select":
         return option_json(field_def, stored, api)  # type: ignore[arg-type]

@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from ..errors import PayloadError
-from ..model import TicketEvent
-from .roles import Parser, ParserConfig, WebhookConfig, WebhookSource
+from ...errors import PayloadError
+from ...model import TicketEvent
+from .._values import text as _text
+from ..roles import Parser, ParserConfig, WebhookConfig, WebhookSource
 
 _KINDS = {
     "jira:issue_created": "created",
@@ -27,11 +28,6 @@ _CATEGORIES = {"new", "indeterminate", "done"}
 
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    # Webhook bodies are input: a field of an unexpected type reads as absent, never as a crash.
-    return value if isinstance(value, str) and value else None
 
 
 def _actor(user: Any) -> str | None:

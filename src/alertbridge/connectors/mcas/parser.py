@@ -1,41 +1,22 @@
-"""Microsoft Defender for Cloud Apps (MCAS) source: polls the alerts of several tenants, each with its own token.
-
-Each item the poller stores is ``{"tenant": <name>, "alert": <the vendor's alert>}``,
-so that parse knows the tenant (``source.tenant``, which routes match with
-``match.tenants``). The cursor is a JSON object with one position per tenant.
-A tenant whose call fails (wrong token, 429, outage) is recorded in
-``tenant_errors``, logged, counted in ``alertbridge_polls_total`` under
-``<source>/<tenant>``, and left alone until ``retry_after`` or one
-``interval`` passed; the other tenants go on. Only when every tenant polled
-fails does ``poll`` raise (the first error), so the core backs off.
+"""Defender for Cloud Apps alerts as alerts, purely: severities, stories, intents, and users and IPs found in the text.
 
 Alert fields: https://learn.microsoft.com/en-us/defender-cloud-apps/api-alerts
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import httpx2
-import structlog
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
-from ..errors import ConnectorError, PayloadError, Permanent, RateLimited
-from ..metrics import POLLS
-from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
-from ._mcas_api import PAGE_LIMIT, Position, list_alerts
-from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult, StrictModel
-from ._values import hostname as _host
-from ._values import is_ip as _is_ip
-from ._values import text as _text
-
-log = structlog.get_logger(__name__)
+from ...errors import PayloadError
+from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo
+from .._values import hostname as _host
+from .._values import epoch_millis as _millis
+from .._values import is_ip as _is_ip
+from .._values import text as _text
+from ..roles import Parser, ParserConfig, StrictModel
 
 # severityValue, statusValue, resolutionStatusValue, stories and intent as the Alerts API page lists them.
 SEVERITY = {0: Severity.low, 1: Severity.medium, 2: Severity.high, 3: Severity.info}
@@ -59,21 +40,6 @@ IP_PATTERNS = [
 ]  # candidates only: each match must also pass ipaddress.ip_address
 SCAN_LIMIT = 20_000  # characters of title and description the patterns read
 USER_ENTITIES, HOST_ENTITIES, IP_ENTITIES = {"account", "user"}, {"device"}, {"ip"}
-
-
-class McasTenant(StrictModel):
-    """One Defender for Cloud Apps tenant and its API token."""
-
-    name: str = Field(min_length=1, description="Tenant name: becomes the alerts' source.tenant, for routes' match.tenants", examples=["contoso"])
-    url: str = Field(
-        description="The tenant's API URL (Settings → Cloud Apps → API tokens shows it)",
-        examples=["https://contoso.portal.cloudappsecurity.com", "http://127.0.0.1:8081/mcas/contoso"],
-    )
-    token: SecretStr = Field(description="An API token of this tenant (read-only Security Reader is enough)", examples=["${MCAS_CONTOSO_TOKEN}"])
-    min_severity: Severity | None = Field(
-        default=None, description="Ask only for alerts at or above this severity (info < low < medium < high); unset for all",
-        examples=["medium"],
-    )
 
 
 class Extract(StrictModel):
@@ -165,106 +131,6 @@ class McasParser(Parser):
         return Observables(users=list(dict.fromkeys(users)), ips=list(dict.fromkeys(ips)))
 
 
-class McasSource(McasParser, Poller):
-    """Defender for Cloud Apps alerts, polled tenant by tenant; text-extracted users and IPs join the entities."""
-
-    parser = McasParser
-
-    class Config(McasParser.Config, PollerConfig):
-        """The tenants to poll and how to read their alerts."""
-
-        tenants: list[McasTenant] = Field(
-            min_length=1, description="The tenants to poll, each with its own URL and token; names must differ",
-            examples=[[{"name": "contoso", "url": "https://contoso.portal.cloudappsecurity.com", "token": "${MCAS_CONTOSO_TOKEN}"}]],
-        )
-        page_size: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT, description="Alerts asked for per call and tenant", examples=[100])
-
-        @field_validator("tenants")
-        @classmethod
-        def _unique(cls, tenants: list[McasTenant]) -> list[McasTenant]:
-            names = [tenant.name for tenant in tenants]
-            if len(set(names)) != len(names):
-                raise ValueError(f"tenant names must differ: {names}")
-            return tenants
-
-    config: Config
-
-    def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
-        super().__init__(name, config)
-        self._tenants = {tenant.name: tenant for tenant in config.tenants}
-        self.tenant_urls = {tenant.name: tenant.url for tenant in config.tenants}
-        self._client = httpx2.AsyncClient(timeout=config.timeout, transport=transport, headers={"Accept": "application/json"})
-        self._clock = clock
-        self._resume_at: dict[str, float] = {}
-        self.tenant_errors: dict[str, str] = {}  # tenant name -> the last poll error, until it polls fine again
-
-    async def poll(self, cursor: str | None) -> PollResult:
-        """Fetch the next page of every tenant not backing off; one failing tenant does not stop the others."""
-        positions = self._read_cursor(cursor)
-        items: list[dict[str, Any]] = []
-        failures: list[ConnectorError] = []
-        more = False
-        now = self._clock()
-        due = [tenant for tenant in self._tenants.values() if self._resume_at.get(tenant.name, 0.0) <= now]
-        if not due:
-            wait = min(self._resume_at.values()) - now
-            raise RateLimited(f"mcas {self.name}: every tenant is waiting out an error", retry_after=wait, reason="tenant-backoff")
-        for tenant in due:
-            position = positions[tenant.name]
-            try:
-                page, has_next = await list_alerts(
-                    self._client, tenant.url, tenant.token, position, self.config.page_size, _severities(tenant.min_severity), f"mcas {tenant.name}"
-                )
-            except ConnectorError as exc:
-                failures.append(exc)
-                self._tenant_failed(tenant.name, exc, now)
-                continue
-            self.tenant_errors.pop(tenant.name, None)
-            POLLS.labels(source=f"{self.name}/{tenant.name}", outcome="ok").inc()
-            items += [{"tenant": tenant.name, "alert": alert} for alert in page]
-            positions[tenant.name] = position.after(page)
-            more = more or has_next
-        if len(failures) == len(due):
-            raise failures[0]
-        state = {name: {"since": p.since, "skip": p.skip} for name, p in positions.items()}
-        return PollResult(items, json.dumps(state, sort_keys=True), more=more)
-
-    def _tenant_failed(self, tenant: str, exc: ConnectorError, now: float) -> None:
-        self.tenant_errors[tenant] = str(exc)
-        retry_after = getattr(exc, "retry_after", None) or 0.0
-        self._resume_at[tenant] = now + max(retry_after, self.config.interval)
-        POLLS.labels(source=f"{self.name}/{tenant}", outcome=type(exc).__name__).inc()
-        log.warning("mcas tenant poll failed", source=self.name, tenant=tenant, error=str(exc), retry_after=retry_after)
-
-    def _read_cursor(self, cursor: str | None) -> dict[str, Position]:
-        start = int((time.time() - self.config.backfill) * 1000)
-        try:
-            stored = json.loads(cursor) if cursor else {}
-            known = {name: Position(int(p["since"]), int(p["skip"])) for name, p in stored.items() if name in self._tenants}
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise Permanent(f"mcas {self.name}: stored cursor is unreadable ({exc}); reset it") from None
-        # A tenant added to the config since starts `backfill` ago; a removed one's position is dropped.
-        return {name: known.get(name, Position(start)) for name in self._tenants}
-
-    def item_id(self, item: dict[str, Any]) -> str:
-        """Return tenant/alert id: ids are per tenant."""
-        alert = item.get("alert")
-        alert_id = alert.get("_id") if isinstance(alert, dict) else None
-        if not isinstance(alert_id, str) or not alert_id:
-            # Still stored, so that parse dead-letters it with the raw item kept.
-            alert_id = "no-id:" + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32]
-        return f"{item.get('tenant')}/{alert_id}"
-
-    async def aclose(self) -> None:
-        """Release connections."""
-        await self._client.aclose()
-
-
-def _severities(minimum: Severity | None) -> list[int] | None:
-    """Return the severityValue list at or above `minimum`: 3 (informational) ranks below 0 (low)."""
-    return None if minimum is None else sorted(value for value, severity in SEVERITY.items() if severity.rank >= minimum.rank)
-
-
 def _matches(pattern: re.Pattern[str], text: str) -> list[str]:
     """Return each match's first named group, else group 1, else the whole match."""
     group = min(pattern.groupindex.values()) if pattern.groupindex else (1 if pattern.groups else 0)
@@ -301,14 +167,3 @@ def _description(text: str, payload: dict[str, Any]) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _millis(value: Any) -> datetime | None:
-    """Read an MCAS timestamp: epoch milliseconds."""
-    if not _is_int(value):
-        return None
-    try:
-        return datetime.fromtimestamp(value / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-

@@ -19,18 +19,16 @@ query string or the headers (they hold JQL and credentials).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
-import structlog
 
-from ..errors import AuthFailed, ConnectorError, Permanent, RateLimited, Retryable
-from ..metrics import RATE_LIMITED, SINK_CALLS
-from ._http import parse_retry_after, send
-
-log = structlog.get_logger(__name__)
+from ...errors import RateLimited
+from ...metrics import SINK_CALLS
+from .._http import HttpClient, Vendor, parse_retry_after
 
 SITE_WIDE_REASONS = {"jira-quota-global-based", "jira-quota-tenant-based"}
 BURST_REASON = "jira-burst-based"
@@ -53,16 +51,6 @@ class Clock:
         await asyncio.sleep(seconds)
 
 
-def _outcome(error: ConnectorError | None) -> str:
-    if error is None:
-        return "ok"
-    if isinstance(error, RateLimited):
-        return "rate_limited"
-    if isinstance(error, AuthFailed):
-        return "auth_failed"
-    return "retryable" if isinstance(error, Retryable) else "permanent"
-
-
 def reset_delay(headers: httpx2.Headers, now: datetime | None = None) -> float | None:
     """Return seconds until the limit resets, from Retry-After or else X-RateLimit-Reset (ISO 8601, e.g. 2024-01-01T10:00Z)."""
     delay = parse_retry_after(headers.get("retry-after"), now)
@@ -74,6 +62,34 @@ def reset_delay(headers: httpx2.Headers, now: datetime | None = None) -> float |
         return None
     reset = reset if reset.tzinfo else reset.replace(tzinfo=UTC)
     return max(0.0, (reset - (now or datetime.now(UTC))).total_seconds())
+
+
+class JiraVendor(Vendor):
+    """Jira's errors: `errorMessages` and the `errors` map; a 429's cause in RateLimit-Reason."""
+
+    def message(self, body: Any) -> str | None:
+        """Join errorMessages and the errors map (a map of field -> message, or a bulk call's list)."""
+        if not isinstance(body, dict):
+            return None
+        parts = [str(m) for m in body.get("errorMessages") or []]
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            parts += [f"{k}: {v}" for k, v in errors.items()]
+        elif isinstance(errors, list):
+            parts += [json.dumps(e)[:200] for e in errors]
+        return "; ".join(parts) or super().message(body)
+
+    def retry_after(self, response: httpx2.Response) -> float | None:
+        """Read Retry-After, or else X-RateLimit-Reset."""
+        return reset_delay(response.headers)
+
+    def rate_limit_cause(self, response: httpx2.Response) -> str:
+        """Read RateLimit-Reason (points-based quotas send it under a beta name)."""
+        headers = response.headers
+        return headers.get("ratelimit-reason") or headers.get("x-beta-ratelimit-reason") or "unknown"
+
+
+JIRA = JiraVendor("jira")
 
 
 class JiraApi:
@@ -94,12 +110,9 @@ class JiraApi:
     ):
         self.sink = sink
         self.cloud = cloud
-        self.timeout = timeout
         self.clock = clock or Clock()
-        self._client = httpx2.AsyncClient(
-            base_url=base_url, auth=auth, headers={"Accept": "application/json", **headers},
-            timeout=timeout, transport=transport,
-        )  # fmt: skip
+        self._http = HttpClient(sink, JIRA, base_url=base_url, auth=auth, headers=headers, timeout=timeout,
+                                transport=transport, observe=self._learn)  # fmt: skip
         self._slots = asyncio.Semaphore(max_concurrency)
         self._paused_until = 0.0
         self._pause_reason = "unknown"
@@ -120,21 +133,14 @@ class JiraApi:
     ) -> httpx2.Response:
         """Send one request and return the response; raise the typed error otherwise (statuses in `accept` return)."""
         await self._wait_turn(operation)
-        seen: list[httpx2.Response] = []
-        error: ConnectorError | None = None
         try:
             async with self._slots:
-                return await send(self._exchange(operation, method, path, json, params, files, headers, seen), vendor="jira")
-        except ConnectorError as exc:
-            if isinstance(exc, Permanent) and seen and seen[0].status_code in accept:
-                return seen[0]
-            if isinstance(exc, RateLimited) and exc.retry_after is None:
-                # Jira may send only X-RateLimit-Reset; the pause it set is the best retry time to hand on.
+                return await self._http.call(operation, method, path, json=json, params=params, files=files, headers=headers, accept=accept)
+        except RateLimited as exc:
+            if exc.retry_after is None:
+                # A 429 without Retry-After or X-RateLimit-Reset: the pause it set is the best retry time to hand on.
                 exc.retry_after = max(0.0, self._paused_until - self.clock.now()) or None
-            error = exc
             raise
-        finally:
-            SINK_CALLS.labels(self.sink, operation, _outcome(error)).inc()
 
     async def paged(self, operation: str, path: str, list_key: str) -> list[dict]:
         """Read every page of a startAt-paged list (Cloud names the list, Data Center calls it `values`)."""
@@ -172,24 +178,11 @@ class JiraApi:
         while (wait := self._paused_until - self.clock.now()) > 0:
             if wait > LONGEST_WAIT:
                 SINK_CALLS.labels(self.sink, operation, "paused").inc()
-                raise RateLimited(f"jira {operation}: site paused by {self._pause_reason}", retry_after=wait, reason=self._pause_reason)
+                raise RateLimited(f"jira {operation}: site paused by {self._pause_reason}", retry_after=wait, cause=self._pause_reason)
             await self.clock.sleep(wait)
         delay = self._endpoint_delay.get(operation, 0.0) + self._pace
         if delay > 0:
             await self.clock.sleep(delay)
-
-    async def _exchange(
-        self, operation: str, method: str, path: str, json: Any, params: Any, files: Any, headers: Any, seen: list
-    ) -> httpx2.Response:
-        # httpx timeouts bound each phase, not the whole call, and an in-process transport has none: one deadline covers all.
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client.request(method, path, json=json, params=params, files=files, headers=headers)
-        except TimeoutError:
-            raise httpx2.TimeoutException(f"no answer within {self.timeout}s") from None
-        seen.append(response)
-        self._learn(operation, response)
-        return response
 
     def _learn(self, operation: str, response: httpx2.Response) -> None:
         """Adjust pacing from the rate-limit headers of one response."""
@@ -198,9 +191,7 @@ class JiraApi:
         if response.status_code != 429:
             self._decay(operation)
             return
-        reason = headers.get("ratelimit-reason", "unknown")
-        RATE_LIMITED.labels(self.sink, reason).inc()
-        log.warning("jira rate limited", sink=self.sink, path=response.request.url.path, reason=reason)
+        reason = JIRA.rate_limit_cause(response)
         if reason in SITE_WIDE_REASONS:
             pause = reset_delay(headers)
             self._paused_until = max(self._paused_until, self.clock.now() + (DEFAULT_PAUSE if pause is None else pause))
@@ -221,4 +212,4 @@ class JiraApi:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._client.aclose()
+        await self._http.aclose()

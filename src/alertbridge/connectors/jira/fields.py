@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ..errors import Permanent
-from ._jira_markup import clean, render
-from .roles import TicketDraft
+from ...errors import Permanent
+from .markup import clean, render
+from ..roles import TicketDraft
 
 SUMMARY_LIMIT = 255  # Jira rejects longer summaries and single-line text values
 _NAME_REFERENCES = {"priority", "resolution", "component", "version", "group", "securitylevel"}

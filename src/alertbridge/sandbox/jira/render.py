@@ -1,13 +1,13 @@
 """Response bodies of the Jira emulator, in the shapes Atlassian's API returns."""
 
-from ._jira_fields import (
+from .fields import (
     Api, issue_type_json, option_json, priority_json, project_json, render_value, status_json, user_by_account, user_json,
 )  # fmt: skip
-from ._jira_seed import (
+from .seed import (
     DEFAULT_PRIORITY_ID, FIELDS, FIELDS_BY_ID, ISSUE_TYPES, PRIORITIES, PROJECT, READ_ONLY_FIELDS, RESOLUTIONS, USERS,
     FieldDef, Transition, option_id,
 )  # fmt: skip
-from ._jira_state import Issue
+from .state import Issue
 
 ALL_FIELDS = "*all"
 

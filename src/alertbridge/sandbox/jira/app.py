@@ -11,16 +11,16 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from . import _jira_render as render
-from ._jira_fields import issue_type_json, priority_json, status_json, user_json
-from ._jira_seed import FIELDS, ISSUE_TYPES, PRIORITIES, PROJECT, READ_ONLY_FIELDS, RESOLUTIONS, STATUSES, USERS
-from ._jira_requests import api_of, authenticate, json_body, page, state_of
-from ._jira_state import JiraError, JiraSandboxSettings, JiraState
-from ._jql import JqlError
-from .faults import FaultInjection
+from . import render
+from .fields import issue_type_json, priority_json, status_json, user_json
+from .seed import FIELDS, ISSUE_TYPES, PRIORITIES, PROJECT, READ_ONLY_FIELDS, RESOLUTIONS, STATUSES, USERS
+from .plumbing import JiraRefusals, api_of, authenticate, json_body, page, state_of
+from .state import JiraError, JiraSandboxSettings, JiraState
+from .jql import JqlError
+from ..faults import FaultInjection
 from .webhooks import WebhookSender
 
-__all__ = ["JiraSandboxSettings", "JiraState", "create_app", "serve"]
+__all__ = ["JiraSandboxSettings", "JiraState", "create_app"]
 
 RUNTIME_KNOBS = {"latency_ms", "fail_rate", "hang_seconds", "rate_limit", "rate_limit_reason", "search_lag_seconds"}
 
@@ -375,17 +375,9 @@ def create_app(settings: JiraSandboxSettings | None = None) -> FastAPI:
     app.include_router(admin)
     app.add_exception_handler(JiraError, _jira_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_middleware(FaultInjection, state=app.state.jira)
+    app.add_middleware(FaultInjection, faults=app.state.jira.faults, refusals=JiraRefusals(app.state.jira.faults), calls=app.state.jira.calls)
     if app.state.jira.faults.webhook_url:
         sender = WebhookSender(app.state.jira.faults.webhook_url, app.state.jira.faults.webhook_secret, root="http://127.0.0.1")
         app.state.jira.listeners.append(sender.issue_moved)
     return app
 
-
-def serve(host: str, port: int, settings: JiraSandboxSettings) -> None:
-    """Run the emulators with uvicorn until interrupted: Jira at the root, other vendors under /<type>."""
-    import uvicorn
-
-    from .server import create_sandbox
-
-    uvicorn.run(create_sandbox(settings), host=host, port=port, log_level="warning")

@@ -4,9 +4,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from . import _adf, _jql
-from ._jira_fields import Api, FieldError, jira_time, parse_value
-from ._jira_seed import (
+from ..faults import Faults
+from . import adf as _adf
+from . import jql as _jql
+from .fields import Api, FieldError, jira_time, parse_value
+from .seed import (
     DEFAULT_PRIORITY_ID, FIELDS_BY_ID, ISSUE_TYPES, PRIORITIES, PROJECT, RESOLUTIONS, STATUS_CATEGORIES,
     STATUSES, TRANSITIONS, USERS, Transition, find_by,
 )  # fmt: skip
@@ -15,17 +17,14 @@ BULK_CREATE_LIMIT = 50  # https://developer.atlassian.com/cloud/jira/platform/re
 
 
 @dataclass
-class JiraSandboxSettings:
+class JiraSandboxSettings(Faults):
+    """The site's credentials and Jira's own knobs, besides the fault knobs every emulator has."""
+
     email: str = "soc@example.com"
     api_token: str = "sandbox-token"  # basic auth password for `email`
     pat: str = "sandbox-token"  # bearer personal access token (Data Center)
-    latency_ms: float = 0  # added to every API call
-    fail_rate: float = 0.0  # fraction of calls that fail: 2/3 429, 1/6 5xx, 1/6 hang
-    hang_seconds: float = 30  # how long a "hung" request sleeps
-    rate_limit: float | None = None  # max requests per second per site (token bucket); None = unlimited
     rate_limit_reason: str = "jira-burst-based"  # the RateLimit-Reason header of a 429
     search_lag_seconds: float = 0.0  # new issues reach JQL search only after this delay (Cloud's index lag)
-    seed: int | None = None  # RNG seed for fault injection
     webhook_url: str | None = None  # where to POST jira:issue_updated on status changes, as a Jira webhook would
     webhook_secret: str | None = None  # signs webhook bodies (X-Hub-Signature: sha256=…)
 
@@ -140,7 +139,6 @@ class JiraState:
     calls: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
     next_number: int = 1
     next_child_id: int = 10000  # comments, remote links and attachments share one counter
-    resets: int = 0  # tells the fault layer to restart its random sequence
     listeners: list = field(default_factory=list)  # called with (issue, change) on every status change
 
     def reset(self) -> None:
@@ -148,7 +146,7 @@ class JiraState:
         self.issues.clear()
         self.calls.clear()
         self.next_number, self.next_child_id = 1, 10000
-        self.resets += 1
+        self.faults.resets += 1  # the fault layer restarts its random sequence
 
     def issues_with_label(self, label: str) -> list[Issue]:
         """Return every issue that carries `label`, search lag or not."""

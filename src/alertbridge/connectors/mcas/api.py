@@ -16,8 +16,9 @@ from typing import Any
 import httpx2
 from pydantic import SecretStr
 
-from ..errors import Retryable
-from ._http import send
+from ...errors import Retryable
+from .._values import is_millis as _is_millis
+from .._http import HttpClient, Vendor
 
 ALERTS_PATH = "/api/v1/alerts/"
 PAGE_LIMIT = 100  # the most the list call returns at once
@@ -46,25 +47,22 @@ class Position:
         return Position(newest, 0)
 
 
-async def list_alerts(
-    client: httpx2.AsyncClient, url: str, token: SecretStr, position: Position, limit: int, severities: list[int] | None, vendor: str
-) -> tuple[list[Any], bool]:
+def tenant_client(source: str, tenant: str, url: str, token: SecretStr, *, timeout: float,
+                  transport: httpx2.AsyncBaseTransport | None = None) -> HttpClient:
+    """Return the client of one tenant: its own URL and API token; metrics name it `<source>/<tenant>`."""
+    headers = {"Authorization": f"Token {token.get_secret_value()}"}
+    return HttpClient(f"{source}/{tenant}", Vendor(f"mcas {tenant}"), base_url=url.rstrip("/"), headers=headers,
+                      timeout=timeout, transport=transport)  # fmt: skip
+
+
+async def list_alerts(client: HttpClient, position: Position, limit: int, severities: list[int] | None) -> tuple[list[Any], bool]:
     """Fetch one page of a tenant's alerts raised since `position`, oldest first; return it and whether more follow."""
     filters: dict[str, Any] = {"date": {"gte": position.since}}
     if severities is not None:
         filters["severity"] = {"eq": severities}
     body = {"filters": filters, "sortField": "date", "sortDirection": "asc", "skip": position.skip, "limit": limit}
-    headers = {"Authorization": f"Token {token.get_secret_value()}"}
-    response = await send(client.post(url.rstrip("/") + ALERTS_PATH, json=body, headers=headers), vendor=vendor)
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+    answer = client.json_object(await client.call("alerts", "POST", ALERTS_PATH, json=body))
+    if not isinstance(answer.get("data"), list):
         # A 2xx without the list is a proxy's page or a hiccup, not a verdict on the request.
-        raise Retryable(f"{vendor}: the alerts answer has no 'data' list")
+        raise Retryable(f"{client.vendor.name}: the alerts answer has no 'data' list")
     return answer["data"], answer.get("hasNext") is True
-
-
-def _is_millis(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
