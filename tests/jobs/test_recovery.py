@@ -72,7 +72,7 @@ def db(tmp_path) -> str:
 async def show_job(hub, job_id: int) -> dict:
     """Show a job as `dlq show` and /api/dlq/{id} do."""
     async with hub.store.read() as conn:
-        return await queries.show_job(conn, job_id, hub.config.settings.routes)
+        return await queries.show_job(conn, job_id, hub.config)
 
 
 async def test_a_dead_create_replayed_after_the_route_is_fixed_files_the_fixed_ticket(db):

@@ -42,9 +42,12 @@ app.command()(plan)
 def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also check routes against the sinks' live APIs")] = False) -> None:
     """Validate a config file and report every problem with its path."""
     loaded = load(config)
-    for warning in loaded.warnings:
+    warnings, problems = list(loaded.warnings), []
+    if live:
+        report = asyncio.run(_check_live(loaded))
+        warnings, problems = warnings + report.warnings, report.problems
+    for warning in warnings:
         typer.echo(f"  warning: {warning}", err=True)
-    problems = asyncio.run(_check_live(loaded)) if live else []
     for problem in problems:
         typer.echo(f"  {problem}", err=True)
     if problems:
@@ -58,15 +61,18 @@ def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also ch
     typer.echo(f"{config}: OK ({counts})")
 
 
-async def _check_live(config) -> list[str]:
+async def _check_live(config):
     from ..pipeline.checks import check_routes_live
+    from ..store.instance import read_identity
 
-    problems = await check_routes_live(config)
-    await _keep_check(config, problems)
-    return problems
+    # This hub's own instance, to tell its tickets from its neighbours'; read only, nothing is created.
+    identity = await asyncio.to_thread(read_identity, config.settings.database)
+    report = await check_routes_live(config, identity)
+    await _keep_check(config, report)
+    return report
 
 
-async def _keep_check(config, problems: list[str]) -> None:
+async def _keep_check(config, report) -> None:
     """Keep the result for the console's Config page, when the database is there to keep it (creating none)."""
     from ..errors import DatabaseUnavailable
     from ..store import Store
@@ -79,8 +85,8 @@ async def _keep_check(config, problems: list[str]) -> None:
         return  # a check before the first `serve`: nowhere to keep it, and nothing to show it yet
     store = Store(config.settings.database)
     try:
-        await record_check(store, problems, f"cli:{os.environ.get('USER', 'unknown')}")
-    except Exception as exc:  # noqa: BLE001 — a check must work before the database exists
+        await record_check(store, report, f"cli:{os.environ.get('USER', 'unknown')}")
+    except Exception as exc:  # noqa: BLE001 — keeping the result must never fail the check itself
         typer.echo(f"(the result is not kept for the console: {type(exc).__name__})", err=True)
     finally:
         await store.aclose()

@@ -40,7 +40,7 @@ def dlq_show(config: ConfigOption, job_id: int) -> None:
 
     async def action(hub):
         async with hub.store.read() as conn:
-            return await show_job(conn, job_id, hub.config.settings.routes)
+            return await show_job(conn, job_id, hub.config)
 
     try:
         job = with_hub(load(config), action)

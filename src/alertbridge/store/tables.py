@@ -179,7 +179,7 @@ check_runs = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
     Column("by", String(200), nullable=False),
-    Column("problems", JSON, nullable=False),
+    Column("result", JSON, nullable=False),  # {"problems": [...], "warnings": [...]}
 )
 
 # One row per scheduled report and period: inserting it is the claim, so one node makes each report once.

@@ -119,7 +119,7 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def dlq_show(job_id: JobId) -> dict[str, Any]:
         """Show one dead job with its reason (and the raw body, secrets redacted, for ingest failures)."""
         async with hub.store.read() as conn:
-            return await queries.show_job(conn, job_id, hub.config.settings.routes)
+            return await queries.show_job(conn, job_id, hub.config)
 
     @app.post("/api/dlq/replay", **guard)
     async def dlq_replay_all(kind: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, int]:

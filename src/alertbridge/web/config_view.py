@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
 from ..logs import redact_data
+from ..pipeline.checks import LiveReport, check_routes_live
 from ..store import Store
+from ..store.instance import read_identity
 from ..store.tables import check_runs
 
 REDACTED = "[redacted]"
@@ -60,10 +63,11 @@ def redacted_yaml(config: Config) -> str:
     return yaml.safe_dump(redacted(config), sort_keys=False, allow_unicode=True, width=120)
 
 
-async def record_check(store: Store, problems: list[str], by: str) -> None:
+async def record_check(store: Store, report: LiveReport, by: str) -> None:
     """Keep the result of a `check --live` run for the console."""
+    result = {"problems": report.problems, "warnings": report.warnings}
     async with store.tx() as conn:
-        await conn.execute(insert(check_runs).values(at=time.time(), by=by, problems=problems))
+        await conn.execute(insert(check_runs).values(at=time.time(), by=by, result=result))
 
 
 async def last_check(conn: AsyncConnection) -> dict[str, Any] | None:
@@ -72,10 +76,9 @@ async def last_check(conn: AsyncConnection) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def run_check(config: Config, store: Store, by: str) -> list[str]:
-    """Run `check --live` against the sinks now, keep its result and return its problems."""
-    from ..pipeline.checks import check_routes_live
-
-    problems = await check_routes_live(config)
-    await record_check(store, problems, by)
-    return problems
+async def run_check(config: Config, store: Store, by: str) -> LiveReport:
+    """Run `check --live` against the sinks now (as this hub's instance), keep its result and return it."""
+    identity = await asyncio.to_thread(read_identity, config.settings.database)
+    report = await check_routes_live(config, identity)
+    await record_check(store, report, by)
+    return report

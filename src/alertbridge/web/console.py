@@ -163,7 +163,7 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     @app.get("/ui/dlq/{job_id}", response_class=HTMLResponse, **hidden)
     async def job_page(request: Request, user: Viewer, job_id: RowId) -> HTMLResponse:
         async with hub.store.read() as conn:
-            job = await queries.show_job(conn, job_id, hub.config.settings.routes)
+            job = await queries.show_job(conn, job_id, hub.config)
         return page("job.html", user, request, {"job": job})
 
     @app.post("/ui/dlq/replay", **hidden)
@@ -197,8 +197,9 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
 
     @app.post("/ui/config/check", **hidden)
     async def config_check(user: Actor) -> Response:
-        problems = await config_view.run_check(hub.config, hub.store, f"console:{user.name}")
-        return back("/ui/config", f"check --live: {len(problems)} problem(s)" if problems else "check --live: OK")
+        report = await config_view.run_check(hub.config, hub.store, f"console:{user.name}")
+        warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
+        return back("/ui/config", (f"check --live: {len(report.problems)} problem(s)" if report.problems else "check --live: OK") + warned)
 
     @app.get("/ui/reports", response_class=Response, **hidden)
     async def reports_page(request: Request, user: Viewer, period: str = "week", start: Annotated[str, Query(alias="from")] = "",

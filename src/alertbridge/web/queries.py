@@ -8,16 +8,15 @@ case retry.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, and_, cast, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..config import Route
+from ..config import Config
 from ..jobs import queue
-from ..jobs.create_ticket import revision
+from ..jobs.create_ticket import revision, route_named
 from ..jobs.payloads import CreateTicket
 from ..logs import redact_data
 from ..store.tables import alerts, cases, inbox, jobs, ticket_transitions
@@ -147,7 +146,7 @@ async def dead_counts(conn: AsyncConnection) -> dict[str, int]:
     return dict(sorted(rows.all()))
 
 
-async def show_job(conn: AsyncConnection, job_id: int, routes: Sequence[Route] = ()) -> dict[str, Any]:
+async def show_job(conn: AsyncConnection, job_id: int, config: Config | None = None) -> dict[str, Any]:
     """Return one job with its case's title, the raw event behind it (secrets redacted) and, for a create, which config rendered it."""
     job = await queue.get_job(conn, job_id)
     if job is None:
@@ -158,7 +157,7 @@ async def show_job(conn: AsyncConnection, job_id: int, routes: Sequence[Route] =
         case = (await conn.execute(select(cases).where(cases.c.id == job["case_id"]))).mappings().first()
         out["case_title"] = case["title"] if case else None
         if case is not None and job["kind"] == CreateTicket.kind:
-            out["rendered_by"] = rendered_by(case, routes)
+            out["rendered_by"] = rendered_by(case, config)
         # The event behind the case: the raw body of its first alert.
         inbox_id = (await conn.execute(select(func.min(alerts.c.inbox_id)).where(alerts.c.case_id == job["case_id"]))).scalar()
     if inbox_id is not None:
@@ -168,9 +167,9 @@ async def show_job(conn: AsyncConnection, job_id: int, routes: Sequence[Route] =
     return out
 
 
-def rendered_by(case, routes: Sequence[Route]) -> dict[str, Any]:
+def rendered_by(case, config: Config | None) -> dict[str, Any]:
     """Say which route revision rendered the ticket last sent for the case, and what a replay would render with now."""
-    route = next((r for r in routes if r.name == case["route"]), None)
+    route = route_named(config, case["route"]) if config is not None else None
     current = revision(route) if route is not None else None
     return {
         "route": case["route"], "reference": case["reference"], "revision": case["render_revision"],

@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('id', Id, autoincrement=True, nullable=False),
     sa.Column('at', sa.Float(), nullable=False),
     sa.Column('by', sa.String(length=200), nullable=False),
-    sa.Column('problems', sa.JSON(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('report_runs',
