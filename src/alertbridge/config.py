@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from . import connectors
-from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, ReportPoster, SinkConfig, StrictModel, WebhookConfig
+from .connectors.operator_roles import ReportPoster
+from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel, WebhookConfig
 from .errors import ConfigError
 from .model import Severity
 from .store.instance import NAME as INSTANCE_NAME

@@ -20,7 +20,8 @@ import httpx2
 from pydantic import Field, SecretStr
 
 from ._http import HttpClient, Vendor
-from .roles import PreviewedTicket, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink, TicketStatus
+from .operator_roles import PreviewedTicket, TicketPreview
+from .roles import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus
 
 
 class HttpSinkConfig(SinkConfig):

@@ -7,9 +7,8 @@ never ``hasattr``. Each role holds only what it needs:
     ├── WebhookSource . a parser behind /hooks/<name>, with a required `auth`
     └── Poller ........ a parser the hub polls: a cursor, required credentials, no /hooks endpoint
     TicketSink ........ find by case reference, create, update, comment, transition, status
-        + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments, TicketPreview (`plan`)
-    Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved)
-        + ReportPoster (scheduled reports)
+        + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments; TicketPreview (operator_roles.py)
+    Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved); ReportPoster (ditto)
     Enricher .......... adds facts to alerts before routing; never holds one back
 
 A webhook source and a poller each name their parse-only class in ``parser``:
@@ -299,23 +298,6 @@ class Attachments(ABC):
         """Link the ticket to a URL (the alert in its console); the same URL twice is one link."""
 
 
-@dataclass
-class PreviewedTicket:
-    """The create request a draft would become, as the sink would send it, without sending it."""
-
-    body: dict[str, Any]
-    field_ids: dict[str, str]  # the route's field name -> the sink's field id
-    problems: list[str]
-
-
-class TicketPreview(ABC):
-    """A sink that can show the exact create request for a draft, reading its metadata only (`alertbridge plan`)."""
-
-    @abstractmethod
-    async def preview(self, draft: TicketDraft) -> PreviewedTicket:
-        """Return the create request for `draft` and every problem it would meet; create nothing."""
-
-
 # --- notifiers and enrichers -----------------------------------------------------------------
 
 
@@ -350,14 +332,6 @@ class Notifier(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Release connections."""
-
-
-class ReportPoster(ABC):
-    """A notifier that can post a scheduled report's summary (a chat message: a title and plain text)."""
-
-    @abstractmethod
-    async def post_report(self, title: str, text: str) -> NotifyReceipt | None:
-        """Post one report summary."""
 
 
 class EnricherConfig(StrictModel):

@@ -16,7 +16,8 @@ from jinja2 import TemplateError
 from sqlalchemy import select
 
 from ..config import Config, Route
-from ..connectors.roles import PreviewedTicket, TicketPreview, TicketSink
+from ..connectors.operator_roles import PreviewedTicket, TicketPreview
+from ..connectors.roles import TicketSink
 from ..model import Alert, case_reference
 from ..pipeline.correlate import decide, key_hash
 from ..pipeline.route import draft_ticket, mismatch

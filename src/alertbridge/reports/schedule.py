@@ -21,7 +21,8 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import ReportSchedule
-from ..connectors.roles import Notifier, ReportPoster
+from ..connectors.operator_roles import ReportPoster
+from ..connectors.roles import Notifier
 from ..errors import Retryable
 from ..store import Store
 from ..store.tables import report_runs

@@ -22,9 +22,9 @@ from . import fields as jf
 from .._http import check_response
 from .api import JIRA, Clock, JiraApi
 from .markup import render
+from ..operator_roles import PreviewedTicket, TicketPreview
 from ..roles import (
-    Attachments, BulkCreate, PreviewedTicket, ReferenceScan, SinkConfig, TicketDraft, TicketPreview, TicketRef, TicketSink,
-    TicketStatus, TransitionCheck,
+    Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TransitionCheck,
 )
 
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
