@@ -20,9 +20,11 @@ demo: $(STAMP)
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-# System tools some tests drive (promtool lints the alerting rules; Debian's chromium runs the console's browser tests).
+# System tools some tests drive (promtool lints the alerting rules; Dovecot is the mailbox tests' IMAP server;
+# Debian's chromium runs the console's browser tests).
 test-tools:
 	@bash scripts/ensure-promtool.sh
+	@bash scripts/ensure-dovecot.sh
 	@bash scripts/ensure-chromium.sh
 
 test: $(STAMP) postgres test-tools

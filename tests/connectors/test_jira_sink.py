@@ -235,8 +235,8 @@ async def test_check_reports_every_problem(app, flavor, clock):
         assert problem.startswith(start), problem
 
 
-async def test_check_transition_reads_the_workflow_where_the_credentials_may(app, jira):
-    sink = make_sink(app, "cloud")  # the sandbox's caller administers Jira: workflow/search answers
+async def test_check_transition_reads_the_workflow_where_the_credentials_may(app, jira, clock):
+    sink = make_sink(app, "cloud", clock)  # the sandbox's caller administers Jira: workflow/search answers
     # No issue exists yet: the workflow's own transitions decide, not what issues happen to show.
     assert await sink.check_transition("SOC", "Alert", "reopen") == []
     assert await sink.check_transition("SOC", "Alert", "In Progress") == []  # a status of the issue type
@@ -248,9 +248,9 @@ async def test_check_transition_reads_the_workflow_where_the_credentials_may(app
 
 
 @pytest.mark.parametrize("flavor", ["cloud", "datacenter"])
-async def test_check_transition_without_the_workflow_reads_issues_and_says_when_it_cannot_tell(app, jira, flavor):
+async def test_check_transition_without_the_workflow_reads_issues_and_says_when_it_cannot_tell(app, jira, flavor, clock):
     jira.faults.workflow_admin = False  # a bot account: workflow/search answers 403 (Data Center has none at all)
-    sink = make_sink(app, flavor)
+    sink = make_sink(app, flavor, clock)
     ref = await sink.create(draft())
     await sink.transition(ref.key, "Done", resolution="Done")
     await sink.create(draft())

@@ -112,6 +112,9 @@ async def explain(config: Config, store: Store | None, sinks: dict[str, TicketSi
             continue
         existing = await _latest_case(store, route.name, digest)
         outcome = decide(existing, alert, route, now)
+        if outcome == "ignored":
+            plan.case = "be ignored: the route tracks members, and this fixes something never ticketed"
+            continue
         if outcome != "opened":
             plan.case_id = existing["id"]
             ticket = f", ticket {existing['ticket_key']}" if existing["ticket_key"] else ", no ticket yet"

@@ -178,6 +178,8 @@ def _simulate(items: list[Replayed], routes: dict[str, Route], preexisting, old_
             "closed_at": sim.closed_at, "resolution": sim.resolution,
         }
         outcome = decide(view, item.alert, route, item.at)
+        if outcome == "ignored":
+            continue  # no case at all: a tracked route's fix of something never ticketed
         if outcome == "opened":
             opened += 1
             sim = SimCase(f"new {opened}", route, item.new_key, first=item)

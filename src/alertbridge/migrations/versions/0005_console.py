@@ -1,13 +1,13 @@
 """console: ticket transitions, check runs, report runs, poll health
 
-Revision ID: 0004_console
-Revises: 0003_instance_identity
+Revision ID: 0005_console
+Revises: 0004_case_members
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0004_console'
-down_revision = '0003_instance_identity'
+revision = '0005_console'
+down_revision = '0004_case_members'
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
