@@ -20,10 +20,12 @@ demo: $(STAMP)
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-# System tools some tests drive (promtool lints the alerting rules; Dovecot is the mailbox tests' IMAP server).
+# System tools some tests drive (promtool lints the alerting rules; Dovecot is the mailbox tests' IMAP server;
+# Debian's chromium runs the console's browser tests).
 test-tools:
 	@bash scripts/ensure-promtool.sh
 	@bash scripts/ensure-dovecot.sh
+	@bash scripts/ensure-chromium.sh
 
 test: $(STAMP) postgres test-tools
 	$(BIN)/python -m pytest -q

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from . import connectors
 from .connectors.notify_roles import ReviewConfig
+from .connectors.operator_roles import ReportPoster
 from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel
 from .errors import ConfigError
 from .model import Severity
@@ -144,6 +145,31 @@ class Retry(StrictModel):
     max_delay: Duration = Field(default=300.0, description="Longest backoff", examples=["5m"])
 
 
+class Console(StrictModel):
+    """Who may use the web console at /ui and how they prove it."""
+
+    identity_header: str | None = Field(
+        default=None, description="Header a trusted reverse proxy sets to the signed-in user's name; off when unset",
+        examples=["X-Forwarded-User"],
+    )
+    trusted_proxies: list[str] = Field(
+        default=["127.0.0.1", "::1"], description="Peer addresses whose identity header is believed; any other peer must log in",
+        examples=[["10.0.0.5"]],
+    )
+    session_hours: float = Field(default=12.0, gt=0, description="How long a console login lasts", examples=[12])
+    secure_cookies: bool = Field(default=False, description="Mark console cookies Secure (set it when served over HTTPS)")
+
+
+class ReportSchedule(StrictModel):
+    """A report made after each period ends, written to a folder or posted to a notifier."""
+
+    name: str = Field(description="Unique name, used in file names", examples=["weekly-soc"])
+    period: Literal["day", "week", "month"] = Field(description="The period each report covers (UTC)", examples=["week"])
+    format: Literal["html", "csv", "json"] = Field(default="html", description="File format when writing to a folder")
+    folder: str | None = Field(default=None, description="Write the report here", examples=["/var/lib/alertbridge/reports"])
+    notifier: str | None = Field(default=None, description="Post a summary to this notifier", examples=["slack-soc"])
+
+
 class Retention(StrictModel):
     """How long rows are kept; the hub prunes past these horizons in small batches (see store/retention.py)."""
 
@@ -194,6 +220,8 @@ class Settings(StrictModel):
                                    examples=["https://alertbridge.example.com"], pattern=r"^https?://")
     health: HealthPolicy = HealthPolicy()
     routes: list[Route] = Field(default=[], description="Rules, first match wins; unmatched alerts are dropped and counted")
+    console: Console = Console()
+    reports: list[ReportSchedule] = Field(default=[], description="Reports made on a schedule")
 
     @field_validator("database")
     @classmethod
@@ -283,6 +311,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     enrichers = _connector_configs(sections["enrichers"], "enrichers", connectors.ENRICHERS, problems)
     reviews = _connector_configs(sections["reviews"], "reviews", connectors.REVIEWS, problems)
     problems += _check_routes(routes, sections)
+    problems += _check_reports(data.get("reports"), sections)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]
@@ -341,6 +370,29 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
             if error := syntax_error(rule.when, expression=True):
                 found.append(f"{where}.rules[{k}].when: {error}")
     return found
+
+
+def _check_reports(raw: Any, sections: dict[str, dict[str, Any]]) -> list[str]:
+    found, names = [], set()
+    for i, schedule in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(schedule, dict):
+            continue
+        if schedule.get("name") in names:
+            found.append(f"reports[{i}].name: duplicate report name {schedule['name']!r}")
+        names.add(schedule.get("name"))
+        if not schedule.get("folder") and not schedule.get("notifier"):
+            found.append(f"reports[{i}]: give a folder, a notifier or both")
+        notifier = schedule.get("notifier")
+        if notifier and notifier not in sections["notifiers"]:
+            found.append(f"reports[{i}].notifier: unknown notifier {notifier!r}")
+        elif notifier and not _posts_reports(sections["notifiers"][notifier]):
+            found.append(f"reports[{i}].notifier: notifier {notifier!r} cannot post reports; write them to a folder")
+    return found
+
+
+def _posts_reports(raw: Any) -> bool:
+    type_name = raw.get("type") if isinstance(raw, dict) else None
+    return type_name in connectors.NOTIFIERS and issubclass(connectors.load(connectors.NOTIFIERS, type_name), ReportPoster)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import Any
 
 import structlog
 
@@ -21,6 +22,18 @@ def redact(_logger, _method, event: dict) -> dict:
         elif isinstance(value, str):
             event[key] = _SECRET_TEXT.sub(r"\1[redacted]", value)
     return event
+
+
+def redact_data(value: Any) -> Any:
+    """Return a copy of decoded JSON (or text) with credential values replaced, by key and inside text."""
+    if isinstance(value, dict):
+        return {k: "[redacted]" if isinstance(k, str) and _SECRET_KEYS.search(k) and v not in (None, "") else redact_data(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_data(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_TEXT.sub(r"\1[redacted]", value)
+    return value
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -30,6 +30,7 @@ from .pipeline.health import HealthWatch
 from .pipeline.inbox import Inbox
 from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
+from .reports.schedule import ReportScheduler
 from .store import Store, upgrade
 from .store.leases import take_lease
 from .store.retention import Horizons, Pruner
@@ -81,6 +82,9 @@ class Hub:
                 if isinstance(source, Poller):
                     runner = PollRunner(self.store, source, self.worker_id, self.inbox.committed)
                     self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
+            if self.config.settings.reports:
+                scheduler = ReportScheduler(self.store, self.config.settings.reports, self.notifiers)
+                self._tasks.append(asyncio.create_task(scheduler.run_forever(self.stopping), name="reports"))
             if self.config.settings.retention.enabled:
                 self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
             if told := [name for name, cfg in self.config.notifiers.items() if cfg.health]:

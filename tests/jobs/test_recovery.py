@@ -17,7 +17,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from alertbridge.api import create_app as hub_app
-from alertbridge.api import show_job
+from alertbridge.web import queries
 from alertbridge.cli import app as cli
 from alertbridge.config import validate_config
 from alertbridge.connectors.jira import JiraSink
@@ -67,6 +67,12 @@ def db(tmp_path) -> str:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     upgrade(url)
     return url
+
+
+async def show_job(hub, job_id: int) -> dict:
+    """Show a job as `dlq show` and /api/dlq/{id} do."""
+    async with hub.store.read() as conn:
+        return await queries.show_job(conn, job_id, hub.config)
 
 
 async def test_a_dead_create_replayed_after_the_route_is_fixed_files_the_fixed_ticket(db):

@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from alertbridge import api
 from alertbridge.config import validate_config
 from alertbridge.connectors.roles import Poller, WebhookAuth, WebhookSource
+from alertbridge.web import admin
+from alertbridge.web.auth import ConsoleAuth
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import inbox
@@ -232,7 +233,9 @@ def comparisons(function) -> tuple[list[str], list[str]]:
 
 
 CREDENTIAL_CHECKS = {f"{source_class(t).__name__}.verify": verify for t, verify in OWN_VERIFY.items()} | {
-    "WebhookAuth.check": WebhookAuth.check, "api.require_admin": api.create_app,
+    "WebhookAuth.check": WebhookAuth.check, "admin.require_admin": admin.add_admin_routes,
+    "console token": ConsoleAuth.check_token, "console session": ConsoleAuth._session,
+    "console CSRF": ConsoleAuth.check_action, "console login CSRF": ConsoleAuth.check_login_form,
 }  # every webhook source without its own verify is decided by WebhookAuth.check (the HTTP test above shows it)
 
 

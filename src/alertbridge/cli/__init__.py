@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from . import cases, db, dlq
+from .plan import plan
+from .report import report
 from .common import ConfigOption, fail, load, make_hub, read_file, require_database, upgrade, with_hub
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Security alerts in, the right ticket out, exactly once.")
@@ -31,6 +34,8 @@ def main(
 app.add_typer(db.app, name="db")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(cases.app, name="case")
+app.command()(report)
+app.command()(plan)
 
 
 @app.command()
@@ -62,7 +67,29 @@ async def _check_live(config):
 
     # This hub's own instance, to tell its tickets from its neighbours'; read only, nothing is created.
     identity = await asyncio.to_thread(read_identity, config.settings.database)
-    return await check_routes_live(config, identity)
+    report = await check_routes_live(config, identity)
+    await _keep_check(config, report)
+    return report
+
+
+async def _keep_check(config, report) -> None:
+    """Keep the result for the console's Config page, when the database is there to keep it (creating none)."""
+    from ..errors import DatabaseUnavailable
+    from ..store import Store
+    from ..store.preflight import require_schema
+    from ..web.config_view import record_check
+
+    try:
+        require_schema(config.settings.database)
+    except DatabaseUnavailable:
+        return  # a check before the first `serve`: nowhere to keep it, and nothing to show it yet
+    store = Store(config.settings.database)
+    try:
+        await record_check(store, report, f"cli:{os.environ.get('USER', 'unknown')}")
+    except Exception as exc:  # noqa: BLE001 — keeping the result must never fail the check itself
+        typer.echo(f"(the result is not kept for the console: {type(exc).__name__})", err=True)
+    finally:
+        await store.aclose()
 
 
 @app.command()
@@ -181,10 +208,11 @@ def status(config: ConfigOption, limit: Annotated[int, typer.Option(help="How ma
     from rich.console import Console
     from rich.table import Table
 
-    from ..api import list_cases
+    from ..web.queries import CaseFilter, list_cases
 
     async def action(hub):
-        return await hub.stats(), await list_cases(hub, None, limit, 0)
+        async with hub.store.read() as conn:
+            return await hub.stats(), await list_cases(conn, CaseFilter(), limit, 0)
 
     stats, latest = with_hub(load(config), action)
     console = Console()

@@ -18,14 +18,12 @@ def case_list(
     limit: Annotated[int, typer.Option(help="How many cases to list")] = 100,
 ) -> None:
     """List cases, newest first; with --no-ticket, why each has none and how many jobs wait for it."""
-    from ..api import list_cases
     from ..jobs.recovery import ticketless_cases
+    from ..web.queries import CaseFilter, list_cases
 
     async def action(hub):
-        if not no_ticket:
-            return await list_cases(hub, None, limit, 0)
         async with hub.store.read() as conn:
-            return await ticketless_cases(conn, limit)
+            return await ticketless_cases(conn, limit) if no_ticket else await list_cases(conn, CaseFilter(), limit, 0)
 
     rows = with_hub(load(config), action)
     for row in rows:

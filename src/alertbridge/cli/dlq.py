@@ -13,13 +13,17 @@ app = typer.Typer(no_args_is_help=True, help="The dead-letter list: show, replay
 
 
 @app.command("list")
-def dlq_list(config: ConfigOption, limit: Annotated[int, typer.Option(help="How many dead jobs to list, oldest first")] = 100) -> None:
+def dlq_list(
+    config: ConfigOption,
+    limit: Annotated[int, typer.Option(help="How many dead jobs to list, oldest first")] = 100,
+    kind: Annotated[Optional[str], typer.Option(help="Only dead jobs of this kind, e.g. create_ticket")] = None,  # noqa: UP045
+) -> None:
     """List dead jobs with their reasons (tab-separated, a header first, so scripts can read it too)."""
-    from ..jobs import queue
+    from ..web.queries import dead_letters
 
     async def action(hub):
         async with hub.store.read() as conn:
-            return await queue.dead_jobs(conn, limit)
+            return await dead_letters(conn, kind, limit)
 
     jobs = with_hub(load(config), action)
     typer.echo("id\tkind\tcase\tattempts\tfailed at\treason")
@@ -32,14 +36,16 @@ def dlq_list(config: ConfigOption, limit: Annotated[int, typer.Option(help="How 
 @app.command("show")
 def dlq_show(config: ConfigOption, job_id: int) -> None:
     """Show one dead job in full: the raw body of a failed ingest, the config revision that rendered a failed create."""
-    from fastapi import HTTPException
+    from ..web.queries import NotFound, show_job
 
-    from ..api import show_job
+    async def action(hub):
+        async with hub.store.read() as conn:
+            return await show_job(conn, job_id, hub.config)
 
     try:
-        job = with_hub(load(config), lambda hub: show_job(hub, job_id))
-    except HTTPException as exc:
-        fail(exc.detail)
+        job = with_hub(load(config), action)
+    except NotFound as exc:
+        fail(str(exc))
     times = {key: iso(value) for key, value in job.items() if key.endswith(("_at", "_after", "_until")) and value is not None}
     typer.echo(json.dumps(job | times, indent=2, default=str))
 
@@ -47,18 +53,19 @@ def dlq_show(config: ConfigOption, job_id: int) -> None:
 @app.command("replay")
 def dlq_replay(
     config: ConfigOption,
-    job_id: Annotated[Optional[int], typer.Argument(help="Job id; omit with --all")] = None,  # noqa: UP045 - typer needs Optional
+    job_id: Annotated[Optional[int], typer.Argument(help="Job id; omit with --all or --kind")] = None,  # noqa: UP045 - typer needs Optional
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead job")] = False,
+    kind: Annotated[Optional[str], typer.Option(help="Replay every dead job of this kind, e.g. create_ticket")] = None,  # noqa: UP045
 ) -> None:
     """Put dead jobs back in the queue (a create is rendered again from the current config when it runs)."""
     from ..jobs import queue
 
-    if job_id is None and not all_:
-        fail("give a job id or --all", 2)
+    if [job_id is not None, all_, kind is not None].count(True) != 1:
+        fail("give one of: a job id, --kind KIND, --all", 2)
 
     async def action(hub):
         async with hub.store.tx() as conn:
-            return await queue.replay(conn, None if all_ else job_id)
+            return await queue.replay(conn, job_id, kind=kind)
 
     count = with_hub(load(config), action)
     typer.echo(f"replayed {count} job(s)")

@@ -20,6 +20,7 @@ import httpx2
 from pydantic import Field, SecretStr
 
 from ._http import HttpClient, Vendor
+from .operator_roles import PreviewedTicket, TicketPreview
 from .roles import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus
 
 
@@ -31,7 +32,7 @@ class HttpSinkConfig(SinkConfig):
     timeout: float = Field(default=10.0, description="Seconds before a call is abandoned (and retried)", examples=[10])
 
 
-class HttpSink(TicketSink):
+class HttpSink(TicketSink, TicketPreview):
     """Tickets in a generic REST case system."""
 
     type = "http"
@@ -48,10 +49,17 @@ class HttpSink(TicketSink):
         response = await self.client.call("search", "GET", "/tickets", params={"reference": reference})
         return [TicketRef(t["key"], t.get("url", "")) for t in response.json()]
 
+    async def preview(self, draft: TicketDraft) -> PreviewedTicket:
+        """Return the create request body: the case system takes fields by name."""
+        return PreviewedTicket(self._body(draft), {name: name for name in draft.fields}, [])
+
+    @staticmethod
+    def _body(draft: TicketDraft) -> dict:
+        return asdict(draft) | {"severity": draft.severity.value}
+
     async def create(self, draft: TicketDraft) -> TicketRef:
         """Create one ticket."""
-        body = asdict(draft) | {"severity": draft.severity.value}
-        data = (await self.client.call("create", "POST", "/tickets", json=body)).json()
+        data = (await self.client.call("create", "POST", "/tickets", json=self._body(draft))).json()
         return TicketRef(data["key"], data.get("url", ""))
 
     async def update(self, key: str, fields: dict[str, str]) -> None:

@@ -9,9 +9,9 @@ never ``hasattr``. Each role holds only what it needs:
     └── Poller ........ a parser the hub polls: a cursor, required credentials, no /hooks endpoint
     TicketSink ........ find by case reference, create, update, comment, transition, status
         + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments
-        + TicketTimeline (a ticket's history, for post-incident reviews)
+        + TicketTimeline (a ticket's history, for post-incident reviews); TicketPreview (operator_roles.py)
     Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved)
-        + FindsSent, Idempotent, Digests, HealthNotices (notify_roles.py)
+        + FindsSent, Idempotent, Digests, HealthNotices (notify_roles.py); ReportPoster (operator_roles.py)
     ReviewWriter ...... writes post-incident reviews (Confluence; notify_roles.py)
     Enricher .......... adds facts to alerts before routing; never holds one back
 

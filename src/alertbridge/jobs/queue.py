@@ -198,9 +198,10 @@ async def get_job(conn: AsyncConnection, job_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def replay(conn: AsyncConnection, job_id: int | None = None) -> int:
-    """Put one dead job (or all, when job_id is None) back in the queue with fresh attempts."""
+async def replay(conn: AsyncConnection, job_id: int | None = None, *, kind: str | None = None) -> int:
+    """Put one dead job (or all, or all of one kind, when job_id is None) back in the queue with fresh attempts."""
     where = [jobs.c.state == "dead"] + ([jobs.c.id == job_id] if job_id is not None else [])
+    where += [jobs.c.kind == kind] if kind is not None else []
     result = await conn.execute(update(jobs).where(*where).values(state="pending", attempts=0, run_after=time.time(), finished_at=None))
     return result.rowcount
 

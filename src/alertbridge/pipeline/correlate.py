@@ -19,17 +19,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..config import Route
 from ..jobs.payloads import (
     AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields, enqueue_case_event, send_comments_now,
 )
 from ..jobs.queue import enqueue
 from ..jobs.recovery import create_on_its_way
-from ..model import AlertStatus, CaseEventKind, Observables, Severity
+from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
 from ..store.tables import alerts, cases
 from . import members
 from .route import Routed, draft_ticket
@@ -38,6 +40,25 @@ from .route import Routed, draft_ticket
 def key_hash(route: str, key: str) -> str:
     """Hash a case key so that long keys index well."""
     return hashlib.sha256(f"{route}\x00{key}".encode()).hexdigest()
+
+
+def decide(case: Mapping[str, Any] | None, alert: Alert, route: Route, now: float) -> str:
+    """Say what an alert does to the latest case of its key (pure; `plan` uses it too).
+
+    opened, repeat, reopened, suppressed (recorded on the closed case, nothing sent), or ignored (a tracked route's
+    fix of something never ticketed: no case at all).
+    """
+    if case is not None and case["state"] == "closed":
+        in_window = now - (case["closed_at"] or 0) <= route.reopen_window
+        if alert.status == AlertStatus.resolved:
+            return "suppressed"  # the source confirms what the case already says: nothing to reopen
+        if (case["resolution"] or "") in route.wont_fix and (in_window or route.members is not None):
+            return "suppressed"
+        if in_window or route.after_window == "reopen":
+            return "reopened"
+    elif case is not None:
+        return "repeat"
+    return "ignored" if route.members is not None and alert.status == AlertStatus.resolved else "opened"
 
 
 async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: float) -> tuple[int | None, str]:
@@ -51,24 +72,11 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
         )
     ).mappings().first()
 
-    if case is not None and case["state"] == "closed":
-        in_window = now - (case["closed_at"] or 0) <= route.reopen_window
-        if alert.status == AlertStatus.resolved:
-            outcome = "suppressed"  # the source confirms what the case already says: nothing to reopen
-        elif (case["resolution"] or "") in route.wont_fix and (in_window or tracked):
-            outcome = "suppressed"
-        elif in_window or route.after_window == "reopen":
-            outcome = "reopened"
-        else:
-            case = None
-    elif case is not None:
-        outcome = "repeat"
-
-    if case is None and tracked and alert.status == AlertStatus.resolved:
+    outcome = decide(case, alert, route, now)
+    if outcome == "ignored":
         return None, "suppressed"  # a fix of something never ticketed
-    if case is None:
+    if outcome == "opened":
         case_id = await _open_case(conn, routed, digest, now, inbox_id)
-        outcome = "opened"
     else:
         case_id = case["id"]
         await _record_repeat(conn, routed, dict(case), outcome, now)

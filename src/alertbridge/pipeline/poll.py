@@ -29,7 +29,7 @@ from ..errors import BadPage, ConnectorError, Retryable
 from ..metrics import POLL_ITEMS, POLLS
 from ..store import Store
 from ..store.leases import take_lease
-from ..store.tables import cursors, inbox, jobs
+from ..store.tables import cursors, inbox, jobs, poll_health
 from .inbox import DUPLICATE, store_events
 
 log = structlog.get_logger("alertbridge.poll")
@@ -67,23 +67,28 @@ class PollRunner:
             stored = await self.commit(result)
         except BadPage as exc:
             await self.dead_letter(exc)
-            return self._failed(exc.reason.value, exc, exc.retry_after)
+            return await self._failed(exc.reason.value, exc, exc.retry_after)
         except Retryable as exc:
-            return self._failed(exc.reason.value, exc, exc.retry_after)
+            return await self._failed(exc.reason.value, exc, exc.retry_after)
         except ConnectorError as exc:  # permanent (a credential, a refused request): a person must act, do not hammer
-            return self._failed(exc.reason.value, exc, max(interval, 60.0))
+            return await self._failed(exc.reason.value, exc, max(interval, 60.0))
         except Exception as exc:  # a bug or the database: log it and keep the poller alive
             log.exception("poll crashed", source=self.poller.name)
-            return self._failed("error", exc, None)
+            return await self._failed("error", exc, None)
         self.failures = 0
         POLLS.labels(source=self.poller.name, outcome="ok").inc()
         if stored:
             self.wake.set()
         return 0.0 if result.more else interval
 
-    def _failed(self, outcome: str, exc: Exception, wait: float | None) -> float:
+    async def _failed(self, outcome: str, exc: Exception, wait: float | None) -> float:
         self.failures += 1
         POLLS.labels(source=self.poller.name, outcome=outcome).inc()
+        try:
+            async with self.store.tx() as conn:
+                await self._record_health(conn, f"{outcome}: {exc}"[:2000])
+        except Exception:  # the database may be what failed; the log line below still says why
+            pass
         backoff = min(300.0, 2.0 ** min(self.failures, 8)) * random.uniform(0.5, 1.0)
         log.warning("poll failed", source=self.poller.name, outcome=outcome, error=str(exc), failures=self.failures)
         return max(wait or 0.0, backoff)
@@ -98,6 +103,7 @@ class PollRunner:
         events = [(self.poller.name, self.poller.item_id(item), json.dumps(item).encode()) for item in result.items]
         async with self.store.tx() as conn:
             ids = await store_events(conn, events) if events else []
+            await self._record_health(conn, None)
             if result.cursor is not None:
                 now = time.time()
                 changed = await conn.execute(update(cursors).where(cursors.c.name == self.name).values(value=result.cursor, updated_at=now))
@@ -107,6 +113,14 @@ class PollRunner:
         POLL_ITEMS.labels(source=self.poller.name, outcome="new").inc(new)
         POLL_ITEMS.labels(source=self.poller.name, outcome="duplicate").inc(len(ids) - new)
         return new
+
+    async def _record_health(self, conn, error: str | None) -> None:
+        """Record how this poll ended, for the console (one row per poller, in the poll's own transaction)."""
+        now = time.time()
+        values = dict(node=self.holder, last_poll_at=now, failures=0 if error is None else self.failures)
+        values |= dict(last_ok_at=now) if error is None else dict(last_error_at=now, last_error=error)
+        if not (await conn.execute(update(poll_health).where(poll_health.c.name == self.name).values(**values))).rowcount:
+            await conn.execute(insert(poll_health).values(name=self.name, **values))
 
     async def dead_letter(self, error: BadPage) -> None:
         """Keep a page that did not parse as a dead inbox row and a dead ingest job; the same page twice is kept once."""

@@ -20,18 +20,25 @@ class Routed:
     key: str
 
 
-def matches(route: Route, alert: Alert) -> bool:
-    """Tell whether every condition of the route's match holds for the alert."""
+def mismatch(route: Route, alert: Alert) -> str | None:
+    """Return the first condition of the route's match that fails for the alert, or None when all hold."""
     match = route.match
     if match.sources and alert.source.name not in match.sources:
-        return False
+        return f"source {alert.source.name!r} is not one of {match.sources}"
     if alert.severity.rank < match.min_severity.rank:
-        return False
+        return f"severity {alert.severity.value} is below {match.min_severity.value}"
     if match.categories and (alert.category or "").lower() not in {c.lower() for c in match.categories}:
-        return False
+        return f"category {alert.category!r} is not one of {match.categories}"
     if match.tenants and alert.source.tenant not in match.tenants:
-        return False
-    return not match.when or is_true(match.when, {"alert": alert})
+        return f"tenant {alert.source.tenant!r} is not one of {match.tenants}"
+    if match.when and not is_true(match.when, {"alert": alert}):
+        return f"`{match.when}` is false"
+    return None
+
+
+def matches(route: Route, alert: Alert) -> bool:
+    """Tell whether every condition of the route's match holds for the alert."""
+    return mismatch(route, alert) is None
 
 
 def route_alert(alert: Alert, routes: list[Route]) -> Routed | None:

@@ -8,12 +8,12 @@ case quietly and causes no further job (no echo loop). An analyst's change
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..jobs.payloads import CaseEventJob, enqueue_case_event
 from ..model import CaseEventKind, Severity, TicketEvent
-from ..store.tables import cases
+from ..store.tables import cases, ticket_transitions
 
 
 async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: float) -> str:
@@ -36,6 +36,8 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
     elif event.status_category != "done" and case["state"] == "closed":
         values |= dict(state="open", closed_at=None, resolution=None)
     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
+    await conn.execute(insert(ticket_transitions).values(
+        case_id=case["id"], at=event.at.timestamp(), status=event.status, category=event.status_category, by_hub=int(echo)))
     if echo:
         return "echo"
     outcome = "closed" if values.get("state") == "closed" else "reopened" if values.get("state") == "open" else "status"

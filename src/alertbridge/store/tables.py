@@ -202,4 +202,51 @@ notice_channels = Table(
     Column("digest_due", Float),
     Column("sending", String(300)),
     Column("sending_since", Float),
+
+# Every status a case's ticket went through, from the ticket system's webhook or reconcile poll:
+# the reports' time to acknowledge and to resolve are read off it.
+ticket_transitions = Table(
+    "ticket_transitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, nullable=False),  # no foreign key: the suite truncates `cases` without knowing this table
+    Column("at", Float, nullable=False),
+    Column("status", String(100), nullable=False),
+    Column("category", String(20)),  # new | indeterminate | done
+    Column("by_hub", Integer, nullable=False, server_default="0"),  # 1: the hub itself made this change (an echo)
+)
+Index("ix_ticket_transitions_case", ticket_transitions.c.case_id, ticket_transitions.c.at)
+
+# What the last `alertbridge check --live` (CLI or console) found, for the console's Config page.
+check_runs = Table(
+    "check_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("result", JSON, nullable=False),  # {"problems": [...], "warnings": [...]}
+)
+
+# One row per scheduled report and period: inserting it is the claim, so one node makes each report once.
+report_runs = Table(
+    "report_runs",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("period_start", Float, primary_key=True),
+    Column("period_end", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("outcome", Text),
+)
+
+# Each poller's last poll as it ended, written by whichever node holds the poller's lease.
+poll_health = Table(
+    "poll_health",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("node", String(200), nullable=False),
+    Column("last_poll_at", Float, nullable=False),
+    Column("last_ok_at", Float),
+    Column("last_error_at", Float),
+    Column("last_error", Text),
+    Column("failures", Integer, nullable=False, server_default="0"),
 )

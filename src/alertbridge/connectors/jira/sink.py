@@ -24,6 +24,7 @@ from . import fields as jf
 from .._http import check_response
 from .api import JIRA, Clock, JiraApi
 from .markup import plain, render
+from ..operator_roles import PreviewedTicket, TicketPreview
 from ..roles import (
     Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTimeline, TransitionCheck,
 )
@@ -85,7 +86,7 @@ def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
-class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline):
+class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline, TicketPreview):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -299,6 +300,22 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
         await self.api.call("attach", "POST", _issue(key, "attachments"), files={"file": (filename, content)}, headers=headers)
 
     # --- configuration checks -------------------------------------------------------------------
+
+    async def preview(self, draft: TicketDraft) -> PreviewedTicket:
+        """Return the create request body with field ids, from the project's create screen (reads metadata only)."""
+        errors: list[str] = []
+        try:
+            fields = await self._create_fields(draft, errors)
+            screen = await self._screen(draft.project, await self._issue_type_id(draft.project, draft.issue_type), draft.project)
+        except Permanent as exc:
+            return PreviewedTicket({}, {}, [str(exc)])
+        ids = {}
+        for name in draft.fields:
+            try:
+                ids[name] = jf.resolve(name, screen.metas, screen.index, screen.where)
+            except Permanent:
+                pass  # already among `errors`
+        return PreviewedTicket({"fields": fields}, ids, errors)
 
     async def check(self, targets: list[TicketDraft]) -> list[str]:
         """Return every problem creating these drafts would meet: project, issue type, fields, options.
