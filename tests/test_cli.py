@@ -71,7 +71,8 @@ def test_send_status_and_the_dead_letter_list(tmp_path, config):
     assert "gen|Beaconing" in output
     code, output = invoke("dlq", "list", "--config", str(config))
     assert code == 0 and "ingest" in output and "1 dead job(s)" in output
-    job_id = output.split()[0]
+    assert output.splitlines()[0] == "id\tkind\tcase\tattempts\tfailed at\treason"
+    job_id = output.splitlines()[1].split("\t")[0]
     code, output = invoke("dlq", "show", "--config", str(config), job_id)
     assert code == 0 and json.loads(output)["raw_body"] == bad.read_text()
     assert invoke("dlq", "replay", "--config", str(config), job_id)[1].strip() == "replayed 1 job(s)"

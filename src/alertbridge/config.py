@@ -130,6 +130,9 @@ class Settings(StrictModel):
     lease: Duration = Field(default=60.0, description="How long a claimed job is ours before another worker may take it over")
     search_lag: Duration = Field(default=10.0, description="How long after a possible create to trust a label search that finds nothing")
     max_body_bytes: int = Field(default=1_048_576, description="Largest webhook body accepted (413 above)")
+    shutdown_grace: Duration = Field(
+        default=20.0, description="On SIGTERM, how long in-flight requests and running jobs may take before their "
+        "jobs are released to other workers", examples=["20s"])
     retry: Retry = Retry()
     retention: Retention = Retention()
     sources: dict[str, dict[str, Any]] = Field(default={}, description="Alert sources by name; each has a `type`")

@@ -16,6 +16,7 @@ import time
 
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from . import connectors
 from .config import Config
@@ -66,6 +67,7 @@ class Hub:
 
     def start(self, *, processor: bool = True, workers: int | None = None) -> None:
         """Start the background loops (call from inside the event loop)."""
+        self._tasks.append(asyncio.create_task(self._announce(processor, workers), name="announce"))
         if processor:
             self._tasks.append(asyncio.create_task(self._process_forever(), name="processor"))
             for source in self.sources.values():
@@ -78,15 +80,35 @@ class Hub:
             self._tasks.append(asyncio.create_task(self.runner.work_forever(self.stopping, self.jobs_ready), name=f"worker-{i}"))
 
     async def aclose(self) -> None:
-        """Stop the loops, letting running jobs finish, and close connections."""
+        """Stop the loops, let running jobs finish within `shutdown_grace`, release the rest, close connections."""
         self.stopping.set()
         self.jobs_ready.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _done, late = await asyncio.wait(self._tasks, timeout=self.config.settings.shutdown_grace)
+            if late:
+                log.warning("shutdown grace over: releasing the jobs still running", tasks=len(late))
+                for task in late:
+                    task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.aclose()
         pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
         for connector in [*self.sinks.values(), *self.notifiers.values(), *self.enrichers, *pollers]:
             await connector.aclose()
         await self.store.aclose()
+
+    async def _announce(self, processor: bool, workers: int | None) -> None:
+        """Log what this process runs, once, so an operator sees it at INFO without reading the config."""
+        settings = self.config.settings
+        try:
+            instance = await self.job_context.instance()
+        except Exception:  # the database is not there yet: the loops will say so
+            instance = "unknown (database unreachable)"
+        log.info(
+            "alertbridge started", instance=instance, database=make_url(settings.database).render_as_string(hide_password=True),
+            role="serve" if processor else "worker", workers=settings.workers if workers is None else workers,
+            sources={name: s.type for name, s in self.sources.items()}, sinks={name: s.type for name, s in self.sinks.items()},
+            notifiers={name: n.type for name, n in self.notifiers.items()}, routes=[r.name for r in settings.routes],
+        )
 
     async def _process_forever(self) -> None:
         while not self.stopping.is_set():

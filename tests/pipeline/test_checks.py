@@ -55,6 +55,7 @@ def jira_url():
 def run_check(tmp_path, jira_url, routes):
     path = tmp_path / "c.yaml"
     path.write_text(
+        "sources:\n  gen: {type: generic, auth: {mode: bearer, token: t}}\n"
         "sinks:\n  jira: {type: jira, flavor: cloud, url: '" + jira_url + "', email: soc@example.com, api_token: sandbox-token}\n"
         "routes:" + routes
     )

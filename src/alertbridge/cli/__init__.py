@@ -13,6 +13,21 @@ from . import cases, db, dlq
 from .common import ConfigOption, fail, load, make_hub, read_file, require_database, upgrade, with_hub
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Security alerts in, the right ticket out, exactly once.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"alertbridge {version('alertbridge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")] = False,
+) -> None:
+    """Security alerts in, the right ticket out, exactly once."""
 app.add_typer(db.app, name="db")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(cases.app, name="case")
@@ -29,7 +44,13 @@ def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also ch
         typer.echo(f"  {problem}", err=True)
     if problems:
         raise typer.Exit(1)
-    typer.echo(f"{config}: OK ({len(loaded.sources)} sources, {len(loaded.sinks)} sinks, {len(loaded.settings.routes)} routes)")
+    counts = f"{len(loaded.sources)} sources, {len(loaded.sinks)} sinks, {len(loaded.settings.routes)} routes"
+    if not loaded.sources or not loaded.settings.routes:
+        missing = " and ".join(part for part, present in (("sources", loaded.sources), ("routes", loaded.settings.routes)) if not present)
+        typer.echo(f"  warning: the config has no {missing}: a hub running it would accept or ticket nothing", err=True)
+        typer.echo(f"{config}: valid but incomplete ({counts})")
+        return
+    typer.echo(f"{config}: OK ({counts})")
 
 
 async def _check_live(config) -> list[str]:
@@ -60,7 +81,9 @@ def serve(config: ConfigOption) -> None:
     hub = make_hub(loaded)
     for warning in loaded.warnings:
         structlog.get_logger("alertbridge.config").warning(warning)
-    server = uvicorn.Server(uvicorn.Config(create_app(hub), host=host or "127.0.0.1", port=int(port), log_config=None))
+    # uvicorn stops accepting on SIGTERM and waits for in-flight requests; then the app's shutdown drains the hub.
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host=host or "127.0.0.1", port=int(port), log_config=None,
+                                           timeout_graceful_shutdown=int(loaded.settings.shutdown_grace) or 1))
     server.run()
 
 
@@ -114,9 +137,15 @@ def send(
         typer.echo(f"{path}: stored as inbox event {row_id}")
 
 
+def _source_types() -> str:
+    from .. import connectors  # the registry only: connector modules load when used
+
+    return ", ".join(sorted(connectors.SOURCES))
+
+
 @app.command()
 def parse(
-    type_: Annotated[str, typer.Option("--type", help="Connector type, e.g. splunk")],
+    type_: Annotated[str, typer.Option("--type", help=f"Connector type, one of: {_source_types()}")],
     payload: Annotated[Path, typer.Argument(help="JSON payload file")],
     raw: Annotated[bool, typer.Option(help="Include the raw payload in the output")] = False,
 ) -> None:
@@ -141,7 +170,7 @@ def parse(
 
 
 @app.command()
-def status(config: ConfigOption, limit: int = 20) -> None:
+def status(config: ConfigOption, limit: Annotated[int, typer.Option(help="How many of the latest cases to list")] = 20) -> None:
     """Print queue figures and the latest cases."""
     from rich.console import Console
     from rich.table import Table
@@ -171,15 +200,15 @@ def demo() -> None:
 
 @app.command()
 def sandbox(
-    port: int = 8081,
-    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8081,
+    host: Annotated[str, typer.Option(help="Address to listen on (keep it on loopback unless you mean it)")] = "127.0.0.1",
     latency_ms: Annotated[float, typer.Option(help="Delay added to every call")] = 0,
     fail_rate: Annotated[float, typer.Option(help="Fraction of calls answered 429/5xx or hung")] = 0.0,
     rate_limit: Annotated[Optional[float], typer.Option(help="Requests per second before 429")] = None,  # noqa: UP045
     search_lag: Annotated[float, typer.Option(help="Seconds before a new issue shows in search")] = 0.0,
     webhook_url: Annotated[Optional[str], typer.Option(help="POST Jira webhooks on status changes here")] = None,  # noqa: UP045
     webhook_secret: Annotated[Optional[str], typer.Option(help="Sign webhooks with this secret")] = None,  # noqa: UP045
-    email: str = "soc@example.com",
+    email: Annotated[str, typer.Option(help="Login (basic auth user) of the API caller")] = "soc@example.com",
     token: Annotated[str, typer.Option(help="API token (basic) and personal access token (bearer)")] = "sandbox-token",
 ) -> None:
     """Serve the local Jira emulator (Cloud v3 and Data Center v2)."""

@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="Cases: list those without a ticket
 def case_list(
     config: ConfigOption,
     no_ticket: Annotated[bool, typer.Option("--no-ticket", help="Only cases that have no ticket")] = False,
-    limit: int = 100,
+    limit: Annotated[int, typer.Option(help="How many cases to list")] = 100,
 ) -> None:
     """List cases, newest first; with --no-ticket, why each has none and how many jobs wait for it."""
     from ..api import list_cases

@@ -100,3 +100,10 @@ def with_hub(config, action: Callable[..., Awaitable[T]]) -> T:
         return asyncio.run(main())
     except UNREACHABLE as exc:
         fail(str(unreachable(config.settings.database, exc)))
+
+
+def iso(epoch: float | None) -> str:
+    """Print an epoch time as an ISO date in UTC ("-" for none)."""
+    from datetime import UTC, datetime
+
+    return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -7,14 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOption, fail, load, with_hub
+from .common import ConfigOption, fail, iso, load, with_hub
 
 app = typer.Typer(no_args_is_help=True, help="The dead-letter list: show, replay or discard failed jobs.")
 
 
 @app.command("list")
-def dlq_list(config: ConfigOption, limit: int = 100) -> None:
-    """List dead jobs with their reasons."""
+def dlq_list(config: ConfigOption, limit: Annotated[int, typer.Option(help="How many dead jobs to list, oldest first")] = 100) -> None:
+    """List dead jobs with their reasons (tab-separated, a header first, so scripts can read it too)."""
     from ..jobs import queue
 
     async def action(hub):
@@ -22,8 +22,10 @@ def dlq_list(config: ConfigOption, limit: int = 100) -> None:
             return await queue.dead_jobs(conn, limit)
 
     jobs = with_hub(load(config), action)
+    typer.echo("id\tkind\tcase\tattempts\tfailed at\treason")
     for job in jobs:
-        typer.echo(f"{job['id']}\t{job['kind']}\tcase={job['case_id']}\tattempts={job['attempts']}\t{(job['last_error'] or '')[:200]}")
+        reason = " ".join((job["last_error"] or "").split())[:200]
+        typer.echo(f"{job['id']}\t{job['kind']}\t{job['case_id'] or '-'}\t{job['attempts']}\t{iso(job['finished_at'])}\t{reason}")
     typer.echo(f"{len(jobs)} dead job(s)")
 
 
@@ -38,7 +40,8 @@ def dlq_show(config: ConfigOption, job_id: int) -> None:
         job = with_hub(load(config), lambda hub: show_job(hub, job_id))
     except HTTPException as exc:
         fail(exc.detail)
-    typer.echo(json.dumps(job, indent=2, default=str))
+    times = {key: iso(value) for key, value in job.items() if key.endswith(("_at", "_after", "_until")) and value is not None}
+    typer.echo(json.dumps(job | times, indent=2, default=str))
 
 
 @app.command("replay")

@@ -203,6 +203,7 @@ async def _record(ctx: JobContext, job: Job, ticket: TicketRef) -> None:
         ))
         await release_held(conn, [job.case_id])
         await ctx.queue.complete(job, conn)
+    log.info("ticket created", case=job.case_id, ticket=ticket.key, url=ticket.url)
 
 
 async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError) -> None:

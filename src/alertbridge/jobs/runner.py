@@ -70,6 +70,10 @@ class JobRunner:
                 errors = {job.id: None}
         except Held as exc:
             errors = {job.id: exc}
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: hand the jobs back now rather than leave them to a lease expiry.
+            await asyncio.shield(self._release(jobs))
+            raise
         except Exception as exc:  # a bug or a lost database connection: retry a bounded number of times
             if not isinstance(exc, ConnectorError):
                 log.exception("job raised an unexpected error", job=job.id, kind=job.kind)
@@ -80,6 +84,14 @@ class JobRunner:
                 heartbeat.cancel()
         outcomes = [await self._record(j, errors.get(j.id)) for j in jobs]
         return outcomes[0]
+
+    async def _release(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            try:
+                await self.queue.release(job)
+                log.info("job released at shutdown", job=job.id, kind=job.kind, case=job.case_id)
+            except Exception:  # the database is gone too: the lease expires and another worker takes the job over
+                log.warning("releasing a job at shutdown failed; its lease will expire", job=job.id, exc_info=True)
 
     async def _more_creates(self, job: Job) -> tuple[BulkCreate | None, list[Job]]:
         """Claim other ready create jobs for the same bulk-capable sink, so a burst of new cases costs few calls."""
@@ -117,7 +129,10 @@ class JobRunner:
         except Exception:
             log.exception("recording a job failure failed; its lease will expire and it will run again", job=job.id)
             return "lost"
-        log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc), now=state)
+        if state == "dead":
+            log.error("job dead-lettered", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc))
+        else:
+            log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc), now=state)
         return "retry" if state == "pending" else "dead"
 
     async def _keep_leases(self, jobs: list[Job]) -> None:

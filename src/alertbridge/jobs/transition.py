@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import structlog
 from sqlalchemy import update
 
 from ..store.tables import cases
 from .context import JobContext
 from .payloads import Transition
 from .queue import Job
+
+log = structlog.get_logger("alertbridge.jobs")
 
 
 async def run(ctx: JobContext, job: Job, payload: Transition) -> None:
@@ -24,3 +27,5 @@ async def run(ctx: JobContext, job: Job, payload: Transition) -> None:
     if payload.close:
         values = dict(state="closed", closed_at=time.time(), resolution=payload.resolution)
     await ctx.finish(job, **values)
+    log.info("ticket transitioned", case=case["id"], ticket=key, to=payload.to, resolution=payload.resolution,
+             closed=payload.close)
