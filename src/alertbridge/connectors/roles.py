@@ -217,11 +217,19 @@ class SinkConfig(StrictModel):
     type: str = Field(description="Connector type", examples=["jira"])
 
 
+class TicketTarget(StrictModel):
+    """Where in the sink a route's tickets go; a sink's own model says what it needs (Jira: a project and an issue type)."""
+
+    project: str = Field(default="", description="Project, queue or board in the sink, if it has them", examples=["SOC"])
+    issue_type: str = Field(default="", description="Kind of ticket, if the sink has kinds", examples=["Incident"])
+
+
 class TicketSink(ABC):
     """A ticket system: find by case reference, create, update, comment, transition and read status."""
 
     type: ClassVar[str]
     Config: ClassVar[type[SinkConfig]] = SinkConfig
+    Target: ClassVar[type[TicketTarget]] = TicketTarget  # validates each route's `project` and `issue_type` for this sink
 
     def __init__(self, name: str, config: SinkConfig):
         self.name = name

@@ -21,7 +21,7 @@ from . import fields as jf
 from .._http import check_response
 from .api import JIRA, PAGE_SIZE, Clock, JiraApi
 from .markup import render
-from ..roles import Attachments, BulkCreate, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TransitionCheck
+from ..roles import Attachments, BulkCreate, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget, TransitionCheck
 
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
 
@@ -72,10 +72,18 @@ def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
+class JiraTarget(TicketTarget):
+    """A Jira route files into one project, as one issue type."""
+
+    project: str = Field(min_length=1, description="Project key", examples=["SOC"])
+    issue_type: str = Field(min_length=1, description="Issue type name", examples=["Incident"])
+
+
 class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
+    Target = JiraTarget
     bulk_limit = 50  # POST /issue/bulk takes at most 50 issues
     Config = JiraConfig
     config: JiraConfig
