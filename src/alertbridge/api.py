@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 
 from .connectors.roles import WebhookSource
 from .jobs import queue
-from .jobs.create_ticket import revision
+from .jobs.create_ticket import revision, route_named
 from .jobs.payloads import CreateTicket
 from .jobs.recovery import NoSuchCase, NothingToRetry, retry_case
 from .errors import PayloadError, SignatureError
@@ -290,7 +290,7 @@ async def show_job(hub: Hub, job_id: int) -> dict[str, Any]:
 
 def _rendered_by(hub: Hub, case) -> dict[str, Any]:
     """Say which route revision rendered the ticket last sent for the case, and what a replay would render with now."""
-    route = next((r for r in hub.config.settings.routes if r.name == case["route"]), None)
+    route = route_named(hub.config, case["route"])
     current = revision(route) if route is not None else None
     return {
         "route": case["route"], "reference": case["reference"], "revision": case["render_revision"],

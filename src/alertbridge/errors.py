@@ -10,6 +10,7 @@ the dead-letter list at once with the vendor's message.
     ├── PayloadError ........... a payload a source cannot parse (kept, dead-lettered)
     ├── SignatureError ......... a webhook whose credentials do not verify (401)
     ├── MissingExtra ........... an optional dependency is not installed
+    ├── Unchecked .............. a live check that could not conclude (reported, not failed)
     └── ConnectorError ......... a call to a vendor API failed                       reason
         ├── Retryable .......... try again later: 5xx, a broken answer ............. server_error
         │   │                    or a request that never left (`sent` is False) ..... not_sent
@@ -64,6 +65,10 @@ class PayloadError(AlertbridgeError):
 
 class SignatureError(AlertbridgeError):
     """A webhook's signature or token did not verify."""
+
+
+class Unchecked(AlertbridgeError):
+    """A live check could not conclude (the credentials cannot see what it needs); the message says why."""
 
 
 class MissingExtra(AlertbridgeError):

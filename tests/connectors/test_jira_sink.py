@@ -1,7 +1,9 @@
 """The Jira sink, run for real against the sandbox in both flavors, plus unit tests of its pure parts.
 
-No test waits on the wall clock: the client's Clock is a fake whose sleep()
-advances time, so rate-limit pauses are asserted, not endured.
+No test waits on, or reads, the wall clock: the client and the sandbox share one
+fake clock whose time moves only when the client sleeps, so rate-limit pauses are
+asserted, not endured, and the sandbox's token bucket and search lag follow the
+same time as the client's pacing.
 """
 
 from __future__ import annotations
@@ -16,34 +18,20 @@ from prometheus_client import REGISTRY
 
 from alertbridge.connectors import SINKS, load
 from alertbridge.connectors.jira import fields as jf
-from alertbridge.connectors.jira.api import NEAR_LIMIT_PACE, Clock, reset_delay
+from alertbridge.connectors.jira.api import NEAR_LIMIT_PACE, reset_delay
 from alertbridge.connectors.jira.markup import clean, escape_wiki, to_adf
 from alertbridge.connectors.roles import TicketDraft, TicketRef
 from alertbridge.connectors.jira import JiraConfig, JiraSink
-from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable, TimedOut
+from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable, TimedOut, Unchecked
 from alertbridge.model import Severity
 from alertbridge.sandbox.jira import adf as _adf
 from alertbridge.sandbox.jira.seed import FIELDS_BY_ID, option_id
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
+from support.clock import FakeClock
 
 NASTY = "Run {code}rm -rf /{code} as [~admin] !http://evil/x.png! *now* {{ ''.__class__ }} [click|http://evil] \\\\ done"
 # NASTY as Data Center wiki source, written out: specials escaped, backslashes as &#92;, the bare URLs left to link.
 NASTY_WIKI = r"Run \{code\}rm \-rf /\{code\} as \[\~admin\] \!http://evil/x.png\! \*now\* \{\{ ''.\_\_class\_\_ \}\} \[click\|http://evil\] &#92;&#92; done"
-
-
-class FakeClock(Clock):
-    """Time that moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
 
 
 def credentials(flavor: str) -> dict:
@@ -52,9 +40,9 @@ def credentials(flavor: str) -> dict:
     return {"pat": "sandbox-token"}
 
 
-def make_sink(app, flavor: str, **overrides) -> JiraSink:
+def make_sink(app, flavor: str, clock: FakeClock, **overrides) -> JiraSink:
     config = JiraConfig(type="jira", flavor=flavor, url="http://jira.test/", **{**credentials(flavor), **overrides})
-    return JiraSink("jira", config, transport=httpx2.ASGITransport(app=app), clock=FakeClock())
+    return JiraSink("jira", config, transport=httpx2.ASGITransport(app=app), clock=clock)
 
 
 def draft(**changes) -> TicketDraft:
@@ -64,8 +52,13 @@ def draft(**changes) -> TicketDraft:
 
 
 @pytest.fixture
-def app():
-    return create_app(JiraSandboxSettings(seed=7))
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def app(clock):
+    return create_app(JiraSandboxSettings(seed=7, clock=clock.now))
 
 
 @pytest.fixture
@@ -79,8 +72,8 @@ def flavor(request) -> str:
 
 
 @pytest.fixture
-async def sink(app, flavor):
-    sink = make_sink(app, flavor)
+async def sink(app, flavor, clock):
+    sink = make_sink(app, flavor, clock)
     yield sink
     await sink.aclose()
 
@@ -132,13 +125,16 @@ async def test_alert_text_stays_literal(sink, jira, flavor):
         assert not re.search(r"(?<!\\)[{}\[\]!*|]", text.split("\n")[0])
 
 
-async def test_find_by_reference_waits_out_search_lag(sink, jira):
-    jira.faults.search_lag_seconds = 3600
+async def test_find_by_reference_waits_out_search_lag(sink, jira, clock):
+    jira.faults.search_lag_seconds = 10
     first = await sink.create(draft())
     assert "alertbridge-case1" in jira.issues[first.key].labels  # the reference is a label
     assert await sink.find_by_reference("alertbridge-case1") == []  # not indexed yet
-    jira.faults.search_lag_seconds = 0
+    clock.time += 6
     second = await sink.create(draft())
+    clock.time += 4  # the first is indexed now, the second is not yet
+    assert await sink.find_by_reference("alertbridge-case1") == [first]
+    clock.time += 6
     assert await sink.find_by_reference("alertbridge-case1") == [first, second]  # oldest first
     assert await sink.find_by_reference('we"ird\\label') == []  # escaped, so Jira parses the JQL
 
@@ -216,8 +212,8 @@ async def test_remote_link_is_idempotent_and_attach_uploads(sink, jira):
     assert [(a["filename"], a["content"]) for a in jira.issues[ref.key].attachments] == [("raw.json", b'{"a": 1}')]
 
 
-async def test_check_reports_every_problem(app, flavor):
-    sink = make_sink(app, flavor, priority_map={"high": "Blocker"})
+async def test_check_reports_every_problem(app, flavor, clock):
+    sink = make_sink(app, flavor, clock, priority_map={"high": "Blocker"})
     problems = await sink.check([
         draft(project="NOPE"),
         draft(issue_type="Bug"),
@@ -239,18 +235,32 @@ async def test_check_reports_every_problem(app, flavor):
         assert problem.startswith(start), problem
 
 
-async def test_check_transition(sink):
+async def test_check_transition_reads_the_workflow_where_the_credentials_may(app, jira, clock):
+    sink = make_sink(app, "cloud", clock)  # the sandbox's caller administers Jira: workflow/search answers
+    # No issue exists yet: the workflow's own transitions decide, not what issues happen to show.
+    assert await sink.check_transition("SOC", "Alert", "reopen") == []
+    assert await sink.check_transition("SOC", "Alert", "In Progress") == []  # a status of the issue type
+    [problem] = await sink.check_transition("SOC", "Alert", "Escalate")
+    assert problem == ("SOC/Alert: workflow 'SOC workflow' has no transition or status named 'Escalate'; "
+                       "transitions: Done, Reopen, Start Progress, Stop Progress; statuses: Done, In Progress, To Do")
+    assert await sink.check_transition("SOC", "Bug", "Done") == []  # the create check reports the issue type, once
+    await sink.aclose()
+
+
+@pytest.mark.parametrize("flavor", ["cloud", "datacenter"])
+async def test_check_transition_without_the_workflow_reads_issues_and_says_when_it_cannot_tell(app, jira, flavor, clock):
+    jira.faults.workflow_admin = False  # a bot account: workflow/search answers 403 (Data Center has none at all)
+    sink = make_sink(app, flavor, clock)
     ref = await sink.create(draft())
     await sink.transition(ref.key, "Done", resolution="Done")
     await sink.create(draft())
-    # Until an issue sits in every status, an unseen transition may exist: nothing is reported.
-    assert await sink.check_transition("SOC", "Alert", "Escalate") == []
+    assert await sink.check_transition("SOC", "Alert", "reopen") == []  # offered on the Done issue
+    with pytest.raises(Unchecked, match=r"SOC/Alert: transition 'Escalate' unchecked: .* no issue sits in In Progress"):
+        await sink.check_transition("SOC", "Alert", "Escalate")
     await sink.transition((await sink.create(draft())).key, "Start Progress")
-    assert await sink.check_transition("SOC", "Alert", "reopen") == []
-    assert await sink.check_transition("SOC", "Alert", "In Progress") == []
-    [problem] = await sink.check_transition("SOC", "Alert", "Escalate")
+    [problem] = await sink.check_transition("SOC", "Alert", "Escalate")  # now every status had an issue to look at
     assert "no transition or status named 'Escalate'" in problem and "Reopen" in problem and "Start Progress" in problem
-    assert (await sink.check_transition("SOC", "Bug", "Done"))[0].startswith("unknown issue type 'Bug'")
+    await sink.aclose()
 
 
 # --- failures and rate limits ---------------------------------------------------------------------
@@ -260,9 +270,9 @@ def metric(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def test_bad_credentials_are_auth_failed_without_the_secret(app, flavor):
+async def test_bad_credentials_are_auth_failed_without_the_secret(app, flavor, clock):
     secret = {"api_token": "wrong-secret-123"} if flavor == "cloud" else {"pat": "wrong-secret-123"}
-    sink = make_sink(app, flavor, **secret)
+    sink = make_sink(app, flavor, clock, **secret)
     with pytest.raises(AuthFailed) as caught:
         await sink.status("SOC-1")
     await sink.aclose()
@@ -275,9 +285,9 @@ async def test_missing_issue_is_permanent_and_names_the_path_only(sink):
     assert not isinstance(caught.value, Retryable) and "fields=" not in str(caught.value)
 
 
-async def test_injected_faults_are_classified(app, jira, sink, flavor):
+async def test_injected_faults_are_classified(app, jira, sink, flavor, clock):
     ref = await sink.create(draft())
-    impatient = make_sink(app, flavor, timeout=0.2)  # a hung call is cut off well before hang_seconds
+    impatient = make_sink(app, flavor, clock, timeout=0.2)  # a hung call is cut off well before hang_seconds
     jira.faults.fail_rate, jira.faults.hang_seconds = 1.0, 5
     errors: list[ConnectorError] = []
     for _ in range(40):
@@ -295,11 +305,10 @@ async def test_injected_faults_are_classified(app, jira, sink, flavor):
         assert metric("alertbridge_sink_calls_total", sink="jira", operation="get", outcome=reason) > 0
 
 
-async def test_global_quota_pauses_every_call(app, jira, flavor):
-    sink = make_sink(app, flavor)
+async def test_global_quota_pauses_every_call(app, jira, flavor, clock):
+    sink = make_sink(app, flavor, clock)
     ref = await sink.create(draft())
     jira.faults.rate_limit, jira.faults.rate_limit_reason = 0.5, "jira-quota-global-based"
-    clock = sink.api.clock
     await sink.status(ref.key)  # takes the one token
     with pytest.raises(RateLimited) as caught:
         await sink.status(ref.key)
@@ -313,15 +322,14 @@ async def test_global_quota_pauses_every_call(app, jira, flavor):
     await sink.aclose()
 
 
-async def test_burst_limit_slows_only_that_endpoint(app, jira, flavor):
-    sink = make_sink(app, flavor)
+async def test_burst_limit_slows_only_that_endpoint(app, jira, flavor, clock):
+    sink = make_sink(app, flavor, clock)
     ref = await sink.create(draft())
     jira.faults.rate_limit = 0.5  # reason defaults to jira-burst-based
     await sink.status(ref.key)
     with pytest.raises(RateLimited):
         await sink.status(ref.key)
     jira.faults.rate_limit = None
-    clock = sink.api.clock
     clock.sleeps.clear()  # the near-limit pace before the 429
     await sink.comment(ref.key, "other endpoint: no delay")
     assert clock.sleeps == []
@@ -331,10 +339,9 @@ async def test_burst_limit_slows_only_that_endpoint(app, jira, flavor):
     await sink.aclose()
 
 
-async def test_per_issue_limit_and_near_limit(app, jira, flavor):
-    sink = make_sink(app, flavor)
+async def test_per_issue_limit_and_near_limit(app, jira, flavor, clock):
+    sink = make_sink(app, flavor, clock)
     ref = await sink.create(draft())
-    clock = sink.api.clock
     jira.faults.rate_limit, jira.faults.rate_limit_reason = 0.5, "jira-per-issue-on-write"
     await sink.comment(ref.key, "one")
     with pytest.raises(RateLimited, match="429"):

@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy
 
 from alertbridge import failpoints
-from alertbridge.sandbox._adf import to_text
+from alertbridge.sandbox.jira.adf import to_text
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from faults.harness import Sender, check_outcome, healthy_or_dead, instance_of, plan, wait_drained, write_config
 from support.procs import ProcGroup, free_port, procs  # noqa: F401 - procs is a fixture

@@ -11,13 +11,19 @@ import uvicorn
 
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from conftest import vendor_path
+from support.clock import FakeClock
 
 AUTH = ("soc@example.com", "sandbox-token")
 
 
 @pytest.fixture
-def app():
-    return create_app(JiraSandboxSettings(seed=7))
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def app(clock):
+    return create_app(JiraSandboxSettings(seed=7, clock=clock.now))
 
 
 @pytest.fixture

@@ -230,14 +230,17 @@ async def test_legacy_search_pages_with_start_at_and_total(client, version):
     assert "summary" in body["issues"][0]["fields"]
 
 
-async def test_new_issues_reach_search_only_after_the_index_lag(client, app):
-    app.state.jira.faults.search_lag_seconds = 3600
+async def test_new_issues_reach_search_only_after_the_index_lag(client, app, clock):
+    app.state.jira.faults.search_lag_seconds = 5
     key = await create(client, 3, labels=["fresh"])
+    clock.time += 4.9
     hidden = await client.get("/rest/api/3/search/jql", params={"jql": "labels = fresh"})
     assert hidden.json()["issues"] == [] and (await client.get(f"/rest/api/3/issue/{key}")).status_code == 200
-    await client.post("/_sandbox/faults", json={"search_lag_seconds": 0})
+    clock.time += 0.1
     shown = await client.get("/rest/api/3/search/jql", params={"jql": "labels = fresh"})
     assert [issue["key"] for issue in shown.json()["issues"]] == [key]
+    await client.post("/_sandbox/faults", json={"search_lag_seconds": 3600})  # the knob is read on every search
+    assert (await client.get("/rest/api/3/search/jql", params={"jql": "labels = fresh"})).json()["issues"] == []
 
 
 async def test_remote_links_are_created_updated_by_global_id_and_validated(client):
@@ -278,13 +281,14 @@ async def test_bulk_create_reports_failures_per_element(client, app):
     assert too_many.status_code == 400 and len(app.state.jira.issues) == 2
 
 
-async def test_rate_limit_answers_429_with_jiras_headers(client, app):
-    app.state.jira.faults.rate_limit = 0.001  # one token, refilled far too slowly to matter here
+async def test_rate_limit_answers_429_with_jiras_headers(client, app, clock):
+    app.state.jira.faults.rate_limit = 0.5  # one token, refilled every 2 s
     first = await client.get("/rest/api/3/myself")
+    clock.time += 0.5
     limited = await client.get("/rest/api/3/myself")
     assert first.status_code == 200 and first.headers["X-RateLimit-NearLimit"] == "true"
     assert limited.status_code == 429
-    assert limited.headers["RateLimit-Reason"] == "jira-burst-based" and int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["RateLimit-Reason"] == "jira-burst-based" and limited.headers["Retry-After"] == "2"  # 1.5 s, rounded up
     assert limited.headers["X-RateLimit-Limit"] == "1" and limited.headers["X-RateLimit-Remaining"] == "0"
     assert limited.headers["X-RateLimit-Reset"].endswith("Z")
     await client.post("/_sandbox/faults", json={"rate_limit_reason": "jira-quota-tenant-based"})
@@ -304,16 +308,26 @@ async def test_fault_injection_is_deterministic_with_a_seed():
     assert await statuses_under_faults(4) != first
 
 
-async def test_a_hung_create_stores_the_issue_although_the_client_gives_up(app, client):
-    app.state.jira.faults.fail_rate, app.state.jira.faults.hang_seconds = 1.0, 30
-    answered = timed_out = 0
-    while not timed_out:
+class Hung(Exception):
+    """The sandbox began holding an answer back: the client would wait, then give up."""
+
+
+async def test_a_hung_create_stores_the_issue_although_the_client_gives_up(app, client, monkeypatch):
+    async def hang(seconds: float) -> None:
+        raise Hung(seconds)
+
+    monkeypatch.setattr(faults.asyncio, "sleep", hang)  # where the answer would be held back: give up at once, no wall clock
+    app.state.jira.faults.fail_rate = 1.0
+    answered = 0
+    for _ in range(100):  # the seeded faults hang one of the first few calls; bounded all the same
         try:
-            response = await asyncio.wait_for(client.post("/rest/api/3/issue", json=issue_body(3, labels=["hang"])), 0.5)
-            assert response.status_code in (429, 500, 503)
-            answered += 1
-        except TimeoutError:
-            timed_out += 1
+            response = await client.post("/rest/api/3/issue", json=issue_body(3, labels=["hang"]))
+        except Hung:
+            break
+        assert response.status_code in (429, 500, 503)
+        answered += 1
+    else:
+        pytest.fail("no call hung in 100")
     assert len(app.state.jira.issues_with_label("hang")) == 1  # only the hung call did the work
     assert answered == sum(1 for call in app.state.jira.calls if call[1] == "/rest/api/3/issue")
 

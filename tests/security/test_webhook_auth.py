@@ -79,6 +79,7 @@ WEBHOOK_TYPES = [t for t in SOURCE_TYPES if not issubclass(source_class(t), Poll
 OWN_VERIFY = {t: source_class(t).verify for t in WEBHOOK_TYPES if source_class(t).verify is not WebhookSource.verify}
 SCHEME_CASES = [pytest.param(t, scheme, id=f"{t}:{mode}") for t in WEBHOOK_TYPES for mode, scheme in (AUTH_MODES | VENDOR_SCHEMES.get(t, {})).items()]
 
+
 async def inbox_count(hub: Hub) -> int:
     async with hub.store.read() as conn:
         return (await conn.execute(select(func.count()).select_from(inbox))).scalar()

@@ -7,7 +7,9 @@ import json
 
 import sqlalchemy as sa
 from alembic import command
+from typer.testing import CliRunner
 
+from alertbridge.cli import app
 from alertbridge.store import _alembic_config, upgrade
 from alertbridge.store.instance import NAME
 from support.hub import drain, make_hub, references
@@ -70,3 +72,31 @@ async def test_a_case_from_before_instance_ids_keeps_its_label_and_finds_its_tic
     assert refs == {1: "alertbridge-1", 2: f"alertbridge-{instance}-2"}
     assert keys[1] == "CASE-7"  # found by its old label, not created again
     assert recorder.by_reference() == {"alertbridge-1": ["CASE-7"], f"alertbridge-{instance}-2": [keys[2]]}
+
+
+def test_a_restored_database_gets_a_new_instance_and_its_cases_keep_their_references(tmp_path):
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO cases (route, key, key_hash, state, title, severity, source, first_seen, last_seen, sink, ticket_key,"
+            " reference, observables) VALUES ('soc', 'k', 'h', 'open', 't', 'high', 'gen', 1, 1, 'jira', 'SOC-1', :r, '{}')"
+        ), {"r": f"alertbridge-{instance_of(url)}-1"})
+    engine.dispose()
+    before = instance_of(url)
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"database: {url}\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "backup", "-c", str(config), str(tmp_path / "backup.db")]).exit_code == 0
+    restored = runner.invoke(app, ["db", "restore", "-c", str(config), str(tmp_path / "backup.db")])
+    assert restored.exit_code == 0, restored.output
+    after = instance_of(url)
+    assert after != before and restored.output.splitlines()[-1] == (
+        f"instance {before} is now {after}: new cases are filed as alertbridge-{after}-<case id>")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT reference FROM cases")).scalar_one() == f"alertbridge-{before}-1"
+    engine.dispose()
+    renewed = runner.invoke(app, ["db", "new-instance", "-c", str(config)])  # what an operator runs after pg_restore
+    assert renewed.exit_code == 0 and instance_of(url) not in (before, after)

@@ -37,9 +37,12 @@ app.add_typer(cases.app, name="case")
 def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also check routes against the sinks' live APIs")] = False) -> None:
     """Validate a config file and report every problem with its path."""
     loaded = load(config)
-    for warning in loaded.warnings:
+    warnings, problems = list(loaded.warnings), []
+    if live:
+        report = asyncio.run(_check_live(loaded))
+        warnings, problems = warnings + report.warnings, report.problems
+    for warning in warnings:
         typer.echo(f"  warning: {warning}", err=True)
-    problems = asyncio.run(_check_live(loaded)) if live else []
     for problem in problems:
         typer.echo(f"  {problem}", err=True)
     if problems:
@@ -53,10 +56,13 @@ def check(config: ConfigOption, live: Annotated[bool, typer.Option(help="Also ch
     typer.echo(f"{config}: OK ({counts})")
 
 
-async def _check_live(config) -> list[str]:
+async def _check_live(config):
     from ..pipeline.checks import check_routes_live
+    from ..store.instance import read_identity
 
-    return await check_routes_live(config)
+    # This hub's own instance, to tell its tickets from its neighbours'; read only, nothing is created.
+    identity = await asyncio.to_thread(read_identity, config.settings.database)
+    return await check_routes_live(config, identity)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOption, fail, load, upgrade
+from .common import ConfigOption, fail, load, require_database, upgrade
 
 app = typer.Typer(no_args_is_help=True, help="Database schema, backups and space.")
 
@@ -43,6 +43,24 @@ def db_restore(config: ConfigOption, backup_file: Annotated[Path, typer.Argument
         fail(str(exc))
     upgrade(url)
     typer.echo(f"restored {backup_file} ({rows:,} inbox events); schema up to date")
+    _renew(url)
+
+
+@app.command("new-instance")
+def db_new_instance(config: ConfigOption) -> None:
+    """Give the database a new instance id: run it after restoring a PostgreSQL dump (`db restore` does it for SQLite)."""
+    url = load(config).settings.database
+    require_database(url)
+    _renew(url)
+
+
+def _renew(url: str) -> None:
+    from ..store.instance import renew_instance
+
+    old, new = renew_instance(url)
+    # Cases made after the backup are gone, and new cases take their ids again: a new instance id keeps the
+    # new cases' tickets apart from theirs. Restored cases keep the references stored on them.
+    typer.echo(f"instance {old} is now {new}: new cases are filed as alertbridge-{new}-<case id>")
 
 
 @app.command("vacuum")

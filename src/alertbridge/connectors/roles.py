@@ -283,7 +283,15 @@ class TransitionCheck(ABC):
 
     @abstractmethod
     async def check_transition(self, project: str, issue_type: str, name: str) -> list[str]:
-        """Return a problem if no transition or status called `name` exists for this project and issue type."""
+        """Return a problem if no transition or status called `name` exists; raise Unchecked if it cannot tell."""
+
+
+class ReferenceScan(ABC):
+    """A sink that lists the case references on a target's recent tickets: `check --live` finds other hubs by them."""
+
+    @abstractmethod
+    async def recent_references(self, project: str) -> list[str]:
+        """Return the `alertbridge-…` references on the project's most recent tickets, whichever hub filed them."""
 
 
 class Attachments(ABC):

@@ -29,7 +29,7 @@ from jinja2 import TemplateError
 from sqlalchemy import bindparam, func, select, update
 
 from .. import failpoints
-from ..config import Route
+from ..config import Config, Route
 from ..connectors.roles import BulkCreate, TicketDraft, TicketRef
 from ..errors import ConnectorError, Permanent, Retryable
 from ..model import Alert, case_reference
@@ -48,12 +48,17 @@ def revision(route: Route) -> str:
     return hashlib.sha256(route.model_dump_json().encode()).hexdigest()[:12]
 
 
+def route_named(config: Config, name: str) -> Route | None:
+    """Return the route of that name in a config, or None."""
+    return next((route for route in config.settings.routes if route.name == name), None)
+
+
 def route_of(ctx: JobContext, case: dict[str, Any]) -> Route:
     """Return the case's route from the current config; raise Permanent if it is gone."""
-    for route in ctx.config.settings.routes:
-        if route.name == case["route"]:
-            return route
-    raise Permanent(f"route {case['route']!r} of case {case['id']} is no longer in the config")
+    route = route_named(ctx.config, case["route"])
+    if route is None:
+        raise Permanent(f"route {case['route']!r} of case {case['id']} is no longer in the config")
+    return route
 
 
 async def first_alerts(ctx: JobContext, case_ids: list[int]) -> dict[int, Alert]:

@@ -50,6 +50,9 @@ class Faults:
     seed: int | None = None  # RNG seed for fault injection
     resets: int = field(default=0, compare=False)  # bumped by a state reset: a seeded run replays the same faults
     calls: list[tuple[str, str, int]] = field(default_factory=list, compare=False, repr=False)  # (method, path, status) of every API call
+    # Monotonic seconds, read by the token bucket (and an emulator's own timing, such as Jira's search lag). A test
+    # gives the emulator and the client under test one fake clock, so rate limits and lags follow it, not the wall.
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
 
 @dataclass
@@ -64,9 +67,8 @@ class TokenBucket:
     def capacity(self) -> int:
         return max(1, math.ceil(self.rate))
 
-    def take(self) -> bool:
-        """Take a token if one is there; tell whether it was."""
-        moment = time.monotonic()
+    def take(self, moment: float) -> bool:
+        """Take a token if one is there at `moment` (monotonic seconds); tell whether it was."""
         self.tokens = min(self.capacity, self.tokens + (moment - self.refilled_at) * self.rate)
         self.refilled_at = moment
         if self.tokens < 1:
@@ -133,7 +135,7 @@ class FaultInjection:
         self._restart_after_reset()
         send = self._recording(scope["method"], path, send)
         faults, bucket = self.faults, self._current_bucket()
-        if bucket is not None and not bucket.take():
+        if bucket is not None and not bucket.take(faults.clock()):
             await self._refuse(send, 429, "Rate limit exceeded.", self.refusals.throttled(faults, bucket.seconds_to_next_token(), bucket))
             return
         counted = self._count(path)
@@ -187,7 +189,7 @@ class FaultInjection:
         if rate is None:
             self.bucket = None
         elif self.bucket is None or self.bucket.rate != rate:
-            self.bucket = TokenBucket(rate, max(1, math.ceil(rate)), time.monotonic())
+            self.bucket = TokenBucket(rate, max(1, math.ceil(rate)), self.faults.clock())
         return self.bucket
 
     async def _refuse(self, send: Send, status: int, message: str, headers: dict[str, str]) -> None:

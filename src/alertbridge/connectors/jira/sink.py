@@ -16,12 +16,16 @@ from urllib.parse import quote
 import httpx2
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from ...errors import ConnectorError, Permanent, Retryable
+from ...errors import AuthFailed, ConnectorError, Permanent, Retryable
+from . import checks as jc
 from . import fields as jf
 from .._http import check_response
-from .api import JIRA, PAGE_SIZE, Clock, JiraApi
+from .api import JIRA, Clock, JiraApi
 from .markup import render
-from ..roles import Attachments, BulkCreate, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget, TransitionCheck
+from ..roles import (
+    Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget,
+    TransitionCheck,
+)
 
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
 
@@ -79,7 +83,7 @@ class JiraTarget(TicketTarget):
     issue_type: str = Field(min_length=1, description="Issue type name", examples=["Incident"])
 
 
-class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments):
+class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -99,8 +103,10 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments):
             headers["Authorization"] = f"Bearer {config.pat.get_secret_value()}"
         else:
             auth = httpx2.BasicAuth(config.username or "", config.password.get_secret_value() if config.password else "")
+        self._rest = f"{config.url}/rest/api/{3 if self.cloud else 2}"
+        self._server_probed = False
         self.api = JiraApi(
-            name, f"{config.url}/rest/api/{3 if self.cloud else 2}", auth=auth, headers=headers,
+            name, self._rest, auth=auth, headers=headers,
             cloud=self.cloud, timeout=config.timeout, max_concurrency=config.max_concurrency, transport=transport, clock=clock,
         )  # fmt: skip
         self._names: dict[str, list[str]] | None = None
@@ -277,39 +283,39 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, Attachments):
     # --- configuration checks -------------------------------------------------------------------
 
     async def check(self, targets: list[TicketDraft]) -> list[str]:
-        """Return every problem creating these drafts would meet: project, issue type, fields, options."""
+        """Return every problem creating these drafts would meet: project, issue type, fields, options.
+
+        A site that is not Jira, or that refuses the credentials, is raised (Permanent, AuthFailed) rather
+        than returned: it is one problem of the sink, not one per route.
+        """
+        if not self._server_probed:
+            await jc.probe_server(self.api, self.config.url, self._rest)
+            self._server_probed = True
         problems: list[str] = []
         for draft in targets:
             errors: list[str] = []
             try:
                 await self._create_fields(draft, errors)
+            except AuthFailed:
+                raise
             except Permanent as exc:
                 errors.append(str(exc))
             problems += [f"{draft.project}/{draft.issue_type}: {error}" for error in errors]
         return list(dict.fromkeys(problems))
 
     async def check_transition(self, project: str, issue_type: str, name: str) -> list[str]:
-        """Return a problem if no transition or status called `name` exists for this project and issue type."""
+        """Return a problem if the workflow has no transition or status `name`; raise Unchecked if it cannot tell."""
         try:
-            await self._issue_type_id(project, issue_type)
-        except Permanent as exc:
-            return [str(exc)]
-        statuses = {status["name"] for status in (await self.api.call("statuses", "GET", "status")).json()}
-        # No non-admin API lists a workflow's transitions, so read them off recent issues, one per status.
-        jql = f"project = {jf.jql_string(project)} AND issuetype = {jf.jql_string(issue_type)} ORDER BY created DESC"
-        samples = {issue["fields"]["status"]["name"]: issue["key"] for issue in await self.api.search(jql, ["status"], PAGE_SIZE)}
-        transitions = set()
-        for key in samples.values():
-            for transition in (await self.api.call("transitions", "GET", _issue(key, "transitions"))).json()["transitions"]:
-                transitions.add(transition["name"])
-        # Transitions can only be read off issues: unless an issue sits in every status, an unseen name
-        # may still exist (e.g. Reopen, offered only from Done), so say nothing rather than guess.
-        if statuses - set(samples) or name.lower() in {known.lower() for known in statuses | transitions}:
-            return []
-        return [
-            f"{project}/{issue_type}: no transition or status named '{name}'; "
-            f"transitions seen: {', '.join(sorted(transitions))}; statuses: {', '.join(sorted(statuses))}"
-        ]
+            type_id = await self._issue_type_id(project, issue_type)
+        except AuthFailed:
+            raise
+        except Permanent:
+            return []  # an unknown project or issue type: `check` reports it, once
+        return await jc.check_transition(self.api, cloud=self.cloud, project=project, issue_type=issue_type, type_id=type_id, name=name)
+
+    async def recent_references(self, project: str) -> list[str]:
+        """Return the alertbridge references on the project's most recent labelled issues, whichever hub filed them."""
+        return await jc.recent_references(self.api, project)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -16,6 +16,7 @@ from .fields import issue_type_json, priority_json, status_json, user_json
 from .seed import FIELDS, ISSUE_TYPES, PRIORITIES, PROJECT, READ_ONLY_FIELDS, RESOLUTIONS, STATUSES, USERS
 from .plumbing import JiraRefusals, api_of, authenticate, json_body, page, state_of
 from .state import JiraError, JiraSandboxSettings, JiraState
+from .workflow import workflow
 from .jql import JqlError
 from ..faults import FaultInjection
 from .webhooks import WebhookSender
@@ -372,6 +373,7 @@ def create_app(settings: JiraSandboxSettings | None = None) -> FastAPI:
     app.state.jira = JiraState(faults=settings or JiraSandboxSettings())
     for version in (2, 3):
         app.include_router(api, prefix=f"/rest/api/{version}")
+        app.include_router(workflow, prefix=f"/rest/api/{version}")
     app.include_router(admin)
     app.add_exception_handler(JiraError, _jira_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -1,6 +1,5 @@
 """One emulated issue, and what JQL search and ORDER BY read of it."""
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,7 +17,7 @@ class Issue:
     remote_links: list[dict] = field(default_factory=list)
     attachments: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)  # status/resolution changes, for tests and sync
-    created_at: float = field(default_factory=time.monotonic)  # for the search index lag
+    created_at: float = 0.0  # on the settings' clock, for the search index lag
 
     @property
     def labels(self) -> list[str]:

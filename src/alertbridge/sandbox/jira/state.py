@@ -1,6 +1,5 @@
 """The emulated Jira site in memory: issues, their workflow, comments, links, attachments, search."""
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,6 +26,7 @@ class JiraSandboxSettings(Faults):
     search_lag_seconds: float = 0.0  # new issues reach JQL search only after this delay (Cloud's index lag)
     webhook_url: str | None = None  # where to POST jira:issue_updated on status changes, as a Jira webhook would
     webhook_secret: str | None = None  # signs webhook bodies (X-Hub-Signature: sha256=…)
+    workflow_admin: bool = True  # the caller may read workflows (Administer Jira); False: those APIs answer 403
 
 
 class JiraError(Exception):
@@ -112,7 +112,8 @@ class JiraState:
             raise JiraError(400, errors=errors)
         stamp = now()
         values |= {"status": "To Do", "created": stamp, "updated": stamp, "resolutiondate": None, "reporter": reporter}
-        issue = Issue(id=str(10000 + self.next_number), key=f"{PROJECT['key']}-{self.next_number}", fields=values)
+        issue = Issue(id=str(10000 + self.next_number), key=f"{PROJECT['key']}-{self.next_number}", fields=values,
+                      created_at=self.faults.clock())
         self._apply_update(issue, body.get("update") or {}, api, reporter)
         self.next_number += 1
         self.issues[issue.key] = issue
@@ -152,7 +153,7 @@ class JiraState:
                 errors[fixed] = f"Field '{fixed}' cannot be set. It is not on the appropriate screen, or unknown."
         if errors:
             raise JiraError(400, errors=errors)
-        staged = Issue(issue.id, issue.key, dict(issue.fields) | values, list(issue.comments))
+        staged = Issue(issue.id, issue.key, dict(issue.fields) | values, list(issue.comments), created_at=issue.created_at)
         self._apply_update(staged, body.get("update") or {}, api, editor)
         issue.fields, issue.comments = staged.fields, staged.comments
         issue.fields["updated"] = now()
@@ -299,7 +300,7 @@ class JiraState:
         """Return the issues matching `jql` that the search index already holds, in order."""
         context = _jql.Context(self._check_jql_value, user_terms(caller) or {"anonymous"}, datetime.now(UTC))
         query = _jql.parse(jql, context)
-        indexed_before = time.monotonic() - self.faults.search_lag_seconds
+        indexed_before = self.faults.clock() - self.faults.search_lag_seconds
         found = [issue for issue in self.issues.values()
                  if issue.created_at <= indexed_before and query.matches(issue.search_facts())]  # fmt: skip
         found.sort(key=lambda issue: int(issue.id), reverse=True)  # no ORDER BY: newest first
