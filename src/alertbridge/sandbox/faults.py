@@ -65,6 +65,7 @@ class TokenBucket:
 
     @property
     def capacity(self) -> int:
+        """Return how many requests the bucket holds: one second's worth, at least one."""
         return max(1, math.ceil(self.rate))
 
     def take(self, moment: float) -> bool:
