@@ -20,9 +20,10 @@ demo: $(STAMP)
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-# System tools some tests drive (promtool lints the alerting rules).
+# System tools some tests drive (promtool lints the alerting rules; Dovecot is the mailbox tests' IMAP server).
 test-tools:
 	@bash scripts/ensure-promtool.sh
+	@bash scripts/ensure-dovecot.sh
 
 test: $(STAMP) postgres test-tools
 	$(BIN)/python -m pytest -q

@@ -47,6 +47,24 @@ def test_parse_reports_a_bad_payload(tmp_path):
     assert code == 1 and "unknown source type 'splonk'" in output
 
 
+@pytest.mark.parametrize("sample", ["phishing-eml/bbva-impersonation-transfer-phish.eml",
+                                    "phishing-eml/malspam-invoice-js-attachment-stripped.eml"])
+def test_parse_reads_a_raw_eml_for_the_mailbox_source(sample):
+    code, output = invoke("parse", "--type", "imap", "--raw", str(vendor_path(sample)))
+    assert code == 0, output
+    (alert,) = json.loads(output)
+    assert alert["category"] == "phishing" and alert["raw"]["found_as"] == "message"
+    assert alert["raw"]["received_ips"] and alert["raw"]["headers"] and alert["evidence"][0]["filename"] == "original.eml"
+    assert "content" not in alert["evidence"][0]  # the bytes never leave the parse
+
+
+def test_parse_of_a_file_that_is_no_mail_says_why(tmp_path):
+    payload = tmp_path / "not.eml"
+    payload.write_bytes(b"\x00\x01 not a message")
+    code, output = invoke("parse", "--type", "imap", str(payload))
+    assert code == 1 and "not.eml: malformed MIME" in output
+
+
 def test_send_status_and_the_dead_letter_list(tmp_path, config):
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text(json.dumps({"id": "1", "title": "Beaconing"}))

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from . import connectors
-from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel, WebhookConfig
+from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel
 from .errors import ConfigError
 from .model import Severity
 from .store.instance import NAME as INSTANCE_NAME
@@ -51,11 +51,38 @@ class Match(StrictModel):
     when: str | None = Field(default=None, description="Jinja expression over `alert`", examples=["'test' not in alert.title|lower"])
 
 
+class MemberTracking(StrictModel):
+    """Keep a case's hosts one by one (pipeline/members.py): fixed ones leave the ticket, re-opened ones come back."""
+
+    host: str = Field(default="{{ (alert.hosts + alert.ips + [alert.vendor_id])|first }}",
+                      description="Template naming the host an alert is about; the ticket lists each host once",
+                      examples=["{{ alert.raw.host.dns or alert.raw.host.ip }}"])
+    line: str = Field(default="{{ alert.ips|join(', ') }}", description="Template for what the ticket says about one alert's "
+                      "member on its host (IP, OS, first and last found…)", examples=["{{ alert.raw.host.ip }}, QID {{ alert.raw.detection.qid }}"])
+    field: str | None = Field(default=None, description="Ticket field (by name, a text field) rewritten with the open hosts "
+                              "on every change; null: the hosts go in comments only", examples=["Affected Hosts"])
+    comment: bool = Field(default=True, description="Comment on the ticket which hosts were fixed, added or re-opened")
+    done_transition: str | None = Field(default="Done", description="Transition once every host is fixed; null: leave the ticket open",
+                                        examples=["Done"])
+    done_resolution: str | None = Field(default="Done", description="Resolution set by done_transition", examples=["Done"])
+    settle: Duration = Field(default=30.0, description="Wait this long after a change before writing the ticket, so one scan "
+                             "makes one comment", examples=["30s"])
+
+class Rule(StrictModel):
+    """Set the severity or category of the alerts a route takes when a condition holds."""
+
+    when: str = Field(description="Jinja expression over `alert`", examples=["alert.raw.attachments | selectattr('risk') | list"])
+    severity: Severity | None = Field(default=None, description="Severity to set", examples=["high"])
+    category: str | None = Field(default=None, description="Category to set", examples=["malware"])
+
+
 class Route(StrictModel):
     """Where matching alerts go, how they group into cases, and what tickets look like."""
 
     name: str = Field(description="Unique name, shown in cases and metrics", examples=["splunk-to-soc"])
     match: Match = Match()
+    rules: list[Rule] = Field(default=[], description="Severity and category rules; for each, the first rule that holds "
+                              "and sets it decides")  # fmt: skip
     drop: bool = Field(default=False, description="Drop matching alerts instead of ticketing them")
     sink: str | None = Field(default=None, description="Sink name from `sinks`", examples=["jira"])
     project: str = Field(default="", description="Project key in the sink", examples=["SOC"])
@@ -86,6 +113,9 @@ class Route(StrictModel):
     resolve_resolution: str | None = Field(default="Done", description="Resolution set by resolve_transition")
     reopen_transition: str = Field(default="Reopen", description="Transition applied when a repeat reopens a closed case", examples=["Reopen"])
     notify: list[str] = Field(default=[], description="Notifier names told about new cases")
+    members: MemberTracking | None = Field(default=None, description="Track the case's hosts one by one: the route's alerts "
+                                           "are members (by vendor id), a resolved one is a fixed member. Repeat comments "
+                                           "and resolve_transition give way to this; a won't-fix case is never reopened")
 
 
 class Retry(StrictModel):
@@ -185,11 +215,7 @@ class Config:
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
-        self.warnings = [
-            f"sources.{name}.auth.mode: none — anyone who can reach /hooks/{name} can file alerts; "
-            "use it only behind a proxy that authenticates"
-            for name, source in sources.items() if isinstance(source, WebhookConfig) and source.auth.mode == "none"
-        ]
+        self.warnings = [f"sources.{name}.{warning}" for name, source in sources.items() for warning in source.warnings(name)]
 
 
 def load_config(path: str | Path) -> Config:
@@ -288,11 +314,16 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
         templates = {"summary": route.summary, "description": route.description, "group_by": route.group_by}
         templates |= {f"fields[{name!r}]": t for name, t in route.fields.items()}
         templates |= {f"labels[{k}]": t for k, t in enumerate(route.labels)}
+        if route.members is not None:
+            templates |= {"members.host": route.members.host, "members.line": route.members.line}
         for key, template in templates.items():
             if error := syntax_error(template):
                 found.append(f"{where}.{key}: {error}")
         if route.match.when and (error := syntax_error(route.match.when, expression=True)):
             found.append(f"{where}.match.when: {error}")
+        for k, rule in enumerate(route.rules):
+            if error := syntax_error(rule.when, expression=True):
+                found.append(f"{where}.rules[{k}].when: {error}")
     return found
 
 

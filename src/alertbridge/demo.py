@@ -23,6 +23,7 @@ import httpx2
 from rich.console import Console
 from rich.table import Table
 
+from .demo_phishing import show_phishing, start_mailbox, stop_mailbox, with_phishing
 from .sandbox.samples import VENDOR_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,10 +107,12 @@ async def run(workdir: Path, burst: int) -> None:
         "ALERTBRIDGE_JIRA_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "ALERTBRIDGE_LOG_LEVEL": "WARNING",
     }
+    mailbox = start_mailbox(console)
+    config = with_phishing(CONFIG, mailbox, workdir / "demo.yaml")
     processes = [
         start(["sandbox", "--port", str(sandbox_port), "--latency-ms", "20", "--search-lag", "1",
                "--webhook-url", f"{hub_url}/hooks/jira-events", "--webhook-secret", WEBHOOK_SECRET], env, workdir / "sandbox.log"),
-        start(["serve", "--config", str(CONFIG)], env, workdir / "hub.log"),
+        start(["serve", "--config", str(config)], env, workdir / "hub.log"),
     ]
     try:
         async with httpx2.AsyncClient(base_url=hub_url, timeout=30) as hub, httpx2.AsyncClient(base_url=sandbox_url, timeout=30) as jira:
@@ -117,7 +120,7 @@ async def run(workdir: Path, burst: int) -> None:
             await wait_until(lambda: _ok(jira.get("/rest/api/3/serverInfo")), "the sandbox")
             await wait_until(lambda: _ok(hub.get("/healthz")), "the hub")
             console.print(f"[bold]alertbridge[/bold] on {hub_url}, Jira sandbox on {sandbox_url}, SQLite in {workdir}")
-            check = subprocess.run([sys.executable, "-m", "alertbridge", "check", "--live", "--config", str(CONFIG)],
+            check = subprocess.run([sys.executable, "-m", "alertbridge", "check", "--live", "--config", str(config)],
                                    env=env, capture_output=True, text=True, timeout=60)
             console.print(f"alertbridge check --live (every route against the sandbox Jira): {(check.stdout + check.stderr).strip()}")
             if check.returncode:
@@ -137,6 +140,8 @@ async def run(workdir: Path, burst: int) -> None:
             console.print(f"queue drained in {time.monotonic() - started:.1f}s")
             cases = (await hub.get("/api/cases", params={"limit": 1000}, headers=admin)).json()
             _print_cases(cases)
+            if mailbox is not None:
+                await show_phishing(console, jira, cases)
             state = (await jira.get("/_sandbox/state")).json()
             tickets = [c for c in cases if c["ticket"]]
             by_route = Counter(c["route"] for c in cases)
@@ -171,6 +176,7 @@ async def run(workdir: Path, burst: int) -> None:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        stop_mailbox(mailbox)
 
 
 async def _ok(request) -> bool:

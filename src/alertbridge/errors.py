@@ -15,7 +15,9 @@ the dead-letter list at once with the vendor's message.
         ├── Retryable .......... try again later: 5xx, a broken answer ............. server_error
         │   │                    or a request that never left (`sent` is False) ..... not_sent
         │   ├── RateLimited .... the vendor said 429, with its stated `cause` ....... rate_limited
-        │   └── TimedOut ....... no answer within the call's deadline ............... timeout
+        │   ├── TimedOut ....... no answer within the call's deadline ............... timeout
+        │   └── BadPage ........ a polled page that does not parse: dead-lettered ... bad_page
+        │                        whole, the cursor kept before it
         └── Permanent .......... retrying cannot help: 400 with an errors map, 404 . client_error
             └── AuthFailed ..... 401/403: the credentials are wrong or lack a permission  auth
 
@@ -37,6 +39,7 @@ class Reason(str, Enum):
     auth = "auth"
     client_error = "client_error"
     not_sent = "not_sent"
+    bad_page = "bad_page"
 
 
 class AlertbridgeError(Exception):
@@ -124,6 +127,20 @@ class TimedOut(Retryable):
     """No answer within the call's deadline; ``sent`` says whether the request may have reached the vendor."""
 
     reason = Reason.timeout  # type: ignore[assignment]
+
+
+class BadPage(Retryable):
+    """A poller's page that does not parse (truncated, malformed, hostile XML); ``raw`` is the page as received.
+
+    The core keeps ``raw`` in the dead-letter list and does not move the cursor: the
+    next poll asks for the same page again, so nothing behind it is skipped.
+    """
+
+    def __init__(self, message: str, *, raw: bytes, retry_after: float | None = None):
+        self.raw = raw
+        super().__init__(message, retry_after=retry_after)
+
+    reason = Reason.bad_page  # type: ignore[assignment]
 
 
 class Permanent(ConnectorError):

@@ -77,6 +77,16 @@ class Observables(BaseModel):
         return Observables(**merged)
 
 
+class Evidence(BaseModel):
+    """A file a source hands over with an alert (the reported .eml), attached to the ticket once it exists."""
+
+    filename: str = Field(examples=["original.eml"])
+    content_type: str = Field(default="application/octet-stream", examples=["message/rfc822"])
+    size: int
+    sha256: str
+    content: bytes = Field(default=b"", exclude=True, repr=False, description="The bytes; never stored with the alert")
+
+
 class Alert(BaseModel):
     """One security alert, normalized."""
 
@@ -96,6 +106,7 @@ class Alert(BaseModel):
     techniques: list[str] = []
     labels: list[str] = []
     enrichment: dict[str, Any] = Field(default_factory=dict, description="Facts added by enrichers, by enricher name")
+    evidence: list[Evidence] = Field(default_factory=list, description="Files to attach to the ticket")
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @computed_field  # type: ignore[prop-decorator]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import json
 import types
 import typing
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from alertbridge.connectors import SOURCES, load
+from alertbridge.connectors.imap.parser import mailbox_item
 from alertbridge.connectors.roles import Parser, Poller, WebhookSource, parser_class
 from alertbridge.errors import PayloadError, SignatureError
 from alertbridge.model import Alert, AlertStatus, Severity, TicketEvent
@@ -39,6 +41,7 @@ class Sample(NamedTuple):
     whole: bool = False  # parse with the whole source (config with credentials), not its parse-only class
 
 
+DETECTION_XML = "qualys/host-list-vm-detection-output.xml"
 SAMPLES: dict[str, list[Sample]] = {
     "generic": [
         Sample(
@@ -179,6 +182,62 @@ SAMPLES: dict[str, list[Sample]] = {
                               "comments": doc["examples"]["ListComments"][0]["output"]["items"]},
         ),
     ],
+    # Raw messages: the poller stores each as a mailbox item (base64 inside JSON), as `alertbridge parse` wraps a file.
+    "imap": [
+        Sample(
+            "phishing-eml/bbva-impersonation-transfer-phish.eml", 1,
+            {"title": "Reported phishing: Transferencia Interbancaria Banca en Línea", "category": "phishing",
+             "observables.emails": ["notificaccion-clientes@bbva.mx", "info@alejandrosalcedo.es", "www-data@vps-051e4cda.vps.ovh.net"],
+             "observables.ips": ["200.57.129.98", "152.228.133.10"], "severity": Severity.medium},
+            pick=lambda raw: mailbox_item(raw, len(raw), 25 << 20),
+        ),
+        Sample(
+            "phishing-eml/malspam-invoice-js-attachment-stripped.eml", 1,
+            {"title": "Reported phishing: Hi there", "observables.users": ["kalinokyra@thismail.it"],
+             "observables.hashes": ["79ee4469fd90848893abf3b47538255adb885e13a0756e07b789bf19530fdc0f"]},
+            pick=lambda raw: mailbox_item(raw, len(raw), 25 << 20),
+        ),
+    ],
+}
+
+# The Qualys pollers store items they build from XML pages: the samples go through the same readers.
+QUALYS = {"url": "https://qualysapi.qg2.apps.qualys.com", "username": "contract", "password": "contract-password"}
+QUALYS_ANY = {**QUALYS, "severities": [1, 2, 3, 4, 5], "vuln_types": ["Confirmed", "Potential"], "patchable_only": False}
+
+
+def _vm_item(document: bytes, index: int) -> dict[str, Any]:
+    from alertbridge.connectors.qualys.vm import read_detections
+
+    items = make_source("qualys_vm", QUALYS_ANY, whole=True).items(read_detections(io.BytesIO(document)), {})
+    return json.loads(json.dumps(items[index]))
+
+
+def _pc_item(document: bytes) -> dict[str, Any]:
+    from alertbridge.connectors.qualys.pc import read_postures
+
+    poller = make_source("qualys_pc", {**QUALYS, "policy_ids": [900100]}, whole=True)
+    return json.loads(json.dumps(poller.items(900100, read_postures(io.BytesIO(document)))[0]))
+
+
+SAMPLES |= {
+    "qualys_vm": [
+        Sample(DETECTION_XML, 1, {"vendor_id": "143111841:15033:53/udp", "severity": Severity.high, "vendor_severity": "4",
+                                  "observables.hosts": ["one.one.one.one"], "observables.ips": ["1.1.1.1"], "status": AlertStatus.new},
+               pick=lambda doc: _vm_item(doc, 1)),
+        Sample(DETECTION_XML, 1, {"vendor_id": "10112200:38726", "title": "QID 38726", "severity": Severity.medium,
+                                  "observables.hosts": ["ec2-11-111-111-111.compute-1.amazonaws.com"]},
+               pick=lambda doc: _vm_item(doc, 6)),
+    ],
+    # No real posture page is in ../shared/vendor: this one is the emulator's, in the layout of the Qualys API guide.
+    "qualys_pc": [Sample("sandbox:qualys/posture-info", 1, {"category": "Policy Violation", "status": AlertStatus.new},
+                         pick=_pc_item)],
+    "qualys_fim": [
+        Sample("qualys/fim-incidents-search-response.json", 2,
+               {"vendor_id": "75539bfc-c0e7-4bcb-b55a-48065ef89ebe", "title": "FIM incident: test1", "status": AlertStatus.resolved,
+                "labels": ["CHANGE_CONTROL_VIOLATION", "APPROVED"]}),
+        Sample("qualys/fim-incidents-search-response.json", 1, {"vendor_id": "5a6d0462-1c2e-4e36-a13b-6264bd3c222f", "severity": Severity.high},
+               pick=lambda doc: doc[1]),
+    ],
 }
 
 TICKET_EVENT_KINDS = {"created", "updated", "deleted", "commented"}
@@ -239,6 +298,16 @@ def make_source(type_name: str, config: dict[str, Any] | None = None, whole: boo
 
 @functools.cache
 def _read(path: str) -> Any:
+    if path.startswith("sandbox:"):  # our own fixture, made by the emulator
+        from alertbridge.sandbox.qualys import render
+        from alertbridge.sandbox.qualys.subscription import generate
+
+        subscription = generate(hosts=4)
+        subscription.scan(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+        return render.postures(datetime(2026, 1, 5, 9, 5, tzinfo=UTC), sorted(subscription.postures.values(), key=lambda p: p.id),
+                               subscription.hosts, next_url=None, limit=0)
+    if path.endswith((".xml", ".eml")):  # a raw page or message
+        return vendor_path(path).read_bytes()
     if path.endswith("-ndjson.log"):  # one JSON document a line
         return [json.loads(line) for line in vendor_path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     return vendor_json(path)

@@ -152,12 +152,12 @@ def _source_types() -> str:
 @app.command()
 def parse(
     type_: Annotated[str, typer.Option("--type", help=f"Connector type, one of: {_source_types()}")],
-    payload: Annotated[Path, typer.Argument(help="JSON payload file")],
+    payload: Annotated[Path, typer.Argument(help="Payload file: JSON, or for the imap source a raw .eml message")],
     raw: Annotated[bool, typer.Option(help="Include the raw payload in the output")] = False,
 ) -> None:
     """Print the normalized alerts a connector makes of a payload; stores nothing."""
     from .. import connectors
-    from ..connectors.roles import parser_class
+    from ..connectors.roles import RawPayload, parser_class
     from ..errors import PayloadError
     from ..pipeline.process import decode
 
@@ -168,7 +168,7 @@ def parse(
     source = cls(type_, cls.Config.model_validate({"type": type_}))
     body = read_file(payload)
     try:
-        items = source.parse(decode(body))
+        items = source.parse(source.payload_from_file(body) if isinstance(source, RawPayload) else decode(body))
     except PayloadError as exc:
         fail(f"{payload}: {exc}")
     exclude = None if raw else {"raw"}

@@ -18,7 +18,11 @@ SOURCES = {
     "mcas": "alertbridge.connectors.mcas.poller:McasSource",
     "proofpoint_tap": "alertbridge.connectors.proofpoint_tap:ProofpointTapSource",
     "prisma_cloud": "alertbridge.connectors.prisma_cloud:PrismaCloudSource",
+    "qualys_vm": "alertbridge.connectors.qualys.vm:QualysVmPoller",
+    "qualys_pc": "alertbridge.connectors.qualys.pc:QualysPcPoller",
+    "qualys_fim": "alertbridge.connectors.qualys.fim:QualysFimPoller",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
+    "imap": "alertbridge.connectors.imap:ImapSource",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",

@@ -4,6 +4,7 @@ Roles are classes a connector inherits from; the core asks ``isinstance``,
 never ``hasattr``. Each role holds only what it needs:
 
     Parser ............ pure: payload -> alerts; what `alertbridge parse` runs (no credentials)
+        + RawPayload (its files are not JSON: an .eml)
     ├── WebhookSource . a parser behind /hooks/<name>, with a required `auth`
     └── Poller ........ a parser the hub polls: a cursor, required credentials, no /hooks endpoint
     TicketSink ........ find by case reference, create, update, comment, transition, status
@@ -90,6 +91,10 @@ class ParserConfig(StrictModel):
     type: str = Field(description="Connector type", examples=["splunk"])
     tenant: str | None = Field(default=None, description="Tenant or customer this source belongs to", examples=["contoso"])
 
+    def warnings(self, name: str) -> list[str]:
+        """Return what `alertbridge check` should warn about in this source's config, each as 'field: why'."""
+        return []
+
 
 class WebhookConfig(ParserConfig):
     """A webhook source's config: the parser's, plus how requests to /hooks/<name> authenticate (required)."""
@@ -98,6 +103,12 @@ class WebhookConfig(ParserConfig):
         description="How webhook requests to /hooks/<name> authenticate; an open hook says `{mode: none}`",
         examples=[{"mode": "bearer", "token": "${HOOK_TOKEN}"}],
     )
+
+    def warnings(self, name: str) -> list[str]:
+        """Warn about an open hook."""
+        if self.auth.mode != "none":
+            return []
+        return [f"auth.mode: none — anyone who can reach /hooks/{name} can file alerts; use it only behind a proxy that authenticates"]
 
 
 class PollerConfig(ParserConfig):
@@ -168,9 +179,26 @@ class Poller(Parser):
         """Release connections."""
 
 
+class RawPayload(ABC):
+    """A parser whose payloads are files that are not JSON (a mailbox's .eml): `alertbridge parse` wraps them first."""
+
+    @abstractmethod
+    def payload_from_file(self, body: bytes) -> Any:
+        """Wrap a file's bytes as the payload `parse` takes."""
+
+
 def parser_class(source: type[Parser]) -> type[Parser]:
     """Return the parse-only class of a registered source type: what `alertbridge parse` builds."""
     return source.parser if issubclass(source, WebhookSource | Poller) else source
+
+
+class SampleItem(ABC):
+    """A parser that gives one typical item of its own, so `alertbridge check --live` can render routes that read `alert.raw`."""
+
+    @classmethod
+    @abstractmethod
+    def sample_item(cls) -> dict[str, Any]:
+        """Return one item in the shape the source stores it."""
 
 
 # --- ticket sinks ----------------------------------------------------------------------------
@@ -296,6 +324,10 @@ class ReferenceScan(ABC):
 
 class Attachments(ABC):
     """A sink that takes files and links on a ticket."""
+
+    @abstractmethod
+    async def attachment_names(self, key: str) -> list[str]:
+        """Return the file names already attached to the ticket (so a retried upload is not made twice)."""
 
     @abstractmethod
     async def attach(self, key: str, filename: str, content: bytes) -> None:

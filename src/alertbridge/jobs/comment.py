@@ -34,6 +34,9 @@ def repeat_text(case: dict[str, Any], latest) -> str:
     """Return the comment text: how many repeats, in all, when, and the latest alert with its hosts."""
     last_seen = datetime.fromtimestamp(case["last_seen"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines = [f"{case['repeats_since_comment']} more alert(s) for this case; {case['alert_count']} in all, the last at {last_seen}."]
+    users = (case["observables"] or {}).get("users") or []
+    if users:  # a phishing case's users are its reporters: "reported by 7 users" is what the analyst wants to know
+        lines.append(f"Users so far: {len(users)} ({', '.join(users[:10])}{', …' if len(users) > 10 else ''})")
     if latest is not None:
         hosts = latest.data.get("observables", {}).get("hosts") or []
         lines.append(f"Latest: {latest.title}" + (f" on {', '.join(hosts[:10])}" if hosts else ""))

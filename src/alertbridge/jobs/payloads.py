@@ -39,12 +39,32 @@ class Transition(JobPayload):
     close: bool = False
 
 
+class SyncMembers(JobPayload):
+    """What the route says to do with a case's hosts; which hosts changed is read from the case's members when the job runs."""
+
+    kind = "sync_members"
+    field: str | None = None
+    comment: bool = True
+    done: str | None = None
+    resolution: str | None = None
+    reopen: str
+    wont_fix: list[str] = []
+
+
 class Notify(JobPayload):
     """The notifier to tell and what happened; the event is built from the case when the job runs."""
 
     kind = "notify"
     notifier: str
     event: Literal["opened", "updated", "severity_raised", "reopened", "resolved", "ticket_closed"] = "opened"
+
+
+class AttachEvidence(JobPayload):
+    """Attach an alert's files (the reported .eml) to the case's ticket; they are read again from the kept inbox row."""
+
+    kind = "attach_evidence"
+    inbox_id: int
+    alert_id: str
 
 
 class Ingest(JobPayload):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ..errors import Permanent
-from . import comment, create_ticket, ingest, notify, payloads, transition, update_fields
+from . import attach_evidence, comment, create_ticket, ingest, notify, payloads, sync_members, transition, update_fields
 from .context import JobContext
 from .queue import Job, JobPayload
 
@@ -33,8 +33,10 @@ KINDS: dict[str, JobKind] = {kind.payload.kind: kind for kind in (
     JobKind(payloads.CommentRepeats, comment.run),
     JobKind(payloads.UpdateFields, update_fields.run),
     JobKind(payloads.Transition, transition.run),
+    JobKind(payloads.SyncMembers, sync_members.run),
     JobKind(payloads.Notify, notify.run),
     JobKind(payloads.Ingest, ingest.run),
+    JobKind(payloads.AttachEvidence, attach_evidence.run),
 )}
 
 

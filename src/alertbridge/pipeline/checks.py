@@ -24,10 +24,11 @@ from jinja2 import TemplateError
 
 from .. import connectors
 from ..config import Config, Route
-from ..connectors.roles import ReferenceScan, TicketSink, TransitionCheck
+from ..connectors.roles import ReferenceScan, SampleItem, TicketSink, TransitionCheck, parser_class
 from ..errors import ConnectorError, Permanent, Unchecked
 from ..model import Alert, Observables, Severity, SourceInfo
 from ..store.instance import Identity
+from ..templates import render
 from .route import draft_ticket
 
 
@@ -49,15 +50,28 @@ class LiveReport:
             self.warnings.append(text)
 
 
-def sample_alert(route: Route, severity: Severity) -> Alert:
-    """Return a plausible alert this route would take, for rendering its templates."""
+def sample_alert(route: Route, severity: Severity, config: Config | None = None) -> Alert:
+    """Return a plausible alert this route would take, for rendering its templates: its source's own sample when it has one."""
     source = route.match.sources[0] if route.match.sources else "example"
+    own = _source_sample(config, source) if config is not None else None
+    if own is not None:
+        return own.model_copy(update={"severity": severity})
     return Alert(
         source=SourceInfo(name=source, type="generic", product="Example product", vendor="Example", tenant=(route.match.tenants or [None])[0]),
         vendor_id="alertbridge-check", title="Example alert from alertbridge check", description="Rendered by alertbridge check.",
         severity=severity, category=(route.match.categories or ["other"])[0], url="https://console.example.com/alerts/1",
         observables=Observables(ips=["198.51.100.7"], users=["alice"], hosts=["ws-001"], domains=["example.com"]),
     )
+
+
+def _source_sample(config: Config, name: str) -> Alert | None:
+    """Parse the sample item of a configured source whose parser declares one (SampleItem)."""
+    source = config.sources.get(name)
+    parser = parser_class(connectors.load(connectors.SOURCES, source.type)) if source is not None else None
+    if parser is None or not issubclass(parser, SampleItem):
+        return None
+    made = parser(name, parser.Config.model_validate({"type": source.type, "tenant": source.tenant})).parse(parser.sample_item())
+    return made[0] if made and isinstance(made[0], Alert) else None
 
 
 async def check_routes_live(config: Config, identity: Identity | None = None) -> LiveReport:
@@ -74,7 +88,7 @@ async def check_routes_live(config: Config, identity: Identity | None = None) ->
                 continue
             before = len(report.problems)
             try:
-                await _check_route(sinks[route.sink], route, f"routes[{i}] ({route.name})", report)
+                await _check_route(sinks[route.sink], route, f"routes[{i}] ({route.name})", report, config)
             except ConnectorError as exc:
                 broken.add(route.sink)
                 report.problem(f"sinks.{route.sink}: {exc}" if isinstance(exc, Permanent) else f"sinks.{route.sink}: cannot reach it: {exc}")
@@ -97,19 +111,23 @@ async def check_routes_live(config: Config, identity: Identity | None = None) ->
     return report
 
 
-async def _check_route(sink: TicketSink, route: Route, where: str, report: LiveReport) -> None:
+async def _check_route(sink: TicketSink, route: Route, where: str, report: LiveReport, config: Config) -> None:
     try:
         drafts = [
-            draft_ticket(route, sample_alert(route, severity), {"id": 0, "key": "check", "alert_count": 1, "reference": "alertbridge-check-0"})
+            draft_ticket(route, sample_alert(route, severity, config),
+                         {"id": 0, "key": "check", "alert_count": 1, "reference": "alertbridge-check-0"})
             for severity in Severity if severity.rank >= route.match.min_severity.rank
         ]
+        for template in (route.members.host, route.members.line) if route.members else ():
+            render(template, {"alert": sample_alert(route, route.match.min_severity, config)})
     except TemplateError as exc:
         report.problem(f"{where}: a template fails on a sample alert: {exc}")
         return
     for problem in await sink.check(drafts):
         report.problem(f"{where}: {problem}")
     if isinstance(sink, TransitionCheck):
-        for name in sorted(filter(None, {route.resolve_transition, route.reopen_transition})):
+        done = route.members.done_transition if route.members else None
+        for name in sorted(filter(None, {route.resolve_transition, route.reopen_transition, done})):
             try:
                 for problem in await sink.check_transition(route.project, route.issue_type, name):
                     report.problem(f"{where}: {problem}")

@@ -10,7 +10,10 @@
 - a key whose case closed within the window reopens it — unless its resolution
   is in ``wont_fix``, where the repeat is recorded on the closed case and nothing
   is sent: the analyst already said this is not worth a ticket;
-- an alert the source reports resolved transitions the ticket when the route asks.
+- an alert the source reports resolved transitions the ticket when the route asks;
+- on a route that tracks members (pipeline/members.py) each alert is a member of
+  its case instead: the member sync writes the ticket, a fix of something never
+  ticketed opens nothing, and a won't-fix case is never reopened.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..jobs.payloads import CommentRepeats, CreateTicket, Notify, Transition, UpdateFields
+from ..jobs.payloads import AttachEvidence, CommentRepeats, CreateTicket, Notify, Transition, UpdateFields
 from ..jobs.queue import enqueue
 from ..jobs.recovery import create_on_its_way
 from ..model import AlertStatus, Observables, Severity
 from ..store.tables import alerts, cases, jobs
+from . import members
 from .route import Routed, draft_ticket
 
 
@@ -34,9 +38,10 @@ def key_hash(route: str, key: str) -> str:
     return hashlib.sha256(f"{route}\x00{key}".encode()).hexdigest()
 
 
-async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: float) -> tuple[int, str]:
+async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: float) -> tuple[int | None, str]:
     """Attach the alert to its case (opening or reopening one as needed); return (case id, what happened)."""
     alert, route = routed.alert, routed.route
+    tracked = route.members is not None
     digest = key_hash(route.name, routed.key)
     case = (
         await conn.execute(
@@ -48,7 +53,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
         in_window = now - (case["closed_at"] or 0) <= route.reopen_window
         if alert.status == AlertStatus.resolved:
             outcome = "suppressed"  # the source confirms what the case already says: nothing to reopen
-        elif (case["resolution"] or "") in route.wont_fix and in_window:
+        elif (case["resolution"] or "") in route.wont_fix and (in_window or tracked):
             outcome = "suppressed"
         elif in_window or route.after_window == "reopen":
             outcome = "reopened"
@@ -57,8 +62,10 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     elif case is not None:
         outcome = "repeat"
 
+    if case is None and tracked and alert.status == AlertStatus.resolved:
+        return None, "suppressed"  # a fix of something never ticketed
     if case is None:
-        case_id = await _open_case(conn, routed, digest, now)
+        case_id = await _open_case(conn, routed, digest, now, inbox_id)
         outcome = "opened"
     else:
         case_id = case["id"]
@@ -70,7 +77,9 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
             title=alert.title, received_at=now, data=alert.model_dump(mode="json", exclude={"raw"}),
         )
     )
-    if alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
+    if tracked:
+        await members.record(conn, case_id, route, alert, outcome != "suppressed", now)
+    elif alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
         # A throttled repeat comment would hold the resolve back (per-case order): send it now instead.
         await conn.execute(
             update(jobs).where(jobs.c.case_id == case_id, jobs.c.state == "pending", jobs.c.kind == CommentRepeats.kind).values(run_after=now)
@@ -80,7 +89,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     return case_id, outcome
 
 
-async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float) -> int:
+async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float, inbox_id: int) -> int:
     alert, route = routed.alert, routed.route
     result = await conn.execute(
         insert(cases).values(
@@ -91,6 +100,8 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
     )
     case_id = result.scalar_one()
     await enqueue(conn, CreateTicket(), case_id=case_id)
+    if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
+        await enqueue(conn, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id), case_id=case_id)
     for notifier in route.notify:
         await enqueue(conn, Notify(notifier=notifier), case_id=case_id)
     return case_id
@@ -109,9 +120,10 @@ async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, 
     if outcome == "reopened":
         values |= dict(state="open", closed_at=None, resolution=None)
         await enqueue(conn, Transition(to=route.reopen_transition), case_id=case["id"])
-    if outcome in ("repeat", "reopened") and route.on_repeat == "comment":
+    on_repeat = route.on_repeat if route.members is None else "ignore"  # the member sync tells the ticket what changed
+    if outcome in ("repeat", "reopened") and on_repeat == "comment":
         values["last_comment_at"] = await _schedule_comment(conn, case, route.comment_every, now)
-    elif outcome == "repeat" and route.on_repeat == "update" and route.fields:
+    elif outcome == "repeat" and on_repeat == "update" and route.fields:
         draft = draft_ticket(route, alert, {"id": case["id"], "key": routed.key, "alert_count": case["alert_count"] + 1})
         await enqueue(conn, UpdateFields(fields=draft.fields), case_id=case["id"])
     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))

@@ -6,12 +6,17 @@ after the last committed page, losing nothing. Each item's vendor id is its
 inbox delivery id, so an item the vendor returns again (overlapping windows,
 a page retried after a crash) is stored once. A lease row (`leases`) makes
 sure only one process polls a source at a time when several share a database.
+
+A page the poller cannot parse (``BadPage``) is kept as a dead inbox row with a
+dead ``ingest`` job, so an operator sees the raw page in the dead-letter list,
+and the cursor stays where it was: the next poll asks for that page again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import time
@@ -20,11 +25,11 @@ import structlog
 from sqlalchemy import insert, select, update
 
 from ..connectors.roles import Poller, PollResult
-from ..errors import ConnectorError, Retryable
+from ..errors import BadPage, ConnectorError, Retryable
 from ..metrics import POLL_ITEMS, POLLS
 from ..store import Store
 from ..store.leases import take_lease
-from ..store.tables import cursors
+from ..store.tables import cursors, inbox, jobs
 from .inbox import DUPLICATE, store_events
 
 log = structlog.get_logger("alertbridge.poll")
@@ -60,6 +65,9 @@ class PollRunner:
                 return min(interval, self.lease / 2)
             result = await self.poller.poll(await self.cursor())
             stored = await self.commit(result)
+        except BadPage as exc:
+            await self.dead_letter(exc)
+            return self._failed(exc.reason.value, exc, exc.retry_after)
         except Retryable as exc:
             return self._failed(exc.reason.value, exc, exc.retry_after)
         except ConnectorError as exc:  # permanent (a credential, a refused request): a person must act, do not hammer
@@ -99,6 +107,23 @@ class PollRunner:
         POLL_ITEMS.labels(source=self.poller.name, outcome="new").inc(new)
         POLL_ITEMS.labels(source=self.poller.name, outcome="duplicate").inc(len(ids) - new)
         return new
+
+    async def dead_letter(self, error: BadPage) -> None:
+        """Keep a page that did not parse as a dead inbox row and a dead ingest job; the same page twice is kept once."""
+        now, reason = time.time(), str(error)[:4000]
+        delivery = "bad-page:" + hashlib.sha256(error.raw).hexdigest()[:40]
+        async with self.store.tx() as conn:
+            known = select(inbox.c.id).where(inbox.c.source == self.poller.name, inbox.c.delivery_id == delivery)
+            if (await conn.execute(known)).first() is not None:
+                return
+            row = await conn.execute(insert(inbox).values(
+                source=self.poller.name, delivery_id=delivery, received_at=now, body=error.raw, state="dead", error=reason,
+            ).returning(inbox.c.id))
+            await conn.execute(insert(jobs).values(
+                kind="ingest", payload={"inbox_id": row.scalar_one(), "source": self.poller.name}, state="dead",
+                run_after=now, created_at=now, finished_at=now, last_error=reason,
+            ))
+        log.error("poll page kept in the dead-letter list", source=self.poller.name, error=reason, bytes=len(error.raw))
 
     async def take_lease(self) -> bool:
         """Hold (or renew) this source's lease; False while another live process holds it."""

@@ -40,9 +40,20 @@ def route_alert(alert: Alert, routes: list[Route]) -> Routed | None:
         if matches(route, alert):
             if route.drop:
                 return None
+            alert = apply_rules(route, alert)
             key = render(route.group_by, {"alert": alert}) or alert.id
             return Routed(alert, route, key)
     return None
+
+
+def apply_rules(route: Route, alert: Alert) -> Alert:
+    """Return the alert with the severity and category the route's rules give it (the first rule setting each wins)."""
+    changes: dict[str, Any] = {}
+    for rule in route.rules:
+        wanted = {name: value for name, value in (("severity", rule.severity), ("category", rule.category)) if value is not None}
+        if set(wanted) - set(changes) and is_true(rule.when, {"alert": alert}):
+            changes = wanted | changes
+    return alert.model_copy(update=changes) if changes else alert
 
 
 def draft_ticket(route: Route, alert: Alert, case: dict[str, Any]) -> TicketDraft:

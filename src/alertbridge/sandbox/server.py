@@ -24,6 +24,7 @@ EMULATORS = {
     "mcas": "alertbridge.sandbox.mcas",
     "proofpoint_tap": "alertbridge.sandbox.proofpoint_tap",
     "prisma_cloud": "alertbridge.sandbox.prisma_cloud",
+    "qualys": "alertbridge.sandbox.qualys",
     "sonarqube": "alertbridge.sandbox.sonarqube",
 }
 

@@ -1,4 +1,4 @@
-"""The schema: the instance, inbox, cases, alerts, jobs, cursors and leases.
+"""The schema: the instance, inbox, cases, case members, alerts, jobs, cursors and leases.
 
 Times are stored as float epoch seconds: the same comparison on SQLite and
 PostgreSQL, no time-zone round trips, and cheap to index.
@@ -91,6 +91,20 @@ Index(
 )
 Index("ix_cases_key", cases.c.route, cases.c.key_hash, cases.c.id)
 Index("ix_cases_ticket", cases.c.sink, cases.c.ticket_key)
+
+# The children of a case on a route that tracks them (pipeline/members.py): one row per vendor item, e.g. one QID on one host.
+case_members = Table(
+    "case_members",
+    metadata,
+    Column("case_id", Id, ForeignKey("cases.id"), primary_key=True),
+    Column("member", String(300), primary_key=True),  # the alert's vendor id
+    Column("host", String(300), nullable=False),  # what the ticket lists it under
+    Column("line", Text, nullable=False),  # what the ticket says about it
+    Column("state", String(10), nullable=False),  # open | fixed
+    Column("reported", String(10)),  # the state the ticket last showed; NULL until shown
+    Column("first_seen", Float, nullable=False),
+    Column("changed_at", Float, nullable=False),
+)
 
 alerts = Table(
     "alerts",

@@ -39,7 +39,7 @@ class TokenAuth(httpx2.Auth, ABC):
 
     @abstractmethod
     def read_token(self, body: Any) -> tuple[str, float]:
-        """Return the token in a token answer and its lifetime in seconds; raise AuthFailed if it holds none."""
+        """Return the token in a token answer (decoded JSON, else its text) and its lifetime in seconds; raise AuthFailed if it holds none."""
 
     def authorize(self, request: httpx2.Request, token: str) -> None:
         """Put the token on a request (a bearer token by default)."""
@@ -71,7 +71,7 @@ class TokenAuth(httpx2.Auth, ABC):
         try:
             body = response.json()
         except ValueError:
-            body = None
+            body = response.text  # some gateways answer the bare token as text (Qualys's /auth)
         token, lifetime = self.read_token(body)
         self.token = token
         self._renew_at = self.clock() + max(lifetime - self.margin, lifetime / 2)

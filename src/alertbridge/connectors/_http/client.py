@@ -11,7 +11,8 @@ never left is ``Retryable(sent=False)``, one whose answer was lost is sent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2
@@ -116,10 +117,40 @@ class HttpClient:
         request = self._client.build_request(
             method, url, params=params, json=json, data=data, files=files, headers=headers, extensions={"trace": progress}
         )
-        where = f"{self.vendor.name} {method} {request.url.path}"
-        try:
+        with self._typed(request, progress):
             async with asyncio.timeout(self.timeout):
                 return await self._client.send(request)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, operation: str, method: str, url: str, *, params: dict[str, Any] | None = None,
+                     accept: tuple[int, ...] = ()) -> AsyncIterator[httpx2.Response]:
+        """Send one request and hand over its answer unread, to be read in chunks; the deadline covers the reading too."""
+        outcome = "ok"
+        progress = _Progress()
+        request = self._client.build_request(method, url, params=params, extensions={"trace": progress})
+        try:
+            with self._typed(request, progress):
+                async with asyncio.timeout(self.timeout):
+                    response = await self._client.send(request, stream=True)
+                    try:
+                        if response.status_code >= 400 and response.status_code not in accept:
+                            await response.aread()
+                            check_response(response, self.vendor)
+                        yield response
+                    finally:
+                        await response.aclose()
+        except ConnectorError as exc:
+            outcome = exc.reason.value
+            raise
+        finally:
+            SINK_CALLS.labels(self.connector, operation, outcome).inc()
+
+    @contextlib.contextmanager
+    def _typed(self, request: httpx2.Request, progress: _Progress) -> Iterator[None]:
+        """Turn what the transport raises (and the deadline) into typed errors, saying whether the request left."""
+        where = f"{self.vendor.name} {request.method} {request.url.path}"
+        try:
+            yield
         except TimeoutError:
             raise TimedOut(f"{where}: no answer within {self.timeout:g}s", sent=progress.maybe_sent) from None
         except NEVER_SENT as exc:

@@ -45,10 +45,40 @@ def _split_urls(line: str) -> list[tuple[str, bool]]:
     return [(piece, is_url) for piece, is_url in parts if piece]
 
 
+def _blocks(text: str) -> list[tuple[str, bool]]:
+    """Split text into (piece, is_code) parts: a line of three backticks opens and closes a code block."""
+    parts: list[tuple[str, bool]] = []
+    lines: list[str] = []
+    code = False
+    for line in clean(text).split("\n"):
+        if line.strip() == "```":
+            parts.append(("\n".join(lines), code))
+            lines, code = [], not code
+        else:
+            lines.append(line)
+    parts.append(("\n".join(lines), code))
+    # An unclosed fence is not a code block: its lines are ordinary text.
+    if code:
+        parts[-2:] = [(parts[-2][0] + "\n```\n" + parts[-1][0], False)]
+    return [(piece, is_code) for piece, is_code in parts if piece.strip() or is_code]
+
+
 def to_adf(text: str) -> dict[str, Any]:
-    """Build an ADF document: a paragraph per blank-line-separated block, hardBreaks between lines, links for URLs."""
+    """Build an ADF document: paragraphs with hardBreaks and links, and a codeBlock for each fenced block."""
+    content: list[dict[str, Any]] = []
+    for piece, is_code in _blocks(text):
+        if is_code:
+            content.append({"type": "codeBlock", "content": [{"type": "text", "text": piece}] if piece else []})
+        else:
+            content += _paragraphs(piece)
+    # https://developer.atlassian.com/cloud/jira/platform/apis/document/structure/ — an empty doc is valid.
+    return {"type": "doc", "version": 1, "content": content}
+
+
+def _paragraphs(text: str) -> list[dict[str, Any]]:
+    """Return a paragraph per blank-line-separated block, hardBreaks between lines, links for URLs."""
     paragraphs = []
-    for block in re.split(r"\n(?:[ \t]*\n)+", clean(text).strip("\n")):
+    for block in re.split(r"\n(?:[ \t]*\n)+", text.strip("\n")):
         content: list[dict[str, Any]] = []
         for number, line in enumerate(block.split("\n")):
             if number:
@@ -60,16 +90,24 @@ def to_adf(text: str) -> dict[str, Any]:
                 content.append(node)
         if content:
             paragraphs.append({"type": "paragraph", "content": content})
-    # https://developer.atlassian.com/cloud/jira/platform/apis/document/structure/ — an empty doc is valid.
-    return {"type": "doc", "version": 1, "content": paragraphs}
+    return paragraphs
 
 
 def escape_wiki(text: str) -> str:
-    """Return `text` as wiki markup that renders literally: specials escaped, URLs left bare so they still link."""
-    lines = []
-    for line in clean(text).split("\n"):
-        lines.append("".join(piece if is_url else _escape_piece(piece) for piece, is_url in _split_urls(line)))
-    return "\n".join(lines)
+    """Return `text` as wiki markup that renders literally: specials escaped, URLs left bare, fenced blocks as {noformat}."""
+    blocks = []
+    for piece, is_code in _blocks(text):
+        if is_code:
+            # Nothing inside {noformat} is markup, except the tag that would end it early.
+            blocks.append("{noformat}\n" + piece.replace("{noformat}", "{ noformat}") + "\n{noformat}")
+        else:
+            lines = [_escape_line(line) for line in piece.split("\n")]
+            blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+def _escape_line(line: str) -> str:
+    return "".join(piece if is_url else _escape_piece(piece) for piece, is_url in _split_urls(line))
 
 
 def _escape_piece(piece: str) -> str:

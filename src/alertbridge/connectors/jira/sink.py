@@ -274,6 +274,11 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
         link = {"globalId": url, "object": {"url": url, "title": jf.summary(title)}}
         await self.api.call("remote_link", "POST", _issue(key, "remotelink"), json=link)
 
+    async def attachment_names(self, key: str) -> list[str]:
+        """Return the file names already attached to the ticket."""
+        fields = (await self.api.call("get", "GET", _issue(key), params={"fields": "attachment"})).json()["fields"]
+        return [attachment["filename"] for attachment in fields.get("attachment") or []]
+
     async def attach(self, key: str, filename: str, content: bytes) -> None:
         """Attach a file to the ticket."""
         # Without this header Jira refuses multipart uploads as a possible XSRF.

@@ -4,8 +4,6 @@ Sandbox-only admin endpoints live under /_sandbox (see docs/sandbox.md).
 """
 
 import base64
-from email import policy
-from email.parser import BytesParser
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from . import render
 from .fields import issue_type_json, priority_json, status_json, user_json
 from .seed import FIELDS, ISSUE_TYPES, PRIORITIES, PROJECT, READ_ONLY_FIELDS, RESOLUTIONS, STATUSES, USERS
-from .plumbing import JiraRefusals, api_of, authenticate, json_body, page, state_of
+from .plumbing import JiraRefusals, api_of, authenticate, form_files, json_body, page, state_of
 from .state import JiraError, JiraSandboxSettings, JiraState
 from .workflow import workflow
 from .jql import JqlError
@@ -248,16 +246,22 @@ async def add_attachments(key: str, request: Request, caller: str = Depends(auth
         return PlainTextResponse("XSRF check failed", status_code=403)
     state = state_of(request)
     issue = state.get(key)
-    content_type = request.headers.get("content-type", "")
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + await request.body()
-    )
-    parts = [part for part in message.iter_parts() if part.get_param("name", header="content-disposition") == "file"]
-    if not message.is_multipart() or not parts:
+    files = form_files(request.headers.get("content-type", ""), await request.body(), "file")
+    if not files:
         raise JiraError(400, ["No file was found in the request; send multipart/form-data with a 'file' part."])
-    stored = [state.add_attachment(issue, part.get_filename() or "unnamed", part.get_payload(decode=True) or b"",
-                                   part.get_content_type(), caller) for part in parts]  # fmt: skip
+    stored = [state.add_attachment(issue, name, content, mime_type, caller) for name, mime_type, content in files]
     return JSONResponse([render.attachment_json(attachment, api_of(request)) for attachment in stored])
+
+
+@api.get("/attachment/content/{attachment_id}")
+async def attachment_content(attachment_id: str, request: Request, caller: str = Depends(authenticate)) -> Response:
+    """Serve an attachment's bytes (Cloud answers 303 to its media store first; we serve them at once)."""
+    issues = state_of(request).issues.values()
+    found = next((a for issue in issues for a in issue.attachments if str(a["id"]) == attachment_id), None)
+    if found is None:
+        raise JiraError(404, [f"The attachment with id '{attachment_id}' does not exist"])
+    disposition = {"Content-Disposition": f'attachment; filename="{found["filename"]}"'}
+    return Response(found["content"], media_type=found["mimeType"], headers=disposition)
 
 
 # --- search --------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import binascii
 import json
 import math
 from collections.abc import Mapping
+from email import policy
+from email.parser import BytesHeaderParser
 
 from fastapi import Request
 
@@ -90,3 +92,18 @@ class JiraRefusals(Refusals):
         """Add X-RateLimit-NearLimit once less than a fifth of the budget remains."""
         headers = super().budget(bucket)
         return headers | ({"X-RateLimit-NearLimit": "true"} if math.floor(bucket.tokens) < NEAR_LIMIT_SHARE * bucket.capacity else {})
+
+
+def form_files(content_type: str, body: bytes, field: str) -> list[tuple[str, str, bytes]]:
+    """Return (filename, content type, exact bytes) of each multipart/form-data part named `field`."""
+    boundary = BytesHeaderParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode()).get_boundary()
+    if not content_type.lower().startswith("multipart/form-data") or not boundary:
+        return []
+    files = []
+    # Cut the parts by hand: a parser would read a message/rfc822 upload (an .eml) as a message, not as its bytes.
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        head, separator, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        headers = BytesHeaderParser(policy=policy.HTTP).parsebytes(head + b"\r\n\r\n")
+        if separator and headers.get_param("name", header="content-disposition") == field:
+            files.append((headers.get_filename() or "unnamed", headers.get_content_type(), content.removesuffix(b"\r\n")))
+    return files

@@ -136,6 +136,8 @@ FIELDS = [
     FieldDef("customfield_10056", "Alert Count", "number", custom_type="float"),
     FieldDef("customfield_10057", "MITRE Tactics", "array", items="option", custom_type="multiselect",
              options=MITRE_TACTICS, operations=("add", "set", "remove")),
+    # A paragraph field a connector rewrites whole: the hosts still affected (a labels field could only grow).
+    FieldDef("customfield_10058", "Affected Hosts", "string", custom_type="textarea", rich_text=True),
 ]  # fmt: skip
 FIELDS_BY_ID = {field_def.id: field_def for field_def in FIELDS}
 
