@@ -117,3 +117,13 @@ def test_a_poller_without_its_secret_is_a_config_error_with_its_path(tmp_path):
     path.write_text("sources:\n  defender: {type: defender, tenant_id: t, client_id: c}\n")
     result = CliRunner().invoke(app, ["check", "--config", str(path)])
     assert result.exit_code == 1 and "sources.defender.client_secret: field required" in result.output
+
+
+def test_a_routes_ticket_target_is_checked_by_its_sinks_own_model():
+    sinks = {"jira": {"type": "jira", "url": "https://acme.atlassian.net", "email": "soc@example.com", "api_token": "t"},
+             "cases": {"type": "http", "url": "https://cases.example.com"}}
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"sinks": sinks, "routes": [{"name": "to-jira", "sink": "jira", "issue_type": ""},
+                                                    {"name": "to-cases", "sink": "cases"}]})
+    assert exc.value.problems == ["routes[0].project: String should have at least 1 character",
+                                  "routes[0].issue_type: String should have at least 1 character"]

@@ -312,6 +312,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     reviews = _connector_configs(sections["reviews"], "reviews", connectors.REVIEWS, problems)
     problems += _check_routes(routes, sections)
     problems += _check_reports(data.get("reports"), sections)
+    problems += _check_targets(routes, sinks)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]
@@ -333,6 +334,20 @@ def _connector_configs(raw: dict[str, dict[str, Any]], section: str, registry: d
         except ValidationError as exc:
             problems += _format(exc, prefix=f"{section}.{name}")
     return configs
+
+
+def _check_targets(routes: list[tuple[int, Route]], sinks: dict[str, SinkConfig]) -> list[str]:
+    """Check each route's ticket target with its sink's own model (a Jira route needs a project and an issue type)."""
+    found = []
+    for i, route in routes:
+        if route.drop or route.sink not in sinks:
+            continue
+        target = connectors.load(connectors.SINKS, sinks[route.sink].type).Target
+        try:
+            target.model_validate({"project": route.project, "issue_type": route.issue_type})
+        except ValidationError as exc:
+            found += _format(exc, prefix=f"routes[{i}]")
+    return found
 
 
 def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str, Any]]) -> list[str]:

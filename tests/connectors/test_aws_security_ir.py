@@ -268,7 +268,7 @@ async def test_boto3_polls_the_emulator_across_pages_through_throttling_and_stal
             if waits[-1] == 60:
                 break
         await sir.aclose()
-    statuses = {status for _, _, status in vendor.state.sir.log}
+    statuses = {status for _, _, status in vendor.state.faults.calls}
     assert {429, 423} <= statuses  # throttled, and a nextToken went stale: the sweep restarted from the top
     assert any(w >= 3 for w in waits[:-1])  # the 429s were waited out, at least Retry-After
     assert sorted(await stored(store)) == sorted(f"{c['caseId']}@2024-05-01T11:{n:02d}:00.000+00:00" for n, c in enumerate(cases))

@@ -167,7 +167,7 @@ async def test_an_expired_token_is_refreshed_once(store):
     app = create_app(copy.deepcopy(SEVEN), expire_tokens_after=3)
     await drain(PollRunner(store, poller(app), "node-1", asyncio.Event()))
     assert await stored(store) == [a["composite_id"] for a in SEVEN]
-    calls = app.state.falcon.calls
+    calls = app.state.faults.calls
     assert ("GET", "/alerts/queries/alerts/v2", 401) in calls
     assert sum(1 for c in calls if c[1] == "/oauth2/token") == sum(1 for c in calls if c[2] == 401) + 1
 

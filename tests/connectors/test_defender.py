@@ -142,7 +142,7 @@ async def test_restart_mid_backfill_resumes_the_next_link_and_loses_nothing(stor
     assert (await cursor(store))["next"].startswith("http://graph.test/v1.0/security/alerts_v2?$skiptoken=")
     await drain(PollRunner(store, poller(app), "node-1", asyncio.Event()))
     assert await stored(store) == IDS
-    lists = [path for _, path, _ in app.state.defender.calls if path.endswith("alerts_v2")]
+    lists = [path for _, path, _ in app.state.faults.calls if path.endswith("alerts_v2")]
     assert len(lists) == 3  # the restart did not start over
 
 
@@ -155,7 +155,7 @@ async def test_a_refused_next_link_restarts_the_chain_from_since(store):
         await conn.execute(cursors.update().values(value=json.dumps(stale)))
     await drain(runner)
     assert await stored(store) == IDS
-    assert ("GET", "/v1.0/security/alerts_v2", 400) in app.state.defender.calls
+    assert ("GET", "/v1.0/security/alerts_v2", 400) in app.state.faults.calls
 
 
 async def test_the_first_query_filters_and_orders_by_last_update(store):
@@ -176,7 +176,7 @@ async def test_an_expired_token_is_refreshed_once_and_the_call_retried(store):
     app = create_app(copy.deepcopy(SEVEN), page_size=3, expire_tokens_after=1)
     await drain(PollRunner(store, poller(app), "node-1", asyncio.Event()))
     assert await stored(store) == IDS
-    calls = app.state.defender.calls
+    calls = app.state.faults.calls
     assert ("GET", "/v1.0/security/alerts_v2", 401) in calls
     assert sum(1 for c in calls if c[1].endswith("/token")) == sum(1 for c in calls if c[2] == 401) + 1
 

@@ -170,7 +170,7 @@ async def test_a_tenant_with_a_wrong_token_is_recorded_and_the_others_go_on(stor
     assert await drain(runner) == 60
     assert await stored(store) == sorted(f"fabrikam/{a['_id']}" for a in FIVE)
     assert "401" in mcas.tenant_errors["contoso"] and "fabrikam" not in mcas.tenant_errors
-    contoso_calls = [c for c in app.state.mcas.calls if c[1].startswith("/contoso/")]
+    contoso_calls = [c for c in app.state.faults.calls if c[1].startswith("/contoso/")]
     assert len(contoso_calls) == 1  # left alone for an interval, not hammered on every page of the others
     # Every tenant failing makes poll raise, so that the core backs off.
     with pytest.raises(AuthFailed):

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from alertbridge.connectors import NOTIFIERS, load
 from alertbridge.connectors.roles import Notifier
 from alertbridge.errors import PayloadError
-from alertbridge.model import Alert, CaseEvent, Severity, SourceInfo
+from alertbridge.model import Alert, CaseEvent, SourceInfo
 from alertbridge.sandbox.jira import adf as _adf
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.store.tables import jobs

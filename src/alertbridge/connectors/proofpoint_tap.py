@@ -23,7 +23,7 @@ import httpx2
 import structlog
 from pydantic import Field, SecretStr
 
-from ..errors import PayloadError
+from ..errors import PayloadError, Permanent
 from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
 from ._http import HttpClient, Vendor
 from ._values import iso_time as _time
@@ -167,6 +167,8 @@ class ProofpointTapSource(ProofpointTapParser, Poller):
         """Fetch the next window of at most an hour after the cursor (an ISO time)."""
         now = self._clock()
         resumed = _time(cursor)
+        if cursor and resumed is None:
+            raise Permanent(f"proofpoint cursor {cursor[:100]!r} is not one this connector wrote (an ISO time); reset it")
         start = resumed - timedelta(seconds=self.config.overlap) if resumed else now - timedelta(seconds=self.config.backfill)
         if start < now - OLDEST:
             if resumed:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,7 +45,6 @@ class SirState:
     access_key: str
     expire_tokens_after: int | None
     listings: int = 0
-    log: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def aws_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -88,7 +87,7 @@ def create_app(
         return await call_next(request)
 
     app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
-    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=AwsRefusals(), calls=state.log)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=AwsRefusals())
 
     @app.post("/v1/list-cases")
     async def list_cases(request: Request):

@@ -44,7 +44,6 @@ class XdrState:
     api_key_id: str
     api_key: str
     auth_type: Literal["advanced", "standard"]
-    calls: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def xdr_error(status: int, message: str, extra: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -104,7 +103,7 @@ def create_app(
     state = XdrState([dict(i) for i in (items if items is not None else default_incidents())], api_key_id, api_key, auth_type)
     app.state.xdr = state
     app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
-    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=XdrRefusals(), calls=state.calls)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=XdrRefusals())
 
     @app.post("/public_api/v1/incidents/get_incidents")
     async def get_incidents(request: Request):

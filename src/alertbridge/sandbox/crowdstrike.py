@@ -41,7 +41,6 @@ class FalconState:
     client_secret: str
     expire_tokens_after: int | None
     tokens: dict[str, float] = field(default_factory=dict)
-    calls: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 class FalconRefusals(Refusals):
@@ -117,7 +116,8 @@ def create_app(
     )  # fmt: skip
     app.state.falcon = state
     app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
-    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=FalconRefusals(), calls=state.calls)
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=FalconRefusals(),
+                       counted=lambda path: None if path == "/oauth2/token" else "api")  # a token refresh is never refused
 
     def authorized(request: Request) -> JSONResponse | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

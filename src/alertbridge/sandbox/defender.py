@@ -46,7 +46,6 @@ class DefenderState:
     client_secret: str
     expire_tokens_after: int | None
     tokens: dict[str, int] = field(default_factory=dict)  # token -> alert calls it has made
-    calls: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def create_app(
@@ -68,7 +67,7 @@ def create_app(
     )  # fmt: skip
     app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
     # Only Graph's alert calls count towards `rate_limit_every`, not Entra ID's token endpoint.
-    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=GraphRefusals(), calls=app.state.defender.calls,
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=GraphRefusals(),
                        counted=lambda path: "alerts" if path == "/v1.0/security/alerts_v2" else None)
 
     @app.post("/{tenant}/oauth2/v2.0/token")

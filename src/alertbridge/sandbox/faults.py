@@ -8,6 +8,7 @@ them while the server runs:
     latency_ms        added to every API call
     rate_limit        requests per second (a token bucket of one second's worth): over it, 429
     rate_limit_every  every n-th counted call gets a 429 with Retry-After (per counter: a tenant, an endpoint)
+    unauthorized      the next n counted calls get a 401, as if the token had been revoked early
     fail_rate         share of calls that fail: 2/3 429, 1/6 5xx (half of them a proxy's HTML page), 1/6 hang
     hang_seconds      how long a hung call's answer is held back (the call itself does its work)
 
@@ -45,8 +46,10 @@ class Faults:
     rate_limit: float | None = None  # max requests per second (token bucket); None = unlimited
     rate_limit_every: int | None = None  # every n-th counted call gets a 429; None = never
     retry_after: int = 2  # the Retry-After of an every-n-th 429
+    unauthorized: int = 0  # how many of the next counted calls get a 401
     seed: int | None = None  # RNG seed for fault injection
     resets: int = field(default=0, compare=False)  # bumped by a state reset: a seeded run replays the same faults
+    calls: list[tuple[str, str, int]] = field(default_factory=list, compare=False, repr=False)  # (method, path, status) of every API call
     # Monotonic seconds, read by the token bucket (and an emulator's own timing, such as Jira's search lag). A test
     # gives the emulator and the client under test one fake clock, so rate limits and lags follow it, not the wall.
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
@@ -62,6 +65,7 @@ class TokenBucket:
 
     @property
     def capacity(self) -> int:
+        """Return how many requests the bucket holds: one second's worth, at least one."""
         return max(1, math.ceil(self.rate))
 
     def take(self, moment: float) -> bool:
@@ -113,17 +117,11 @@ class FaultInjection:
     """ASGI middleware: record every API call, then apply the rate limits, injected faults and latency."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        faults: Faults,
-        refusals: Refusals | None = None,
-        calls: list[tuple[str, str, int]] | None = None,
-        counted: Callable[[str], str | None] = every_call,
+        self, app: ASGIApp, faults: Faults, refusals: Refusals | None = None, counted: Callable[[str], str | None] = every_call
     ) -> None:
         self.app = app
         self.faults = faults
         self.refusals = refusals or Refusals()
-        self.calls = calls if calls is not None else []
         self.counted = counted
         self.counts: dict[str, int] = {}
         self.random = random.Random(faults.seed)
@@ -141,7 +139,12 @@ class FaultInjection:
         if bucket is not None and not bucket.take(faults.clock()):
             await self._refuse(send, 429, "Rate limit exceeded.", self.refusals.throttled(faults, bucket.seconds_to_next_token(), bucket))
             return
-        if self._every_nth(path):
+        counted = self._count(path)
+        if counted and faults.unauthorized > 0:
+            faults.unauthorized -= 1
+            await self._refuse(send, 401, "The access token has expired or been revoked.", {})
+            return
+        if counted and faults.rate_limit_every and self.counts[counted] % faults.rate_limit_every == 0:
             await self._refuse(send, 429, "Too many requests.", self.refusals.throttled(faults, faults.retry_after, None))
             return
         extra_headers = self.refusals.budget(bucket) if bucket is not None else {}
@@ -167,18 +170,17 @@ class FaultInjection:
             self.bucket = None
             self.counts.clear()
 
-    def _every_nth(self, path: str) -> bool:
+    def _count(self, path: str) -> str | None:
+        """Count a call in its counter; return the counter's name, None for a call not counted."""
         counter = self.counted(path)
-        if counter is None:
-            return False
-        self.counts[counter] = self.counts.get(counter, 0) + 1
-        every = self.faults.rate_limit_every
-        return bool(every) and self.counts[counter] % every == 0
+        if counter is not None:
+            self.counts[counter] = self.counts.get(counter, 0) + 1
+        return counter
 
     def _recording(self, method: str, path: str, send: Send) -> Send:
         async def record_and_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.calls.append((method, path, message["status"]))
+                self.faults.calls.append((method, path, message["status"]))
             await send(message)
 
         return record_and_send

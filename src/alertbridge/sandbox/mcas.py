@@ -13,7 +13,7 @@ alerts, tokens, knobs and the call log.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,12 +30,11 @@ MAX_LIMIT = 100
 
 @dataclass
 class McasState:
-    """Each tenant's alerts and token, the fault knobs, and the calls seen."""
+    """Each tenant's alerts and token."""
 
     alerts: dict[str, list[dict[str, Any]]]
     tokens: dict[str, str]
     max_limit: int
-    calls: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 class McasRefusals(Refusals):
@@ -64,7 +63,7 @@ def create_app(
     )  # fmt: skip
     app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
     # Each tenant has its own rate limit: count calls per tenant (the first path segment).
-    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=McasRefusals(), calls=app.state.mcas.calls,
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=McasRefusals(),
                        counted=lambda path: path.split("/")[1] or None)
 
     @app.post("/{tenant}/api/v1/alerts/")

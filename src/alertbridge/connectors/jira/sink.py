@@ -26,7 +26,8 @@ from .api import JIRA, Clock, JiraApi
 from .markup import plain, render
 from ..operator_roles import PreviewedTicket, TicketPreview
 from ..roles import (
-    Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTimeline, TransitionCheck,
+    Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget,
+    TicketTimeline, TransitionCheck,
 )
 
 DEFAULT_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"}
@@ -86,10 +87,18 @@ def _issue(key: str, *rest: str) -> str:
     return "/".join(["issue", quote(key, safe=""), *rest])
 
 
+class JiraTarget(TicketTarget):
+    """A Jira route files into one project, as one issue type."""
+
+    project: str = Field(min_length=1, description="Project key", examples=["SOC"])
+    issue_type: str = Field(min_length=1, description="Issue type name", examples=["Incident"])
+
+
 class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline, TicketPreview):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
+    Target = JiraTarget
     bulk_limit = 50  # POST /issue/bulk takes at most 50 issues
     Config = JiraConfig
     config: JiraConfig

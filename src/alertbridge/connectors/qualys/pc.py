@@ -157,7 +157,7 @@ class QualysPcPoller(QualysPcParser, Poller):
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Fetch the next posture page of the current policy; move to the next policy, then to the next round."""
-        state = json_cursor(cursor, "qualys pc", lambda s: isinstance(s.get("policy", 0), int)) or {"since": None}
+        state = json_cursor(cursor, "qualys pc", _valid_cursor) or {"since": None}
         index = state.get("policy", 0) if 0 <= state.get("policy", 0) < len(self.config.policy_ids) else 0
         policy = self.config.policy_ids[index]
         target = state.get("next") or POSTURE_PATH
@@ -222,3 +222,9 @@ def _description(item: dict[str, Any], posture: dict[str, Any], control: dict[st
         if text:
             parts.append(f"{label}: {text}")
     return "\n\n".join(parts)
+
+
+def _valid_cursor(state: dict[str, Any]) -> bool:
+    """Tell a cursor of ours: a policy index, `since` and `start` times (or none yet), and within a chain its `next` URL."""
+    times_ok = all(state.get(key) is None or qualys_time(state[key]) is not None for key in ("since", "start"))
+    return type(state.get("policy", 0)) is int and times_ok and (state.get("next") is None or isinstance(state["next"], str))

@@ -1,7 +1,8 @@
 """The Jira emulator: Cloud REST v3 and Data Center REST v2 over one in-memory site.
 
     app.py       the routes (issues, search, comments, transitions, metadata) and /_sandbox admin
-    state.py     the site in memory: issues, search index lag, the call log
+    state.py     the site in memory: issues, their workflow, search index lag, the call log
+    issue.py     one issue, and what JQL search and ORDER BY read of it
     fields.py    field definitions and how values are parsed and shown
     seed.py      the project, issue types, fields, users and workflow it starts with
     render.py    issues, metadata and pages as JSON, per flavour

@@ -384,7 +384,7 @@ def create_app(settings: JiraSandboxSettings | None = None) -> FastAPI:
     app.include_router(admin)
     app.add_exception_handler(JiraError, _jira_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_middleware(FaultInjection, faults=app.state.jira.faults, refusals=JiraRefusals(app.state.jira.faults), calls=app.state.jira.calls)
+    app.add_middleware(FaultInjection, faults=app.state.jira.faults, refusals=JiraRefusals(app.state.jira.faults))
     if app.state.jira.faults.webhook_url:
         sender = WebhookSender(app.state.jira.faults.webhook_url, app.state.jira.faults.webhook_secret, root="http://127.0.0.1")
         app.state.jira.listeners.append(sender.issue_moved)

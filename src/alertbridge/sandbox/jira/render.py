@@ -7,7 +7,7 @@ from .seed import (
     DEFAULT_PRIORITY_ID, FIELDS, FIELDS_BY_ID, ISSUE_TYPES, PRIORITIES, PROJECT, READ_ONLY_FIELDS, RESOLUTIONS, USERS,
     FieldDef, Transition, option_id,
 )  # fmt: skip
-from .state import Issue
+from .issue import Issue
 
 ALL_FIELDS = "*all"
 

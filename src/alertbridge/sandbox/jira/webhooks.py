@@ -21,7 +21,7 @@ import httpx2
 from .fields import Api
 from .render import issue_json
 from .seed import USERS
-from .state import Issue
+from .issue import Issue
 
 
 class WebhookSender:

@@ -76,8 +76,8 @@ def create_app(subscription: Subscription | None = None, *, samples: bool = Fals
         subscription.scan()
     app.state.qualys = QualysState(subscription, samples, clock=clock)
     # Latency, 5xx, hangs from the shared fault layer; Qualys's own limits (409s) are answered below, as Qualys does.
-    app.state.faults = Faults()
-    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=QualysRefusals(), calls=app.state.qualys.calls)
+    app.state.faults = Faults(calls=app.state.qualys.calls)  # the fault layer's call log is the emulator's
+    app.add_middleware(FaultInjection, faults=app.state.faults, refusals=QualysRefusals())
 
     @app.api_route("/api/2.0/fo/asset/host/vm/detection/", methods=["GET", "POST"])
     async def detections(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""What every registered source promises, checked on each one from the registry.
+"""What every registered source promises, checked on each one from the registry (pollers and sinks: beside this file).
 
 A new line in ``alertbridge.connectors.SOURCES`` is covered here at once, and
 fails until it has real vendor samples in ``SAMPLES``.
