@@ -202,6 +202,7 @@ notice_channels = Table(
     Column("digest_due", Float),
     Column("sending", String(300)),
     Column("sending_since", Float),
+)
 
 # Every status a case's ticket went through, from the ticket system's webhook or reconcile poll:
 # the reports' time to acknowledge and to resolve are read off it.
