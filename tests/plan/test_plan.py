@@ -130,10 +130,10 @@ async def test_payload_plan_says_why_each_route_did_not_match_and_shows_the_jira
     config = validate_config({
         "database": hub.config.settings.database, "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
         "sinks": {"jira": {"type": "jira", "url": "http://jira.test", "email": "soc@example.com", "api_token": "sandbox-token"}},
-        "routes": [{"name": "splunk-only", "match": {"sources": ["gen"], "min_severity": "critical"}, "sink": "jira"},
+        "routes": [{"name": "splunk-only", "match": {"sources": ["gen"], "min_severity": "critical"}, "sink": "jira", "project": "SOC"},
                    {"name": "soc", "sink": "jira", "project": "SOC", "issue_type": "Alert", "group_by": "{{ alert.title }}",
                     "fields": {"Incident Severity": "{{ alert.severity.value|title }}"}},
-                   {"name": "later", "sink": "jira"}],
+                   {"name": "later", "sink": "jira", "project": "SOC"}],
     })
     from alertbridge.plan import sources_of
 
