@@ -27,6 +27,7 @@ SOURCES = {
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
+    "servicenow": "alertbridge.connectors.servicenow.sink:ServiceNowSink",
 }
 NOTIFIERS = {
     "slack": "alertbridge.connectors.slack:SlackNotifier",
