@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import structlog
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from starlette.applications import Starlette
 
 from alertbridge.connectors import SINKS, load
-from alertbridge.connectors.roles import BulkCreate, SinkConfig, TicketDraft, TicketRef, TicketSink
+from alertbridge.connectors.roles import BulkCreate, TicketDraft, TicketRef, TicketSink
 from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable
 from alertbridge.model import Severity
 from alertbridge.sandbox.faults import FaultInjection, Faults
@@ -45,7 +45,7 @@ def recorder_server() -> tuple[Starlette, Faults, Callable[[str], dict[str, Any]
 
 def servicenow_server() -> tuple[Starlette, Faults, Callable[[str], dict[str, Any]]]:
     app = create_servicenow_app()
-    return app, app.state.faults, lambda url: {"url": url, "username": "svc-alertbridge", "password": "sandbox-password"}
+    return app, app.state.faults, lambda url: {"url": url, "login": {"mode": "basic", "username": "svc-alertbridge", "password": "sandbox-password"}}
 
 
 # Sink type -> its server (an ASGI app, its fault knobs) and the config that reaches it.
@@ -89,8 +89,10 @@ def draft(**changes: Any) -> TicketDraft:
     return TicketDraft(**(values | changes))
 
 
-def secrets_of(config: SinkConfig) -> list[str]:
-    found = [v.get_secret_value() for v in (getattr(config, n) for n in type(config).model_fields) if isinstance(v, SecretStr)]
+def secrets_of(config: BaseModel) -> list[str]:
+    values = [getattr(config, n) for n in type(config).model_fields]
+    found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+    found += [secret for v in values if isinstance(v, BaseModel) for secret in secrets_of(v)]  # a nested login's (ServiceNow's)
     email = getattr(config, "email", None)  # Jira Cloud sends email:token as basic auth
     return found + [base64.b64encode(f"{email}:{s}".encode()).decode() for s in found if email]
 

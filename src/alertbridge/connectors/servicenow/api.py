@@ -65,49 +65,59 @@ class ServiceNowVendor(Vendor):
 SNOW = ServiceNowVendor("servicenow")
 
 
+class BasicLogin(StrictModel):
+    """Basic auth as one integration user."""
+
+    mode: Literal["basic"] = Field(description="basic: a user and password", examples=["basic"])
+    username: str = Field(min_length=1, description="The integration user", examples=["svc-alertbridge"])
+    password: SecretStr = Field(description="That user's password", examples=["${SNOW_PASSWORD}"])
+
+
 class OAuthLogin(StrictModel):
     """An OAuth application registered on the instance (System OAuth → Application Registry)."""
 
-    client_id: str = Field(description="Client id of the OAuth application", examples=["6a3f0c1e2b4d4e5f8a9b0c1d2e3f4a5b"])
+    mode: Literal["oauth"] = Field(description="oauth: a token from /oauth_token.do", examples=["oauth"])
+    client_id: str = Field(min_length=1, description="Client id of the OAuth application", examples=["6a3f0c1e2b4d4e5f8a9b0c1d2e3f4a5b"])
     client_secret: SecretStr = Field(description="Client secret of the OAuth application", examples=["${SNOW_CLIENT_SECRET}"])
     grant: Literal["client_credentials", "password"] = Field(
         default="client_credentials",
         description="client_credentials (Washington DC and later); password: the older grant, with `username` and `password`",
         examples=["client_credentials"],
     )
+    username: str | None = Field(default=None, description="Password grant: the integration user", examples=["svc-alertbridge"])
+    password: SecretStr | None = Field(default=None, description="Password grant: that user's password", examples=["${SNOW_PASSWORD}"])
+
+    @model_validator(mode="after")
+    def _user_for_password_grant(self) -> OAuthLogin:
+        if self.grant == "password" and not (self.username and self.password):
+            raise ValueError("the password grant needs `username` and `password`")
+        return self
 
 
 class ServiceNowLogin(StrictModel):
-    """Where the instance is and how the hub signs in: basic auth (`username`, `password`) or `oauth`."""
+    """Where the instance is and how the hub signs in (`login`: basic or OAuth)."""
 
     url: str = Field(description="Base URL of the instance", examples=["https://acme.service-now.com"], pattern=r"^https?://")
-    username: str | None = Field(default=None, description="The integration user (basic auth, or OAuth's password grant)",
-                                 examples=["svc-alertbridge"])
-    password: SecretStr | None = Field(default=None, description="That user's password", examples=["${SNOW_PASSWORD}"])
-    oauth: OAuthLogin | None = Field(default=None, description="Sign in with an OAuth application instead of basic auth",
-                                     examples=[{"client_id": "6a3f0c1e2b4d4e5f8a9b0c1d2e3f4a5b", "client_secret": "${SNOW_CLIENT_SECRET}"}])
+    login: BasicLogin | OAuthLogin = Field(
+        discriminator="mode", description="How the hub signs in: `{mode: basic, username, password}` or "
+        "`{mode: oauth, client_id, client_secret}`",
+        examples=[{"mode": "basic", "username": "svc-alertbridge", "password": "${SNOW_PASSWORD}"}],
+    )  # fmt: skip
 
     @field_validator("url")
     @classmethod
     def _strip_slash(cls, url: str) -> str:
         return url.rstrip("/")
 
-    @model_validator(mode="after")
-    def _credentials(self) -> ServiceNowLogin:
-        needs_user = self.oauth is None or self.oauth.grant == "password"
-        if needs_user and not (self.username and self.password):
-            raise ValueError("ServiceNow needs `username` and `password`" + (" for the password grant" if self.oauth else ", or `oauth`"))
-        return self
 
-
-def login_auth(login: ServiceNowLogin) -> httpx2.Auth:
+def login_auth(url: str, login: BasicLogin | OAuthLogin) -> httpx2.Auth:
     """Return the auth flow for a login: basic, or an OAuth token from /oauth_token.do renewed before it expires."""
-    if login.oauth is None:
-        return httpx2.BasicAuth(login.username or "", login.password.get_secret_value() if login.password else "")
-    form = {"grant_type": login.oauth.grant, "client_id": login.oauth.client_id, "client_secret": login.oauth.client_secret.get_secret_value()}
-    if login.oauth.grant == "password":
+    if isinstance(login, BasicLogin):
+        return httpx2.BasicAuth(login.username, login.password.get_secret_value())
+    form = {"grant_type": login.grant, "client_id": login.client_id, "client_secret": login.client_secret.get_secret_value()}
+    if login.grant == "password":
         form |= {"username": login.username or "", "password": login.password.get_secret_value() if login.password else ""}
-    return OAuth2ClientCredentials(SNOW, f"{login.url}/oauth_token.do", form, default_lifetime=TOKEN_LIFETIME)
+    return OAuth2ClientCredentials(SNOW, f"{url}/oauth_token.do", form, default_lifetime=TOKEN_LIFETIME)
 
 
 def _operation_failed(response: httpx2.Response) -> bool:
@@ -123,7 +133,7 @@ class TableApi:
 
     def __init__(self, connector: str, login: ServiceNowLogin, *, timeout: float, transport: httpx2.AsyncBaseTransport | None = None):
         self.url = login.url
-        self._http = HttpClient(connector, SNOW, base_url=f"{login.url}/api/now/table/", auth=login_auth(login), timeout=timeout,
+        self._http = HttpClient(connector, SNOW, base_url=f"{login.url}/api/now/table/", auth=login_auth(login.url, login.login), timeout=timeout,
                                 transport=transport)  # fmt: skip
 
     async def call(self, operation: str, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> dict[str, Any]:
@@ -141,13 +151,15 @@ class TableApi:
             raise Permanent(f"servicenow {method} {path}: the answer has no `result`", status=response.status_code)
         return body
 
-    async def query(self, table: str, query: str, fields: list[str], *, limit: int | None = None) -> list[dict[str, Any]]:
-        """Return the records matching an encoded query, following sysparm_offset pages up to `limit`."""
+    async def query(self, table: str, query: str, fields: list[str], *, limit: int | None = None, offset: int = 0,
+                    labels: bool = False) -> list[dict[str, Any]]:
+        """Return the records matching an encoded query, following sysparm_offset pages up to `limit` (with labels: each
+        field as {"value", "display_value"})."""
         records: list[dict[str, Any]] = []
         while limit is None or len(records) < limit:
             size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(records))
-            params = {"sysparm_query": query, "sysparm_fields": ",".join(fields), "sysparm_limit": size, "sysparm_offset": len(records),
-                      "sysparm_exclude_reference_link": "true"}  # fmt: skip
+            params = {"sysparm_query": query, "sysparm_fields": ",".join(fields), "sysparm_limit": size, "sysparm_offset": offset + len(records),
+                      "sysparm_exclude_reference_link": "true", "sysparm_display_value": "all" if labels else "false"}  # fmt: skip
             page = (await self.call("query", "GET", quote(table, safe=""), params=params))["result"]
             if not isinstance(page, list):
                 raise Permanent(f"servicenow GET {table}: `result` is not a list")

@@ -102,11 +102,22 @@ def _int(value: str | None, default: int) -> int:
         raise SnowError(400, "Invalid query parameter", f"'{value}' is not a number") from None
 
 
-def create_app(settings: ServiceNowSettings | None = None) -> FastAPI:
-    """Build the emulator; `settings.outbound_url` makes its Business Rule post every change there."""
+# Records a hub filed earlier, so a reconcile poll finds something on its first run.
+DEFAULT_RECORDS = [
+    ("incident", {"short_description": "Brute force on vpn01", "correlation_id": "alertbridge-sandbox-1", "state": "2", "impact": "2",
+                  "urgency": "2", "category": "network"}),
+    ("sn_si_incident", {"short_description": "Phishing reported by 3 users", "correlation_id": "alertbridge-sandbox-2", "state": "16",
+                        "category": "Phishing", "impact": "1", "urgency": "2"}),
+]  # fmt: skip
+
+
+def create_app(settings: ServiceNowSettings | None = None, records: list[tuple[str, dict[str, str]]] | None = None) -> FastAPI:
+    """Build the emulator (with `records`, or a hub's two earlier records); `settings.outbound_url` makes its Business Rule post every change."""
     app = FastAPI(title="alertbridge ServiceNow sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.faults = settings or ServiceNowSettings()
     app.state.servicenow = Instance(app.state.faults)
+    for table, values in DEFAULT_RECORDS if records is None else records:
+        app.state.servicenow.insert(table, values, seed.USERS[0].user_name)  # before the Business Rule listens: no outbound call
     app.state.business_rule = BusinessRule(app.state.servicenow)
     app.state.tokens = {}
     app.add_middleware(FaultInjection, faults=app.state.faults, refusals=ServiceNowRefusals(), counted=counted)
