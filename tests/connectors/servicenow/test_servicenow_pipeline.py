@@ -28,7 +28,7 @@ async def test_an_ambiguous_create_is_searched_by_correlation_id_before_any_seco
         held.hold = True  # ServiceNow stores the record, its answer never reaches the hub in time
         outcomes = await drain(hub)
         assert any(outcome.startswith("create_ticket:") for outcome in outcomes)
-        assert len(instance.tables["sn_si_incident"]) == 1 and (await rows(hub, cases))[0]["ticket_key"] is None
+        assert len(instance.tables["sn_si_incident"]) == 1
         held.hold = False
         for _ in range(MAX_WAIT_STEPS):  # the retry waits out its backoff (tens of milliseconds)
             await drain(hub)
