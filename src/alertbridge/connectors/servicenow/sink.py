@@ -123,6 +123,8 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
 
     async def _lookup(self, reference: sf.Reference, label: str) -> str:
         """Return the sys_id of the record a reference field names (a group, a user, a CI)."""
+        if "^" in reference.name:  # it would end the condition and start another: refuse it rather than query with it
+            raise Permanent(f"field '{label}': a name cannot hold '^': {reference.name!r}")
         columns = LOOKUP_FIELDS.get(reference.table, ("name",))
         query = "^OR".join(f"{column}={reference.name}" for column in columns)
         found = await self.api.query(reference.table, query, ["sys_id", *columns], limit=2)
@@ -271,7 +273,8 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
                 raise
             except Permanent as exc:
                 errors.append(str(exc))
-            problems += [f"{draft.issue_type or self.config.table}: {error}" for error in errors]
+            where = self.config.table if draft.issue_type in ("", ROUTE_DEFAULT_TYPE) else draft.issue_type
+            problems += [f"{where}: {error}" for error in errors]
         return list(dict.fromkeys(problems))
 
     async def check_transition(self, project: str, issue_type: str, name: str) -> list[str]:
