@@ -153,3 +153,14 @@ def test_the_config_needs_its_secrets_and_a_known_table():
     with pytest.raises(ValueError, match="table"):
         ServiceNowSink.Target.model_validate({"project": "SOC", "issue_type": "Bug"})
     assert ServiceNowSink.Target.model_validate({"issue_type": "Security Incident"}).issue_type == "Security Incident"
+
+
+async def test_the_last_change_is_the_sys_mod_count_our_own_transition_left(sink, emulator):
+    ref = await sink.create(draft(issue_type="incident"))
+    await sink.comment(ref.key, "a note")
+    await sink.transition(ref.key, "Done")
+    assert await sink.last_change(ref.key) == ("2", "Resolved")  # the insert is 0, the note 1, our move 2
+    await sink.transition(ref.key, "Resolved")  # already there: nothing written, so nothing of ours comes back
+    assert await sink.last_change(ref.key) == (None, "Resolved")
+    await sink.comment(ref.key, "another note")
+    assert await sink.last_change(ref.key) == ("3", "Resolved"), "without a move of ours to tell, the record's latest"

@@ -42,6 +42,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         self._tables: dict[str, sf.Table] = {}
         self._records: dict[str, tuple[str, str]] = {}  # number -> (table, sys_id): neither ever changes
         self._probed = False
+        self._moves: dict[str, tuple[str | None, str]] = {}  # number -> (sys_mod_count, state) our last transition left
 
     def _ref(self, record: dict[str, Any], table: str) -> TicketRef:
         self._records[record["number"]] = (table, record["sys_id"])
@@ -178,6 +179,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         target = sf.transition_state(table, to, self.config.transitions.get(name, {}))
         record = await self._read(name, sys_id, ["state", "close_code", "close_notes"])
         if str(record.get("state")) == target:
+            self._moves[key] = (None, table.state(target)[0])  # nothing written: no change of ours will come back
             return
         values = {"state": target}
         if table.state(target)[1] == "done":
@@ -187,7 +189,16 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             if "close_notes" in table.fields and not record.get("close_notes"):
                 # Resolving an incident without close notes is refused by the base system's data policy.
                 values["close_notes"] = f"Closed by alertbridge ({resolution or table.state(target)[0]})."
-        await self.api.patch(name, sys_id, values, operation="transition")
+        stored = await self.api.patch(name, sys_id, values, operation="transition")
+        self._moves[key] = (str(stored.get("sys_mod_count") or "") or None, table.state(target)[0])
+
+    async def last_change(self, key: str) -> tuple[str | None, str | None]:
+        """Return the sys_mod_count our last transition of the record left (its Business Rule call carries it) and its state."""
+        if key in self._moves:
+            return self._moves.pop(key)
+        name, sys_id = await self._locate(key)
+        record = await self._read(name, sys_id, ["state", "sys_mod_count"])
+        return str(record.get("sys_mod_count") or "") or None, (await self.table(name)).state(str(record.get("state", "")))[0]
 
     async def status(self, key: str) -> TicketStatus:
         """Read a record's state, its category for the hub, and its close code."""
