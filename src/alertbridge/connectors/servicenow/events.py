@@ -14,7 +14,7 @@ reference's `{"link", "value"}`. Without `table`, the record's `sys_class_name` 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -99,5 +99,3 @@ def item_id(item: dict[str, Any]) -> str:
     record = item.get("result") if isinstance(item.get("result"), dict) else {}
     return f"{item.get('table')}:{value(record.get('sys_id'))}:{value(record.get('sys_mod_count'))}"
 
-
-TableName = Literal["incident", "sn_si_incident"]
