@@ -22,6 +22,7 @@ from . import connectors
 from .config import Config
 from .connectors.notify_roles import ReviewWriter
 from .connectors.roles import Enricher, Notifier, Parser, Poller, TicketSink
+from .connectors.writeback_roles import Writeback
 from .jobs.context import JobContext
 from .jobs.queue import JobQueue, job_counts
 from .jobs.runner import JobRunner
@@ -60,6 +61,9 @@ class Hub:
         self.reviews: dict[str, ReviewWriter] = {
             name: connectors.load(connectors.REVIEWS, cfg.type)(name, cfg) for name, cfg in config.reviews.items()
         }
+        self.writebacks: dict[str, Writeback] = {
+            name: connectors.load(connectors.WRITEBACKS, cfg.type)(name, cfg) for name, cfg in config.writebacks.items()
+        }
         self.enrichers: list[Enricher] = [
             connectors.load(connectors.ENRICHERS, cfg.type)(name, cfg) for name, cfg in config.enrichers.items()
         ]
@@ -67,7 +71,7 @@ class Hub:
         self.inbox = Inbox(self.store)
         self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
         self.job_context = JobContext(self.store, self.queue, config, self.sources, self.sinks, self.notifiers, self.pipeline.reprocess,
-                                      self.reviews)
+                                      self.reviews, self.writebacks)
         self.runner = JobRunner(self.job_context, poll_interval=poll_interval)
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -105,7 +109,7 @@ class Hub:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.aclose()
         pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
-        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.enrichers, *pollers]:
+        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.writebacks.values(), *self.enrichers, *pollers]:
             await connector.aclose()
         await self.store.aclose()
 

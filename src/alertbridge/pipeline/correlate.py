@@ -33,7 +33,8 @@ from ..jobs.queue import enqueue
 from ..jobs.recovery import create_on_its_way
 from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
 from ..store.tables import alerts, cases
-from . import members
+from ..lifecycle import lifecycle_of
+from . import members, sync
 from .route import Routed, draft_ticket
 
 
@@ -89,6 +90,8 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     )
     if tracked:
         await members.record(conn, case_id, route, alert, outcome != "suppressed", now)
+    elif lifecycle_of(route) is not None:  # the route's lifecycle says what the alert's state does to the ticket
+        await sync.apply_source_alert(conn, case_id, alert, route, outcome, now)
     elif alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
         await send_comments_now(conn, case_id)  # a throttled repeat comment would hold the resolve back (per-case order)
         transition = Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True)

@@ -138,7 +138,7 @@ class Pipeline:
     async def _handle(self, conn: AsyncConnection, row_id: int, items: list[Alert | TicketEvent], now: float) -> None:
         for item in items:
             if isinstance(item, TicketEvent):
-                outcome = await apply_ticket_event(conn, item, now)
+                outcome = await apply_ticket_event(conn, item, now, self.config)
                 log.info("ticket event", ticket=item.ticket_key, outcome=outcome)
             else:
                 await self._handle_alert(conn, item, row_id, now)
