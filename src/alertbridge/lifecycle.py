@@ -65,12 +65,12 @@ class Lifecycle(StrictModel):
 
     source_states: dict[SourceState, TicketMove] = Field(
         default_factory=lambda: dict(DEFAULT_SOURCE_STATES),
-        description="Source state -> what the ticket does; every state must be mapped (an empty `{}` leaves the ticket)",
+        description="Source state -> what the ticket does, merged over the defaults (`{}` leaves the ticket as it is)",
         examples=[{"false_positive": {"transition": "Done", "resolution": "False Positive"}}],
     )
     ticket_states: dict[str, SourceState] = Field(
         default_factory=lambda: dict(DEFAULT_TICKET_STATES),
-        description="Ticket resolution (or status name, for sinks without resolutions) -> source state written back",
+        description="Ticket resolution (or status name, for sinks without resolutions) -> source state written back, merged over the defaults",
         examples=[{"False Positive": "false_positive", "Done": "resolved"}],
     )
     fields: dict[Literal["status", "comments", "assignee"], FieldSync] = Field(
@@ -79,8 +79,10 @@ class Lifecycle(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _every_field(self) -> Lifecycle:
+    def _over_defaults(self) -> Lifecycle:
         self.fields = {"status": FieldSync(), "comments": FieldSync(), "assignee": FieldSync(direction="ticket_to_source"), **self.fields}
+        self.source_states = {**DEFAULT_SOURCE_STATES, **self.source_states}
+        self.ticket_states = {**DEFAULT_TICKET_STATES, **self.ticket_states}
         return self
 
     def field(self, name: str) -> FieldSync:

@@ -101,11 +101,10 @@ async def apply_source_alert(conn: AsyncConnection, case_id: int, alert: Alert, 
     if lifecycle is None:
         return "no sync"
     state, system, record = alert.state, alert.source.name, alert.vendor_id
-    known = await changes.last_value(conn, system, record, "status")
-    if known == state.value:
-        return "unchanged"
     if await changes.take_echo(conn, system, record, "status", state.value, alert.revision):
         return "echo"
+    if await changes.last_value(conn, system, record, "status") == state.value:
+        return "unchanged"
     await changes.record_seen(conn, case_id, system, record, "status", state.value, now, alert.revision)
     rule = lifecycle.field("status")
     if outcome == "opened" or not rule.carries("ticket"):
