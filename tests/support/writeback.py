@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from alertbridge.config import validate_config
-from alertbridge.sandbox import aws_security_ir, defender, splunk_hec
+from alertbridge.sandbox import aws_security_ir, cortex_xdr, crowdstrike, defender, splunk_hec
 from alertbridge.sandbox.jira import JiraSandboxSettings
 from alertbridge.sandbox.jira import create_app as create_jira
 from alertbridge.sandbox.jira.webhooks import WebhookSender
@@ -36,6 +36,8 @@ class World:
     defender: Any
     sir: Any
     hec: Any
+    falcon: Any
+    xdr: Any
     urls: dict[str, str]
 
     def jira_webhook(self, key: str) -> tuple[bytes, dict[str, str]]:
@@ -65,12 +67,13 @@ def sir_case() -> dict[str, Any]:
 def world() -> Iterator[World]:
     """Serve the four emulators on free local ports."""
     apps = {"jira": create_jira(JiraSandboxSettings()), "defender": defender.create_app([defender_alert()]),
-            "sir": aws_security_ir.create_app([sir_case()]), "hec": splunk_hec.create_app()}
+            "sir": aws_security_ir.create_app([sir_case()]), "hec": splunk_hec.create_app(),
+            "falcon": crowdstrike.create_app(), "xdr": cortex_xdr.create_app()}
     with contextlib.ExitStack() as stack:
         urls = {name: stack.enter_context(ServerThread(Starlette(routes=[Mount("/x", app=app)]) if name != "jira" else app))
                 for name, app in apps.items()}
         urls = {name: url if name == "jira" else f"{url}/x" for name, url in urls.items()}
-        yield World(apps["jira"], apps["defender"], apps["sir"], apps["hec"], urls)
+        yield World(apps["jira"], apps["defender"], apps["sir"], apps["hec"], apps["falcon"], apps["xdr"], urls)
 
 
 def hub_config(tmp_path, urls: dict[str, str], *, owner: str = "ticket", writeback: list[str] | None = None,
@@ -81,21 +84,27 @@ def hub_config(tmp_path, urls: dict[str, str], *, owner: str = "ticket", writeba
     graph = {"url": urls["defender"], "login_url": urls["defender"], "tenant_id": defender.TENANT_ID, "client_id": defender.CLIENT_ID,
              "client_secret": defender.CLIENT_SECRET}
     aws = {"endpoint_url": urls["sir"], "access_key_id": aws_security_ir.ACCESS_KEY, "secret_access_key": "any", "region": "us-east-1"}
+    falcon = {"url": urls["falcon"], "client_id": crowdstrike.CLIENT_ID, "client_secret": crowdstrike.CLIENT_SECRET}
+    xdr = {"url": urls["xdr"], "api_key_id": cortex_xdr.API_KEY_ID, "api_key": cortex_xdr.API_KEY}
     return validate_config({
         "database": url,
         "sources": {
             "defender": {"type": "defender", **graph},
             "sir": {"type": "aws_security_ir", **aws, "comments": 5},
+            "falcon": {"type": "crowdstrike_alerts", **falcon},
+            "xdr": {"type": "cortex_xdr", **xdr},
             "jira-events": {"type": "jira", "sink": "jira", "secret": SECRET},
         },
         "sinks": {"jira": {"type": "jira", "flavor": "cloud", "url": urls["jira"], "email": "soc@example.com", "api_token": "sandbox-token"}},
         "writebacks": {
             "defender-back": {"type": "defender", "sources": ["defender"], **graph},
             "sir-back": {"type": "aws_security_ir", "sources": ["sir"], **aws},
+            "falcon-back": {"type": "crowdstrike", "sources": ["falcon"], **falcon},
+            "xdr-back": {"type": "cortex_xdr", "sources": ["xdr"], **xdr},
             "hec": {"type": "splunk_hec", "url": urls["hec"], "token": splunk_hec.TOKEN, "sourcetype": "alertbridge:ticket", "index": "notable_feedback"},
         },
         "routes": [{
-            "name": "breach", "sink": "jira", "project": "SOC", "group_by": f"ip-{IP}", "match": {"sources": ["defender", "sir"]},
+            "name": "breach", "sink": "jira", "project": "SOC", "group_by": f"ip-{IP}", "match": {"sources": ["defender", "sir", "falcon", "xdr"]},
             "writeback": writeback if writeback is not None else ["defender-back", "sir-back", "hec"],
             "sync": {"fields": {"status": {"direction": "both", "owner": owner}}, "source_states": source_states or {}}, **route,
         }],

@@ -201,7 +201,7 @@ class GraphRefusals(Refusals):
 
     def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
         """Answer with Graph's code for the status (TooManyRequests, ServiceUnavailable…)."""
-        code = {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalServerError")
+        code = {401: "InvalidAuthenticationToken", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalServerError")
         response = _graph_error(status, code, message)
         return response.body, {"Content-Type": "application/json"}
 
