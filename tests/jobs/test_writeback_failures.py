@@ -69,5 +69,5 @@ async def test_a_write_back_failure_dead_letters_or_retries_with_the_vendors_mes
     else:
         assert "writeback:dead" in outcomes and row.state == "dead"
         assert f"-> {fault}" in row.last_error, row.last_error
-        said = missing if fault == "404" else "expired or been revoked"  # the vendor's own words
+        said = missing if fault == "404" else "Invalid token (code 4)" if target == "hec" else "expired or been revoked"  # the vendor's words
         assert said is None or said in row.last_error, row.last_error
