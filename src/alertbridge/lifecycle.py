@@ -133,6 +133,10 @@ def check_writebacks(routes: list[tuple[int, Any]], sections: dict[str, dict[str
                 found.append(f"writebacks.{name}.sources[{j}]: source {source!r} is of type {raw.get('type')!r}; "
                              f"a {config.type} write-back updates {' or '.join(_source_types(config.type))} sources")
     for i, route in routes:
+        lifecycle = lifecycle_of(route)
+        if lifecycle is not None:
+            resolutions = [*route.wont_fix, route.resolve_resolution, *([route.members.done_resolution] if route.members else [])]
+            found += [f"routes[{i}].{problem}" for problem in lifecycle.unmapped([r for r in resolutions if r])]
         for j, name in enumerate(route.writeback):
             if name not in sections["writebacks"]:
                 found.append(f"routes[{i}].writeback[{j}]: unknown write-back {name!r} (known: {', '.join(sorted(sections['writebacks'])) or 'none'})")

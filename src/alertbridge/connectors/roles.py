@@ -10,7 +10,7 @@ never ``hasattr``. Each role holds only what it needs:
     TicketSink ........ find by case reference, create, update, comment, transition, status
         + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments
         + TicketTimeline (a ticket's history, for post-incident reviews); TicketPreview (operator_roles.py)
-        + ChangeIds (the id of a ticket's latest change, for the echo guard)
+        + ChangeIds, Resolutions (writeback_roles.py: what sync needs of a sink)
     SourceUpdater, SiemFeedback (writeback_roles.py): the ticket's fate written back to sources and SIEMs
     Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved)
         + FindsSent, Idempotent, Digests, HealthNotices (notify_roles.py); ReportPoster (operator_roles.py)
@@ -299,14 +299,6 @@ class TicketTimeline(ABC):
     @abstractmethod
     async def history(self, key: str) -> TicketHistory:
         """Return the ticket's creation time, status changes and comments."""
-
-
-class ChangeIds(ABC):
-    """A sink that tells the id of a ticket's latest status change (Jira's changelog id): its webhook echo is recognised by it."""
-
-    @abstractmethod
-    async def last_change(self, key: str) -> tuple[str | None, str | None]:
-        """Return the id of the ticket's latest status change and the status it led to (None, None when it cannot tell)."""
 
 
 # --- notifiers and enrichers -----------------------------------------------------------------

@@ -5,6 +5,11 @@
         + CommentsBack (ticket comments become comments on the source's record: AWS Security IR)
     SiemFeedback .... tells a SIEM what became of its alert on ticket create, transition and close (Splunk HEC, a signed web request)
 
+and what the sync asks of a ticket sink, where it can tell:
+
+    ChangeIds ....... the id of a ticket's latest status change (Jira's changelog id): its webhook echo is known by it
+    Resolutions ..... the sink's resolutions, so `check --live` reports those a route's lifecycle leaves unmapped
+
 Every write-back names the sources it writes back for (`sources`); a route lists
 the write-backs it uses (`writeback`) and its lifecycle (`sync`, lifecycle.py)
 maps the ticket's states to the vendor-neutral ``SourceState`` each updater
@@ -117,3 +122,19 @@ class SiemFeedback(Writeback):
     @abstractmethod
     async def send(self, feedback: TicketFeedback) -> None:
         """Send one ticket change."""
+
+
+class ChangeIds(ABC):
+    """A sink that tells the id of a ticket's latest status change (Jira's changelog id): its webhook echo is recognised by it."""
+
+    @abstractmethod
+    async def last_change(self, key: str) -> tuple[str | None, str | None]:
+        """Return the id of the ticket's latest status change and the status it led to (None, None when it cannot tell)."""
+
+
+class Resolutions(ABC):
+    """A sink that lists the resolutions a ticket can be closed with."""
+
+    @abstractmethod
+    async def resolutions(self) -> list[str]:
+        """Return the resolution names."""

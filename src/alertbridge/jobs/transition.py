@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from sqlalchemy import update
 
-from ..connectors.roles import ChangeIds
+from ..connectors.writeback_roles import ChangeIds
 from ..pipeline import changes
 from ..store.tables import cases
 from .context import JobContext

@@ -25,8 +25,9 @@ from .._http import check_response
 from .api import JIRA, Clock, JiraApi
 from .markup import plain, render
 from ..operator_roles import PreviewedTicket, TicketPreview
+from ..writeback_roles import ChangeIds, Resolutions
 from ..roles import (
-    Attachments, BulkCreate, ChangeIds, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget,
+    Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget,
     TicketTimeline, TransitionCheck,
 )
 
@@ -94,7 +95,8 @@ class JiraTarget(TicketTarget):
     issue_type: str = Field(min_length=1, description="Issue type name", examples=["Incident"])
 
 
-class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline, TicketPreview, ChangeIds):
+class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline, TicketPreview, ChangeIds,
+               Resolutions):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -300,6 +302,10 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
             return None, status
         moves = [h for h in histories if any(item.get("field") == "status" for item in h.get("items", []))]
         return (str(moves[-1]["id"]) if moves else None), status
+
+    async def resolutions(self) -> list[str]:
+        """Return the site's resolution names (GET /resolution)."""
+        return [str(r.get("name")) for r in (await self.api.call("resolutions", "GET", "resolution")).json() if r.get("name")]
 
     async def history(self, key: str) -> TicketHistory:
         """Read when the ticket was created, its status changes (changelog) and its comments, in one call."""
