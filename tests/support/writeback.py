@@ -36,6 +36,7 @@ class World:
     defender: Any
     sir: Any
     hec: Any
+    hook: Any
     falcon: Any
     xdr: Any
     urls: dict[str, str]
@@ -63,17 +64,45 @@ def sir_case() -> dict[str, Any]:
             "threatActorIpAddresses": [{"ipAddress": IP, "userAgent": "aws-cli/2.15.0"}], "comments": []}
 
 
+def hook_receiver() -> Starlette:
+    """A SIEM's inbound hook that verifies the signed web request and keeps what it got, behind the shared fault layer."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from alertbridge.connectors.signed_webhook import signature
+    from alertbridge.sandbox.faults import FaultInjection, Faults
+
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        body = await request.body()
+        stamp = request.headers.get("x-alertbridge-timestamp", "")
+        if not hmac.compare_digest(request.headers.get("x-alertbridge-signature", ""), signature(HOOK_SECRET, stamp, body)):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        received.append(json.loads(body))
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    app.state.faults, app.state.received = Faults(), received
+    app.add_middleware(FaultInjection, faults=app.state.faults)
+    return app
+
+
+HOOK_SECRET = "0123456789abcdef-hook"
+
+
 @contextlib.contextmanager
 def world() -> Iterator[World]:
     """Serve the four emulators on free local ports."""
     apps = {"jira": create_jira(JiraSandboxSettings()), "defender": defender.create_app([defender_alert()]),
-            "sir": aws_security_ir.create_app([sir_case()]), "hec": splunk_hec.create_app(),
+            "sir": aws_security_ir.create_app([sir_case()]), "hec": splunk_hec.create_app(), "hook": hook_receiver(),
             "falcon": crowdstrike.create_app(), "xdr": cortex_xdr.create_app()}
     with contextlib.ExitStack() as stack:
         urls = {name: stack.enter_context(ServerThread(Starlette(routes=[Mount("/x", app=app)]) if name != "jira" else app))
                 for name, app in apps.items()}
         urls = {name: url if name == "jira" else f"{url}/x" for name, url in urls.items()}
-        yield World(apps["jira"], apps["defender"], apps["sir"], apps["hec"], apps["falcon"], apps["xdr"], urls)
+        yield World(apps["jira"], apps["defender"], apps["sir"], apps["hec"], apps["hook"], apps["falcon"], apps["xdr"], urls)
 
 
 def hub_config(tmp_path, urls: dict[str, str], *, owner: str = "ticket", writeback: list[str] | None = None,
@@ -101,6 +130,7 @@ def hub_config(tmp_path, urls: dict[str, str], *, owner: str = "ticket", writeba
             "sir-back": {"type": "aws_security_ir", "sources": ["sir"], **aws},
             "falcon-back": {"type": "crowdstrike", "sources": ["falcon"], **falcon},
             "xdr-back": {"type": "cortex_xdr", "sources": ["xdr"], **xdr},
+            "hook": {"type": "signed_webhook", "url": f"{urls['hook']}/hook", "secret": HOOK_SECRET},
             "hec": {"type": "splunk_hec", "url": urls["hec"], "token": splunk_hec.TOKEN, "sourcetype": "alertbridge:ticket", "index": "notable_feedback"},
         },
         "routes": [{
