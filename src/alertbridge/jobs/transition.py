@@ -25,12 +25,12 @@ async def run(ctx: JobContext, job: Job, payload: Transition) -> None:
     # Record what we are about to set before setting it: the webhook may arrive before our commit.
     async with ctx.store.tx() as conn:
         await conn.execute(update(cases).where(cases.c.id == case["id"]).values(hub_status=payload.to))
-        row = await changes.record_write(conn, case["id"], case["sink"], key, "status", payload.to, time.time())
+        row = await conn.run_sync(changes.record_write, case["id"], case["sink"], key, "status", payload.to, time.time())
     await sink.transition(key, payload.to, payload.resolution)
     if isinstance(sink, ChangeIds):  # the change's id and the status it led to: `to` may name a transition, not a status
         change_id, status = await sink.last_change(key)
         async with ctx.store.tx() as conn:
-            await changes.settle_write(conn, row, change_id=change_id, value=status)
+            await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=change_id, value=status))
     values: dict[str, Any] = {}
     if payload.close:
         values = dict(state="closed", closed_at=time.time(), resolution=payload.resolution)

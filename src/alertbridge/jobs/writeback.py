@@ -114,20 +114,21 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
         raise Permanent(f"write-back {payload.target!r} has no {target.type} value for state {payload.state.value!r}: add it to its `states`")
     rule = lifecycle.field("status") if lifecycle is not None else None
     async with ctx.store.read() as conn:
-        overruled = await changes.seen_since(conn, payload.source, payload.vendor_id, "status", payload.at)
+        overruled = await conn.run_sync(changes.seen_since, payload.source, payload.vendor_id, "status", payload.at)
     if overruled is not None and rule is not None and rule.direction == "both" and rule.owner == "source":
         log.info("write-back overruled by the source", case=job.case_id, alert=payload.vendor_id, source_state=overruled)
         await ctx.finish(job)
         return
     async with ctx.store.tx() as conn:
-        row = await changes.record_write(conn, job.case_id or 0, payload.source, payload.vendor_id, "status", payload.state.value, payload.at)
+        row = await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "status", payload.state.value,
+                                  payload.at)
     note = f"{key} {payload.event} as {payload.resolution or payload.ticket_status}" + (f" by {payload.actor}" if payload.actor else "")
     receipt = await target.write(payload.vendor_id, SourceWrite(
         state=payload.state, ticket_key=key, ticket_status=payload.ticket_status, resolution=payload.resolution, actor=payload.actor, note=note,
         token=f"alertbridge-job-{job.id}",
     ))
     async with ctx.store.tx() as conn:
-        await changes.settle_write(conn, row, change_id=receipt.revision)
+        await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=receipt.revision))
         await ctx.queue.complete(job, conn)
     log.info("alert written back", case=job.case_id, target=payload.target, alert=payload.vendor_id, state=payload.state.value)
 
@@ -139,8 +140,8 @@ async def _comment(ctx: JobContext, job: Job, payload: Writeback, target: Source
         return
     text = f"[{key}{' ' + payload.actor if payload.actor else ''}] {payload.comment}"
     async with ctx.store.tx() as conn:
-        row = await changes.record_write(conn, job.case_id or 0, payload.source, payload.vendor_id, "comment", text, payload.at)
+        row = await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "comment", text, payload.at)
     comment_id = await target.add_comment(payload.vendor_id, text, token=f"alertbridge-job-{job.id}")
     async with ctx.store.tx() as conn:
-        await changes.settle_write(conn, row, change_id=comment_id)
+        await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=comment_id))
         await ctx.queue.complete(job, conn)

@@ -22,17 +22,17 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config, Route
-from ..jobs.payloads import CaseEventJob, Transition, Writeback, enqueue_case_event, send_comments_now
-from ..jobs.queue import enqueue
+from ..jobs.payloads import CaseEventJob, Transition, Writeback, enqueue_case_event
 from ..jobs.writeback import enqueue_writebacks
 from ..lifecycle import lifecycle_of
 from ..model import Alert, CaseEventKind, Severity, TicketEvent
 from ..store.tables import cases, jobs, ticket_transitions
 from . import changes
+from .batch import Batch, Case
 
 log = structlog.get_logger("alertbridge.pipeline")
 
@@ -52,11 +52,11 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
         return await _ticket_comment(conn, case, event, now, config)
     if event.status is None or event.status == case["ticket_status"]:
         return "unchanged"
-    echo = await changes.take_echo(conn, event.sink, event.ticket_key, "status", event.status, event.change_id)
+    echo = await conn.run_sync(changes.take_echo, event.sink, event.ticket_key, "status", event.status, event.change_id)
     # The member sync (and writes from before 0007) leave only the status they set on the case.
     echo = echo or (case["hub_status"] is not None and event.status.lower() == case["hub_status"].lower())
     if not echo:
-        await changes.record_seen(conn, case["id"], event.sink, event.ticket_key, "status", event.status, now, event.change_id)
+        await conn.run_sync(changes.record_seen, case["id"], event.sink, event.ticket_key, "status", event.status, now, event.change_id)
     values: dict = dict(ticket_status=event.status, hub_status=None)
     if event.status_category == "done" and case["state"] == "open":
         values |= dict(state="closed", closed_at=now, resolution=event.resolution)
@@ -86,49 +86,50 @@ async def _ticket_comment(conn: AsyncConnection, case: Any, event: TicketEvent, 
     """Carry an analyst's comment to the sources that keep comments; the hub's own comments (mirrored from a source) stay."""
     if not event.comment:
         return "unchanged"
-    if await changes.take_echo(conn, event.sink, event.ticket_key, "comment", event.comment, event.comment_id):
+    if await conn.run_sync(changes.take_echo, event.sink, event.ticket_key, "comment", event.comment, event.comment_id):
         return "echo"
-    await changes.record_seen(conn, case["id"], event.sink, event.ticket_key, "comment", event.comment, now, event.comment_id)
+    await conn.run_sync(changes.record_seen, case["id"], event.sink, event.ticket_key, "comment", event.comment, now, event.comment_id)
     if config is None:
         return "commented"
     added = await enqueue_writebacks(conn, config, case, event="commented", at=now, comment=event.comment, actor=event.actor)
     return "commented" if added else "comment kept"
 
 
-async def apply_source_alert(conn: AsyncConnection, case_id: int, alert: Alert, route: Route, outcome: str, now: float) -> str:
-    """Move the ticket when an alert of the case reached a new state at its source; return what happened."""
+def apply_source_alert(batch: Batch, case: Case, alert: Alert, route: Route, outcome: str) -> str:
+    """Plan the ticket's move when an alert of an existing case reached a new state at its source; return what happened.
+
+    Runs on the database thread inside correlation's batch (pipeline/batch.py).
+    """
     lifecycle = lifecycle_of(route)
-    if lifecycle is None:
-        return "no sync"
-    state, system, record = alert.state, alert.source.name, alert.vendor_id
-    if await changes.take_echo(conn, system, record, "status", state.value, alert.revision):
+    if lifecycle is None or case["id"] is None or outcome == "opened":
+        return "new case"  # its first state is no change; a case opened by this batch has no id yet
+    conn, state, system, record = batch.conn, alert.state, alert.source.name, alert.vendor_id
+    if changes.take_echo(conn, system, record, "status", state.value, alert.revision):
         return "echo"
-    if await changes.last_value(conn, system, record, "status") == state.value:
+    if changes.last_value(conn, system, record, "status") == state.value:
         return "unchanged"
-    await changes.record_seen(conn, case_id, system, record, "status", state.value, now, alert.revision)
+    changes.record_seen(conn, case["id"], system, record, "status", state.value, batch.now, alert.revision)
     rule = lifecycle.field("status")
-    if outcome == "opened" or not rule.carries("ticket"):
+    if not rule.carries("ticket"):
         return "recorded"
-    if rule.direction == "both" and rule.owner == "ticket" and await _write_pending(conn, case_id, system, record):
-        log.info("source change overruled by the ticket", case=case_id, alert=record, source_state=state.value)
+    if rule.direction == "both" and rule.owner == "ticket" and _write_pending(conn, case["id"], system, record):
+        log.info("source change overruled by the ticket", case=case["id"], alert=record, source_state=state.value)
         return "overruled"
     move = lifecycle.source_states.get(state)
     if move is None:
-        log.warning("source state not mapped by the route's lifecycle", route=route.name, state=state.value, case=case_id)
+        log.warning("source state not mapped by the route's lifecycle", route=route.name, state=state.value, case=case["id"])
         return "unmapped"
-    case = (await conn.execute(select(cases.c.state).where(cases.c.id == case_id))).scalar()
-    if move.transition is None or (state.done and case == "closed") or (not state.done and outcome == "reopened"):
+    if move.transition is None or (state.done and case["state"] == "closed") or (not state.done and outcome == "reopened"):
         return "kept"
-    await send_comments_now(conn, case_id)  # a throttled repeat comment would hold the transition back (per-case order)
-    await enqueue(conn, Transition(to=move.transition, resolution=move.resolution, close=state.done), case_id=case_id)
+    batch.comments_now(case)  # a throttled repeat comment would hold the transition back (per-case order)
+    batch.enqueue(case, Transition(to=move.transition, resolution=move.resolution, close=state.done))
     if state.done and route.tells:
-        happened = CaseEventJob(event=CaseEventKind.resolved, severity=alert.severity, at=now, alert_id=alert.id)
-        await enqueue_case_event(conn, happened, case_id=case_id)
+        batch.enqueue(case, CaseEventJob(event=CaseEventKind.resolved, severity=alert.severity, at=batch.now, alert_id=alert.id))
     return "moved"
 
 
-async def _write_pending(conn: AsyncConnection, case_id: int, source: str, vendor_id: str) -> bool:
+def _write_pending(conn: Connection, case_id: int, source: str, vendor_id: str) -> bool:
     """Tell whether a write-back of the ticket's state to this alert is still on its way."""
     query = select(jobs.c.payload).where(jobs.c.case_id == case_id, jobs.c.kind == Writeback.kind, jobs.c.state.in_(("pending", "running")))
     return any(p.get("source") == source and p.get("vendor_id") == vendor_id and p.get("event") != "commented"
-               for p in (await conn.execute(query)).scalars())
+               for p in conn.execute(query).scalars())
