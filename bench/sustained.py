@@ -31,7 +31,8 @@ async def sample_backlog(hub: Hub, sandbox: Sandbox, started: float, every: floa
             stats, state = await hub.stats(), await sandbox.state()
             rows.append({"t": round(time.monotonic() - started, 1), "inbox_pending": stats["inbox_pending"],
                          "jobs_due": stats["jobs_due"], "jobs_running": stats["jobs_running"],
-                         "jobs_scheduled": stats["jobs_scheduled"], "tickets": state["issues"], "calls": state["calls"]})  # fmt: skip
+                         "jobs_scheduled": stats["jobs_scheduled"], "jobs_done": stats["jobs_done"],
+                         "jobs_dead": stats["jobs_dead"], "tickets": state["issues"], "calls": state["calls"]})  # fmt: skip
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
 
