@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubs import HOOK_HEADERS, HOOK_PATH, Hub, HubSetup  # noqa: E402
 from loadgen import make_alerts, send_paced  # noqa: E402
 from measure import intake_figures, pct, ticket_figures  # noqa: E402
-from procs import ROOT, Processes, Sandbox, progress  # noqa: E402
+from procs import ROOT, Processes, Sandbox, load_average, progress  # noqa: E402
 from report import num, table  # noqa: E402
 from sustained import sample_backlog  # noqa: E402
 
@@ -176,6 +176,7 @@ def render(opts, runs: list[dict]) -> str:
     rows = [("", *(r["label"] for r in runs))]
     rows += [
         ("  tree", *(r["tree"] for r in runs)),
+        ("  machine load average (start / end)", *(" / ".join(f"{v:.1f}" for v in r["load_average"]) for r in runs)),
         ("  alerts acknowledged / offered (requests)", *(f"{r['intake']['acknowledged']:,} / {r['offered']:,} ({r['intake']['attempts']:,})" for r in runs)),
         ("  SIGKILLs (restart mean / max s)", *(_kills(r["kills"]) for r in runs)),
         ("  jobs done during the load", *(num(r["jobs_done_during_load"]) for r in runs)),
@@ -219,7 +220,9 @@ async def main(opts) -> dict:
         sandbox = await Sandbox.start(procs, opts.latency_ms)
         for label, tree in trees:
             progress(f"[{time.monotonic() - started:6.1f}s] {label} ({tree or ROOT}) ...")
+            loads = [load_average()]
             runs.append(await run_mix(opts, procs, sandbox, label, tree))
+            runs[-1]["load_average"] = [*loads, load_average()]
         await sandbox.client.aclose()
     finally:
         procs.stop()

@@ -121,6 +121,12 @@ async def listening(port: int) -> bool:
     return True
 
 
+def load_average() -> float:
+    """Return the machine's 1-minute load average: on shared cores, the context every figure needs."""
+    with open("/proc/loadavg") as loadavg:
+        return float(loadavg.read().split()[0])
+
+
 def progress(message: str) -> None:
     """Print a progress line on stderr (the tables go to stdout)."""
     print(message, file=sys.stderr, flush=True)

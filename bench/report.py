@@ -102,7 +102,12 @@ def header(result: dict) -> str:
     tree = f", tree {opts['tree']}" if opts.get("tree") else ""
     return (f"alertbridge benchmark {result['name']}{tree}: {opts['alerts']:,} alerts over {opts['cases']:,} cases, SQLite, one serve, "
             f"workers {opts['workers']}, sink concurrency {opts['sink_concurrency']}, Jira latency {opts['latency_ms']:g} ms, "
-            f"{os.cpu_count()} CPUs, Python {platform.python_version()}")  # fmt: skip
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, machine load average {_loads(result['phases'])}")  # fmt: skip
+
+
+def _loads(phases: dict) -> str:
+    values = [v for p in phases.values() for v in p.get("load_average", [])]
+    return f"{min(values):.1f}-{max(values):.1f}" if values else "-"
 
 
 def intake_table(phases: dict, opts: dict) -> str:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubs import accepts_rate_limit  # noqa: E402
 from loadgen import make_alerts  # noqa: E402
 from phases import run_baseline, run_hub, run_noop, setup_of  # noqa: E402
-from procs import ROOT, Processes, Sandbox, progress  # noqa: E402
+from procs import ROOT, Processes, Sandbox, load_average, progress  # noqa: E402
 from report import GOAL_LAG_RATE, goals, render  # noqa: E402
 from sustained import run_sustained  # noqa: E402
 
@@ -131,9 +131,10 @@ async def main(opts: argparse.Namespace) -> dict:
         sandbox = await Sandbox.start(procs, opts.latency_ms)
         for phase in opts.phases:
             phase_started = time.monotonic()
-            progress(f"[{time.monotonic() - started:6.1f}s] {phase} ...")
+            progress(f"[{time.monotonic() - started:6.1f}s] {phase} ... (load average {load_average():.1f})")
+            loads = [load_average()]
             if (figures := await run_phase(opts, procs, sandbox, alerts, phase, notes)) is not None:
-                phases[phase] = figures
+                phases[phase] = {**figures, "load_average": [*loads, load_average()]}
             progress(f"[{time.monotonic() - started:6.1f}s] {phase} done in {time.monotonic() - phase_started:.1f}s")
         await sandbox.client.aclose()
     finally:
