@@ -82,7 +82,7 @@ def _area(frames: list[str]) -> str:
 def summarize(raw: Path, top: int = 15) -> dict:
     """Return the sample shares by area, and the `top` functions by self and by inclusive samples."""
     own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()  # alertbridge's own functions only: the frames above them are the same in every sample
     areas: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(errors="replace").splitlines() if raw.exists() else []:
@@ -95,7 +95,7 @@ def summarize(raw: Path, top: int = 15) -> dict:
             continue
         total += count
         own[_short(frames[-1])] += count
-        for function in {_short(f) for f in frames}:
+        for function in {_short(f) for f in frames if _own(f)}:
             inclusive[function] += count
         areas[_area(frames)] += count
     share = lambda n: round(100 * n / total, 1) if total else 0.0  # noqa: E731 - one line, used three times
@@ -105,6 +105,11 @@ def summarize(raw: Path, top: int = 15) -> dict:
         "self": [(function, share(n)) for function, n in own.most_common(top)],
         "inclusive": [(function, share(n)) for function, n in inclusive.most_common(top)],
     }
+
+
+def _own(frame: str) -> bool:
+    match = FRAME.match(frame)
+    return bool(match) and "alertbridge/" in match["file"] and not match["file"].endswith(("__main__.py", "cli/__init__.py"))
 
 
 def _short(frame: str) -> str:
@@ -123,6 +128,6 @@ def render(summary: dict) -> str:
     lines += [f"    {share:5.1f}%  {area}" for area, share in summary["areas"]]
     lines.append("  top functions, self:")
     lines += [f"    {share:5.1f}%  {function}" for function, share in summary["self"]]
-    lines.append("  top functions, inclusive:")
+    lines.append("  top alertbridge functions, inclusive (samples with the function on the stack):")
     lines += [f"    {share:5.1f}%  {function}" for function, share in summary["inclusive"]]
     return "\n".join(lines)
