@@ -100,7 +100,9 @@ def header(result: dict) -> str:
     """Return the run's first line: workload, hub layout and machine."""
     opts = result["options"]
     tree = f", tree {opts['tree']}" if opts.get("tree") else ""
-    return (f"alertbridge benchmark {result['name']}{tree}: {opts['alerts']:,} alerts over {opts['cases']:,} cases, SQLite, one serve, "
+    bursts = any(not key.startswith("sustained") for key in result["phases"])
+    load = f"{opts['alerts']:,} alerts over {opts['cases']:,} cases in bursts, " if bursts else ""
+    return (f"alertbridge benchmark {result['name']}{tree}: {load}SQLite, one serve, "
             f"workers {opts['workers']}, sink concurrency {opts['sink_concurrency']}, Jira latency {opts['latency_ms']:g} ms, "
             f"{os.cpu_count()} CPUs, Python {platform.python_version()}, machine load average {_loads(result['phases'])}")  # fmt: skip
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import profiling  # noqa: E402
 from hubs import accepts_rate_limit  # noqa: E402
 from loadgen import make_alerts  # noqa: E402
 from phases import run_baseline, run_hub, run_noop, setup_of  # noqa: E402
@@ -78,6 +79,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     add("--baseline-seconds", type=float, help="stop sending to the baseline after this long (60; --quick 8)")
     add("--drain-timeout", type=float, help="longest wait for the hub's queue to empty (400; --quick 60)")
     add("--profile", action="store_true", help="record serve with py-spy in hub-open (installed into the venv on demand)")
+    add("--render", type=Path, metavar="RESULT_JSON", help="print the tables of an earlier run's results file and exit")
     opts = parser.parse_args(argv)
     opts.alerts = opts.alerts or (1500 if opts.quick else 20000)
     opts.cases = opts.alerts if opts.distinct else opts.cases or (150 if opts.quick else 2000)
@@ -150,6 +152,13 @@ async def main(opts: argparse.Namespace) -> dict:
 def run(argv: list[str] | None = None) -> None:
     """Run the benchmark, write bench/results/<name>.json and print the tables."""
     opts = options(argv)
+    if opts.render:
+        result = json.loads(opts.render.read_text())
+        if raw := result["phases"].get("hub-open", {}).get("profile", {}).get("raw"):
+            result["phases"]["hub-open"]["profile"] = profiling.summarize(Path(raw))
+        result["goals"] = goals(result["options"], result["phases"], result["notes"])
+        print(render(result))
+        return
     result = asyncio.run(main(opts))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{opts.name}.json"
