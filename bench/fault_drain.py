@@ -208,11 +208,7 @@ def _kills(kills: list[dict]) -> str:
 
 async def main(opts) -> dict:
     """Run the mix against the tree under test and, with --compare, against the other one."""
-    logs = RESULTS / opts.name
-    logs.mkdir(parents=True, exist_ok=True)
-    for old in logs.glob("*"):
-        old.unlink()
-    procs = Processes(logs)
+    procs = Processes.fresh(RESULTS / opts.name)
     trees = [("this" if opts.tree is None else "tree", opts.tree)] + ([("compare", opts.compare)] if opts.compare else [])
     runs = []
     started = time.monotonic()

@@ -52,6 +52,14 @@ class Processes:
         self.logs = logs
         self.running: dict[str, subprocess.Popen] = {}
 
+    @classmethod
+    def fresh(cls, logs: Path) -> Processes:
+        """Return the processes of a run whose folder `logs` is emptied of an earlier run's files first."""
+        logs.mkdir(parents=True, exist_ok=True)
+        for old in logs.glob("*"):
+            old.unlink()
+        return cls(logs)
+
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start one subprocess under `name`."""
         log = (self.logs / f"{name}.log").open("ab")

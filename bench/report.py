@@ -66,7 +66,9 @@ def goals(opts: dict, phases: dict, notes: dict) -> list[tuple[str, str, str]]:
     if paced:
         budget = opts["latency_ms"] + GOAL_LAG_SLACK_MS
         p99 = paced["tickets"]["ticket_lag_ms"]["p99"]
-        rows.append((f"e2e ticket p99 <= {budget:.0f} ms at {GOAL_LAG_RATE}/s", num(p99), _status(p99 is not None and p99 <= budget)))
+        on_schedule = paced["intake"]["acknowledged"] == paced["offered"] and (paced["intake"]["start_late_ms"]["p99"] or 0) <= 1000
+        measured = num(p99) + ("" if on_schedule else f" (took {num(paced['achieved_rate'])}/s)")
+        rows.append((f"e2e ticket p99 <= {budget:.0f} ms at {GOAL_LAG_RATE}/s", measured, _status(on_schedule and p99 is not None and p99 <= budget)))
     pg = phases.get("pg-open")
     if hub and pg:
         rows.append((f"PostgreSQL CPU/alert <= {GOAL_PG_CPU_RATIO}x SQLite's", f"{pg['cpu_ms_per_alert']:.2f} / {hub['cpu_ms_per_alert']:.2f} = {ratio(pg['cpu_ms_per_alert'], hub['cpu_ms_per_alert'])}",

@@ -120,11 +120,7 @@ async def run_phase(opts, procs: Processes, sandbox: Sandbox, alerts, phase: str
 
 async def main(opts: argparse.Namespace) -> dict:
     """Run every phase asked for against one sandbox and return the result."""
-    logs = RESULTS / opts.name
-    logs.mkdir(parents=True, exist_ok=True)
-    for old in logs.glob("*"):
-        old.unlink()
-    procs = Processes(logs)
+    procs = Processes.fresh(RESULTS / opts.name)
     alerts = make_alerts(opts.alerts, opts.cases, new_share=1.0 if opts.distinct else None)
     phases: dict[str, dict] = {}
     notes: dict[str, str] = {}
