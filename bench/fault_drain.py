@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -199,6 +200,12 @@ def render(opts, runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _label(tree: Path | None, default: str) -> str:
+    """Name a tree's run (and its files) after its folder."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", tree.resolve().name) if tree is not None else ""
+    return name or default.replace(" ", "-")
+
+
 def _kills(kills: list[dict]) -> str:
     if not kills:
         return "0"
@@ -209,7 +216,7 @@ def _kills(kills: list[dict]) -> str:
 async def main(opts) -> dict:
     """Run the mix against the tree under test and, with --compare, against the other one."""
     procs = Processes.fresh(RESULTS / opts.name)
-    trees = [("this" if opts.tree is None else "tree", opts.tree)] + ([("compare", opts.compare)] if opts.compare else [])
+    trees = [(_label(opts.tree, "this tree"), opts.tree)] + ([(_label(opts.compare, "compare"), opts.compare)] if opts.compare else [])
     runs = []
     started = time.monotonic()
     try:
