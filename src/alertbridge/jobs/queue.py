@@ -202,11 +202,6 @@ class JobQueue:
         async with self.store.tx() as own:
             return (await own.execute(statement)).rowcount == 1
 
-    async def complete_many(self, finished: Collection[Job], conn: AsyncConnection) -> None:
-        """Mark several jobs done inside `conn`, with the effects they recorded, in one executemany."""
-        statement = _COMPLETE.where(jobs.c.worker == self.worker).values(finished_at=self.clock())
-        await conn.execute(statement, [{"job_id": job.id, "attempt": job.attempts} for job in finished])
-
     def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
         """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
         message = str(error)[:4000]
@@ -254,9 +249,6 @@ class JobQueue:
         await self.settle([self.released(job)])
 
 
-_COMPLETE = update(jobs).where(
-    jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
-).values(state="done", lease_until=None)
 _SETTLE = update(jobs).where(
     jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
 ).values(
