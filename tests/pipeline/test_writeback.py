@@ -68,7 +68,8 @@ async def test_false_positive_in_jira_is_written_back_once_and_the_polls_do_not_
             assert await drain(hub) == []
             assert await job_kinds(hub) == jobs_before
             async with hub.store.read() as conn:
-                echoed = (await conn.execute(select(sync_changes.c.system, sync_changes.c.echoed).where(sync_changes.c.by_hub == 1))).all()
+                echoed = (await conn.execute(select(sync_changes.c.system, sync_changes.c.echoed)
+                                          .where(sync_changes.c.by_hub == 1, sync_changes.c.field == "status"))).all()
             assert sorted(echoed) == [("defender", 1), ("sir", 1)]
         await hub.aclose()
     assert calls(w.defender, "PATCH", "alerts_v2/") == 1

@@ -55,9 +55,11 @@ class SourceWrite:
 
 @dataclass(frozen=True)
 class WriteReceipt:
-    """What the vendor said back: the stamp of the version the write made, when it tells (Graph's lastUpdateDateTime)."""
+    """What the vendor said back: the stamp of the version the write made, when it tells (Graph's lastUpdateDateTime),
+    and the ids of comments the write added (Security IR's closing comment), so the next poll knows them as the hub's."""
 
     revision: str | None = None
+    comments: tuple[str, ...] = ()
 
 
 class Writeback(ABC):

@@ -130,6 +130,9 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
     ))
     async with ctx.store.tx() as conn:
         await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=receipt.revision))
+        for comment_id in receipt.comments:
+            await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "comment", note, payload.at,
+                                comment_id)
         await ctx.queue.complete(job, conn)
     log.info("alert written back", case=job.case_id, target=payload.target, alert=payload.vendor_id, state=payload.state.value)
 
