@@ -1,13 +1,13 @@
 """writeback: sync_changes, the changes the hub made and saw, for the echo guard and field ownership
 
-Revision ID: 0007_writeback
-Revises: 0006_console
+Revision ID: 0008_writeback
+Revises: 0007_sink_rates
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0007_writeback'
-down_revision = '0006_console'
+revision = '0008_writeback'
+down_revision = '0007_sink_rates'
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
