@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import structlog
 from pydantic import Field, model_validator
 
 from ...model import SourceState
@@ -31,6 +32,8 @@ CaseStatus = Literal["Submitted", "Detection and Analysis", "Containment, Eradic
 ClosureCode = Literal["Investigation Completed", "Not Resolved", "False Positive", "Duplicate"]
 COMMENT_LIMIT = 12000  # CommentBody max
 METADATA_KEY = "closureCode"
+
+log = structlog.get_logger(__name__)
 
 
 class SirVerdict(StrictModel):
@@ -87,7 +90,10 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         verdict = self.verdicts[change.state]
         case = await self.api.call("get_case", {"caseId": vendor_id})
         if verdict.status is not None:
-            if case.get("caseStatus") != verdict.status:
+            if case.get("caseStatus") == "Closed":
+                # The API has no reopen: a ticket reopened after the case closed leaves the case closed (said in the log).
+                log.warning("security-ir case is closed; its status cannot change", case=vendor_id, wanted=verdict.status)
+            elif case.get("caseStatus") != verdict.status:
                 await self.api.call("update_case_status", {"caseId": vendor_id, "caseStatus": verdict.status})
             return WriteReceipt()
         if case.get("caseStatus") == "Closed":
