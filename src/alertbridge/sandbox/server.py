@@ -31,6 +31,7 @@ EMULATORS = {
     "pagerduty": "alertbridge.sandbox.pagerduty",
     "confluence": "alertbridge.sandbox.confluence",
     "servicenow": "alertbridge.sandbox.servicenow",
+    "splunk_hec": "alertbridge.sandbox.splunk_hec",
 }
 
 

@@ -67,8 +67,7 @@ class HttpClient:
         self.vendor = vendor
         self.timeout = timeout
         self._observe = observe  # sees every answer before it is checked (Jira paces itself by them)
-        # At most `max_concurrency` calls in flight (streams aside), a slot taken only once the hub's gate admitted the
-        # call: a call waiting for its budget holds no slot.
+        # At most `max_concurrency` calls in flight (streams aside), counting those waiting for the hub's gate.
         self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else contextlib.nullcontext()
         self._client = httpx2.AsyncClient(
             base_url=base_url, auth=auth, headers={"Accept": "application/json", **(headers or {})},
@@ -83,6 +82,7 @@ class HttpClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         data: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes]] | None = None,
         headers: dict[str, str] | None = None,
@@ -90,9 +90,8 @@ class HttpClient:
     ) -> httpx2.Response:
         """Send one request and return the answer; raise the typed error otherwise (statuses in `accept` return)."""
         outcome = "ok"
-        await wait_turn(self.connector)
         try:
-            response = await self._exchange(method, url, params, json, data, files, headers)
+            response = await self._exchange(method, url, params, json, data, files, headers, content)
             if self._observe is not None:
                 self._observe(operation, response)
             return response if response.status_code in accept else check_response(response, self.vendor)
@@ -117,13 +116,15 @@ class HttpClient:
         return body
 
     async def _exchange(
-        self, method: str, url: str, params: Any, json: Any, data: Any, files: Any, headers: Any
+        self, method: str, url: str, params: Any, json: Any, data: Any, files: Any, headers: Any, content: bytes | None = None
     ) -> httpx2.Response:
         progress = _Progress()
         request = self._client.build_request(
-            method, url, params=params, json=json, data=data, files=files, headers=headers, extensions={"trace": progress}
+            method, url, params=params, json=json, content=content, data=data, files=files, headers=headers, extensions={"trace": progress}
         )
         async with self._slots:
+            # The slot first, then the budget: a call sent the moment its send time comes, never queued after it (a burst).
+            await wait_turn(self.connector)
             with self._typed(request, progress):
                 async with asyncio.timeout(self.timeout):
                     return await self._client.send(request)
