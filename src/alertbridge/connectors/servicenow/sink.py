@@ -22,13 +22,14 @@ from . import fields as sf
 from .api import TableApi
 from .config import ROUTE_DEFAULT_TYPE, TABLE_NAMES, ServiceNowConfig, ServiceNowTarget
 from ..roles import ReferenceScan, TicketDraft, TicketRef, TicketSink, TicketStatus, TransitionCheck
+from ..writeback_roles import ChangeIds
 
 SHORT_DESCRIPTION = 160  # task.short_description's length in the base system
 REFERENCE_PREFIX = "alertbridge-"
 LOOKUP_FIELDS = {"sys_user": ("user_name", "email", "name")}  # a reference by name is looked up in these columns, else `name`
 
 
-class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
+class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan, ChangeIds):
     """Files, finds and moves incidents and security incidents in one instance."""
 
     type = "servicenow"
@@ -193,7 +194,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         self._moves[key] = (str(stored.get("sys_mod_count") or "") or None, table.state(target)[0])
 
     async def last_change(self, key: str) -> tuple[str | None, str | None]:
-        """Return the sys_mod_count our last transition of the record left (its Business Rule call carries it) and its state."""
+        """Return the sys_mod_count our last transition of the record left (its Business Rule call and the poll carry it) and its state."""
         if key in self._moves:
             return self._moves.pop(key)
         name, sys_id = await self._locate(key)
