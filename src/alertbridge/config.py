@@ -256,8 +256,7 @@ class Config:
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
-        self.reviews = reviews or {}
-        self.writebacks = writebacks or {}
+        self.reviews, self.writebacks = reviews or {}, writebacks or {}
         self.warnings = [f"sources.{name}.{warning}" for name, source in sources.items() for warning in source.warnings(name)]
 
 

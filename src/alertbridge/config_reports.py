@@ -20,13 +20,14 @@ def check_reports(raw: Any, sections: dict[str, dict[str, Any]]) -> list[str]:
         if not schedule.get("folder") and not schedule.get("notifier"):
             found.append(f"reports[{i}]: give a folder, a notifier or both")
         notifier = schedule.get("notifier")
+        kind = entry.get("type") if isinstance(entry := sections["notifiers"].get(notifier), dict) else None
         if notifier and notifier not in sections["notifiers"]:
             found.append(f"reports[{i}].notifier: unknown notifier {notifier!r}")
-        elif notifier and not _posts_reports(sections["notifiers"][notifier]):
-            found.append(f"reports[{i}].notifier: notifier {notifier!r} cannot post reports; write them to a folder")
+        elif kind in connectors.NOTIFIERS and not _posts_reports(kind):
+            posters = " or ".join(name for name in connectors.NOTIFIERS if _posts_reports(name))
+            found.append(f"reports[{i}].notifier: notifier {notifier!r} ({kind}) cannot post reports (a {posters} notifier can); write them to a folder")
     return found
 
 
-def _posts_reports(raw: Any) -> bool:
-    type_name = raw.get("type") if isinstance(raw, dict) else None
-    return type_name in connectors.NOTIFIERS and issubclass(connectors.load(connectors.NOTIFIERS, type_name), ReportPoster)
+def _posts_reports(type_name: str) -> bool:
+    return issubclass(connectors.load(connectors.NOTIFIERS, type_name), ReportPoster)

@@ -87,7 +87,7 @@ async def test_the_hubs_own_transition_comes_back_as_an_echo(tmp_path, snow):
             await drain(hub)
             await hub.inbox.put("gen", json.dumps({**alert, "status": "resolved"}).encode())
             await drain(hub)
-            await delivered(app, 2)  # the hub's own move to Closed
+            await delivered(app, 3)  # the repeat's work note, and the hub's own move to Closed
             await drain(hub)
             case = await the_case(hub)
             record = app.state.servicenow.select("sn_si_incident", f"number={case['ticket_key']}")[0]

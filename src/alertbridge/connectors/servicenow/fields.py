@@ -215,3 +215,19 @@ def close_code(table: Table, resolution: str, codes: Mapping[str, str]) -> str |
         return None
     target = {key.lower(): label for key, label in {**CLOSE_CODES.get(table.name, {}), **codes}.items()}.get(resolution.strip().lower(), resolution)
     return meta.choose(target)
+
+
+def mapping_problems(table: Table, transitions: Mapping[str, str], codes: Mapping[str, str]) -> list[str]:
+    """Say which of a table's configured `transitions` and `close_codes` name no state or close code of it."""
+    problems = []
+    for name, label in transitions.items():
+        try:
+            transition_state(table, name, transitions)
+        except Permanent as exc:
+            problems.append(f"transitions: {name} → {label}: {exc}")
+    for resolution, label in codes.items():
+        try:
+            close_code(table, resolution, codes)
+        except Permanent as exc:
+            problems.append(f"close_codes: {resolution} → {label}: {exc}")
+    return problems

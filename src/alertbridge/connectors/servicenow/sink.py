@@ -31,11 +31,14 @@ TABLE_NAMES = {"incident": "incident", "sn_si_incident": "sn_si_incident", "secu
 LOOKUP_FIELDS = {"sys_user": ("user_name", "email", "name")}  # a reference by name is looked up in these columns, else `name`
 
 
+Table = Literal["incident", "sn_si_incident"]
+
+
 class ServiceNowConfig(SinkConfig, ServiceNowLogin):
     """A ServiceNow instance to file incidents or security incidents in."""
 
     type: Literal["servicenow"] = Field(default="servicenow", description="Connector type", examples=["servicenow"])
-    table: Literal["incident", "sn_si_incident"] = Field(
+    table: Table = Field(
         default="incident", description="Table of routes that name none in `issue_type`: incident, or sn_si_incident "
         "(Security Incident Response)", examples=["sn_si_incident"])  # fmt: skip
     timeout: float = Field(default=10.0, gt=0, description="Seconds one call may take, all included", examples=[10])
@@ -44,12 +47,13 @@ class ServiceNowConfig(SinkConfig, ServiceNowLogin):
         description="(impact, urgency) per alert severity; the instance computes the priority from them (1, 1 → 1 Critical)",
         examples=[sf.IMPACT_URGENCY],
     )
-    transitions: dict[str, str] = Field(
-        default={}, description="Hub transition names to state labels, over the defaults (Done → Resolved on incident, "
-        "Closed on sn_si_incident; Reopen → In Progress, Analysis)", examples=[{"Done": "Closed"}])  # fmt: skip
-    close_codes: dict[str, str] = Field(
-        default={}, description="Hub resolutions to close code labels, over the defaults (Done → Solution provided on "
-        "incident, Investigation completed on sn_si_incident; False Positive → …)", examples=[{"False Positive": "False positive"}])  # fmt: skip
+    transitions: dict[Table, dict[str, str]] = Field(
+        default={}, description="Per table, hub transition names to state labels, over the defaults (Done → Resolved on "
+        "incident, Closed on sn_si_incident; Reopen → In Progress, Analysis)", examples=[{"incident": {"Done": "Closed"}}])  # fmt: skip
+    close_codes: dict[Table, dict[str, str]] = Field(
+        default={}, description="Per table, hub resolutions to close code labels, over the defaults (Done → Solution provided "
+        "on incident, Investigation completed on sn_si_incident; False Positive → …)",
+        examples=[{"sn_si_incident": {"Benign": "Investigation completed"}}])  # fmt: skip
 
 
 class ServiceNowTarget(TicketTarget):
@@ -119,6 +123,8 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
 
     async def _lookup(self, reference: sf.Reference, label: str) -> str:
         """Return the sys_id of the record a reference field names (a group, a user, a CI)."""
+        if "^" in reference.name:  # it would end the condition and start another: refuse it rather than query with it
+            raise Permanent(f"field '{label}': a name cannot hold '^': {reference.name!r}")
         columns = LOOKUP_FIELDS.get(reference.table, ("name",))
         query = "^OR".join(f"{column}={reference.name}" for column in columns)
         found = await self.api.query(reference.table, query, ["sys_id", *columns], limit=2)
@@ -128,8 +134,11 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             raise Permanent(f"field '{label}': {what} {reference.table} record named '{reference.name}'")
         return found[0]["sys_id"]
 
-    async def _values(self, table: sf.Table, named: dict[str, str], errors: list[str]) -> dict[str, str]:
-        """Shape values by field name or label, looking references up; collect each failure into `errors`."""
+    async def _values(self, table: sf.Table, named: dict[str, str], errors: list[str], *, look_up: bool = True) -> dict[str, str]:
+        """Shape values by field name or label, looking references up; collect each failure into `errors`.
+
+        Without `look_up` (a check, on a sample alert's values) a reference's table is only read, not searched for the name.
+        """
         values: dict[str, str] = {}
         for name, raw in named.items():
             if not raw.strip():
@@ -137,12 +146,17 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             try:
                 meta = table.resolve(name)
                 shaped = sf.shape(meta, raw)
+                if isinstance(shaped, sf.Reference) and not look_up:
+                    await self.api.query(shaped.table, "", ["sys_id"], limit=1)  # readable by the integration user?
+                    continue
                 values[meta.element] = await self._lookup(shaped, meta.label) if isinstance(shaped, sf.Reference) else shaped
+            except AuthFailed as exc:
+                errors.append(f"field '{name}': {exc}")
             except Permanent as exc:
                 errors.append(str(exc))
         return values
 
-    async def _create_values(self, draft: TicketDraft, errors: list[str]) -> tuple[str, dict[str, str]]:
+    async def _create_values(self, draft: TicketDraft, errors: list[str], *, look_up: bool = True) -> tuple[str, dict[str, str]]:
         name = self.table_name(draft.issue_type)
         table = await self.table(name)
         if "correlation_id" not in table.fields:
@@ -153,8 +167,9 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             values |= sf.severity_values(table, draft.severity, {s.value: pair for s, pair in self.config.severity_map.items()})
         except Permanent as exc:
             errors.append(f"severity_map for '{draft.severity.value}': {exc}")
-        named = {"assignment_group": draft.project} | draft.fields if draft.project else dict(draft.fields)
-        values |= await self._values(table, named, errors)
+        if draft.project:  # the route's own setting: looked up in a check too
+            values |= await self._values(table, {"assignment_group": draft.project}, errors)
+        values |= await self._values(table, draft.fields, errors, look_up=look_up)
         return name, values
 
     async def _locate(self, key: str) -> tuple[str, str]:
@@ -204,13 +219,13 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         """Move a record to the state `to` names; closing it sets the close code and, if empty, close notes."""
         name, sys_id = await self._locate(key)
         table = await self.table(name)
-        target = sf.transition_state(table, to, self.config.transitions)
+        target = sf.transition_state(table, to, self.config.transitions.get(name, {}))
         record = await self._read(name, sys_id, ["state", "close_code", "close_notes"])
         if str(record.get("state")) == target:
             return
         values = {"state": target}
         if table.state(target)[1] == "done":
-            code = sf.close_code(table, resolution or "Done", self.config.close_codes)
+            code = sf.close_code(table, resolution or "Done", self.config.close_codes.get(name, {}))
             if code is not None:
                 values["close_code"] = code
             if "close_notes" in table.fields and not record.get("close_notes"):
@@ -251,29 +266,16 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         for draft in targets:
             errors: list[str] = []
             try:
-                await self._create_values(draft, errors)
-                errors += self._mapping_problems(await self.table(self.table_name(draft.issue_type)))
+                await self._create_values(draft, errors, look_up=False)
+                name = self.table_name(draft.issue_type)
+                errors += sf.mapping_problems(await self.table(name), self.config.transitions.get(name, {}), self.config.close_codes.get(name, {}))
             except AuthFailed:
                 raise
             except Permanent as exc:
                 errors.append(str(exc))
-            problems += [f"{draft.issue_type or self.config.table}: {error}" for error in errors]
+            where = self.config.table if draft.issue_type in ("", ROUTE_DEFAULT_TYPE) else draft.issue_type
+            problems += [f"{where}: {error}" for error in errors]
         return list(dict.fromkeys(problems))
-
-    def _mapping_problems(self, table: sf.Table) -> list[str]:
-        """Say which of the config's `transitions` and `close_codes` name no state or close code of the table."""
-        problems = []
-        for name, label in self.config.transitions.items():
-            try:
-                sf.transition_state(table, name, self.config.transitions)
-            except Permanent as exc:
-                problems.append(f"transitions: {name} → {label}: {exc}")
-        for resolution, label in self.config.close_codes.items():
-            try:
-                sf.close_code(table, resolution, self.config.close_codes)
-            except Permanent as exc:
-                problems.append(f"close_codes: {resolution} → {label}: {exc}")
-        return problems
 
     async def check_transition(self, project: str, issue_type: str, name: str) -> list[str]:
         """Return a problem if the table has no state `name` names (itself or as a hub transition name)."""
@@ -284,7 +286,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         except Permanent:
             return []  # an unknown table: `check` reports it, once
         try:
-            sf.transition_state(table, name, self.config.transitions)
+            sf.transition_state(table, name, self.config.transitions.get(table.name, {}))
         except Permanent as exc:
             return [str(exc)]
         return []
