@@ -18,11 +18,10 @@ from measure import intake_figures, ticket_figures
 from procs import ROOT, Processes, Sandbox, answers_ok, free_port, listening, peak_window, proc_usage, progress, wait_for
 
 
-def setup_of(opts, **changes) -> HubSetup:
-    """Return the hub setup the command line asks for, with `changes`."""
-    fields = {"workers": opts.workers, "sink_concurrency": opts.sink_concurrency, "comment_every": opts.comment_every,
-              "tree": opts.tree, **changes}  # fmt: skip
-    return HubSetup(**fields)
+def setup_of(opts, *, rate_limit: float | None = None, postgres: bool = False, serves: int = 1, worker_processes: int = 0) -> HubSetup:
+    """Return the hub setup the command line asks for, with the phase's own rate limit and process layout."""
+    return HubSetup(workers=opts.workers, sink_concurrency=opts.sink_concurrency, comment_every=opts.comment_every,
+                    postgres=postgres, serves=serves, worker_processes=worker_processes, rate_limit=rate_limit, tree=opts.tree)  # fmt: skip
 
 
 async def sampled(sandbox: Sandbox, work):

@@ -159,10 +159,10 @@ class Sandbox:
         await wait_for(lambda: answers_ok(sandbox.client, "/rest/api/3/serverInfo"), f"the sandbox ({procs.tail('sandbox')})", 60)
         return sandbox
 
-    async def prepare(self, rate_limit: float | None, **faults: float) -> None:
-        """Forget every issue and call, and set the rate limit (and any other fault knob) for the next phase."""
+    async def prepare(self, rate_limit: float | None, fail_rate: float = 0.0, hang_seconds: float = 30.0) -> None:
+        """Forget every issue and call, and set the rate limit and injected faults for the next phase."""
         await self.client.post("/_sandbox/reset")
-        knobs = {"fail_rate": 0.0, "latency_ms": self.latency_ms, **faults, "rate_limit": rate_limit}
+        knobs = {"latency_ms": self.latency_ms, "rate_limit": rate_limit, "fail_rate": fail_rate, "hang_seconds": hang_seconds}
         (await self.client.post("/_sandbox/faults", json=knobs)).raise_for_status()
 
     async def state(self) -> dict:
