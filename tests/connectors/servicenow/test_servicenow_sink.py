@@ -164,3 +164,13 @@ async def test_the_last_change_is_the_sys_mod_count_our_own_transition_left(sink
     assert await sink.last_change(ref.key) == (None, "Resolved")
     await sink.comment(ref.key, "another note")
     assert await sink.last_change(ref.key) == ("3", "Resolved"), "without a move of ours to tell, the record's latest"
+
+
+async def test_the_history_reads_the_audit_trail_and_the_journal(sink):
+    ref = await sink.create(draft())
+    await sink.comment(ref.key, "3 more alert(s) for this case")
+    await sink.transition(ref.key, "Done", "False Positive")
+    history = await sink.history(ref.key)
+    assert history.created is not None
+    assert [(who, move) for _, who, move in history.transitions] == [("svc-alertbridge", "Draft → Closed")]
+    assert [(c.author, c.text) for c in history.comments] == [("svc-alertbridge", "3 more alert(s) for this case")]

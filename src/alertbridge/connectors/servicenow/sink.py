@@ -18,10 +18,11 @@ from typing import Any
 import httpx2
 
 from ...errors import AuthFailed, Permanent
+from ...model import TicketComment, TicketHistory
 from . import fields as sf
 from .api import TableApi
 from .config import ROUTE_DEFAULT_TYPE, TABLE_NAMES, ServiceNowConfig, ServiceNowTarget
-from ..roles import ReferenceScan, TicketDraft, TicketRef, TicketSink, TicketStatus, TransitionCheck
+from ..roles import ReferenceScan, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTimeline, TransitionCheck
 from ..writeback_roles import ChangeIds
 
 SHORT_DESCRIPTION = 160  # task.short_description's length in the base system
@@ -29,7 +30,7 @@ REFERENCE_PREFIX = "alertbridge-"
 LOOKUP_FIELDS = {"sys_user": ("user_name", "email", "name")}  # a reference by name is looked up in these columns, else `name`
 
 
-class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan, ChangeIds):
+class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan, ChangeIds, TicketTimeline):
     """Files, finds and moves incidents and security incidents in one instance."""
 
     type = "servicenow"
@@ -210,6 +211,22 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan, ChangeIds):
         code = str(record.get("close_code") or "")
         resolution = table.fields["close_code"].label_of(code) if code and "close_code" in table.fields else None
         return TicketStatus(name=label, category=category, resolution=resolution if category == "done" else None)
+
+    async def history(self, key: str) -> TicketHistory:
+        """Read when the record was created, its state changes (sys_audit) and its work notes and comments (sys_journal_field)."""
+        name, sys_id = await self._locate(key)
+        table = await self.table(name)
+        created = (await self._read(name, sys_id, ["sys_created_on"])).get("sys_created_on")
+        audit = await self.api.query("sys_audit", f"documentkey={sys_id}^fieldname=state^ORDERBYsys_created_on",
+                                     ["oldvalue", "newvalue", "user", "sys_created_on"])  # fmt: skip
+        notes = await self.api.query("sys_journal_field", f"element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on",
+                                     ["value", "sys_created_on", "sys_created_by"])  # fmt: skip
+        moves = [(sf.stored_time(row["sys_created_on"]), row.get("user") or None,
+                  f"{table.state(row['oldvalue'])[0] if row.get('oldvalue') else '(created)'} → {table.state(row['newvalue'])[0]}")
+                 for row in audit]  # fmt: skip
+        comments = [TicketComment(at=sf.stored_time(row["sys_created_on"]), author=row.get("sys_created_by") or None, text=row["value"])
+                    for row in notes]  # fmt: skip
+        return TicketHistory(created=sf.stored_time(created) if created else None, transitions=moves, comments=comments)
 
     async def _read(self, table: str, sys_id: str, fields: list[str]) -> dict[str, Any]:
         found = await self.api.query(table, f"sys_id={sys_id}", fields, limit=1)
