@@ -40,9 +40,10 @@ def check(tmp_path, url: str, routes: list[dict], **sink) -> tuple[int, list[str
 
 def test_a_good_route_passes(tmp_path, snow_url):
     code, lines = check(tmp_path, snow_url, [GOOD], close_codes={"sn_si_incident": {"Benign": "Investigation completed"}})
-    assert code == 0, lines
-    # The emulator holds two records another hub ('sandbox') filed: said as a warning, as for Jira.
-    assert any("another alertbridge instance, 'sandbox'" in line for line in lines), lines
+    assert code == 0 and not any("another alertbridge instance" in line for line in lines), lines
+    # The emulator holds two records another hub ('sandbox') filed, in no group: a route into no group sees them, as for Jira.
+    code, lines = check(tmp_path, snow_url, [{**GOOD, "project": ""}])
+    assert code == 0 and any("another alertbridge instance, 'sandbox'" in line for line in lines), lines
 
 
 def test_each_mistake_is_named_with_its_route(tmp_path, snow_url):

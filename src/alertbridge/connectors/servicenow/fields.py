@@ -159,6 +159,11 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+def stored_time(stamp: str) -> datetime:
+    """Read a stored 'YYYY-MM-DD HH:MM:SS' time (UTC)."""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
 def shape(meta: FieldMeta, raw: str) -> str | Reference:
     """Turn a rendered string into the value the column stores; raise Permanent if it cannot take it."""
     if meta.read_only:

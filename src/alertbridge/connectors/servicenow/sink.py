@@ -13,66 +13,24 @@ the table's dictionary and choices (fields.py), read once per table.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
-from pydantic import Field, field_validator
 
 from ...errors import AuthFailed, Permanent
-from ...model import Severity
+from ...model import TicketComment, TicketHistory
 from . import fields as sf
-from .api import ServiceNowLogin, TableApi
-from ..roles import ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget, TransitionCheck
+from .api import TableApi
+from .config import ROUTE_DEFAULT_TYPE, TABLE_NAMES, ServiceNowConfig, ServiceNowTarget
+from ..roles import ReferenceScan, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTimeline, TransitionCheck
+from ..writeback_roles import ChangeIds
 
 SHORT_DESCRIPTION = 160  # task.short_description's length in the base system
 REFERENCE_PREFIX = "alertbridge-"
-ROUTE_DEFAULT_TYPE = "Alert"  # a route that names no issue type (Route.issue_type's default) files into the sink's `table`
-TABLE_NAMES = {"incident": "incident", "sn_si_incident": "sn_si_incident", "security incident": "sn_si_incident"}
 LOOKUP_FIELDS = {"sys_user": ("user_name", "email", "name")}  # a reference by name is looked up in these columns, else `name`
 
 
-Table = Literal["incident", "sn_si_incident"]
-
-
-class ServiceNowConfig(SinkConfig, ServiceNowLogin):
-    """A ServiceNow instance to file incidents or security incidents in."""
-
-    type: Literal["servicenow"] = Field(default="servicenow", description="Connector type", examples=["servicenow"])
-    table: Table = Field(
-        default="incident", description="Table of routes that name none in `issue_type`: incident, or sn_si_incident "
-        "(Security Incident Response)", examples=["sn_si_incident"])  # fmt: skip
-    timeout: float = Field(default=10.0, gt=0, description="Seconds one call may take, all included", examples=[10])
-    severity_map: dict[Severity, tuple[int, int]] = Field(
-        default_factory=lambda: {Severity(k): v for k, v in sf.IMPACT_URGENCY.items()},
-        description="(impact, urgency) per alert severity; the instance computes the priority from them (1, 1 → 1 Critical)",
-        examples=[sf.IMPACT_URGENCY],
-    )
-    transitions: dict[Table, dict[str, str]] = Field(
-        default={}, description="Per table, hub transition names to state labels, over the defaults (Done → Resolved on "
-        "incident, Closed on sn_si_incident; Reopen → In Progress, Analysis)", examples=[{"incident": {"Done": "Closed"}}])  # fmt: skip
-    close_codes: dict[Table, dict[str, str]] = Field(
-        default={}, description="Per table, hub resolutions to close code labels, over the defaults (Done → Solution provided "
-        "on incident, Investigation completed on sn_si_incident; False Positive → …)",
-        examples=[{"sn_si_incident": {"Benign": "Investigation completed"}}])  # fmt: skip
-
-
-class ServiceNowTarget(TicketTarget):
-    """A ServiceNow route names its table in `issue_type` and, in `project`, the assignment group (both optional)."""
-
-    project: str = Field(default="", description="Assignment group, by name or sys_id; empty leaves it to the instance's rules",
-                         examples=["SOC"])
-    issue_type: str = Field(default="", description="Table: incident or sn_si_incident (or 'Security Incident'); empty files "
-                            "into the sink's `table`", examples=["sn_si_incident"])  # fmt: skip
-
-    @field_validator("issue_type")
-    @classmethod
-    def _known_table(cls, name: str) -> str:
-        if name in ("", ROUTE_DEFAULT_TYPE) or name.strip().lower() in TABLE_NAMES:
-            return name
-        raise ValueError(f"ServiceNow files into a table: incident or sn_si_incident, not {name!r}")
-
-
-class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
+class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan, ChangeIds, TicketTimeline):
     """Files, finds and moves incidents and security incidents in one instance."""
 
     type = "servicenow"
@@ -86,6 +44,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         self._tables: dict[str, sf.Table] = {}
         self._records: dict[str, tuple[str, str]] = {}  # number -> (table, sys_id): neither ever changes
         self._probed = False
+        self._moves: dict[str, tuple[str | None, str]] = {}  # number -> (sys_mod_count, state) our last transition left
 
     def _ref(self, record: dict[str, Any], table: str) -> TicketRef:
         self._records[record["number"]] = (table, record["sys_id"])
@@ -222,6 +181,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         target = sf.transition_state(table, to, self.config.transitions.get(name, {}))
         record = await self._read(name, sys_id, ["state", "close_code", "close_notes"])
         if str(record.get("state")) == target:
+            self._moves[key] = (None, table.state(target)[0])  # nothing written: no change of ours will come back
             return
         values = {"state": target}
         if table.state(target)[1] == "done":
@@ -231,7 +191,16 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             if "close_notes" in table.fields and not record.get("close_notes"):
                 # Resolving an incident without close notes is refused by the base system's data policy.
                 values["close_notes"] = f"Closed by alertbridge ({resolution or table.state(target)[0]})."
-        await self.api.patch(name, sys_id, values, operation="transition")
+        stored = await self.api.patch(name, sys_id, values, operation="transition")
+        self._moves[key] = (str(stored.get("sys_mod_count") or "") or None, table.state(target)[0])
+
+    async def last_change(self, key: str) -> tuple[str | None, str | None]:
+        """Return the sys_mod_count our last transition of the record left (its Business Rule call and the poll carry it) and its state."""
+        if key in self._moves:
+            return self._moves.pop(key)
+        name, sys_id = await self._locate(key)
+        record = await self._read(name, sys_id, ["state", "sys_mod_count"])
+        return str(record.get("sys_mod_count") or "") or None, (await self.table(name)).state(str(record.get("state", "")))[0]
 
     async def status(self, key: str) -> TicketStatus:
         """Read a record's state, its category for the hub, and its close code."""
@@ -242,6 +211,22 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         code = str(record.get("close_code") or "")
         resolution = table.fields["close_code"].label_of(code) if code and "close_code" in table.fields else None
         return TicketStatus(name=label, category=category, resolution=resolution if category == "done" else None)
+
+    async def history(self, key: str) -> TicketHistory:
+        """Read when the record was created, its state changes (sys_audit) and its work notes and comments (sys_journal_field)."""
+        name, sys_id = await self._locate(key)
+        table = await self.table(name)
+        created = (await self._read(name, sys_id, ["sys_created_on"])).get("sys_created_on")
+        audit = await self.api.query("sys_audit", f"documentkey={sys_id}^fieldname=state^ORDERBYsys_created_on",
+                                     ["oldvalue", "newvalue", "user", "sys_created_on"])  # fmt: skip
+        notes = await self.api.query("sys_journal_field", f"element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on",
+                                     ["value", "sys_created_on", "sys_created_by"])  # fmt: skip
+        moves = [(sf.stored_time(row["sys_created_on"]), row.get("user") or None,
+                  f"{table.state(row['oldvalue'])[0] if row.get('oldvalue') else '(created)'} → {table.state(row['newvalue'])[0]}")
+                 for row in audit]  # fmt: skip
+        comments = [TicketComment(at=sf.stored_time(row["sys_created_on"]), author=row.get("sys_created_by") or None, text=row["value"])
+                    for row in notes]  # fmt: skip
+        return TicketHistory(created=sf.stored_time(created) if created else None, transitions=moves, comments=comments)
 
     async def _read(self, table: str, sys_id: str, fields: list[str]) -> dict[str, Any]:
         found = await self.api.query(table, f"sys_id={sys_id}", fields, limit=1)
@@ -292,8 +277,11 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         return []
 
     async def recent_references(self, project: str) -> list[str]:
-        """Return the alertbridge references on the most recently created tasks, whichever hub filed them."""
+        """Return the alertbridge references on the assignment group's (else any) most recent tasks, whichever hub filed them."""
         query = f"correlation_idSTARTSWITH{REFERENCE_PREFIX}^ORDERBYDESCsys_created_on"
+        if project:
+            group = project if sf.SYS_ID.match(project) else await self._lookup(sf.Reference("sys_user_group", project), "Assignment group")
+            query = f"assignment_group={group}^{query}"
         return [record["correlation_id"] for record in await self.api.query("task", query, ["correlation_id"], limit=100)]
 
     async def aclose(self) -> None:
