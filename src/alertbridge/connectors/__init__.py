@@ -23,10 +23,13 @@ SOURCES = {
     "qualys_fim": "alertbridge.connectors.qualys.fim:QualysFimPoller",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
     "imap": "alertbridge.connectors.imap:ImapSource",
+    "servicenow": "alertbridge.connectors.servicenow.webhook:ServiceNowWebhookSource",
+    "servicenow_reconcile": "alertbridge.connectors.servicenow.poller:ServiceNowReconcilePoller",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
+    "servicenow": "alertbridge.connectors.servicenow.sink:ServiceNowSink",
 }
 NOTIFIERS = {
     "slack": "alertbridge.connectors.slack:SlackNotifier",

@@ -52,7 +52,8 @@ class JiraConfig(SinkConfig):
         description="Jira priority name per alert severity (info, low, medium, high, critical)",
         examples=[DEFAULT_PRIORITIES],
     )
-    max_concurrency: int = Field(default=4, ge=1, le=50, description="Calls in flight at once to this site", examples=[4])
+    max_concurrency: int = Field(default=16, ge=1, le=50, description="Calls in flight at once to this site, per process (a few hung "
+                                 "calls must not stall the rest; `rate_limit` bounds the rate)", examples=[16])
 
     @field_validator("url")
     @classmethod
