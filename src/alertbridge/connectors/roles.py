@@ -10,6 +10,8 @@ never ``hasattr``. Each role holds only what it needs:
     TicketSink ........ find by case reference, create, update, comment, transition, status
         + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments
         + TicketTimeline (a ticket's history, for post-incident reviews); TicketPreview (operator_roles.py)
+        + ChangeIds, Resolutions (writeback_roles.py: what sync needs of a sink)
+    SourceUpdater, SiemFeedback (writeback_roles.py): the ticket's fate written back to sources and SIEMs
     Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved)
         + FindsSent, Idempotent, Digests, HealthNotices (notify_roles.py); ReportPoster (operator_roles.py)
     ReviewWriter ...... writes post-incident reviews (Confluence; notify_roles.py)
@@ -30,6 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ..config_values import Rate
 from ..errors import ConnectorError
 from ..model import Alert, CaseEvent, Severity, TicketEvent, TicketHistory
 from .webhook_auth import StrictModel, WebhookAuth
@@ -196,6 +199,11 @@ class SinkConfig(StrictModel):
     """Fields every sink has."""
 
     type: str = Field(description="Connector type", examples=["jira"])
+    rate_limit: Rate | None = Field(
+        default=None, gt=0, description="Most calls per second the hub sends this sink, all its processes together (on PostgreSQL, "
+        "shared through the database); new Critical/High tickets go first, repeat comments last. Unset: no budget",
+        examples=["10/s", "600/min"],
+    )
 
 
 class TicketTarget(StrictModel):
