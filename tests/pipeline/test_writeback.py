@@ -163,3 +163,22 @@ def _now() -> str:
 
 
 assert IP  # the shared IP groups both sources' alerts into one case
+
+
+async def test_a_siem_feedback_hears_only_of_cases_from_its_sources(tmp_path):
+    with world() as w:
+        config = hub_config(tmp_path, w.urls, writeback=["hec"], on_repeat="ignore")
+        config.writebacks["hec"] = config.writebacks["hec"].model_copy(update={"sources": ["sir"]})
+        hub = Hub(config)
+        await poll_into_inbox(hub, "defender")
+        assert await drain(hub) == ["create_ticket:done"]  # a Defender-only case: this collector is not told
+        await poll_into_inbox(hub, "sir")
+        await drain(hub)
+        w.jira.state.jira.transition("SOC-1", "Done", "Done")
+        body, headers = w.jira_webhook("SOC-1")
+        app = create_app(hub, run_loops=False)
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as client:
+            assert (await client.post("/hooks/jira-events", content=body, headers=headers)).status_code == 202
+        assert "writeback:done" in await drain(hub)  # now the case has a Security IR alert: the close is told
+        await hub.aclose()
+    assert [e["event"]["action"] for e in w.hec.state.hec.events] == ["ticket_closed"]

@@ -50,8 +50,9 @@ async def enqueue_writebacks(conn: Any, config: Config, case: Mapping[str, Any],
         if kind is None or (issubclass(kind, SiemFeedback) and event == "commented"):
             continue
         if issubclass(kind, SiemFeedback):
-            await enqueue(conn, Writeback(target=name, **common), case_id=case["id"])
-            added += 1
+            if not settings.sources or any(source in settings.sources for source, _ in records):  # its `sources`: which cases it hears of
+                await enqueue(conn, Writeback(target=name, **common), case_id=case["id"])
+                added += 1
             continue
         field = "comments" if event == "commented" else "status"
         if feedback_only or event == "created" or not lifecycle.field(field).carries("source"):
