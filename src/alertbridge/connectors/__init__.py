@@ -23,10 +23,12 @@ SOURCES = {
     "qualys_fim": "alertbridge.connectors.qualys.fim:QualysFimPoller",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
     "imap": "alertbridge.connectors.imap:ImapSource",
+    "xsoar": "alertbridge.connectors.xsoar.poller:XsoarPoller",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
+    "xsoar": "alertbridge.connectors.xsoar.sink:XsoarSink",
 }
 NOTIFIERS = {
     "slack": "alertbridge.connectors.slack:SlackNotifier",
