@@ -26,6 +26,7 @@ from .model import Severity
 from .notify_policy import HealthPolicy, NotifyPolicy, Playbook
 from .store.instance import NAME as INSTANCE_NAME
 from .config_values import Duration, _format, _resolve, parse_duration  # noqa: F401 - parse_duration is public here too
+from .config_sinks import AlsoSink, check_also_sinks
 from .templates import syntax_error
 
 class Match(StrictModel):
@@ -72,6 +73,7 @@ class Route(StrictModel):
                               "and sets it decides")  # fmt: skip
     drop: bool = Field(default=False, description="Drop matching alerts instead of ticketing them")
     sink: str | None = Field(default=None, description="Sink name from `sinks`", examples=["jira"])
+    also_sinks: list[AlsoSink] = Field(default=[], description="Further sinks that each get their own ticket of every case (config_sinks.py)")
     project: str = Field(default="", description="Project key in the sink", examples=["SOC"])
     issue_type: str = Field(default="Alert", description="Issue type name", examples=["Incident"])
     summary: str = Field(default="[{{ alert.severity.value|upper }}] {{ alert.title }}", description="Ticket summary template")
@@ -296,7 +298,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     reviews = _connector_configs(sections["reviews"], "reviews", connectors.REVIEWS, problems)
     problems += _check_routes(routes, sections)
     problems += _check_reports(data.get("reports"), sections)
-    problems += _check_targets(routes, sinks)
+    problems += _check_targets(routes, sinks) + check_also_sinks(routes, sections["sinks"], sinks)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]

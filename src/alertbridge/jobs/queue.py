@@ -3,9 +3,10 @@
 Every side effect is a row in ``jobs``, written in the transaction that
 changed the case. Workers claim one job at a time:
 
-- **per-case order**: a job is claimable only when no earlier job of its case is
-  pending, running or dead, so a case's jobs run one at a time, in order, and a
-  dead job holds the jobs behind it until it is replayed or discarded;
+- **per-case order**: a job is claimable only when no earlier job of its case (and
+  lane) is pending, running or dead, so a case's jobs run one at a time, in order, and a
+  dead job holds the jobs behind it until it is replayed or discarded; the jobs of a
+  route's further sinks each run in their own lane (jobs/tickets.py);
 - **leases**: a claimed job belongs to its worker until ``lease_until``; the
   worker extends the lease while it runs, and if it dies another worker takes the
   job over once the lease has expired — no operator action;
@@ -64,11 +65,13 @@ class Job:
     created_at: float
 
 
-async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0) -> None:
+async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0,
+                  lane: str | None = None) -> None:
     """Add a job inside the caller's transaction, so it exists if and only if the change that caused it does."""
     now = time.time()
     await conn.execute(insert(jobs).values(
         case_id=case_id, kind=payload.kind, payload=payload.model_dump(mode="json"), run_after=now + delay, created_at=now,
+        lane=lane,
     ))
 
 
@@ -101,6 +104,7 @@ class JobQueue:
         earlier = _EARLIER
         blocked = exists().where(
             earlier.c.case_id == jobs.c.case_id,
+            earlier.c.lane.is_not_distinct_from(jobs.c.lane),  # a further sink's jobs wait for that sink's only (jobs/tickets.py)
             earlier.c.id < jobs.c.id,
             earlier.c.state.in_(("pending", "running", "dead")),
         )

@@ -6,23 +6,21 @@ import time
 from typing import Any
 
 import structlog
-from sqlalchemy import update
-
-from ..store.tables import cases
 from .context import JobContext
 from .payloads import Transition
 from .queue import Job
+from .tickets import save_ticket
 
 log = structlog.get_logger("alertbridge.jobs")
 
 
 async def run(ctx: JobContext, job: Job, payload: Transition) -> None:
     """Transition the ticket, remembering the status the hub set so its webhook echo is not echoed back."""
-    case, key = await ctx.ticketed_case(job)
+    case, key = await ctx.ticketed_case(job, payload.sink)
     # Record what we are about to set before setting it: the webhook may arrive before our commit.
     async with ctx.store.tx() as conn:
-        await conn.execute(update(cases).where(cases.c.id == case["id"]).values(hub_status=payload.to))
-    await ctx.sink(case).transition(key, payload.to, payload.resolution)
+        await save_ticket(conn, case["id"], payload.sink, hub_status=payload.to)
+    await ctx.sink(case, payload.sink).transition(key, payload.to, payload.resolution)
     values: dict[str, Any] = {}
     if payload.close:
         values = dict(state="closed", closed_at=time.time(), resolution=payload.resolution)

@@ -31,6 +31,7 @@ from ..jobs.payloads import (
 )
 from ..jobs.queue import enqueue
 from ..jobs.recovery import create_on_its_way
+from ..jobs.tickets import enqueue_per_sink
 from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
 from ..store.tables import alerts, cases
 from . import members
@@ -92,7 +93,7 @@ async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: f
     elif alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
         await send_comments_now(conn, case_id)  # a throttled repeat comment would hold the resolve back (per-case order)
         transition = Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True)
-        await enqueue(conn, transition, case_id=case_id)
+        await enqueue_per_sink(conn, route, lambda _: transition, case_id=case_id)
         if route.tells:
             severity = max(Severity(case["severity"]) if case else alert.severity, alert.severity, key=lambda s: s.rank)
             await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.resolved, severity=severity, at=now, alert_id=alert.id), case_id=case_id)
@@ -109,7 +110,7 @@ async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: fl
         ).returning(cases.c.id)
     )
     case_id = result.scalar_one()
-    await enqueue(conn, CreateTicket(), case_id=case_id)
+    await enqueue_per_sink(conn, route, lambda _: CreateTicket(), case_id=case_id)  # one ticket per sink of the route
     if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
         await enqueue(conn, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id), case_id=case_id)
     if route.tells:
@@ -129,7 +130,7 @@ async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, 
         await enqueue(conn, CreateTicket(), case_id=case["id"])  # its create was discarded: this alert gets it one
     if outcome == "reopened":
         values |= dict(state="open", closed_at=None, resolution=None)
-        await enqueue(conn, Transition(to=route.reopen_transition), case_id=case["id"])
+        await enqueue_per_sink(conn, route, lambda _: Transition(to=route.reopen_transition), case_id=case["id"])
         if route.tells:
             await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id), case_id=case["id"])
     elif outcome == "repeat" and route.tells and severity.rank > Severity(case["severity"]).rank:
@@ -138,19 +139,21 @@ async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, 
         await enqueue_case_event(conn, raised, case_id=case["id"])
     on_repeat = route.on_repeat if route.members is None else "ignore"  # the member sync tells the ticket what changed
     if outcome in ("repeat", "reopened") and on_repeat == "comment":
-        values["last_comment_at"] = await _schedule_comment(conn, case, route.comment_every, now)
-    elif outcome == "repeat" and on_repeat == "update" and route.fields:
-        draft = draft_ticket(route, alert, {"id": case["id"], "key": routed.key, "alert_count": case["alert_count"] + 1})
-        await enqueue(conn, UpdateFields(fields=draft.fields), case_id=case["id"])
+        values["last_comment_at"] = await _schedule_comment(conn, case, route, now)
+    elif outcome == "repeat" and on_repeat == "update":
+        context = {"id": case["id"], "key": routed.key, "alert_count": case["alert_count"] + 1}
+        await enqueue_per_sink(conn, route, lambda view: UpdateFields(fields=draft_ticket(view, alert, context).fields)
+                               if view.fields else None, case_id=case["id"])
     await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
 
 
-async def _schedule_comment(conn: AsyncConnection, case: dict[str, Any], every: float, now: float) -> float:
-    """Schedule one comment summarising repeats, at most one per `every` seconds; return its time."""
+async def _schedule_comment(conn: AsyncConnection, case: dict[str, Any], route: Route, now: float) -> float:
+    """Schedule one comment summarising repeats on each of the route's tickets, at most one per `comment_every`; return its time."""
+    every = route.comment_every
     last = case["last_comment_at"]
     if last is not None and last > now:
         return last  # a comment is already scheduled; it will count this repeat too
     at = now if last is None or now - last >= every else last + every
-    await enqueue(conn, CommentRepeats(), case_id=case["id"], delay=at - now)
+    await enqueue_per_sink(conn, route, lambda _: CommentRepeats(), case_id=case["id"], delay=at - now)
     return at
 

@@ -8,23 +8,22 @@ case quietly and causes no further job (no echo loop). An analyst's change
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..jobs.payloads import CaseEventJob, enqueue_case_event
+from ..jobs.tickets import case_of_ticket, save_ticket_change
 from ..model import CaseEventKind, Severity, TicketEvent
-from ..store.tables import cases, ticket_transitions
+from ..store.tables import ticket_transitions
 
 
 async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: float) -> str:
     """Update the case behind the ticket; return what happened (for the log and tests)."""
-    case = (
-        await conn.execute(select(cases).where(cases.c.sink == event.sink, cases.c.ticket_key == event.ticket_key))
-    ).mappings().first()
+    case, further = await case_of_ticket(conn, event.sink, event.ticket_key)  # further: a ticket in a route's further sink
     if case is None:
         return "not ours"
     if event.kind == "deleted":
-        await conn.execute(update(cases).where(cases.c.id == case["id"]).values(
+        await save_ticket_change(conn, case["id"], further, dict(
             state="closed", closed_at=now, resolution="Deleted", ticket_status="deleted"))
         return "deleted"
     if event.status is None or event.status == case["ticket_status"]:
@@ -35,7 +34,7 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
         values |= dict(state="closed", closed_at=now, resolution=event.resolution)
     elif event.status_category != "done" and case["state"] == "closed":
         values |= dict(state="open", closed_at=None, resolution=None)
-    await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
+    await save_ticket_change(conn, case["id"], further, values)
     await conn.execute(insert(ticket_transitions).values(
         case_id=case["id"], at=event.at.timestamp(), status=event.status, category=event.status_category, by_hub=int(echo)))
     if echo:
