@@ -31,6 +31,7 @@ EMULATORS = {
     "pagerduty": "alertbridge.sandbox.pagerduty",
     "confluence": "alertbridge.sandbox.confluence",
     "xsoar": "alertbridge.sandbox.xsoar",
+    "servicenow": "alertbridge.sandbox.servicenow",
 }
 
 
