@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Retry
@@ -73,6 +73,18 @@ async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | 
         case_id=case_id, kind=payload.kind, payload=payload.model_dump(mode="json"), run_after=now + delay, created_at=now,
         lane=lane,
     ))
+
+
+def job_values(payload: JobPayload, *, now: float, delay: float = 0.0, lane: str | None = None) -> dict[str, Any]:
+    """Return the jobs-table row that queues `payload` (without its case id), for `enqueue_many`."""
+    return dict(kind=payload.kind, payload=payload.model_dump(mode="json"), state="pending", run_after=now + delay,
+                created_at=now, finished_at=None, last_error=None, lane=lane)
+
+
+def enqueue_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add many jobs (`job_values` rows with their `case_id`) in one executemany, in order, inside a unit of work."""
+    if rows:
+        conn.execute(insert(jobs), rows)
 
 
 def backoff(attempt: int, retry: Retry, retry_after: float | None) -> float:

@@ -12,7 +12,7 @@ the route's first sink.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -22,24 +22,35 @@ from ..config import Route
 from ..config_sinks import route_for_sink, sink_names
 from ..store.tables import case_tickets, cases
 from .payloads import CreateSinkTicket, CreateTicket
-from .queue import JobPayload, enqueue
+from .queue import JobPayload
+
+Planned = JobPayload | Callable[[dict[str, Any]], JobPayload]  # a payload, or one rendered from the case row when it is written
 
 # What the case row holds about its first sink's ticket, and case_tickets about each further sink's.
 TICKET_COLUMNS = ("reference", "create_claimed_at", "render_revision", "ticket_key", "ticket_url", "ticket_status", "hub_status")
 
 
-async def enqueue_per_sink(conn: AsyncConnection, route: Route, make: Callable[[Route], JobPayload | None], *, case_id: int,
-                           delay: float = 0.0) -> None:
-    """Add the job `make` builds from each sink's view of the route (None: none for that sink), each in its sink's lane."""
-    for sink in sink_names(route):
-        payload = make(route_for_sink(route, sink))
+def sink_jobs(route: Route, make: Callable[[Route], Planned | None]) -> Iterator[tuple[Planned, str | None]]:
+    """Yield the job `make` builds from each sink's view of the route (None: none for that sink), with the lane it runs in.
+
+    The route's first sink's job is `make`'s as it is, in the case's own lane (None); a further sink's create is a
+    CreateSinkTicket and any other job names the sink, in that sink's lane. `make` may return a payload rendered
+    later (a callable of the case row), as a batch does for cases it opens.
+    """
+    for name in sink_names(route):
+        payload = make(route_for_sink(route, name))
         if payload is None:
             continue
-        if sink == route.sink:
-            await enqueue(conn, payload, case_id=case_id, delay=delay)
-            continue
-        payload = CreateSinkTicket(sink=sink) if isinstance(payload, CreateTicket) else payload.model_copy(update={"sink": sink})
-        await enqueue(conn, payload, case_id=case_id, delay=delay, lane=sink)
+        if name == route.sink:
+            yield payload, None
+        elif isinstance(payload, JobPayload):
+            yield _in_sink(payload, name), name
+        else:
+            yield (lambda case, render=payload, sink=name: _in_sink(render(case), sink)), name
+
+
+def _in_sink(payload: JobPayload, sink: str) -> JobPayload:
+    return CreateSinkTicket(sink=sink) if isinstance(payload, CreateTicket) else payload.model_copy(update={"sink": sink})
 
 
 async def ticket_of(conn: AsyncConnection, case: dict[str, Any], sink: str | None) -> dict[str, Any]:

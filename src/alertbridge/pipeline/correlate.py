@@ -14,27 +14,25 @@
 - on a route that tracks members (pipeline/members.py) each alert is a member of
   its case instead: the member sync writes the ticket, a fix of something never
   ticketed opens nothing, and a won't-fix case is never reopened.
+
+`prepare` runs in the event loop (routing and rendering are done by then);
+`correlate` runs on the database thread, one alert after another against the
+batch's cases in memory (pipeline/batch.py), and plans the writes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from ..config import Route
-from ..jobs.payloads import (
-    AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields, enqueue_case_event, send_comments_now,
-)
-from ..jobs.queue import enqueue
-from ..jobs.recovery import create_on_its_way
-from ..jobs.tickets import enqueue_per_sink
+from ..jobs.payloads import AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields
+from ..jobs.tickets import Planned, sink_jobs
 from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
-from ..store.tables import alerts, cases
 from . import members
+from .batch import Batch, Case
 from .route import Routed, draft_ticket
 
 
@@ -62,98 +60,110 @@ def decide(case: Mapping[str, Any] | None, alert: Alert, route: Route, now: floa
     return "ignored" if route.members is not None and alert.status == AlertStatus.resolved else "opened"
 
 
-async def correlate(conn: AsyncConnection, routed: Routed, inbox_id: int, now: float) -> tuple[int | None, str]:
-    """Attach the alert to its case (opening or reopening one as needed); return (case id, what happened)."""
-    alert, route = routed.alert, routed.route
-    tracked = route.members is not None
-    digest = key_hash(route.name, routed.key)
-    case = (
-        await conn.execute(
-            select(cases).where(cases.c.route == route.name, cases.c.key_hash == digest).order_by(cases.c.id.desc()).limit(1)
-        )
-    ).mappings().first()
+@dataclass
+class Prepared:
+    """A routed alert with everything that depends on the alert alone worked out before the database is touched."""
 
+    routed: Routed
+    digest: str  # key_hash of the route and case key
+    record: dict[str, Any]  # the alert's row in `alerts`, but its case, inbox row and time
+    member: members.Member | None  # on a route that tracks members
+
+
+def prepare(routed: Routed) -> Prepared:
+    """Hash the case key, serialise the alert and render its member line, off the database thread."""
+    alert, route = routed.alert, routed.route
+    record = dict(alert_id=alert.id, source=alert.source.name, severity=alert.severity.value, title=alert.title,
+                  data=alert.model_dump(mode="json", exclude={"raw"}))
+    member = members.render_member(route, alert) if route.members is not None else None
+    return Prepared(routed, key_hash(route.name, routed.key), record, member)
+
+
+def correlate(batch: Batch, item: Prepared, inbox_id: int) -> str:
+    """Attach the alert to its case (opening or reopening one as needed) in the batch; return what happened."""
+    alert, route, now = item.routed.alert, item.routed.route, batch.now
+    case = batch.latest(route.name, item.digest)
     outcome = decide(case, alert, route, now)
     if outcome == "ignored":
-        return None, "suppressed"  # a fix of something never ticketed
-    if outcome == "opened":
-        case_id = await _open_case(conn, routed, digest, now, inbox_id)
+        return "suppressed"  # a fix of something never ticketed
+    if case is None or outcome == "opened":
+        case = _open_case(batch, item, inbox_id)
     else:
-        case_id = case["id"]
-        await _record_repeat(conn, routed, dict(case), outcome, now)
-
-    await conn.execute(
-        insert(alerts).values(
-            case_id=case_id, inbox_id=inbox_id, alert_id=alert.id, source=alert.source.name, severity=alert.severity.value,
-            title=alert.title, received_at=now, data=alert.model_dump(mode="json", exclude={"raw"}),
-        )
-    )
-    if tracked:
-        await members.record(conn, case_id, route, alert, outcome != "suppressed", now)
+        _record_repeat(batch, item, case, outcome)
+    batch.add_alert(case, dict(item.record, inbox_id=inbox_id, received_at=now))
+    if route.members is not None:
+        assert item.member is not None
+        members.record(batch, case, route, item.member, alert.status, outcome != "suppressed")
     elif alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
-        await send_comments_now(conn, case_id)  # a throttled repeat comment would hold the resolve back (per-case order)
-        transition = Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True)
-        await enqueue_per_sink(conn, route, lambda _: transition, case_id=case_id)
+        batch.comments_now(case)  # a throttled repeat comment would hold the resolve back (per-case order)
+        resolve = Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True)
+        _per_sink(batch, case, route, lambda _: resolve)
         if route.tells:
-            severity = max(Severity(case["severity"]) if case else alert.severity, alert.severity, key=lambda s: s.rank)
-            await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.resolved, severity=severity, at=now, alert_id=alert.id), case_id=case_id)
-    return case_id, outcome
+            _case_event(batch, case, CaseEventJob(event=CaseEventKind.resolved, severity=Severity(case["severity"]), at=now,
+                                                  alert_id=alert.id))
+    return outcome
 
 
-async def _open_case(conn: AsyncConnection, routed: Routed, digest: str, now: float, inbox_id: int) -> int:
-    alert, route = routed.alert, routed.route
-    result = await conn.execute(
-        insert(cases).values(
-            route=route.name, key=routed.key, key_hash=digest, state="open", title=alert.title[:1000],
-            severity=alert.severity.value, source=alert.source.name, alert_count=1, first_seen=now, last_seen=now,
-            sink=route.sink, observables=alert.observables.model_dump(),
-        ).returning(cases.c.id)
-    )
-    case_id = result.scalar_one()
-    await enqueue_per_sink(conn, route, lambda _: CreateTicket(), case_id=case_id)  # one ticket per sink of the route
+def _per_sink(batch: Batch, case: Case, route: Route, make: Callable[[Route], Planned | None], delay: float = 0.0) -> None:
+    """Plan the job `make` builds for each sink of the route, each further sink's in its own lane (jobs/tickets.py)."""
+    for payload, lane in sink_jobs(route, make):
+        batch.enqueue(case, payload, delay, lane=lane)
+
+
+def _case_event(batch: Batch, case: Case, payload: CaseEventJob) -> None:
+    """Add a case_event job, and send the case's throttled repeat comment now: per-case order would hold the event behind it."""
+    batch.enqueue(case, payload)
+    batch.comments_now(case)
+
+
+def _open_case(batch: Batch, item: Prepared, inbox_id: int) -> Case:
+    alert, route, now = item.routed.alert, item.routed.route, batch.now
+    case = batch.open_case(dict(
+        route=route.name, key=item.routed.key, key_hash=item.digest, state="open", title=alert.title[:1000],
+        severity=alert.severity.value, source=alert.source.name, alert_count=1, first_seen=now, last_seen=now,
+        sink=route.sink, observables=alert.observables,
+    ))
+    _per_sink(batch, case, route, lambda _: CreateTicket())  # one ticket in each sink of the route
     if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
-        await enqueue(conn, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id), case_id=case_id)
+        batch.enqueue(case, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id))
     if route.tells:
-        await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id), case_id=case_id)
-    return case_id
+        _case_event(batch, case, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id))
+    return case
 
 
-async def _record_repeat(conn: AsyncConnection, routed: Routed, case: dict[str, Any], outcome: str, now: float) -> None:
-    alert, route = routed.alert, routed.route
-    observables = Observables(**case["observables"]).merge(alert.observables)
-    severity = max(Severity(case["severity"]), alert.severity, key=lambda s: s.rank)
-    values: dict[str, Any] = dict(
-        alert_count=cases.c.alert_count + 1, last_seen=now, severity=severity.value,
-        observables=observables.model_dump(), repeats_since_comment=cases.c.repeats_since_comment + 1,
-    )
-    if case["ticket_key"] is None and not await create_on_its_way(conn, case["id"]):
-        await enqueue(conn, CreateTicket(), case_id=case["id"])  # its create was discarded: this alert gets it one
+def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> None:
+    alert, route, now = item.routed.alert, item.routed.route, batch.now
+    before = Severity(case["severity"])
+    observables = case["observables"]
+    observables = (observables if isinstance(observables, Observables) else Observables(**observables)).merge(alert.observables)
+    severity = max(before, alert.severity, key=lambda s: s.rank)
+    batch.count_alert(case)
+    batch.set(case, last_seen=now, severity=severity.value, observables=observables)
+    if case["ticket_key"] is None and not batch.create_on_its_way(case):
+        batch.enqueue(case, CreateTicket())  # its create was discarded: this alert gets it one
     if outcome == "reopened":
-        values |= dict(state="open", closed_at=None, resolution=None)
-        await enqueue_per_sink(conn, route, lambda _: Transition(to=route.reopen_transition), case_id=case["id"])
+        batch.set(case, state="open", closed_at=None, resolution=None)
+        _per_sink(batch, case, route, lambda _: Transition(to=route.reopen_transition))
         if route.tells:
-            await enqueue_case_event(conn, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id), case_id=case["id"])
-    elif outcome == "repeat" and route.tells and severity.rank > Severity(case["severity"]).rank:
+            _case_event(batch, case, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id))
+    elif outcome == "repeat" and route.tells and severity.rank > before.rank:
         raised = CaseEventJob(event=CaseEventKind.severity_raised, severity=severity, at=now, alert_id=alert.id,
-                              previous_severity=Severity(case["severity"]))
-        await enqueue_case_event(conn, raised, case_id=case["id"])
+                              previous_severity=before)
+        _case_event(batch, case, raised)
     on_repeat = route.on_repeat if route.members is None else "ignore"  # the member sync tells the ticket what changed
     if outcome in ("repeat", "reopened") and on_repeat == "comment":
-        values["last_comment_at"] = await _schedule_comment(conn, case, route, now)
+        _schedule_comment(batch, case, route)
     elif outcome == "repeat" and on_repeat == "update":
-        context = {"id": case["id"], "key": routed.key, "alert_count": case["alert_count"] + 1}
-        await enqueue_per_sink(conn, route, lambda view: UpdateFields(fields=draft_ticket(view, alert, context).fields)
-                               if view.fields else None, case_id=case["id"])
-    await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
+        key, count = item.routed.key, case["alert_count"]
+        _per_sink(batch, case, route, lambda view: (lambda c: UpdateFields(fields=draft_ticket(view, alert, {
+            "id": c["id"], "key": key, "alert_count": count}).fields)) if view.fields else None)
 
 
-async def _schedule_comment(conn: AsyncConnection, case: dict[str, Any], route: Route, now: float) -> float:
-    """Schedule one comment summarising repeats on each of the route's tickets, at most one per `comment_every`; return its time."""
-    every = route.comment_every
-    last = case["last_comment_at"]
+def _schedule_comment(batch: Batch, case: Case, route: Route) -> None:
+    """Schedule one comment summarising repeats on each of the route's tickets, at most one per `comment_every`."""
+    every, last, now = route.comment_every, case["last_comment_at"], batch.now
     if last is not None and last > now:
-        return last  # a comment is already scheduled; it will count this repeat too
+        return  # a comment is already scheduled; it will count this repeat too
     at = now if last is None or now - last >= every else last + every
-    await enqueue_per_sink(conn, route, lambda _: CommentRepeats(), case_id=case["id"], delay=at - now)
-    return at
-
+    _per_sink(batch, case, route, lambda _: CommentRepeats(), delay=at - now)
+    batch.set(case, last_comment_at=at)

@@ -4,7 +4,9 @@ Group commit: concurrent requests hand their event to one writer task, which
 inserts everything that queued up while the previous commit was running in a
 single transaction. A burst of thousands of alerts a second becomes a few
 hundred commits, not thousands of fsyncs, and each request still waits for
-the commit that holds its own event.
+the commit that holds its own event. Each commit is one unit of work on the
+database thread (store/__init__.py), marked urgent so that it goes ahead of
+the processor's batches and the workers' updates.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import Connection, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -89,18 +91,22 @@ class Inbox:
             return DUPLICATE
 
     async def _insert(self, batch: list[_Pending]) -> list[int]:
-        async with self.store.tx() as conn:
-            return await store_events(conn, [(item.source, item.delivery_id, item.body) for item in batch])
+        return await self.store.run(insert_events, [(item.source, item.delivery_id, item.body) for item in batch], urgent=True)
 
 
 async def store_events(conn: AsyncConnection, events: list[tuple[str, str | None, bytes]]) -> list[int]:
+    """Insert (source, delivery id, body) events in the caller's transaction; DUPLICATE for delivery ids seen before."""
+    return await conn.run_sync(insert_events, events)
+
+
+def insert_events(conn: Connection, events: list[tuple[str, str | None, bytes]]) -> list[int]:
     """Insert (source, delivery id, body) events in the caller's transaction; DUPLICATE for delivery ids seen before."""
     now = time.time()
     events = [(source, _fit(delivery), body) for source, delivery, body in events]
     keyed = [(source, delivery) for source, delivery, _ in events if delivery]
     seen: set[tuple[str, str]] = set()
     if keyed:
-        rows = await conn.execute(select(inbox.c.source, inbox.c.delivery_id).where(tuple_(inbox.c.source, inbox.c.delivery_id).in_(keyed)))
+        rows = conn.execute(select(inbox.c.source, inbox.c.delivery_id).where(tuple_(inbox.c.source, inbox.c.delivery_id).in_(keyed)))
         seen = {tuple(row) for row in rows}
     fresh, ids = [], []
     for source, delivery, body in events:
@@ -115,7 +121,7 @@ async def store_events(conn: AsyncConnection, events: list[tuple[str, str | None
     if fresh:
         # One multi-row INSERT (an executemany with RETURNING runs row by row on SQLite). Its ids are handed out
         # in VALUES order under our write lock, but RETURNING may list them in any order: sort them back.
-        result = await conn.execute(insert(inbox).values(fresh).returning(inbox.c.id))
+        result = conn.execute(insert(inbox).values(fresh).returning(inbox.c.id))
         new_ids = sorted(row[0] for row in result)
     return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]
 

@@ -18,54 +18,66 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Route
-from ..model import Alert, AlertStatus
 from ..jobs.payloads import SyncMembers
-from ..jobs.queue import enqueue
-from ..store.tables import case_members, jobs
+from ..model import Alert, AlertStatus
+from ..store.tables import case_members
 from ..templates import render
+from .batch import Batch, Case
 
 KEY_LIMIT = 300
 LISTED = 50  # hosts named in one comment; the field lists them all
 
 
-async def record(conn: AsyncConnection, case_id: int, route: Route, alert: Alert, case_open: bool, now: float) -> None:
-    """Store the alert as a member of the case; schedule a ticket sync when it is new or changed state on an open case."""
+@dataclass(frozen=True)
+class Member:
+    """What a tracked alert says of its member, rendered before the database is touched."""
+
+    member: str  # the alert's vendor id
+    host: str
+    line: str
+
+
+def render_member(route: Route, alert: Alert) -> Member:
+    """Render the route's host and line templates for the alert."""
     tracking = route.members
-    assert tracking is not None, "record() is for routes that track members"
-    state = "fixed" if alert.status == AlertStatus.resolved else "open"
+    assert tracking is not None, "render_member() is for routes that track members"
     context = {"alert": alert}
     host = render(tracking.host, context)[:KEY_LIMIT] or alert.vendor_id[:KEY_LIMIT]
-    line, member = render(tracking.line, context), alert.vendor_id[:KEY_LIMIT]
-    known = (await conn.execute(select(case_members.c.state).where(
-        case_members.c.case_id == case_id, case_members.c.member == member))).scalar()
-    if known is None:
+    return Member(alert.vendor_id[:KEY_LIMIT], host, render(tracking.line, context))
+
+
+def record(batch: Batch, case: Case, route: Route, member: Member, status: AlertStatus, case_open: bool) -> None:
+    """Store the alert as a member of the case; schedule a ticket sync when it is new or changed state on an open case."""
+    state = "fixed" if status == AlertStatus.resolved else "open"
+    row = batch.member(case, member.member)
+    known = None if row is None else row["state"]
+    if row is None:
         if state == "fixed":
             return  # a fix of something this case never had
-        await conn.execute(insert(case_members).values(case_id=case_id, member=member, host=host, line=line, state=state,
-                                                       first_seen=now, changed_at=now))
+        batch.add_member(case, dict(member=member.member, host=member.host, line=member.line, state=state,
+                                    first_seen=batch.now, changed_at=batch.now))
     else:
-        values: dict[str, Any] = {"host": host, "line": line}
+        values: dict[str, Any] = {"host": member.host, "line": member.line}
         if known != state:
-            values |= {"state": state, "changed_at": now}
-        await conn.execute(update(case_members).where(case_members.c.case_id == case_id, case_members.c.member == member).values(**values))
+            values |= {"state": state, "changed_at": batch.now}
+        batch.change_member(row, **values)
     if case_open and known != state:
-        await _schedule(conn, case_id, route)
+        _schedule(batch, case, route)
 
 
-async def _schedule(conn: AsyncConnection, case_id: int, route: Route) -> None:
+def _schedule(batch: Batch, case: Case, route: Route) -> None:
     """Add a sync job unless one is already waiting: it reads the members when it runs, so it covers this change too."""
-    waiting = select(jobs.c.id).where(jobs.c.case_id == case_id, jobs.c.kind == SyncMembers.kind, jobs.c.state == "pending").limit(1)
-    if (await conn.execute(waiting)).first() is not None:
+    if batch.sync_waiting(case):
         return
     tracking = route.members
     assert tracking is not None
     payload = SyncMembers(field=tracking.field, comment=tracking.comment, done=tracking.done_transition,
                           resolution=tracking.done_resolution, reopen=route.reopen_transition, wont_fix=route.wont_fix)
-    await enqueue(conn, payload, case_id=case_id, delay=tracking.settle)
+    batch.enqueue(case, payload, delay=tracking.settle)
 
 
 @dataclass

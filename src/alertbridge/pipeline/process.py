@@ -1,9 +1,20 @@
-"""The inbox processor: parse → route → correlate → jobs, one transaction per batch.
+"""The inbox processor: parse → enrich → route → correlate → jobs, one unit of work per batch.
 
-Each inbox row is handled inside a savepoint: a row that fails (unparsable, or
-a bug) is marked dead with a dead ``ingest`` job that keeps the reason, and
-the rest of the batch goes on. Replaying that job re-runs this pipeline on the
-kept raw body.
+Parsing, enrichment (vendor calls), routing and rendering happen in the event
+loop; the database then sees the whole batch as one synchronous function
+(pipeline/batch.py): on SQLite one hand-off to the database thread, on
+PostgreSQL a few batched statements. A row that cannot be parsed is marked
+dead with a dead ``ingest`` job that keeps the reason. If the batch as a whole
+fails (a bug, a bad template), it is rolled back and written again row by row,
+each in a savepoint, so that only the failing row is dead-lettered and the
+rest go on. Replaying an ``ingest`` job re-runs this pipeline on the kept raw body.
+
+Several `serve` processes share the inbox on PostgreSQL: each claims the
+oldest rows no one holds (``FOR UPDATE SKIP LOCKED``) and parses them while
+the others do the same, then waits until every older row is written before it
+writes its own — so alerts of one case are applied in the order they came in.
+Ticket events (a row from a ticket system's webhook) are applied in their own
+transaction, in order with the alerts around them.
 """
 
 from __future__ import annotations
@@ -11,10 +22,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,8 +36,9 @@ from ..errors import PayloadError
 from ..metrics import ALERTS_ROUTED
 from ..model import Alert, TicketEvent
 from ..store import Store
-from ..store.tables import inbox, jobs
-from .correlate import correlate
+from ..store.tables import inbox
+from .batch import Batch
+from .correlate import Prepared, correlate, prepare
 from .enrich import StoreCache
 from .route import route_alert
 from .sync import apply_ticket_event
@@ -54,6 +67,24 @@ def decode(body: bytes) -> Any:
         raise PayloadError("body is nested too deeply") from None
 
 
+Item = Prepared | TicketEvent | None  # None: an alert that no route takes (or a drop route)
+_DATABASE_FAILED = (OperationalError, InterfaceError, PendingRollbackError)  # not the row's fault: the batch is retried
+
+
+@dataclass
+class Row:
+    """One inbox row ready for the database: what its body became, or why it cannot be processed."""
+
+    id: int
+    source: str
+    items: list[Item] | Exception
+
+    @property
+    def has_events(self) -> bool:
+        """Tell whether the row carries ticket events (applied in a transaction of their own)."""
+        return isinstance(self.items, list) and any(isinstance(item, TicketEvent) for item in self.items)
+
+
 class Pipeline:
     """Process pending inbox rows into cases and jobs."""
 
@@ -66,32 +97,58 @@ class Pipeline:
 
     async def process_batch(self, limit: int = 200) -> int:
         """Process up to `limit` pending inbox rows; return how many were taken."""
+        if not self.store.is_sqlite:
+            return await self._process_shared(limit)
         # Parse and enrich outside the transaction: enrichers call vendor APIs, and no lock should wait on them.
         async with self.store.read() as conn:
-            query = select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.state == "pending")
-            rows = (await conn.execute(query.order_by(inbox.c.id).limit(limit))).all()
+            rows = (await conn.execute(_PENDING.limit(limit))).all()
         if not rows:
             return 0
-        parsed = {row_id: self._parse(source_name, body) for row_id, source_name, body in rows}
-        await self._enrich([item for items in parsed.values() if isinstance(items, list) for item in items if isinstance(item, Alert)])
-        async with self.store.tx() as conn:
-            # Another processor may have taken some of these rows meanwhile: keep only those still pending and unlocked.
-            locked = select(inbox.c.id, inbox.c.source).where(inbox.c.id.in_(list(parsed)), inbox.c.state == "pending")
-            for row_id, source_name in (await conn.execute(locked.order_by(inbox.c.id).with_for_update(skip_locked=True))).all():
-                await self._process_row(conn, row_id, source_name, parsed[row_id])
+        for segment in _segments(await self._prepare(rows)):
+            if segment[0].has_events:
+                async with self.store.tx() as conn:
+                    if (await conn.execute(select(inbox.c.state).where(inbox.c.id == segment[0].id))).scalar() == "pending":
+                        await self._apply_events(conn, segment[0])
+            else:
+                # Another process may have taken some of these rows meanwhile: the unit writes only those still pending.
+                _count(await self.store.run(_write, segment, True))
         return len(rows)
+
+    async def _process_shared(self, limit: int) -> int:
+        for _ in range(3):
+            async with self.store.tx() as conn:
+                rows = (await conn.execute(_PENDING.limit(limit).with_for_update(skip_locked=True))).all()
+                if not rows:
+                    return 0
+                prepared = await self._prepare(rows)
+                # Wait for the processors holding older rows to commit: per-case order is inbox order.
+                older = select(inbox.c.id).where(inbox.c.state == "pending", inbox.c.id < rows[0].id).with_for_update()
+                if (await conn.execute(older.limit(1))).first() is not None:
+                    await conn.rollback()  # older rows nobody is processing: start again from them
+                    continue
+                for segment in _segments(prepared):
+                    if segment[0].has_events:
+                        await self._apply_events(conn, segment[0])
+                    else:
+                        _count(await conn.run_sync(_write, segment, False))
+            return len(rows)
+        return 0
 
     async def reprocess(self, conn: AsyncConnection, inbox_id: int) -> None:
         """Run the pipeline again on one kept inbox row (replay of a dead ingest job); raise PayloadError if it still fails."""
-        row = (await conn.execute(select(inbox.c.source, inbox.c.body).where(inbox.c.id == inbox_id))).first()
-        if row is None:
+        found = (await conn.execute(select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.id == inbox_id))).all()
+        if not found:
             raise PayloadError(f"inbox row {inbox_id} no longer exists")
-        items = self._parse(row.source, row.body)
-        if isinstance(items, Exception):
-            raise items
-        await self._enrich([item for item in items if isinstance(item, Alert)])
-        await self._handle(conn, inbox_id, items, time.time())
+        (row,) = await self._prepare(found)
+        if isinstance(row.items, Exception):
+            raise row.items
+        await self._apply_row(conn, row)
         await conn.execute(update(inbox).where(inbox.c.id == inbox_id).values(state="done", error=None))
+
+    async def _prepare(self, rows) -> list[Row]:
+        parsed = [(row_id, source_name, self._parse(source_name, body)) for row_id, source_name, body in rows]
+        await self._enrich([item for _, _, items in parsed if isinstance(items, list) for item in items if isinstance(item, Alert)])
+        return [Row(row_id, source_name, self._route(items)) for row_id, source_name, items in parsed]
 
     def _parse(self, source_name: str, body: bytes) -> list[Alert | TicketEvent] | Exception:
         source = self.sources.get(source_name)
@@ -109,44 +166,135 @@ class Pipeline:
             except Exception:  # an enricher must never hold alerts back
                 log.exception("enricher failed", enricher=enricher.name)
 
-    async def _process_row(self, conn: AsyncConnection, row_id: int, source_name: str, items) -> None:
-        now = time.time()
+    def _route(self, items: list[Alert | TicketEvent] | Exception) -> list[Item] | Exception:
+        if isinstance(items, Exception):
+            return items
+        try:
+            return [item if isinstance(item, TicketEvent) else _prepared(route_alert(item, self.config.settings.routes))
+                    for item in items]
+        except Exception as exc:  # noqa: BLE001 — a route's template failing on this alert dead-letters its row
+            return exc
+
+    async def _apply_events(self, conn: AsyncConnection, row: Row) -> None:
+        """Apply a row carrying ticket events in a savepoint of its own; dead-letter it if that fails."""
         for attempt in (1, 2):
             try:
-                if isinstance(items, Exception):
-                    raise items
                 async with conn.begin_nested():
-                    await self._handle(conn, row_id, items, now)
-                    await conn.execute(update(inbox).where(inbox.c.id == row_id).values(state="done"))
+                    await self._apply_row(conn, row)
+                    await conn.execute(update(inbox).where(inbox.c.id == row.id).values(state="done"))
                 return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+            except _DATABASE_FAILED:
+                raise
+            except Exception as exc:  # noqa: BLE001 — any failure of one row must not lose it nor stop the others
+                await conn.run_sync(_fail, row, exc)
+                return
+
+    async def _apply_row(self, conn: AsyncConnection, row: Row) -> None:
+        """Apply the row's ticket events and alerts in order, in the caller's transaction; raise what fails."""
+        assert isinstance(row.items, list)
+        now, alerts = time.time(), []
+        for item in row.items:
+            if not isinstance(item, TicketEvent):
+                alerts.append(item)
+                continue
+            await _correlate_async(conn, Row(row.id, row.source, alerts))
+            alerts = []
+            outcome = await apply_ticket_event(conn, item, now)
+            log.info("ticket event", ticket=item.ticket_key, outcome=outcome)
+        await _correlate_async(conn, Row(row.id, row.source, alerts))
+
+
+_PENDING = select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.state == "pending").order_by(inbox.c.id)
+
+
+def _prepared(routed) -> Prepared | None:
+    return None if routed is None else prepare(routed)
+
+
+def _segments(rows: list[Row]) -> list[list[Row]]:
+    """Split rows into runs written as one unit each: alert rows together, each ticket-event row on its own."""
+    segments: list[list[Row]] = []
+    for row in rows:
+        if row.has_events or not segments or segments[-1][0].has_events:
+            segments.append([row])
+        else:
+            segments[-1].append(row)
+    return segments
+
+
+async def _correlate_async(conn: AsyncConnection, alerts: Row) -> None:
+    if alerts.items:
+        _count(await conn.run_sync(_correlate, [alerts], False))
+
+
+def _count(outcomes: list[tuple[str, str]]) -> None:
+    for route, outcome in outcomes:
+        ALERTS_ROUTED.labels(route=route, outcome=outcome).inc()
+
+
+def _write(conn: Connection, rows: list[Row], recheck: bool) -> list[tuple[str, str]]:
+    """Write a batch of rows in one go; if that fails, row by row so that only the failing row is dead-lettered."""
+    if recheck:
+        pending = set(conn.execute(select(inbox.c.id).where(inbox.c.id.in_([r.id for r in rows]), inbox.c.state == "pending")).scalars())
+        rows = [row for row in rows if row.id in pending]
+    try:
+        with conn.begin_nested():
+            return _correlate(conn, rows, True)
+    except _DATABASE_FAILED:
+        raise
+    except Exception:  # noqa: BLE001 — find the row at fault: the others must go on
+        log.info("batch failed; writing its rows one by one", rows=len(rows))
+    outcomes: list[tuple[str, str]] = []
+    for row in rows:
+        for attempt in (1, 2):
+            try:
+                with conn.begin_nested():
+                    outcomes += _correlate(conn, [row], True)
+                break
             except IntegrityError:
                 # Another processor opened the same case key a moment ago; the retry finds it open.
                 if attempt == 2:
                     raise
-            except (OperationalError, InterfaceError, PendingRollbackError):
-                raise  # the database, not the row, failed: the whole batch rolls back and is retried
+            except _DATABASE_FAILED:
+                raise
             except Exception as exc:  # noqa: BLE001 — any failure of one row must not lose it nor stop the others
-                reason = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
-                log.warning("ingest failed", inbox_id=row_id, source=source_name, reason=reason)
-                await conn.execute(update(inbox).where(inbox.c.id == row_id).values(state="dead", error=reason[:4000]))
-                await conn.execute(insert(jobs).values(
-                    kind="ingest", payload={"inbox_id": row_id, "source": source_name}, state="dead",
-                    run_after=now, created_at=now, finished_at=now, last_error=reason[:4000],
-                ))
-                return
+                _fail(conn, row, exc)
+                break
+    return outcomes
 
-    async def _handle(self, conn: AsyncConnection, row_id: int, items: list[Alert | TicketEvent], now: float) -> None:
-        for item in items:
-            if isinstance(item, TicketEvent):
-                outcome = await apply_ticket_event(conn, item, now)
-                log.info("ticket event", ticket=item.ticket_key, outcome=outcome)
-            else:
-                await self._handle_alert(conn, item, row_id, now)
 
-    async def _handle_alert(self, conn: AsyncConnection, alert: Alert, row_id: int, now: float) -> None:
-        routed = route_alert(alert, self.config.settings.routes)
-        if routed is None:
-            ALERTS_ROUTED.labels(route="", outcome="dropped").inc()
-            return
-        _case_id, outcome = await correlate(conn, routed, row_id, now)
-        ALERTS_ROUTED.labels(route=routed.route.name, outcome=outcome).inc()
+def _correlate(conn: Connection, rows: list[Row], finish: bool) -> list[tuple[str, str]]:
+    """Correlate every alert of the rows against its case, write the result, and (when `finish`) mark the rows done or dead."""
+    batch = Batch(conn, time.time(), lock_cases=conn.dialect.name != "sqlite")
+    prepared = [item for row in rows if isinstance(row.items, list) for item in row.items if isinstance(item, Prepared)]
+    batch.load({(p.routed.route.name, p.digest) for p in prepared},
+               {(p.routed.route.name, p.digest, p.member.member) for p in prepared if p.member is not None})
+    outcomes: list[tuple[str, str]] = []
+    for row in rows:
+        if isinstance(row.items, Exception):
+            _dead_letter(batch, row, row.items)
+            continue
+        for item in row.items:
+            if item is None:
+                outcomes.append(("", "dropped"))
+            elif isinstance(item, Prepared):
+                outcomes.append((item.routed.route.name, correlate(batch, item, row.id)))
+        if finish:
+            batch.done.append(row.id)
+    batch.flush()
+    return outcomes
+
+
+def _fail(conn: Connection, row: Row, exc: Exception) -> None:
+    batch = Batch(conn, time.time())
+    _dead_letter(batch, row, exc)
+    batch.flush()
+
+
+def _dead_letter(batch: Batch, row: Row, exc: Exception) -> None:
+    reason = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
+    log.warning("ingest failed", inbox_id=row.id, source=row.source, reason=reason)
+    batch.fail(row.id, row.source, reason)
