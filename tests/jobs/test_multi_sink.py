@@ -19,7 +19,8 @@ from sqlalchemy import select
 from alertbridge.config import validate_config
 from alertbridge.connectors.http_sink import HttpSink
 from alertbridge.connectors.xsoar import XsoarSink
-from alertbridge.jobs.queue import dead_jobs, replay
+from alertbridge.jobs.queue import dead_jobs, discard, replay
+from alertbridge.jobs.recovery import NothingToRetry, retry_case
 from alertbridge.model import TicketEvent
 from alertbridge.pipeline.sync import apply_ticket_event
 from alertbridge.sandbox.xsoar import API_KEY, XsoarState
@@ -171,3 +172,26 @@ async def test_closing_the_xsoar_incident_closes_the_case(hub):
         detail = await case_detail(conn, case["id"])
     assert detail["case"]["state"] == "closed" and detail["case"]["resolution"] == "False Positive"
     assert detail["case"]["tickets"][1]["status"] == "Closed" and detail["case"]["ticket_status"] == "created"
+
+
+async def test_case_retry_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
+    hub.xsoar.faults.unauthorized = 1000
+    await send(hub, alert(1))
+    await run_due(hub)
+    async with hub.store.tx() as conn:
+        [dead] = await dead_jobs(conn)
+        assert await discard(conn, dead["id"]) == 1
+    hub.xsoar.faults.unauthorized = 0
+    async with hub.store.tx() as conn:
+        retried = await retry_case(conn, 1)
+    assert retried.created
+    async with hub.store.tx() as conn:
+        with pytest.raises(NothingToRetry):
+            await retry_case(conn, 1)  # the fresh create is on its way
+    await run_due(hub)
+    async with hub.store.read() as conn:
+        [case] = await list_cases(conn, CaseFilter())
+    assert [i["id"] for i in incidents_with(hub.xsoar, case["reference"])] == [case["tickets"][1]["key"]]
+    async with hub.store.tx() as conn:
+        with pytest.raises(NothingToRetry, match="has its ticket"):
+            await retry_case(conn, 1)
