@@ -192,3 +192,12 @@ async def test_a_caught_up_poller_does_not_skip_what_changes_later(sink, state):
         assert f"{later.key}@1" in ids and json.loads(cursor)["page"] == 0
     finally:
         await follow.aclose()
+
+
+async def test_plan_previews_the_create_body_with_each_field_s_cli_name(sink, state):
+    shown = await sink.preview(draft(fields={"XDR Incident ID": "2", "Verdict": "Malicious"}))
+    assert shown.field_ids == {"XDR Incident ID": "xdrincidentid", "Verdict": "verdict"} and not shown.problems
+    assert shown.body["CustomFields"] == {"xdrincidentid": "2", "verdict": "Malicious"} and shown.body["severity"] == 3
+    refused = await sink.preview(draft(fields={"Colour": "red"}))
+    assert refused.body == {} and "no field 'Colour'" in refused.problems[0]
+    assert not state.incidents, "a preview creates nothing"

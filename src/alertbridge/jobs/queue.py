@@ -100,7 +100,7 @@ def backoff(attempt: int, retry: Retry, retry_after: float | None) -> float:
 _EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
 # New tickets first: a burst of repeat comments must not hold back the first ticket of a new case.
 # Per-case order is kept by the blocking rule, not by this order.
-_PRIORITY = case((jobs.c.kind == "create_ticket", 0), else_=1)
+_PRIORITY = case((jobs.c.kind.in_(("create_ticket", "create_sink_ticket")), 0), else_=1)
 
 
 class JobQueue:

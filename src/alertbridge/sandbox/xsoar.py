@@ -6,9 +6,8 @@
     POST /entry                                 an entry in an open investigation (412 once it is closed)
     GET  /incidentfields/associatedTypes/{type} the fields of an incident type ([] for a type it does not know)
 
-Spec: ../shared/vendor/xsoar/xsoar-server-api-swagger-2.0.json. The API key
-goes as it is in ``Authorization`` (and its id in ``x-xdr-auth-id`` when one is
-set, as XSOAR 8 wants). A search sees an incident only ``search_lag_seconds``
+Spec: ../shared/vendor/xsoar/xsoar-server-api-swagger-2.0.json. The API key goes as it is in ``Authorization``
+(its id in ``x-xdr-auth-id`` when one is set, as XSOAR 8 wants). A search sees an incident only ``search_lag_seconds``
 after it was made, as the server's index does; ``size`` 0 returns nothing, as
 the spec says. The query language is the small part the hub uses:
 ``field:value``, ``field:"value"`` and ``field:>="time"`` (also >, <, <=) joined by

@@ -25,6 +25,7 @@ from ...errors import AuthFailed, Permanent
 from ...model import Severity
 from . import fields as xf
 from .api import ACTIVE, CLOSED, XsoarAccess, client, incident, quoted, search, status_of
+from ..operator_roles import PreviewedTicket, TicketPreview
 from ..roles import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget
 
 # The quick reference's mapping (Critical 4 … Low 1); XSOAR's Informational is 0.5.
@@ -67,7 +68,7 @@ class XsoarTarget(TicketTarget):
     issue_type: str = Field(min_length=1, description="Incident type, as named in XSOAR (case sensitive)", examples=["Malware"])
 
 
-class XsoarSink(TicketSink):
+class XsoarSink(TicketSink, TicketPreview):
     """Opens, finds, notes and closes incidents in one XSOAR server."""
 
     type = "xsoar"
@@ -157,6 +158,15 @@ class XsoarSink(TicketSink):
         name, category = status_of(current)
         closed = current.get("status") == CLOSED
         return TicketStatus(name, category, (current.get("closeReason") or None) if closed else None)  # type: ignore[arg-type]
+
+    async def preview(self, draft: TicketDraft) -> PreviewedTicket:
+        """Return the create request body, with each field's cliName (reads the incident type's fields only)."""
+        try:
+            body = await self._create_body(draft)
+            fields = await self._fields(draft.issue_type)
+        except Permanent as exc:
+            return PreviewedTicket({}, {}, [str(exc)])
+        return PreviewedTicket(body, {name: xf.resolve(name, fields, draft.issue_type).cli_name for name in draft.fields}, [])
 
     async def check(self, targets: list[TicketDraft]) -> list[str]:
         """Return every problem creating these drafts would meet: an unknown incident type, field or select value."""
