@@ -186,7 +186,8 @@ class Settings(StrictModel):
     )
     listen: str = Field(default="127.0.0.1:8080", description="host:port for the HTTP server")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for /api; the admin API is off without it")
-    workers: int = Field(default=8, ge=1, le=256, description="Concurrent job runners in this process")
+    workers: int = Field(default=32, ge=1, le=256, description="Jobs in flight at once in this process (asyncio tasks); each "
+                         "sink's `rate_limit` and connection slots bound what it is sent")
     lease: Duration = Field(default=60.0, description="How long a claimed job is ours before another worker may take it over")
     search_lag: Duration = Field(default=10.0, description="How long after a possible create to trust a label search that finds nothing")
     max_body_bytes: int = Field(default=1_048_576, description="Largest webhook body accepted (413 above)")

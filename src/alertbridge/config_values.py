@@ -1,4 +1,4 @@
-"""How config values are read: `${VAR}` / `${VAR:-default}` from the environment, `*_file` secrets, durations."""
+"""How config values are read: `${VAR}` / `${VAR:-default}` from the environment, `*_file` secrets, durations, rates."""
 
 from __future__ import annotations
 
@@ -24,6 +24,22 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(value: Any) -> float:
+    """Turn '10/s', '600/min', '1000/h' or a number of calls per second into calls per second."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _RATE.match(str(value))
+    if not match:
+        raise ValueError(f"not a rate: {value!r} (use e.g. 10/s, 600/min, 1000/h)")
+    return float(match.group(1)) / _PER[match.group(2)]
+
+
+Rate = Annotated[float, BeforeValidator(parse_rate)]
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

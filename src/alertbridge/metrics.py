@@ -8,6 +8,7 @@ ALERTS_RECEIVED = Counter("alertbridge_alerts_received_total", "Webhook and poll
 ALERTS_REJECTED = Counter("alertbridge_alerts_rejected_total", "Webhook requests refused", ["source", "reason"])
 ALERTS_ROUTED = Counter("alertbridge_alerts_routed_total", "Alerts after routing", ["route", "outcome"])
 JOBS = Gauge("alertbridge_jobs", "Jobs by state", ["state"])
+JOBS_IN_FLIGHT = Gauge("alertbridge_jobs_in_flight", "Jobs this process is running right now (asyncio tasks)")
 JOB_LATENCY = Histogram(
     "alertbridge_job_latency_seconds", "From a job's creation to its completion", ["kind"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),

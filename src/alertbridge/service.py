@@ -1,7 +1,7 @@
 """The running hub: intake writer, inbox processor, pollers and job workers in one asyncio process.
 
 ``alertbridge serve`` runs all of them behind the HTTP app; ``alertbridge worker``
-runs only workers (jobs/runner.py), for scale-out on PostgreSQL. Every loop wakes
+runs only the job dispatcher (jobs/dispatch.py), for scale-out on PostgreSQL. Every loop wakes
 on an event when work arrives in this process and polls the database otherwise,
 so work written by another process is picked up within ``poll_interval``.
 """
@@ -22,7 +22,9 @@ from . import connectors
 from .config import Config
 from .connectors.notify_roles import ReviewWriter
 from .connectors.roles import Enricher, Notifier, Parser, Poller, TicketSink
+from .jobs.budget import sink_budgets
 from .jobs.context import JobContext
+from .jobs.dispatch import Dispatcher
 from .jobs.queue import JobQueue, job_counts
 from .jobs.runner import JobRunner
 from .metrics import DEAD_LETTERS, INBOX_PENDING, JOBS
@@ -47,7 +49,9 @@ class Hub:
         self.config = config
         self.poll_interval = poll_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.store = Store(settings.database, pool_size=min(settings.workers + 5, 40))
+        # Jobs hold a connection only between their calls: a pool much smaller than `workers` serves them (and several
+        # processes stay under PostgreSQL's connection limit).
+        self.store = Store(settings.database, pool_size=min(settings.workers + 5, 20))
         self.sources: dict[str, Parser] = {
             name: connectors.load(connectors.SOURCES, cfg.type)(name, cfg) for name, cfg in config.sources.items()
         }
@@ -68,7 +72,8 @@ class Hub:
         self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
         self.job_context = JobContext(self.store, self.queue, config, self.sources, self.sinks, self.notifiers, self.pipeline.reprocess,
                                       self.reviews)
-        self.runner = JobRunner(self.job_context, poll_interval=poll_interval)
+        self.runner = JobRunner(self.job_context)
+        self.budgets = sink_budgets({name: cfg.rate_limit for name, cfg in config.sinks.items()}, self.store)
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -89,8 +94,10 @@ class Hub:
                 self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
             if told := [name for name, cfg in self.config.notifiers.items() if cfg.health]:
                 self._tasks.append(asyncio.create_task(self._watch_health_forever(told), name="health"))
-        for i in range(self.config.settings.workers if workers is None else workers):
-            self._tasks.append(asyncio.create_task(self.runner.work_forever(self.stopping, self.jobs_ready), name=f"worker-{i}"))
+        capacity = self.config.settings.workers if workers is None else workers
+        if capacity:
+            dispatcher = Dispatcher(self.runner, self.budgets, capacity=capacity, poll_interval=self.poll_interval)
+            self._tasks.append(asyncio.create_task(dispatcher.run_forever(self.stopping, self.jobs_ready), name="dispatcher"))
 
     async def aclose(self) -> None:
         """Stop the loops, let running jobs finish within `shutdown_grace`, release the rest, close connections."""
@@ -104,6 +111,8 @@ class Hub:
                     task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.aclose()
+        for budget in self.budgets.values():
+            await budget.aclose()
         pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
         for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.enrichers, *pollers]:
             await connector.aclose()

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ..config_values import Rate
 from ..errors import ConnectorError
 from ..model import Alert, CaseEvent, Severity, TicketEvent, TicketHistory
 from .webhook_auth import StrictModel, WebhookAuth
@@ -196,6 +197,11 @@ class SinkConfig(StrictModel):
     """Fields every sink has."""
 
     type: str = Field(description="Connector type", examples=["jira"])
+    rate_limit: Rate | None = Field(
+        default=None, gt=0, description="Most calls per second the hub sends this sink, all its processes together (on PostgreSQL, "
+        "shared through the database); new Critical/High tickets go first, repeat comments last. Unset: no budget",
+        examples=["10/s", "600/min"],
+    )
 
 
 class TicketTarget(StrictModel):

@@ -31,8 +31,9 @@ from sqlalchemy import bindparam, func, select, update
 from .. import failpoints
 from ..config import Config, Route
 from ..config_sinks import route_for_sink
+from ..connectors._http import Clock
 from ..connectors.roles import BulkCreate, TicketDraft, TicketRef
-from ..errors import ConnectorError, Permanent, Retryable
+from ..errors import ConnectorError, Permanent, RateLimited, Retryable
 from ..model import Alert, case_reference
 from ..pipeline.process import decode
 from ..pipeline.route import draft_ticket
@@ -43,6 +44,8 @@ from .queue import Job, release_held
 from .tickets import save_ticket, ticket_of
 
 log = structlog.get_logger("alertbridge.jobs")
+
+SPLIT_WAIT = 5.0  # a refused bulk is sent again in halves after its Retry-After, if no longer than this; else rescheduled
 
 
 def revision(route: Route) -> str:
@@ -142,7 +145,7 @@ async def run(ctx: JobContext, job: Job, payload: CreateTicket | CreateSinkTicke
     failpoints.hit("create.after_commit")
 
 
-async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate) -> dict[int, Exception | None]:
+async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate, clock: Clock) -> dict[int, Exception | None]:
     """Create the tickets of several fresh cases in bulk calls; return each job's error or None."""
     async with ctx.store.read() as conn:
         rows = (await conn.execute(select(cases).where(cases.c.id.in_([j.case_id for j in jobs])))).mappings().all()
@@ -159,37 +162,62 @@ async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate) -> dic
         return outcomes
     instance = await ctx.instance()
     first = await first_alerts(ctx, [job.case_id for job in fresh])
-    drafts, claims, sent = [], [], []
+    drafts: dict[int, TicketDraft] = {}
+    claims = []
     for job in fresh:
         case = by_id[job.case_id]
         ref = case["reference"] or case_reference(instance, case["id"])
         try:
             route = route_of(ctx, case)
-            drafts.append(render(route, case, first.get(case["id"]), ref))
+            drafts[job.id] = render(route, case, first.get(case["id"]), ref)
         except Permanent as exc:
             outcomes[job.id] = exc
             continue
         claims.append((case["id"], ref, revision(route)))
-        sent.append(job)
-    if not sent:
-        return outcomes
-    await _claim(ctx, claims)
+    sent = [job for job in fresh if job.id in drafts]
+    if sent:
+        await _claim(ctx, claims)
+        outcomes |= await _send_bulk(ctx, sink, sent, drafts, clock)
+    return outcomes
+
+
+async def _send_bulk(ctx: JobContext, sink: BulkCreate, jobs: list[Job], drafts: dict[int, TicketDraft],
+                     clock: Clock) -> dict[int, Exception | None]:
+    """Send one bulk create; the drafts it refused outright go again as two smaller bulks, down to single creates.
+
+    Only a refusal is sent again at once: a 429, or a request that never left — nothing was created. After any
+    other failure (a timeout, a 5xx) the tickets may exist: those jobs search before they try again.
+    """
     failpoints.hit("create.before_call")
     try:
-        results = await sink.create_many(drafts)
+        results = await sink.create_many([drafts[job.id] for job in jobs])
     except ConnectorError as exc:
-        await _after_failed_create(ctx, [job.case_id for job in sent], exc)
-        raise
+        results = [exc] * len(jobs)
     failpoints.hit("create.after_remote")
-    for job, result in zip(sent, results, strict=True):
-        if isinstance(result, ConnectorError):
-            await _after_failed_create(ctx, [job.case_id], result)
-            outcomes[job.id] = result
-        else:
-            await _record(ctx, job, result)
-            failpoints.hit("create.after_commit")
-            outcomes[job.id] = None
+    created = [(job, result) for job, result in zip(jobs, results, strict=True) if isinstance(result, TicketRef)]
+    await _record_many(ctx, created)
+    outcomes: dict[int, Exception | None] = {job.id: None for job, _ in created}
+    refused = [(job, result) for job, result in zip(jobs, results, strict=True) if _refused(result)]
+    failed = [(job, result) for job, result in zip(jobs, results, strict=True) if not isinstance(result, TicketRef) and not _refused(result)]
+    for error in {id(result): result for _, result in failed}.values():
+        await _after_failed_create(ctx, [job.case_id for job, result in failed if result is error], error)
+    outcomes |= {job.id: result for job, result in failed}
+    wait = max((result.retry_after or 0.0 for _, result in refused), default=0.0)
+    if len(refused) < 2 or wait > SPLIT_WAIT:
+        # One draft left, or a long pause asked for: the scheduler retries it after Retry-After, without a search.
+        await _after_failed_create(ctx, [job.case_id for job, _ in refused], Retryable("refused", sent=False))
+        return outcomes | {job.id: result for job, result in refused}
+    log.info("bulk create refused: sending it again as smaller bulks", sink=sink.name, drafts=len(refused), wait=wait)
+    await clock.sleep(wait)
+    half = (len(refused) + 1) // 2
+    for part in ([job for job, _ in refused[:half]], [job for job, _ in refused[half:]]):
+        outcomes |= await _send_bulk(ctx, sink, part, drafts, clock)
     return outcomes
+
+
+def _refused(result: TicketRef | ConnectorError) -> bool:
+    """Tell whether the sink certainly created nothing for this draft: a 429, or a request that never left."""
+    return isinstance(result, RateLimited) or (isinstance(result, Retryable) and not result.sent)
 
 
 async def _run_alone(ctx: JobContext, job: Job) -> Exception | None:
@@ -214,18 +242,42 @@ async def _claim(ctx: JobContext, claims: list[tuple[int, str, str]], further: s
 
 
 async def _record(ctx: JobContext, job: Job, ticket: TicketRef, further: str | None = None) -> None:
-    """Record the case's ticket, finish the job and let the jobs held for want of a ticket run, in one transaction."""
+    """Record the case's ticket (in its further sink `further`), finish the job and release the held jobs, in one transaction."""
+    if further is None:
+        await _record_many(ctx, [(job, ticket)])
+        return
     async with ctx.store.tx() as conn:
         await save_ticket(conn, job.case_id, further, ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created")
         await release_held(conn, [job.case_id])
         await ctx.queue.complete(job, conn)
     log.info("ticket created", case=job.case_id, sink=further, ticket=ticket.key, url=ticket.url)
+    failpoints.hit("create.after_commit")
+
+
+async def _record_many(ctx: JobContext, created: list[tuple[Job, TicketRef]]) -> None:
+    """Record the tickets of several cases, finish their jobs and release their held jobs, in one transaction."""
+    if not created:
+        return
+    async with ctx.store.tx() as conn:
+        await conn.execute(_SET_TICKET, [{"case": job.case_id, "ticket": ticket.key, "link": ticket.url} for job, ticket in created])
+        await release_held(conn, [job.case_id for job, _ in created])
+        await ctx.queue.complete_many([job for job, _ in created], conn)
+    for job, ticket in created:
+        log.info("ticket created", case=job.case_id, ticket=ticket.key, url=ticket.url)
+        failpoints.hit("create.after_commit")
+
+
+_SET_TICKET = update(cases).where(cases.c.id == bindparam("case")).values(
+    ticket_key=bindparam("ticket"), ticket_url=bindparam("link"), ticket_status="created",
+)
 
 
 async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError, further: str | None = None) -> None:
     """Adjust the claims after a create failed, so the next attempt searches exactly when it must."""
     if isinstance(error, Permanent) and error.status is not None and error.status < 500:
         claim = None  # the sink refused the request outright: nothing was created, no search needed
+    elif isinstance(error, RateLimited):
+        claim = None  # a 429 is answered before the request is processed: nothing was created, no search lag to wait out
     elif isinstance(error, Retryable) and not error.sent:
         claim = None  # the request never left (connection refused, no free connection): no search lag to wait out
     elif isinstance(error, Retryable):

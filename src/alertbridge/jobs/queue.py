@@ -1,19 +1,22 @@
 """The job queue: a table in the same database as the cases (transactional outbox).
 
 Every side effect is a row in ``jobs``, written in the transaction that
-changed the case. Workers claim one job at a time:
+changed the case. The dispatcher (jobs/dispatch.py) claims a batch of jobs in
+one statement and writes the outcomes of a batch in one executemany:
 
 - **per-case order**: a job is claimable only when no earlier job of its case (and
   lane) is pending, running or dead, so a case's jobs run one at a time, in order, and a
   dead job holds the jobs behind it until it is replayed or discarded; the jobs of a
   route's further sinks each run in their own lane (jobs/tickets.py);
-- **leases**: a claimed job belongs to its worker until ``lease_until``; the
-  worker extends the lease while it runs, and if it dies another worker takes the
+- **leases**: a claimed job belongs to its worker until ``lease_until``; one
+  heartbeat per process extends the leases of all its running jobs, and if it dies another worker takes the
   job over once the lease has expired — no operator action;
 - **claims** use ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers on
   many machines never wait on each other; SQLite serializes writers anyway;
-- **retries**: transient failures back off exponentially with jitter, never
-  sooner than the vendor's Retry-After; permanent ones are dead-lettered at once;
+- **retries**: transient failures run again after the delay the caller chose (the
+  sink's health and Retry-After, jobs/sink_health.py) or else back off
+  exponentially with jitter, never sooner than Retry-After; permanent ones are
+  dead-lettered at once;
 - **held**: a job that needs its case's ticket, on a case that has none (its
   create was discarded), waits in state ``held`` — it blocks nothing, so a fresh
   create can run — and goes back to ``pending`` when the case gets its ticket.
@@ -27,18 +30,26 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Retry
 from ..errors import AlertbridgeError, Permanent, Retryable
 from ..store import Store
-from ..store.tables import jobs
+from ..store.tables import cases, jobs
 
 STATES = ("pending", "running", "done", "dead", "held", "discarded")
+# The kinds whose handlers call their case's sink: a paused sink's jobs of these kinds wait, the others run.
+SINK_KINDS = ("create_ticket", "create_sink_ticket", "comment_repeats", "update_fields", "transition", "sync_members",
+              "attach_evidence", "playbook_comment", "review")
+
+# The line for the call budget and for claims: new Critical/High tickets first, repeat comments last. Per-case order is
+# kept by the blocking rule, not by this order.
+URGENT_CREATE, CREATE, OTHER, REPEATS = range(4)
 
 
 class JobPayload(BaseModel):
@@ -63,6 +74,19 @@ class Job:
     payload: dict[str, Any]
     attempts: int
     created_at: float
+    sink: str | None = None  # the sink of the job's case, if it has one
+    rank: int = OTHER  # its place in the line for claims and the call budget
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a claimed job's attempt ended, to be written with the others of its batch: the new state and its columns."""
+
+    job: Job
+    state: str  # pending (retry, or released untouched), dead or held
+    run_after: float
+    error: str | None = None
+    uncounted: bool = False  # released or held: the attempt does not count against max_attempts
 
 
 async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0,
@@ -92,27 +116,37 @@ def backoff(attempt: int, retry: Retry, retry_after: float | None) -> float:
     ceiling = min(retry.max_delay, retry.base_delay * 2 ** (attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
     if retry_after is not None:
-        # A little jitter on top, so many jobs told the same Retry-After don't all return in the same instant.
-        delay = max(delay, retry_after + random.uniform(0, min(1.0, retry_after * 0.1 + 0.05)))
+        delay = max(delay, after(retry_after))
     return delay
 
 
+def after(retry_after: float) -> float:
+    """Return Retry-After with a little jitter on top, so many jobs told the same Retry-After don't all return in one instant."""
+    return retry_after + random.uniform(0, min(1.0, retry_after * 0.1 + 0.05))
+
+
+_SEVERITY = select(cases.c.severity).where(cases.c.id == jobs.c.case_id).scalar_subquery()
+# A job in a further sink's lane (jobs/tickets.py) calls that sink, not its case's.
+_SINK = func.coalesce(jobs.c.lane, select(cases.c.sink).where(cases.c.id == jobs.c.case_id).scalar_subquery())
+_CREATES = ("create_ticket", "create_sink_ticket")
+_RANK = case(
+    (and_(jobs.c.kind.in_(_CREATES), _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
+    (jobs.c.kind.in_(_CREATES), CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
+)
 _EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
-# New tickets first: a burst of repeat comments must not hold back the first ticket of a new case.
-# Per-case order is kept by the blocking rule, not by this order.
-_PRIORITY = case((jobs.c.kind.in_(("create_ticket", "create_sink_ticket")), 0), else_=1)
 
 
 class JobQueue:
-    """Claim, finish, retry and dead-letter jobs."""
+    """Claim, finish, retry and dead-letter jobs, a batch per round trip."""
 
-    def __init__(self, store: Store, retry: Retry, lease: float, worker: str):
+    def __init__(self, store: Store, retry: Retry, lease: float, worker: str, *, clock: Callable[[], float] = time.time):
         self.store = store
         self.retry = retry
         self.lease = lease
         self.worker = worker
+        self.clock = clock  # wall-clock seconds, shared by every process (a test injects its own)
 
-    def _claimable(self, now: float, limit: int = 1):
+    def _claimable(self, now: float, limit: int):
         earlier = _EARLIER
         blocked = exists().where(
             earlier.c.case_id == jobs.c.case_id,
@@ -124,34 +158,41 @@ class JobQueue:
             and_(jobs.c.state == "pending", jobs.c.run_after <= now),
             and_(jobs.c.state == "running", jobs.c.lease_until < now),
         )
-        return select(jobs).where(ready, ~blocked).order_by(_PRIORITY, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
+        return select(jobs.c.id).where(ready, ~blocked).order_by(_RANK, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
 
     async def claim(self) -> Job | None:
         """Take a ready job whose case has nothing earlier outstanding (new tickets first, then oldest), or None."""
-        claimed = await self._claim(self._claimable(time.time()))
+        claimed = await self.claim_many(1)
         return claimed[0] if claimed else None
+
+    async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None) -> list[Job]:
+        """Take up to `limit` ready jobs, at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
+        query = self._claimable(self.clock(), limit)
+        if skip_sinks:
+            query = query.where(or_(jobs.c.kind.notin_(SINK_KINDS), _SINK.is_(None), _SINK.notin_(skip_sinks)))
+        if only_sink is not None:
+            query = query.where(jobs.c.kind.in_(SINK_KINDS), _SINK == only_sink)
+        return await self._claim(query)
 
     async def claim_similar(self, kind: str, case_ids, limit: int) -> list[Job]:
         """Take up to `limit` more ready jobs of one kind among the cases `case_ids` (a subquery), for batching."""
-        query = self._claimable(time.time(), limit).where(jobs.c.kind == kind, jobs.c.case_id.in_(case_ids))
+        query = self._claimable(self.clock(), limit).where(jobs.c.kind == kind, jobs.c.case_id.in_(case_ids))
         return await self._claim(query)
 
     async def _claim(self, query) -> list[Job]:
-        now = time.time()
         if self.store.is_sqlite:
             # SQLite has one writer: look on a read connection first, so an idle worker never queues for the write lock.
             async with self.store.read() as conn:
-                if (await conn.execute(query.with_only_columns(jobs.c.id))).first() is None:
+                if (await conn.execute(query)).first() is None:
                     return []
+        # One statement: the locked ids, their new state, and what the dispatcher needs to know of each.
+        claim = update(jobs).where(jobs.c.id.in_(query)).values(
+            state="running", lease_until=self.clock() + self.lease, worker=self.worker, attempts=jobs.c.attempts + 1,
+        ).returning(*jobs.c, _SINK.label("sink"), _RANK.label("rank"))
         async with self.store.tx() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-            if rows:
-                await conn.execute(
-                    update(jobs).where(jobs.c.id.in_([r["id"] for r in rows])).values(
-                        state="running", lease_until=now + self.lease, worker=self.worker, attempts=jobs.c.attempts + 1
-                    )
-                )
-        return [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"] + 1, r["created_at"]) for r in rows]
+            rows = (await conn.execute(claim)).mappings().all()
+        claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
+        return sorted(claimed, key=lambda job: (job.rank, job.id))
 
     def _owned(self, job: Job):
         # The worker that claimed this attempt, and only while no other worker has taken it over.
@@ -159,47 +200,87 @@ class JobQueue:
 
     async def extend(self, job: Job) -> bool:
         """Push the lease forward; False if the job was taken over by another worker."""
+        return await self.renew([job]) == 1
+
+    async def renew(self, claimed: Collection[Job]) -> int:
+        """Push the leases of all these jobs forward in one statement (the process's heartbeat); return how many are still ours."""
+        if not claimed:
+            return 0
+        owned = tuple_(jobs.c.id, jobs.c.attempts).in_([(job.id, job.attempts) for job in claimed])
         async with self.store.tx() as conn:
-            result = await conn.execute(update(jobs).where(self._owned(job)).values(lease_until=time.time() + self.lease))
-        return result.rowcount == 1
+            result = await conn.execute(update(jobs).where(owned, jobs.c.state == "running", jobs.c.worker == self.worker)
+                                        .values(lease_until=self.clock() + self.lease))
+        return result.rowcount
 
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
         """Mark the job done (inside `conn` when given, with the effects it recorded)."""
-        statement = update(jobs).where(self._owned(job)).values(state="done", finished_at=time.time(), lease_until=None)
+        statement = update(jobs).where(self._owned(job)).values(state="done", finished_at=self.clock(), lease_until=None)
         if conn is not None:
             return (await conn.execute(statement)).rowcount == 1
         async with self.store.tx() as own:
             return (await own.execute(statement)).rowcount == 1
 
-    async def fail(self, job: Job, error: Exception) -> str:
-        """Schedule a retry or dead-letter the job; return the new state."""
+    async def complete_many(self, finished: Collection[Job], conn: AsyncConnection) -> None:
+        """Mark several jobs done inside `conn`, with the effects they recorded, in one executemany."""
+        statement = _COMPLETE.where(jobs.c.worker == self.worker).values(finished_at=self.clock())
+        await conn.execute(statement, [{"job_id": job.id, "attempt": job.attempts} for job in finished])
+
+    def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
+        """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
         message = str(error)[:4000]
         if isinstance(error, Retryable) and job.attempts < self.retry.max_attempts:
-            delay = backoff(job.attempts, self.retry, error.retry_after)
-            values = dict(state="pending", run_after=time.time() + delay, last_error=message, lease_until=None)
-        else:
-            if isinstance(error, Retryable):
-                message = f"gave up after {job.attempts} attempts: {message}"
-            elif not isinstance(error, Permanent):
-                message = f"{type(error).__name__}: {message}"
-            values = dict(state="dead", last_error=message, finished_at=time.time(), lease_until=None)
+            delay = backoff(job.attempts, self.retry, error.retry_after) if delay is None else delay
+            return Outcome(job, "pending", self.clock() + delay, message)
+        if isinstance(error, Retryable):
+            message = f"gave up after {job.attempts} attempts: {message}"
+        elif not isinstance(error, Permanent):
+            message = f"{type(error).__name__}: {message}"
+        return Outcome(job, "dead", self.clock(), message)
+
+    def held(self, job: Job, reason: str) -> Outcome:
+        """Return the outcome that parks a job until its case has a ticket (`release_held`): it blocks nothing meanwhile."""
+        return Outcome(job, "held", self.clock(), reason[:4000], uncounted=True)
+
+    def released(self, job: Job) -> Outcome:
+        """Return the outcome that gives a claimed job back untouched (on shutdown), so another worker can run it now."""
+        return Outcome(job, "pending", self.clock(), uncounted=True)
+
+    async def settle(self, outcomes: Collection[Outcome]) -> None:
+        """Write the outcomes of a batch of attempts in one executemany (a job another worker took over is left alone)."""
+        if not outcomes:
+            return
+        now = self.clock()
+        rows = [{
+            "job_id": o.job.id, "attempt": o.job.attempts, "new_state": o.state, "new_run_after": o.run_after, "error": o.error,
+            "finished": now if o.state == "dead" else None, "uncount": int(o.uncounted),
+        } for o in outcomes]
         async with self.store.tx() as conn:
-            await conn.execute(update(jobs).where(self._owned(job)).values(**values))
-        return values["state"]
+            await conn.execute(_SETTLE.where(jobs.c.worker == self.worker), rows)
+
+    async def fail(self, job: Job, error: Exception) -> str:
+        """Schedule a retry or dead-letter the job; return the new state."""
+        outcome = self.failure(job, error)
+        await self.settle([outcome])
+        return outcome.state
 
     async def hold(self, job: Job, reason: str) -> None:
         """Park a job until its case has a ticket (`release_held`); it blocks nothing meanwhile, so a fresh create can run."""
-        async with self.store.tx() as conn:
-            await conn.execute(update(jobs).where(self._owned(job)).values(
-                state="held", last_error=reason[:4000], lease_until=None, attempts=jobs.c.attempts - 1,
-            ))
+        await self.settle([self.held(job, reason)])
 
     async def release(self, job: Job) -> None:
         """Give a claimed job back untouched (on shutdown), so another worker can run it now."""
-        async with self.store.tx() as conn:
-            await conn.execute(
-                update(jobs).where(self._owned(job)).values(state="pending", lease_until=None, attempts=jobs.c.attempts - 1)
-            )
+        await self.settle([self.released(job)])
+
+
+_COMPLETE = update(jobs).where(
+    jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
+).values(state="done", lease_until=None)
+_SETTLE = update(jobs).where(
+    jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
+).values(
+    state=bindparam("new_state"), run_after=bindparam("new_run_after"), last_error=func.coalesce(bindparam("error"), jobs.c.last_error),
+    finished_at=bindparam("finished"), lease_until=None, attempts=jobs.c.attempts - bindparam("uncount"),
+)
 
 
 async def dead_jobs(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:

@@ -1,147 +1,155 @@
-"""The job runner: claim a job, batch creates for a bulk-capable sink, keep the leases alive, record the outcome.
+"""The job runner: run a claimed job (batching creates for a bulk-capable sink), then record the outcomes of a batch at once.
 
-Every worker task of a process runs ``work_forever``. It wakes on ``ready``
-when work arrives in this process and polls the database otherwise, so work
-written by another process is picked up within ``poll_interval``. A job that
-raises a typed error is retried or dead-lettered by the queue; one that raises
-``Held`` waits for its case's ticket; anything else (a bug, a lost database
-connection) is retried a bounded number of times.
+``attempt`` runs one job — a create for a bulk-capable sink takes other ready
+creates along — and returns each job's error or None; ``record`` writes the
+outcomes of any number of attempts in one statement. The dispatcher
+(jobs/dispatch.py) runs many attempts at once and records them together;
+``run`` does both for one job (the CLI's and the tests' way to drain a queue).
+
+A job that raises a typed error is retried or dead-lettered; a transient error
+of a sink's job is retried after the delay the sink's health gives
+(jobs/sink_health.py); one that raises ``Held`` waits for its case's ticket;
+anything else (a bug, a lost database connection) is retried a bounded number
+of times. Every attempt runs under a deadline well inside the lease, so no job
+is still running when another worker may take it over.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections.abc import Sequence
 
 import structlog
 from sqlalchemy import select
 
+from ..connectors._http import Clock
 from ..connectors.roles import BulkCreate
-from ..errors import ConnectorError, Retryable
+from ..errors import ConnectorError, Retryable, TimedOut
 from ..metrics import JOB_LATENCY, JOB_OUTCOMES
 from ..store.tables import cases
 from . import create_ticket, registry
 from .context import JobContext
 from .payloads import CreateTicket
-from .queue import Held, Job
+from .queue import SINK_KINDS, Held, Job, Outcome
+from .sink_health import SinkHealths
 
 log = structlog.get_logger("alertbridge.jobs")
 
+Result = tuple[Job, Exception | None]
+NOT_RUN = Retryable("not run: the job it was taken along with ran alone", sent=False, retry_after=0.0)
+
 
 class JobRunner:
-    """Run claimed jobs against the sinks and notifiers."""
+    """Run claimed jobs against the sinks and notifiers, and record how they ended."""
 
-    def __init__(self, ctx: JobContext, *, poll_interval: float = 0.5):
+    def __init__(self, ctx: JobContext, *, clock: Clock | None = None):
         self.ctx = ctx
         self.queue = ctx.queue
-        self.poll_interval = poll_interval
-
-    async def work_forever(self, stopping: asyncio.Event, ready: asyncio.Event) -> None:
-        """Claim and run jobs until `stopping` is set; `ready` is set whenever new work may be claimable."""
-        while not stopping.is_set():
-            try:
-                job = await self.queue.claim()
-            except Exception:
-                log.exception("claiming a job failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.poll_interval * 4)
-                continue
-            if job is None:
-                ready.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ready.wait(), self.poll_interval)
-                continue
-            await self.run(job)
-            # A finished job may unblock the next one of its case.
-            ready.set()
+        self.clock = clock or Clock()
+        self.deadline = ctx.queue.lease / 2
+        self.healths = SinkHealths(list(ctx.sinks), ctx.queue.retry, ctx.queue.clock)
+        self.in_hand: dict[int, Job] = {}  # every job this process claimed and has not recorded: the heartbeat renews them
 
     async def run(self, job: Job) -> str:
-        """Run one claimed job (with other ready creates for the same sink, in bulk); return its outcome."""
-        jobs, heartbeat = [job], None
+        """Run one claimed job (with other ready creates for the same sink, in bulk) and record it; return its outcome."""
+        self.in_hand[job.id] = job
+        return (await self.record(await self.attempt(job)))[0]
+
+    async def attempt(self, job: Job, along: Sequence[Job] = ()) -> list[Result]:
+        """Run one claimed job and the creates it takes `along` (claimed with it) or finds; return each job's error, None for done."""
+        jobs = [job, *along]
         try:
-            sink, batch = await self._more_creates(job) if job.kind == CreateTicket.kind else (None, [])
-            jobs += batch
-            heartbeat = asyncio.create_task(self._keep_leases(list(jobs)))
-            if batch:
-                errors = await create_ticket.create_many(self.ctx, jobs, sink)
-            else:
-                await registry.run(self.ctx, job)
-                errors = {job.id: None}
+            async with asyncio.timeout(self.deadline):
+                sink, more = await self._more_creates(job, len(jobs)) if job.kind == CreateTicket.kind else (None, [])
+                jobs += more
+                if sink is not None and len(jobs) > 1:
+                    errors = await create_ticket.create_many(self.ctx, jobs, sink, self.clock)
+                else:
+                    await registry.run(self.ctx, job)
+                    errors = {job.id: None}
         except Held as exc:
             errors = {job.id: exc}
         except asyncio.CancelledError:
             # Shutdown ran out of grace: hand the jobs back now rather than leave them to a lease expiry.
-            await asyncio.shield(self._release(jobs))
+            await asyncio.shield(self.release(jobs))
             raise
+        except TimeoutError:  # the call may have reached the sink: a create searches before it tries again
+            errors = dict.fromkeys((j.id for j in jobs), TimedOut(f"{job.kind} job ran past its deadline of {self.deadline:g}s"))
         except Exception as exc:  # a bug or a lost database connection: retry a bounded number of times
             if not isinstance(exc, ConnectorError):
                 log.exception("job raised an unexpected error", job=job.id, kind=job.kind)
                 exc = Retryable(f"{type(exc).__name__}: {exc}")
             errors = {j.id: exc for j in jobs}
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-        outcomes = [await self._record(j, errors.get(j.id)) for j in jobs]
-        return outcomes[0]
+        # A job taken along that the attempt did not reach (it ran only `job`) is given back as it was.
+        return [(j, errors.get(j.id, NOT_RUN)) for j in jobs]
 
-    async def _release(self, jobs: list[Job]) -> None:
+    async def release(self, jobs: list[Job]) -> None:
+        """Give claimed jobs back untouched, in one statement, so another worker can run them now."""
+        try:
+            await self.queue.settle([self.queue.released(job) for job in jobs])
+            log.info("jobs released at shutdown", jobs=[job.id for job in jobs])
+        except Exception:  # the database is gone too: the leases expire and other workers take the jobs over
+            log.warning("releasing jobs at shutdown failed; their leases will expire", jobs=[job.id for job in jobs], exc_info=True)
         for job in jobs:
-            try:
-                await self.queue.release(job)
-                log.info("job released at shutdown", job=job.id, kind=job.kind, case=job.case_id)
-            except Exception:  # the database is gone too: the lease expires and another worker takes the job over
-                log.warning("releasing a job at shutdown failed; its lease will expire", job=job.id, exc_info=True)
+            self.in_hand.pop(job.id, None)
 
-    async def _more_creates(self, job: Job) -> tuple[BulkCreate | None, list[Job]]:
-        """Claim other ready create jobs for the same bulk-capable sink, so a burst of new cases costs few calls."""
+    async def record(self, results: list[Result]) -> list[str]:
+        """Write the outcomes of these attempts in one statement; return each job's outcome: done, held, retry, dead or lost."""
+        noted: set[int] = set()
+        for job, error in results:
+            # A bulk call's one failure is one thing the sink did, not fifty.
+            if job.kind in SINK_KINDS and id(error) not in noted:
+                self.healths.note(job.sink, error)
+                noted.add(id(error))
+        outcomes = [self._outcome(job, error) for job, error in results]
+        try:
+            await self.queue.settle([outcome for outcome in outcomes if outcome is not None])
+            labels = [_label(outcome) for outcome in outcomes]
+        except Exception:
+            log.exception("recording job outcomes failed; their leases will expire and they will run again",
+                          jobs=[job.id for job, _ in results])
+            labels = ["done" if outcome is None else "lost" for outcome in outcomes]
+        for (job, error), label in zip(results, labels, strict=True):
+            self.in_hand.pop(job.id, None)
+            self._tell(job, error, label)
+        return labels
+
+    def _outcome(self, job: Job, error: Exception | None) -> Outcome | None:
+        if error is None:
+            return None  # the handler marked it done with its effects
+        if isinstance(error, Held):
+            return self.queue.held(job, str(error))
+        delay = self.healths.delay(job.sink, error) if job.kind in SINK_KINDS else None
+        return self.queue.failure(job, error, delay)
+
+    def _tell(self, job: Job, error: Exception | None, label: str) -> None:
+        if label == "done":
+            JOB_LATENCY.labels(kind=job.kind).observe(time.time() - job.created_at)
+        elif label == "held":
+            log.info("job held", job=job.id, kind=job.kind, case=job.case_id, reason=str(error))
+        elif label == "dead":
+            log.error("job dead-lettered", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(error))
+        elif label == "retry":
+            log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(error), now="pending")
+        JOB_OUTCOMES.labels(kind=job.kind, outcome=label).inc()
+
+    async def _more_creates(self, job: Job, taken: int) -> tuple[BulkCreate | None, list[Job]]:
+        """Claim other ready create jobs for the same bulk-capable sink, up to its bulk limit with the `taken` ones."""
         async with self.ctx.store.read() as conn:
             sink_name = (await conn.execute(select(cases.c.sink).where(cases.c.id == job.case_id))).scalar()
         sink = self.ctx.sinks.get(sink_name)
         if not isinstance(sink, BulkCreate):
             return None, []
         fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None))
-        return sink, await self.queue.claim_similar(CreateTicket.kind, fresh, sink.bulk_limit - 1)
+        if taken >= sink.bulk_limit:
+            return sink, []
+        more = await self.queue.claim_similar(CreateTicket.kind, fresh, sink.bulk_limit - taken)
+        self.in_hand.update((claimed.id, claimed) for claimed in more)
+        return sink, more
 
-    async def _record(self, job: Job, error: Exception | None) -> str:
-        if error is None:
-            outcome = "done"
-            JOB_LATENCY.labels(kind=job.kind).observe(time.time() - job.created_at)
-        elif isinstance(error, Held):
-            outcome = await self._hold(job, error)
-        else:
-            outcome = await self._fail(job, error)
-        JOB_OUTCOMES.labels(kind=job.kind, outcome=outcome).inc()
-        return outcome
 
-    async def _hold(self, job: Job, reason: Held) -> str:
-        try:
-            await self.queue.hold(job, str(reason))
-        except Exception:
-            log.exception("holding a job failed; its lease will expire and it will run again", job=job.id)
-            return "lost"
-        log.info("job held", job=job.id, kind=job.kind, case=job.case_id, reason=str(reason))
-        return "held"
-
-    async def _fail(self, job: Job, exc: Exception) -> str:
-        try:
-            state = await self.queue.fail(job, exc)
-        except Exception:
-            log.exception("recording a job failure failed; its lease will expire and it will run again", job=job.id)
-            return "lost"
-        if state == "dead":
-            log.error("job dead-lettered", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc))
-        else:
-            log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(exc), now=state)
-        return "retry" if state == "pending" else "dead"
-
-    async def _keep_leases(self, jobs: list[Job]) -> None:
-        while True:
-            await asyncio.sleep(self.queue.lease / 3)
-            for job in list(jobs):
-                try:
-                    if not await self.queue.extend(job):
-                        jobs.remove(job)  # finished (a bulk create records jobs one by one) or taken over
-                        log.info("lease no longer ours: job finished or taken over", job=job.id)
-                except Exception:  # a database hiccup must not end the heartbeat: try again next beat
-                    log.warning("extending a lease failed; will retry", job=job.id, exc_info=True)
+def _label(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return "done"
+    return {"held": "held", "dead": "dead"}.get(outcome.state, "retry")

@@ -21,6 +21,7 @@ import structlog
 from ...errors import ConnectorError, RateLimited, Retryable, TimedOut
 from ...metrics import RATE_LIMITED, SINK_CALLS
 from .errors import Vendor, check_response, redact
+from .gate import wait_turn
 
 log = structlog.get_logger(__name__)
 
@@ -60,11 +61,15 @@ class HttpClient:
         headers: dict[str, str] | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
         observe: Callable[[str, httpx2.Response], None] | None = None,
+        max_concurrency: int | None = None,
     ):
         self.connector = connector
         self.vendor = vendor
         self.timeout = timeout
         self._observe = observe  # sees every answer before it is checked (Jira paces itself by them)
+        # At most `max_concurrency` calls in flight (streams aside), a slot taken only once the hub's gate admitted the
+        # call: a call waiting for its budget holds no slot.
+        self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else contextlib.nullcontext()
         self._client = httpx2.AsyncClient(
             base_url=base_url, auth=auth, headers={"Accept": "application/json", **(headers or {})},
             timeout=timeout, transport=transport,
@@ -85,6 +90,7 @@ class HttpClient:
     ) -> httpx2.Response:
         """Send one request and return the answer; raise the typed error otherwise (statuses in `accept` return)."""
         outcome = "ok"
+        await wait_turn(self.connector)
         try:
             response = await self._exchange(method, url, params, json, data, files, headers)
             if self._observe is not None:
@@ -117,15 +123,17 @@ class HttpClient:
         request = self._client.build_request(
             method, url, params=params, json=json, data=data, files=files, headers=headers, extensions={"trace": progress}
         )
-        with self._typed(request, progress):
-            async with asyncio.timeout(self.timeout):
-                return await self._client.send(request)
+        async with self._slots:
+            with self._typed(request, progress):
+                async with asyncio.timeout(self.timeout):
+                    return await self._client.send(request)
 
     @contextlib.asynccontextmanager
     async def stream(self, operation: str, method: str, url: str, *, params: dict[str, Any] | None = None,
                      accept: tuple[int, ...] = ()) -> AsyncIterator[httpx2.Response]:
         """Send one request and hand over its answer unread, to be read in chunks; the deadline covers the reading too."""
         outcome = "ok"
+        await wait_turn(self.connector)
         progress = _Progress()
         request = self._client.build_request(method, url, params=params, extensions={"trace": progress})
         try:

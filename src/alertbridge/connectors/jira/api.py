@@ -18,7 +18,6 @@ query string or the headers (they hold JQL and credentials).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -99,8 +98,7 @@ class JiraApi:
         self.cloud = cloud
         self.clock = clock or Clock()
         self._http = HttpClient(sink, JIRA, base_url=base_url, auth=auth, headers=headers, timeout=timeout,
-                                transport=transport, observe=self._learn)  # fmt: skip
-        self._slots = asyncio.Semaphore(max_concurrency)
+                                transport=transport, observe=self._learn, max_concurrency=max_concurrency)  # fmt: skip
         self._paused_until = 0.0
         self._pause_reason = "unknown"
         self._endpoint_delay: dict[str, float] = {}
@@ -121,8 +119,7 @@ class JiraApi:
         """Send one request and return the response; raise the typed error otherwise (statuses in `accept` return)."""
         await self._wait_turn(operation)
         try:
-            async with self._slots:
-                return await self._http.call(operation, method, path, json=json, params=params, files=files, headers=headers, accept=accept)
+            return await self._http.call(operation, method, path, json=json, params=params, files=files, headers=headers, accept=accept)
         except RateLimited as exc:
             if exc.retry_after is None:
                 # A 429 without Retry-After or X-RateLimit-Reset: the pause it set is the best retry time to hand on.

@@ -1,0 +1,162 @@
+"""The dispatcher: one loop per process that claims due jobs in batches and runs each as an asyncio task.
+
+Many calls are in flight at once — up to ``workers`` jobs per process — so a
+sink that hangs on a few calls holds a few tasks, not the whole process. What a
+sink receives is bounded by its call budget (``rate_limit``, jobs/budget.py) and
+its connection slots, not by how many loops run. Each turn of the loop:
+
+1. records the outcomes of every job that finished since the last turn, in one
+   statement (jobs/runner.py ``record``);
+2. claims as many due jobs as there is room for, in one statement (one per
+   case: per-case order is the queue's rule), leaving the jobs of paused sinks
+   in the queue, plus one probe job for a sink whose pause is over
+   (jobs/sink_health.py);
+3. starts each claimed job as a task whose calls wait for their sink's budget
+   at the job's rank (new Critical/High tickets first, repeat comments last);
+4. waits for a job to finish, for new work (``ready``), or ``poll_interval``.
+
+One heartbeat per process renews the leases of all its jobs in one statement.
+On shutdown the loop stops claiming and lets running jobs finish; jobs still
+running when the grace is over are cancelled and released (jobs/runner.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from ..connectors._http.gate import CALL_GATE
+from ..metrics import JOBS_IN_FLIGHT
+from .budget import JobGate, SinkBudget
+from ..connectors.roles import BulkCreate
+from .payloads import CreateTicket
+from .queue import Job
+from .runner import JobRunner, Result
+
+log = structlog.get_logger("alertbridge.jobs")
+
+
+class Dispatcher:
+    """Claim jobs in batches and run them concurrently, up to `capacity` at once."""
+
+    def __init__(self, runner: JobRunner, budgets: dict[str, SinkBudget], *, capacity: int, poll_interval: float = 0.5):
+        self.runner = runner
+        self.queue = runner.queue
+        self.budgets = budgets
+        self.capacity = capacity
+        self.poll_interval = poll_interval
+        self.running: dict[asyncio.Task[list[Result]], Job] = {}
+
+    async def run_forever(self, stopping: asyncio.Event, ready: asyncio.Event) -> None:
+        """Dispatch until `stopping` is set, then let the running jobs finish (or be released when cancelled)."""
+        heartbeat = asyncio.create_task(self._renew_leases(), name="heartbeat")
+        try:
+            while not stopping.is_set():
+                await self._record_finished()
+                claimed = await self._claim()
+                for group in self._groups(claimed):
+                    self._start(group)
+                if claimed:
+                    continue  # there may be more: claim again once these are under way
+                await self._wait(ready)
+            while self.running:
+                await asyncio.wait(list(self.running), return_when=asyncio.FIRST_COMPLETED)
+                await self._record_finished()
+        except asyncio.CancelledError:
+            await asyncio.shield(self._give_back())
+            raise
+        finally:
+            heartbeat.cancel()
+
+    async def _claim(self) -> list[Job]:
+        room = self.capacity - len(self.running)
+        if room <= 0:
+            return []
+        healths = self.runner.healths
+        try:
+            claimed = await self.queue.claim_many(room, skip_sinks=healths.paused())
+            for sink in healths.probes_wanted():
+                if len(claimed) < room and (probe := await self.queue.claim_many(1, only_sink=sink)):
+                    healths.of(sink).probe()
+                    log.info("sink pause over: one job tries it", sink=sink, job=probe[0].id)
+                    claimed += probe
+        except Exception:
+            log.exception("claiming jobs failed; retrying")
+            await asyncio.sleep(self.poll_interval * 4)
+            return []
+        self.runner.in_hand.update((job.id, job) for job in claimed)
+        return claimed
+
+    def _groups(self, claimed: list[Job]) -> list[list[Job]]:
+        """Put the claimed creates of one bulk-capable sink together (one bulk call each), every other job alone."""
+        groups: list[list[Job]] = []
+        bulks: dict[str, list[Job]] = {}
+        for job in claimed:
+            sink = self.runner.ctx.sinks.get(job.sink or "")
+            if job.kind != CreateTicket.kind or not isinstance(sink, BulkCreate):
+                groups.append([job])
+                continue
+            group = bulks.get(sink.name)
+            if group is None or len(group) >= sink.bulk_limit:
+                group = bulks[sink.name] = []
+                groups.append(group)
+            group.append(job)
+        return groups
+
+    def _start(self, group: list[Job]) -> None:
+        task = asyncio.create_task(self._attempt(group), name=f"job-{group[0].id}")
+        self.running[task] = group[0]
+        JOBS_IN_FLIGHT.set(len(self.running))
+
+    async def _attempt(self, group: list[Job]) -> list[Result]:
+        # This task's own context: its calls wait for their budget at the best rank of the group.
+        CALL_GATE.set(JobGate(self.budgets, min(job.rank for job in group)))
+        return await self.runner.attempt(group[0], group[1:])
+
+    async def _record_finished(self) -> None:
+        finished = [task for task in self.running if task.done()]
+        if not finished:
+            return
+        results: list[Result] = []
+        for task in finished:
+            job = self.running.pop(task)
+            if task.cancelled():
+                continue  # released by the attempt itself
+            if (error := task.exception()) is not None:  # attempt() catches everything else: a bug in it
+                log.error("a job task failed", job=job.id, exc_info=error)
+                continue  # its lease expires and the job runs again
+            results += task.result()
+        JOBS_IN_FLIGHT.set(len(self.running))
+        await self.runner.record(results)
+
+    async def _wait(self, ready: asyncio.Event) -> None:
+        ready.clear()
+        waiter = asyncio.create_task(ready.wait())
+        try:
+            await asyncio.wait([waiter, *self.running], timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+    async def _give_back(self) -> None:
+        """Cut the running jobs short (their attempts release them), record the finished ones, release the rest."""
+        for task in self.running:
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._record_finished()
+        if self.runner.in_hand:
+            await self.runner.release(list(self.runner.in_hand.values()))
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.queue.lease / 3)
+            jobs = list(self.runner.in_hand.values())
+            try:
+                ours = await self.queue.renew(jobs)
+            except Exception:  # a database hiccup must not end the heartbeat: try again next beat
+                log.warning("renewing leases failed; will retry", jobs=len(jobs), exc_info=True)
+                continue
+            if ours < len(jobs):
+                log.info("some leases are no longer ours: finished or taken over", renewed=ours, held=len(jobs))
