@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import structlog
+
 from .context import JobContext
 from .payloads import Transition
 from .queue import Job
