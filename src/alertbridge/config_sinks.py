@@ -3,7 +3,8 @@
 Every sink gets its own ticket of the case, created exactly once and independently
 (jobs/tickets.py): one sink failing holds back no other. The summary, description
 and labels are the route's; each further sink names its own target and fields,
-because field names are a sink's own ("Incident Severity" in Jira, "Verdict" in XSOAR).
+because field names are a sink's own ("Incident Severity" in Jira, "Verdict" in XSOAR). Every target, the
+first sink's and each further one's, is checked with its sink's own `Target` model.
 """
 
 from __future__ import annotations
@@ -48,10 +49,13 @@ def sink_names(route: Route) -> list[str]:
     return [route.sink, *(t.sink for t in route.also_sinks)] if route.sink else []
 
 
-def check_also_sinks(routes: list[tuple[int, Route]], known: dict[str, Any], sinks: dict[str, SinkConfig]) -> list[str]:
-    """Check each route's further sinks: known, each named once, its target valid for that sink, its templates sound."""
+def check_targets(routes: list[tuple[int, Route]], known: dict[str, Any], sinks: dict[str, SinkConfig]) -> list[str]:
+    """Check each route's targets with their sinks' own models (a Jira route needs a project and an issue type), and its
+    further sinks: known, each named once, their field templates sound."""
     found = []
     for i, route in routes:
+        if not route.drop:
+            found += _target_problems(sinks, route.sink, route.project, route.issue_type, f"routes[{i}]")
         names = sink_names(route)
         for j, target in enumerate(route.also_sinks):
             where = f"routes[{i}].also_sinks[{j}]"
@@ -59,11 +63,17 @@ def check_also_sinks(routes: list[tuple[int, Route]], known: dict[str, Any], sin
                 found.append(f"{where}.sink: unknown sink {target.sink!r} (known: {', '.join(sorted(known)) or 'none'})")
             elif names.count(target.sink) > 1:
                 found.append(f"{where}.sink: the route files in sink {target.sink!r} already; each sink gets one ticket per case")
-            elif target.sink in sinks:
-                cls = connectors.load(connectors.SINKS, sinks[target.sink].type)
-                try:
-                    cls.Target.model_validate({"project": target.project, "issue_type": target.issue_type})
-                except ValidationError as exc:
-                    found += _format(exc, prefix=where)
+            else:
+                found += _target_problems(sinks, target.sink, target.project, target.issue_type, where)
             found += [f"{where}.fields[{name!r}]: {error}" for name, t in target.fields.items() if (error := syntax_error(t))]
     return found
+
+
+def _target_problems(sinks: dict[str, SinkConfig], sink: str | None, project: str, issue_type: str, where: str) -> list[str]:
+    if sink not in sinks:
+        return []  # an unknown sink is said once, by the route checks
+    try:
+        connectors.load(connectors.SINKS, sinks[sink].type).Target.model_validate({"project": project, "issue_type": issue_type})
+    except ValidationError as exc:
+        return _format(exc, prefix=where)
+    return []

@@ -41,6 +41,14 @@ NOTIFIERS = {
 REVIEWS = {
     "confluence": "alertbridge.connectors.confluence:ConfluenceReviews",
 }
+WRITEBACKS = {
+    "aws_security_ir": "alertbridge.connectors.aws_security_ir.writeback:SecurityIrUpdater",
+    "defender": "alertbridge.connectors.defender.writeback:DefenderUpdater",
+    "crowdstrike": "alertbridge.connectors.crowdstrike.writeback:CrowdStrikeUpdater",
+    "cortex_xdr": "alertbridge.connectors.cortex_xdr.writeback:CortexXdrUpdater",
+    "splunk_hec": "alertbridge.connectors.splunk_hec:SplunkHec",
+    "signed_webhook": "alertbridge.connectors.signed_webhook:SignedWebhook",
+}
 ENRICHERS = {
     "abuseipdb": "alertbridge.connectors.abuseipdb:AbuseIpdbEnricher",
 }

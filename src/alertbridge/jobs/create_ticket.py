@@ -42,6 +42,7 @@ from .context import JobContext
 from .payloads import CreateSinkTicket, CreateTicket
 from .queue import Job, release_held
 from .tickets import save_ticket, ticket_of
+from .writeback import enqueue_writebacks
 
 log = structlog.get_logger("alertbridge.jobs")
 
@@ -260,6 +261,10 @@ async def _record_many(ctx: JobContext, created: list[tuple[Job, TicketRef]]) ->
         return
     async with ctx.store.tx() as conn:
         await conn.execute(_SET_TICKET, [{"case": job.case_id, "ticket": ticket.key, "link": ticket.url} for job, ticket in created])
+        routes = dict((await conn.execute(select(cases.c.id, cases.c.route).where(cases.c.id.in_([job.case_id for job, _ in created])))).all())
+        now = time.time()
+        for job, _ in created:
+            await enqueue_writebacks(conn, ctx.config, {"id": job.case_id, "route": routes[job.case_id]}, event="created", at=now, category="new")
         await release_held(conn, [job.case_id for job, _ in created])
         await ctx.queue.complete_many([job for job, _ in created], conn)
     for job, ticket in created:

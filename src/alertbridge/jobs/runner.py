@@ -10,8 +10,7 @@ A job that raises a typed error is retried or dead-lettered; a transient error
 of a sink's job is retried after the delay the sink's health gives
 (jobs/sink_health.py); one that raises ``Held`` waits for its case's ticket;
 anything else (a bug, a lost database connection) is retried a bounded number
-of times. Every attempt runs under a deadline well inside the lease, so no job
-is still running when another worker may take it over.
+of times.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from sqlalchemy import select
 
 from ..connectors._http import Clock
 from ..connectors.roles import BulkCreate
-from ..errors import ConnectorError, Retryable, TimedOut
+from ..errors import ConnectorError, Retryable
 from ..metrics import JOB_LATENCY, JOB_OUTCOMES
 from ..store.tables import cases
 from . import create_ticket, registry
@@ -47,7 +46,6 @@ class JobRunner:
         self.ctx = ctx
         self.queue = ctx.queue
         self.clock = clock or Clock()
-        self.deadline = ctx.queue.lease / 2
         self.healths = SinkHealths(list(ctx.sinks), ctx.queue.retry, ctx.queue.clock)
         self.in_hand: dict[int, Job] = {}  # every job this process claimed and has not recorded: the heartbeat renews them
 
@@ -60,22 +58,19 @@ class JobRunner:
         """Run one claimed job and the creates it takes `along` (claimed with it) or finds; return each job's error, None for done."""
         jobs = [job, *along]
         try:
-            async with asyncio.timeout(self.deadline):
-                sink, more = await self._more_creates(job, len(jobs)) if job.kind == CreateTicket.kind else (None, [])
-                jobs += more
-                if sink is not None and len(jobs) > 1:
-                    errors = await create_ticket.create_many(self.ctx, jobs, sink, self.clock)
-                else:
-                    await registry.run(self.ctx, job)
-                    errors = {job.id: None}
+            sink, more = await self._more_creates(job, len(jobs)) if job.kind == CreateTicket.kind else (None, [])
+            jobs += more
+            if sink is not None and len(jobs) > 1:
+                errors = await create_ticket.create_many(self.ctx, jobs, sink, self.clock)
+            else:
+                await registry.run(self.ctx, job)
+                errors = {job.id: None}
         except Held as exc:
             errors = {job.id: exc}
         except asyncio.CancelledError:
             # Shutdown ran out of grace: hand the jobs back now rather than leave them to a lease expiry.
             await asyncio.shield(self.release(jobs))
             raise
-        except TimeoutError:  # the call may have reached the sink: a create searches before it tries again
-            errors = dict.fromkeys((j.id for j in jobs), TimedOut(f"{job.kind} job ran past its deadline of {self.deadline:g}s"))
         except Exception as exc:  # a bug or a lost database connection: retry a bounded number of times
             if not isinstance(exc, ConnectorError):
                 log.exception("job raised an unexpected error", job=job.id, kind=job.kind)

@@ -202,7 +202,7 @@ class Pipeline:
                 continue
             await _correlate_async(conn, Row(row.id, row.source, alerts))
             alerts = []
-            outcome = await apply_ticket_event(conn, item, now)
+            outcome = await apply_ticket_event(conn, item, now, self.config)
             log.info("ticket event", ticket=item.ticket_key, outcome=outcome)
         await _correlate_async(conn, Row(row.id, row.source, alerts))
 

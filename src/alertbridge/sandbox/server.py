@@ -32,6 +32,7 @@ EMULATORS = {
     "confluence": "alertbridge.sandbox.confluence",
     "xsoar": "alertbridge.sandbox.xsoar",
     "servicenow": "alertbridge.sandbox.servicenow",
+    "splunk_hec": "alertbridge.sandbox.splunk_hec",
 }
 
 

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiosqlite
+
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -27,6 +29,20 @@ def _async_url(url: str) -> str:
     parsed = make_url(url)
     driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}.get(parsed.drivername)
     return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
+async def _open_sqlite(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """Open an aiosqlite connection; when the open fails, wait for its worker thread to stop before raising."""
+    connection = aiosqlite.connect(*args, **kwargs)
+    connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does: a stuck worker never blocks exit
+    try:
+        return await connection
+    except BaseException:
+        # A failed open stops aiosqlite's worker without waiting for it; the worker then reports to the event loop,
+        # which may have closed by then ("Event loop is closed" in a thread). Wait while the loop still runs.
+        # https://github.com/omnilib/aiosqlite/pull/389
+        await asyncio.to_thread(connection._thread.join)
+        raise
 
 
 def _sync_url(url: str) -> str:
@@ -141,9 +157,11 @@ class Store:
             self.reader = self.writer
 
     def _sqlite_engine(self, *, immediate: bool, pool_size: int) -> AsyncEngine:
+        url = make_url(_async_url(self.url))
+        args, params = url.get_dialect()().create_connect_args(url)
+        params |= {"timeout": 60, "isolation_level": None}
         engine = create_async_engine(
-            _async_url(self.url), pool_size=pool_size, max_overflow=0, pool_timeout=600,
-            connect_args={"timeout": 60, "isolation_level": None},
+            url, pool_size=pool_size, max_overflow=0, pool_timeout=600, async_creator=lambda: _open_sqlite(*args, **params),
         )
         _sqlite_pragmas(engine.sync_engine, immediate=immediate)
         return engine

@@ -8,9 +8,9 @@ https://www.servicenow.com/docs/bundle/washingtondc-platform-security/page/admin
 ServiceNow answers errors as `{"error": {"message", "detail"}, "status": "failure"}`.
 Two of its statuses mean something other than what they say elsewhere:
 
-    403 "Operation Failed"   a data policy or a business rule refused the write (a mandatory field was empty),
-                             not a permission: retrying with the same values cannot help, but the
-                             credentials are fine (Permanent, not AuthFailed)
+    403 "Operation Failed"   a data policy or a business rule refused the write (a mandatory field was empty):
+                             retrying the same values cannot help, but the credentials are fine (Permanent,
+                             not AuthFailed) — unless its detail is an "ACL Exception", which is a permission
     429                      a rate limit rule; Retry-After, else X-RateLimit-Reset (epoch seconds)
                              https://www.servicenow.com/docs/bundle/washingtondc-api-reference/page/integrate/inbound-rest/concept/inbound-REST-API-rate-limiting.html
 
@@ -125,7 +125,9 @@ def _operation_failed(response: httpx2.Response) -> bool:
         error = response.json().get("error")
     except (ValueError, AttributeError):
         return False
-    return isinstance(error, dict) and error.get("message") == OPERATION_FAILED
+    if not isinstance(error, dict) or error.get("message") != OPERATION_FAILED:
+        return False
+    return not str(error.get("detail") or "").startswith("ACL Exception")
 
 
 class TableApi:

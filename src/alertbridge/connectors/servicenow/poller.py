@@ -3,7 +3,8 @@
 Per table, `sys_updated_on>=<since>^correlation_idSTARTSWITHalertbridge-^ORDERBYsys_updated_on^ORDERBYsys_id`,
 with display values, so each record reads as the Business Rule would have posted it (events.py). `sys_updated_on`
 has whole seconds: the records of the cursor's own second are read again and stored once (the item id is the
-record's version, `<table>:<sys_id>:<sys_mod_count>`); only a page that is all one second moves on by an offset.
+record's version, `<table>:<sys_id>:<sys_mod_count>`). A page that is all one second (more changes in it than a
+page holds) goes on inside that second by sys_id (`after`), then past it; "~" marks a second read to its end.
 A record changed twice between polls is seen once, in its latest version, which is what reconciling needs.
 """
 
@@ -28,7 +29,7 @@ STAMP = "%Y-%m-%d %H:%M:%S"
 
 def _valid(state: dict[str, Any]) -> bool:
     for mark in state.values():
-        if not (isinstance(mark, dict) and isinstance(mark.get("skip"), int) and isinstance(mark.get("since"), str)):
+        if not (isinstance(mark, dict) and isinstance(mark.get("after"), str) and isinstance(mark.get("since"), str)):
             return False
         try:
             datetime.strptime(mark["since"], STAMP)
@@ -64,13 +65,30 @@ class ServiceNowReconcilePoller(ServiceNowEventParser, Poller):
         items: list[dict[str, Any]] = []
         more = False
         for table in self.config.tables:
-            mark = state.get(table) or {"since": start, "skip": 0}
-            query = f"sys_updated_on>={mark['since']}^correlation_idSTARTSWITH{REFERENCE_PREFIX}^ORDERBYsys_updated_on^ORDERBYsys_id"
-            records = await self.api.query(table, query, FIELDS, limit=self.config.page_size, offset=mark["skip"], labels=True)
+            mark = state.get(table) or {"since": start, "after": ""}
+            records, state[table], full = await self._read(table, mark)
             items += [{"table": table, "operation": "update", "result": record} for record in records]
-            state[table] = _advance(mark, [value(record.get("sys_updated_on")) or mark["since"] for record in records])
-            more |= len(records) == self.config.page_size
+            more |= full
         return PollResult(items, json.dumps(state, sort_keys=True), more=more)
+
+    async def _read(self, table: str, mark: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str], bool]:
+        """Read one table's next page after its mark; return the records, the new mark, and whether a page was full."""
+        ours, size, since = f"correlation_idSTARTSWITH{REFERENCE_PREFIX}", self.config.page_size, mark["since"]
+        rest: list[dict[str, Any]] = []
+        if mark["after"] not in ("", "~"):  # inside a second with more changes than a page: the rest of it by sys_id, then what follows
+            rest = await self.api.query(table, f"sys_updated_on={since}^sys_id>{mark['after']}^{ours}^ORDERBYsys_id", FIELDS,
+                                        limit=size, labels=True)  # fmt: skip
+            if len(rest) == size:
+                return rest, {"since": since, "after": value(rest[-1].get("sys_id")) or "~"}, True
+        after = ">" if mark["after"] else ">="
+        later = await self.api.query(table, f"sys_updated_on{after}{since}^{ours}^ORDERBYsys_updated_on^ORDERBYsys_id", FIELDS,
+                                     limit=size, labels=True)  # fmt: skip
+        if not later:
+            return rest, {"since": since, "after": "~" if mark["after"] else ""}, False
+        stamps = [value(record.get("sys_updated_on")) or since for record in later]
+        if len(later) == size and stamps[0] == stamps[-1]:  # the whole page is one second: go on inside it
+            return rest + later, {"since": stamps[-1], "after": value(later[-1].get("sys_id")) or "~"}, True
+        return rest + later, {"since": stamps[-1], "after": ""}, len(later) == size
 
     def item_id(self, item: dict[str, Any]) -> str:
         """Return the record's version: `<table>:<sys_id>:<sys_mod_count>`."""
@@ -79,12 +97,3 @@ class ServiceNowReconcilePoller(ServiceNowEventParser, Poller):
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.api.aclose()
-
-
-def _advance(mark: dict[str, Any], stamps: list[str]) -> dict[str, Any]:
-    """Move a table's mark past a page: to its newest second (read again next time), or by an offset within one second."""
-    if not stamps:
-        return mark
-    if stamps[-1] == mark["since"]:
-        return {"since": mark["since"], "skip": mark["skip"] + len(stamps)}
-    return {"since": stamps[-1], "skip": 0}

@@ -81,6 +81,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         self.api = TableApi(name, config, timeout=config.timeout, transport=transport)
         self._tables: dict[str, sf.Table] = {}
         self._records: dict[str, tuple[str, str]] = {}  # number -> (table, sys_id): neither ever changes
+        self._probed = False
 
     def _ref(self, record: dict[str, Any], table: str) -> TicketRef:
         self._records[record["number"]] = (table, record["sys_id"])
@@ -236,18 +237,43 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
     # --- configuration checks -------------------------------------------------------------------
 
     async def check(self, targets: list[TicketDraft]) -> list[str]:
-        """Return every problem creating these drafts would meet: table, columns, choices, assignment group, references."""
+        """Return every problem creating these drafts would meet (table, columns, choices, assignment group, references),
+        and every configured state or close code the table does not have."""
+        if not self._probed:
+            try:  # the table every task table extends: an instance has it, whatever its plugins
+                await self.api.query("sys_db_object", "name=task", ["name"], limit=1)
+            except AuthFailed:
+                raise
+            except Permanent as exc:  # some other web service, or no Table API: one problem of the sink, not one per route
+                raise Permanent(f"not a ServiceNow instance at {self.config.url} ({exc})", status=exc.status) from None
+            self._probed = True
         problems: list[str] = []
         for draft in targets:
             errors: list[str] = []
             try:
                 await self._create_values(draft, errors)
+                errors += self._mapping_problems(await self.table(self.table_name(draft.issue_type)))
             except AuthFailed:
                 raise
             except Permanent as exc:
                 errors.append(str(exc))
             problems += [f"{draft.issue_type or self.config.table}: {error}" for error in errors]
         return list(dict.fromkeys(problems))
+
+    def _mapping_problems(self, table: sf.Table) -> list[str]:
+        """Say which of the config's `transitions` and `close_codes` name no state or close code of the table."""
+        problems = []
+        for name, label in self.config.transitions.items():
+            try:
+                sf.transition_state(table, name, self.config.transitions)
+            except Permanent as exc:
+                problems.append(f"transitions: {name} → {label}: {exc}")
+        for resolution, label in self.config.close_codes.items():
+            try:
+                sf.close_code(table, resolution, self.config.close_codes)
+            except Permanent as exc:
+                problems.append(f"close_codes: {resolution} → {label}: {exc}")
+        return problems
 
     async def check_transition(self, project: str, issue_type: str, name: str) -> list[str]:
         """Return a problem if the table has no state `name` names (itself or as a hub transition name)."""

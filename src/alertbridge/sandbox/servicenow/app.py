@@ -5,6 +5,7 @@
     GET    /api/now/table/{table}/{sys_id}
     POST   /api/now/table/{table}            201 with the record
     PATCH  /api/now/table/{table}/{sys_id}   (PUT too)
+    DELETE /api/now/table/{table}/{sys_id}   204
     POST   /oauth_token.do                   grant_type client_credentials or password (form)
 
     POST /_sandbox/records/{table}/{sys_id}  change a record as an analyst in the UI would: {"user": …, <field>: <value>}
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..faults import FaultInjection, Faults, Refusals, TokenBucket
 from . import seed
@@ -156,6 +157,13 @@ def create_app(settings: ServiceNowSettings | None = None, records: list[tuple[s
         """Change a record."""
         user = _caller(request)
         return {"result": _render(request, _instance(request).update(table, sys_id, await _body(request), user))}
+
+    @app.delete("/api/now/table/{table}/{sys_id}", status_code=204)
+    async def delete(table: str, sys_id: str, request: Request) -> Response:
+        """Delete a record."""
+        _caller(request)
+        _instance(request).delete(table, sys_id)
+        return Response(status_code=204)
 
     @app.post("/oauth_token.do")
     async def token(request: Request) -> JSONResponse:

@@ -37,8 +37,8 @@ class BusinessRule:
     def changed(self, table: str, operation: str, record: dict[str, str]) -> None:
         """Queue the outbound call for one change (called by the instance on every write)."""
         settings = self.instance.settings
-        if table not in WRITABLE or not settings.outbound_url:
-            return
+        if table not in WRITABLE or not settings.outbound_url or operation == "delete":
+            return  # the Business Rule runs after insert and update
         result = record_json(self.instance, record, base=self.base, display="all", exclude_links=True)
         body = json.dumps({"table": table, "operation": operation, "result": result}).encode()
         headers = {"Content-Type": "application/json", "X-Delivery-Id": f"{record['sys_id']}:{record['sys_mod_count']}"}

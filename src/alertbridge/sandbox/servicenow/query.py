@@ -71,6 +71,8 @@ class Query:
 
 
 def _sort_key(value: str) -> tuple[int, float, str]:
+    if value == "":
+        return (-1, 0.0, "")  # empty sorts first ascending, last descending, as NULL does in the instance's database
     number = _number(value)
     return (0, number, "") if number is not None else (1, 0.0, value)
 

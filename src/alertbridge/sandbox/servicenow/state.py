@@ -179,6 +179,14 @@ class Instance:
         self._tell(table, "update", record)
         return record
 
+    def delete(self, table: str, sys_id: str) -> None:
+        """Delete a record (its journal entries with it)."""
+        self._writable(table)
+        self.record(table, sys_id)
+        del self.tables[table][sys_id]
+        self.journal[:] = [entry for entry in self.journal if entry["element_id"] != sys_id]
+        self._tell(table, "delete", {"sys_id": sys_id})
+
     def _writable(self, table: str) -> None:
         if table not in self.tables:
             raise SnowError(400, f"Invalid table {table}")

@@ -1,13 +1,13 @@
 """case tickets: a ticket per further sink of a case's route, and job lanes so each sink's jobs run on their own
 
-Revision ID: 0008_case_tickets
-Revises: 0007_sink_rates
+Revision ID: 0009_case_tickets
+Revises: 0008_writeback
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0008_case_tickets'
-down_revision = '0007_sink_rates'
+revision = '0009_case_tickets'
+down_revision = '0008_writeback'
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

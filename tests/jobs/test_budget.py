@@ -1,0 +1,129 @@
+"""The call budget per sink: send times 1/rate apart, handed out by rank; a Critical create overtakes queued comments."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from sqlalchemy import insert
+
+from alertbridge.config import Retry
+from alertbridge.jobs.budget import JobGate, LocalSlots, SinkBudget
+from alertbridge.jobs.payloads import CommentRepeats, CreateTicket
+from alertbridge.jobs.queue import CREATE, REPEATS, URGENT_CREATE, JobQueue, enqueue
+from alertbridge.store import Store, upgrade
+from alertbridge.store.rates import SharedSlots
+from alertbridge.store.tables import cases
+from support.clock import FakeClock
+
+
+class Clock(FakeClock):
+    """Fake time that lets the other tasks run while it waits: admitted calls note when they left, new calls join the line."""
+
+    async def sleep(self, seconds: float) -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await super().sleep(seconds)
+
+
+async def admitted_in_order(budget: SinkBudget, clock: Clock, ranks: list[int], late: list[int] = ()) -> list[tuple[str, float]]:
+    """Queue calls of `ranks`, then (once the first has left) calls of `late`; return (name, send time) in the order they left."""
+    order: list[tuple[str, float]] = []
+
+    async def call(name: str, rank: int) -> None:
+        await budget.take(rank)
+        order.append((name, clock.now()))
+
+    tasks = [asyncio.create_task(call(f"r{rank}#{n}", rank)) for n, rank in enumerate(ranks)]
+    while not order:
+        await asyncio.sleep(0)
+    tasks += [asyncio.create_task(call(f"late r{rank}#{n}", rank)) for n, rank in enumerate(late)]
+    await asyncio.gather(*tasks)
+    return order
+
+
+async def test_calls_leave_one_every_interval_never_faster():
+    clock = Clock()
+    budget = SinkBudget("jira", 5.0, LocalSlots(), clock)
+    order = await admitted_in_order(budget, clock, [REPEATS] * 12)
+    times = [at for _, at in order]
+    assert len(times) == 12
+    assert all(later - earlier >= 0.2 - 1e-9 for earlier, later in zip(times, times[1:]))
+    assert times[-1] - times[0] == pytest.approx(11 * 0.2)
+
+
+async def test_a_critical_create_overtakes_queued_comments():
+    clock = Clock()
+    budget = SinkBudget("jira", 2.0, LocalSlots(), clock)
+    order = await admitted_in_order(budget, clock, [REPEATS] * 8, late=[URGENT_CREATE, CREATE])
+    names = [name for name, _ in order]
+    # The first comment had left already; the Critical create takes the very next send time, the other create the one after.
+    assert names[1].startswith("late r0") and names[2].startswith("late r1"), names
+    assert sorted(names[3:]) == sorted(f"r3#{n}" for n in range(1, 8))
+
+
+async def test_a_cancelled_call_gives_its_place_up():
+    clock = Clock()
+    budget = SinkBudget("jira", 1.0, LocalSlots(), clock)
+    first = asyncio.create_task(budget.take(REPEATS))
+    cut = asyncio.create_task(budget.take(REPEATS))
+    last = asyncio.create_task(budget.take(REPEATS))
+    await first
+    cut.cancel()
+    await last
+    assert cut.cancelled() and clock.now() - 1000.0 == pytest.approx(1.0)  # `last` left one interval after `first`
+
+
+async def test_the_gate_charges_only_budgeted_connectors():
+    clock = Clock()
+    budget = SinkBudget("jira", 1.0, LocalSlots(), clock)
+    gate = JobGate({"jira": budget}, REPEATS)
+    for _ in range(3):
+        await gate.admit("slack")  # a notifier has no budget: it waits for nothing
+    assert clock.now() == 1000.0
+    for _ in range(3):
+        await gate.admit("jira")
+    assert clock.now() == pytest.approx(1002.0)
+
+
+@pytest.mark.postgres
+async def test_shared_send_times_never_overlap_across_processes(pg_url):
+    upgrade(pg_url)
+    stores = [Store(pg_url), Store(pg_url)]  # two processes' engines
+    try:
+        sink = f"jira-{uuid.uuid4().hex[:8]}"
+        slots = [SharedSlots(store, sink) for store in stores]
+        now = time.time()
+        firsts = await asyncio.gather(*(slots[n % 2].reserve(5, 0.1, now) for n in range(10)))
+        # Ten reservations of five send times each: fifty distinct times 0.1 s apart, starting now, whoever asked.
+        starts = sorted(firsts)
+        assert starts[0] == pytest.approx(now)
+        assert all(later - earlier == pytest.approx(0.5) for earlier, later in zip(starts, starts[1:]))
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
+async def test_claims_put_critical_creates_first_and_repeat_comments_last(db_url):
+    store = Store(db_url)
+    try:
+        async with store.tx() as conn:
+            now = time.time()
+            for n, severity in enumerate(["medium", "critical", "low", "high"]):
+                case_id = (await conn.execute(insert(cases).values(
+                    route="r", key=f"k{n}", key_hash=f"{n:064x}", state="open", title=f"case {n}", severity=severity, source="t",
+                    first_seen=now, last_seen=now, sink="jira", observables={},
+                ).returning(cases.c.id))).scalar_one()
+                await enqueue(conn, CreateTicket(), case_id=case_id) if n % 2 else None
+                await enqueue(conn, CommentRepeats(), case_id=case_id + 100)
+                await enqueue(conn, CreateTicket(), case_id=case_id) if not n % 2 else None
+        queue = JobQueue(store, Retry(), 30.0, "w1")
+        claimed = await queue.claim_many(3)
+        assert [(job.kind, job.rank) for job in claimed] == [("create_ticket", URGENT_CREATE)] * 2 + [("create_ticket", CREATE)]
+        assert {job.sink for job in claimed} == {"jira"}
+        rest = await queue.claim_many(10)
+        assert [job.kind for job in rest] == ["create_ticket"] + ["comment_repeats"] * 4
+    finally:
+        await store.aclose()
