@@ -19,13 +19,13 @@ from sqlalchemy.exc import ArgumentError
 
 from . import connectors
 from .connectors.notify_roles import ReviewConfig
-from .connectors.operator_roles import ReportPoster
 from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel
 from .errors import ConfigError
 from .lifecycle import Lifecycle, check_writebacks
 from .model import Severity
 from .notify_policy import HealthPolicy, NotifyPolicy, Playbook
 from .store.instance import NAME as INSTANCE_NAME
+from .config_reports import check_reports
 from .config_values import Duration, _format, _resolve, parse_duration  # noqa: F401 - parse_duration is public here too
 from .config_sinks import AlsoSink, check_targets
 from .templates import syntax_error
@@ -258,8 +258,7 @@ class Config:
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
-        self.reviews = reviews or {}
-        self.writebacks = writebacks or {}
+        self.reviews, self.writebacks = reviews or {}, writebacks or {}
         self.warnings = [f"sources.{name}.{warning}" for name, source in sources.items() for warning in source.warnings(name)]
 
 
@@ -304,7 +303,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     reviews = _connector_configs(sections["reviews"], "reviews", connectors.REVIEWS, problems)
     writebacks = _connector_configs(sections["writebacks"], "writebacks", connectors.WRITEBACKS, problems)
     problems += _check_routes(routes, sections) + check_writebacks(routes, sections, writebacks)
-    problems += _check_reports(data.get("reports"), sections)
+    problems += check_reports(data.get("reports"), sections)
     problems += check_targets(routes, sections["sinks"], sinks)
     if problems or settings is None:
         raise ConfigError(problems)
@@ -364,26 +363,3 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
             if error := syntax_error(rule.when, expression=True):
                 found.append(f"{where}.rules[{k}].when: {error}")
     return found
-
-
-def _check_reports(raw: Any, sections: dict[str, dict[str, Any]]) -> list[str]:
-    found, names = [], set()
-    for i, schedule in enumerate(raw if isinstance(raw, list) else []):
-        if not isinstance(schedule, dict):
-            continue
-        if schedule.get("name") in names:
-            found.append(f"reports[{i}].name: duplicate report name {schedule['name']!r}")
-        names.add(schedule.get("name"))
-        if not schedule.get("folder") and not schedule.get("notifier"):
-            found.append(f"reports[{i}]: give a folder, a notifier or both")
-        notifier = schedule.get("notifier")
-        if notifier and notifier not in sections["notifiers"]:
-            found.append(f"reports[{i}].notifier: unknown notifier {notifier!r}")
-        elif notifier and not _posts_reports(sections["notifiers"][notifier]):
-            found.append(f"reports[{i}].notifier: notifier {notifier!r} cannot post reports; write them to a folder")
-    return found
-
-
-def _posts_reports(raw: Any) -> bool:
-    type_name = raw.get("type") if isinstance(raw, dict) else None
-    return type_name in connectors.NOTIFIERS and issubclass(connectors.load(connectors.NOTIFIERS, type_name), ReportPoster)

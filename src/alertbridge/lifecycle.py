@@ -111,8 +111,15 @@ class Lifecycle(StrictModel):
 
 
 def lifecycle_of(route: Any) -> Lifecycle | None:
-    """Return a route's lifecycle: its `sync`, the default one when it names write-backs without it, else None (no sync)."""
-    return route.sync if route.sync is not None else Lifecycle() if route.writeback else None
+    """Return a route's lifecycle: its `sync`; for a route naming write-backs without one, the default lifecycle whose
+    resolved states follow the route's `resolve_transition` (none: the ticket stays as it is), as before it had write-backs;
+    else None (no sync)."""
+    if route.sync is not None or not route.writeback:
+        return route.sync
+    to = route.resolve_transition
+    done = {state: TicketMove(transition=to, resolution=route.resolve_resolution if state == SourceState.resolved else move.resolution)
+            if to else TicketMove() for state, move in DEFAULT_SOURCE_STATES.items() if state.done}
+    return Lifecycle(source_states=done)
 
 
 def check_writebacks(routes: list[tuple[int, Any]], sections: dict[str, dict[str, Any]], writebacks: dict[str, Any]) -> list[str]:

@@ -103,6 +103,15 @@ class Evidence(BaseModel):
     content: bytes = Field(default=b"", exclude=True, repr=False, description="The bytes; never stored with the alert")
 
 
+class SourceComment(BaseModel):
+    """A comment on the alert's record at its source (an AWS Security IR case comment)."""
+
+    id: str = Field(description="The vendor's comment id", examples=["000001"])
+    author: str | None = None
+    text: str
+    at: datetime | None = None
+
+
 class Alert(BaseModel):
     """One security alert, normalized."""
 
@@ -127,6 +136,7 @@ class Alert(BaseModel):
     labels: list[str] = []
     enrichment: dict[str, Any] = Field(default_factory=dict, description="Facts added by enrichers, by enricher name")
     evidence: list[Evidence] = Field(default_factory=list, description="Files to attach to the ticket")
+    comments: list[SourceComment] = Field(default_factory=list, description="The latest comments on the record at its source")
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @computed_field  # type: ignore[prop-decorator]

@@ -92,7 +92,8 @@ class Hub:
                     runner = PollRunner(self.store, source, self.worker_id, self.inbox.committed)
                     self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
             if self.config.settings.reports:
-                scheduler = ReportScheduler(self.store, self.config.settings.reports, self.notifiers)
+                scheduler = ReportScheduler(self.store, self.config.settings.reports, self.notifiers,
+                                            public_url=self.config.settings.public_url)
                 self._tasks.append(asyncio.create_task(scheduler.run_forever(self.stopping), name="reports"))
             if self.config.settings.retention.enabled:
                 self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))

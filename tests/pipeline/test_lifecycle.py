@@ -33,6 +33,18 @@ def test_the_alert_state_is_its_disposition_once_resolved():
     assert alert.model_copy(update={"status": AlertStatus.new}).state == SourceState.firing
 
 
+def test_a_route_with_write_backs_and_no_sync_resolves_as_it_did_before():
+    from alertbridge.config import Route
+    from alertbridge.lifecycle import lifecycle_of
+
+    assert lifecycle_of(Route(name="r", sink="j")) is None  # no write-backs, no sync: the route works as it always did
+    moves = lifecycle_of(Route(name="r", sink="j", writeback=["w"], resolve_transition="Close", resolve_resolution="Fixed")).source_states
+    assert (moves[SourceState.resolved].transition, moves[SourceState.resolved].resolution) == ("Close", "Fixed")
+    assert (moves[SourceState.false_positive].transition, moves[SourceState.false_positive].resolution) == ("Close", "False Positive")
+    left = lifecycle_of(Route(name="r", sink="j", writeback=["w"])).source_states
+    assert all(move.transition is None for move in left.values())  # no resolve_transition: a resolved alert leaves the ticket
+
+
 def _config(**route):
     return {
         "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},

@@ -17,7 +17,7 @@ from alertbridge.api import create_app
 from alertbridge.service import Hub
 from alertbridge.store.tables import cases, jobs, sync_changes
 from support.hub import drain
-from support.writeback import IP, hub_config, poll_into_inbox, world
+from support.writeback import IP, comment_webhook, hub_config, poll_into_inbox, world
 
 
 def calls(app, method: str, fragment: str) -> int:
@@ -68,7 +68,8 @@ async def test_false_positive_in_jira_is_written_back_once_and_the_polls_do_not_
             assert await drain(hub) == []
             assert await job_kinds(hub) == jobs_before
             async with hub.store.read() as conn:
-                echoed = (await conn.execute(select(sync_changes.c.system, sync_changes.c.echoed).where(sync_changes.c.by_hub == 1))).all()
+                echoed = (await conn.execute(select(sync_changes.c.system, sync_changes.c.echoed)
+                                          .where(sync_changes.c.by_hub == 1, sync_changes.c.field == "status"))).all()
             assert sorted(echoed) == [("defender", 1), ("sir", 1)]
         await hub.aclose()
     assert calls(w.defender, "PATCH", "alerts_v2/") == 1
@@ -115,6 +116,42 @@ async def test_both_sides_change_the_status_and_the_owner_wins(tmp_path, owner):
         assert (alert["status"], calls(w.defender, "PATCH", "alerts_v2/")) == ("inProgress", 0)
 
 
+async def test_comments_go_both_ways_once_and_never_come_back(tmp_path):
+    with world() as w:
+        hub = Hub(hub_config(tmp_path, w.urls, writeback=["sir-back"], on_repeat="ignore"))
+        app = create_app(hub, run_loops=False)
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as client:
+            await poll_into_inbox(hub, "sir")
+            await drain(hub)
+            # A responder comments on the Security IR case: the poller reads it, the hub comments it on the ticket.
+            case = w.sir.state.sir.cases["8403556009"]
+            case["comments"].append({"commentId": "000901", "body": "Isolated the instance.", "createdDate": _epoch(), "creator": "responder"})
+            case["lastUpdatedDate"] = _epoch()
+            await poll_into_inbox(hub, "sir")
+            assert await drain(hub) == ["mirror_comment:done"]
+            issue = w.jira.state.jira.get("SOC-1")
+            (mirrored,) = issue.comments
+            # Jira's webhook for that comment is the hub's own: nothing goes back to AWS.
+            body, headers = comment_webhook("SOC-1", mirrored["id"], "[AWS Security Incident Response responder] Isolated the instance.")
+            assert (await client.post("/hooks/jira-events", content=body, headers=headers)).status_code == 202
+            assert await drain(hub) == []
+            # An analyst's comment in Jira goes to the case, once; the next poll lists it and the responder's again: nothing moves.
+            body, headers = comment_webhook("SOC-1", "99999", "Rotated the keys.")
+            assert (await client.post("/hooks/jira-events", content=body, headers=headers)).status_code == 202
+            assert await drain(hub) == ["writeback:done"]
+            await poll_into_inbox(hub, "sir")
+            assert await drain(hub) == []
+        await hub.aclose()
+    assert len(w.jira.state.jira.get("SOC-1").comments) == 1
+    assert [c["body"] for c in case["comments"]] == ["Isolated the instance.", "[SOC-1 5c5f880629be9642ba529340] Rotated the keys."]
+
+
+def _epoch() -> float:
+    import time
+
+    return time.time()
+
+
 def _analyst(w, key: str) -> str:
     return w.jira.state.jira.get(key).history[-1]["author"]
 
@@ -126,3 +163,22 @@ def _now() -> str:
 
 
 assert IP  # the shared IP groups both sources' alerts into one case
+
+
+async def test_a_siem_feedback_hears_only_of_cases_from_its_sources(tmp_path):
+    with world() as w:
+        config = hub_config(tmp_path, w.urls, writeback=["hec"], on_repeat="ignore")
+        config.writebacks["hec"] = config.writebacks["hec"].model_copy(update={"sources": ["sir"]})
+        hub = Hub(config)
+        await poll_into_inbox(hub, "defender")
+        assert await drain(hub) == ["create_ticket:done"]  # a Defender-only case: this collector is not told
+        await poll_into_inbox(hub, "sir")
+        await drain(hub)
+        w.jira.state.jira.transition("SOC-1", "Done", "Done")
+        body, headers = w.jira_webhook("SOC-1")
+        app = create_app(hub, run_loops=False)
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as client:
+            assert (await client.post("/hooks/jira-events", content=body, headers=headers)).status_code == 202
+        assert "writeback:done" in await drain(hub)  # now the case has a Security IR alert: the close is told
+        await hub.aclose()
+    assert [e["event"]["action"] for e in w.hec.state.hec.events] == ["ticket_closed"]

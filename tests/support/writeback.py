@@ -50,6 +50,23 @@ class World:
                       "X-Atlassian-Webhook-Identifier": f"d-{key}-{len(issue.history)}"}
 
 
+def signed(body: bytes, delivery: str) -> dict[str, str]:
+    """Return the headers of a Jira webhook delivery signed with the hub's secret."""
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature": f"sha256={digest}", "Content-Type": "application/json", "X-Atlassian-Webhook-Identifier": delivery}
+
+
+def comment_webhook(key: str, comment_id: str, text: str) -> tuple[bytes, dict[str, str]]:
+    """Return Jira's comment_created webhook (the real sample, reshaped) for a comment on one of our issues."""
+    from conftest import vendor_json
+
+    payload = vendor_json("jira/webhook-cloud-comment_created.json")
+    payload["issue"]["key"] = key
+    payload["comment"] |= {"id": comment_id, "body": text}
+    body = json.dumps(payload).encode()
+    return body, signed(body, f"c-{key}-{comment_id}")
+
+
 def defender_alert() -> dict[str, Any]:
     """One new Defender alert with the IP the case is grouped by."""
     return defender.synthetic_alert(1, datetime.now(UTC) - timedelta(minutes=5))

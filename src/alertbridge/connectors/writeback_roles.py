@@ -9,6 +9,7 @@ and what the sync asks of a ticket sink, where it can tell:
 
     ChangeIds ....... the id of a ticket's latest status change (Jira's changelog id): its webhook echo is known by it
     Resolutions ..... the sink's resolutions, so `check --live` reports those a route's lifecycle leaves unmapped
+    CommentIds ...... adds a comment and returns its id: a source's comment mirrored in is known when the webhook shows it
 
 Every write-back names the sources it writes back for (`sources`); a route lists
 the write-backs it uses (`writeback`) and its lifecycle (`sync`, lifecycle.py)
@@ -54,9 +55,11 @@ class SourceWrite:
 
 @dataclass(frozen=True)
 class WriteReceipt:
-    """What the vendor said back: the stamp of the version the write made, when it tells (Graph's lastUpdateDateTime)."""
+    """What the vendor said back: the stamp of the version the write made, when it tells (Graph's lastUpdateDateTime),
+    and the ids of comments the write added (Security IR's closing comment), so the next poll knows them as the hub's."""
 
     revision: str | None = None
+    comments: tuple[str, ...] = ()
 
 
 class Writeback(ABC):
@@ -138,3 +141,11 @@ class Resolutions(ABC):
     @abstractmethod
     async def resolutions(self) -> list[str]:
         """Return the resolution names."""
+
+
+class CommentIds(ABC):
+    """A sink that returns the id of a comment it adds (Jira's comment id), which its comment webhook carries."""
+
+    @abstractmethod
+    async def add_comment(self, key: str, text: str) -> str:
+        """Add a plain-text comment; return its id."""

@@ -9,7 +9,9 @@ waiting when it comes, so a Critical create overtakes comments queued before it.
 Send times come from ``Slots``: in memory for one process (SQLite), or from a
 row per sink in the database on PostgreSQL (store/rates.py), so every process
 shares one budget. A process reserves a few send times per round trip: at most
-half a second's worth, and never more than calls are waiting.
+half a second's worth, and never more than calls are waiting. A send time that
+passed before its call could leave (the process was busy) is left unused rather
+than sent late, so calls never bunch: at most ``rate`` leave in any second.
 """
 
 from __future__ import annotations
@@ -80,18 +82,23 @@ class SinkBudget:
 
     async def _dispense(self) -> None:
         interval = 1.0 / self.rate
+        lead = 0.0  # how long the last reservation took: ask for send times that will not have passed when it answers
         while self.waiting():
             count = min(self.waiting(), max(1, math.floor(self.rate * RESERVE_SECONDS)))
+            asked = self.clock.now()
             try:
-                first = await self.slots.reserve(count, interval, self.clock.now())
+                first = await self.slots.reserve(count, interval, asked + lead)
             except Exception:  # the database is away: the calls wait, they are not sent over budget
                 log.warning("reserving send times failed; retrying", sink=self.sink, exc_info=True)
                 await self.clock.sleep(1.0)
                 continue
+            lead = min(1.0, self.clock.now() - asked)
             for number in range(count):
                 wait = first + number * interval - self.clock.now()
                 if wait > 0:
                     await self.clock.sleep(wait)
+                elif wait < -interval / 2:
+                    continue  # a send time that passed while this process was busy goes unused: sent late, calls would bunch
                 if not self._admit_best():
                     break  # nobody left in line: the rest of the reserved times go unused, never over budget
 

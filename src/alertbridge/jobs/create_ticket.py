@@ -196,7 +196,10 @@ async def _send_bulk(ctx: JobContext, sink: BulkCreate, jobs: list[Job], drafts:
         results = [exc] * len(jobs)
     failpoints.hit("create.after_remote")
     created = [(job, result) for job, result in zip(jobs, results, strict=True) if isinstance(result, TicketRef)]
-    await _record_many(ctx, created)
+    for job, ticket in created:
+        # One transaction per ticket, each case's key safe as soon as it is known.
+        await _record(ctx, job, ticket)
+        failpoints.hit("create.after_commit")
     outcomes: dict[int, Exception | None] = {job.id: None for job, _ in created}
     refused = [(job, result) for job, result in zip(jobs, results, strict=True) if _refused(result)]
     failed = [(job, result) for job, result in zip(jobs, results, strict=True) if not isinstance(result, TicketRef) and not _refused(result)]
@@ -244,37 +247,18 @@ async def _claim(ctx: JobContext, claims: list[tuple[int, str, str]], further: s
 
 async def _record(ctx: JobContext, job: Job, ticket: TicketRef, further: str | None = None) -> None:
     """Record the case's ticket (in its further sink `further`), finish the job and release the held jobs, in one transaction."""
-    if further is None:
-        await _record_many(ctx, [(job, ticket)])
-        return
     async with ctx.store.tx() as conn:
-        await save_ticket(conn, job.case_id, further, ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created")
+        if further is not None:
+            await save_ticket(conn, job.case_id, further, ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created")
+        else:
+            await conn.execute(update(cases).where(cases.c.id == job.case_id).values(
+                ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created",
+            ))
+            route = (await conn.execute(select(cases.c.route).where(cases.c.id == job.case_id))).scalar()
+            await enqueue_writebacks(conn, ctx.config, {"id": job.case_id, "route": route}, event="created", at=time.time(), category="new")
         await release_held(conn, [job.case_id])
         await ctx.queue.complete(job, conn)
     log.info("ticket created", case=job.case_id, sink=further, ticket=ticket.key, url=ticket.url)
-    failpoints.hit("create.after_commit")
-
-
-async def _record_many(ctx: JobContext, created: list[tuple[Job, TicketRef]]) -> None:
-    """Record the tickets of several cases, finish their jobs and release their held jobs, in one transaction."""
-    if not created:
-        return
-    async with ctx.store.tx() as conn:
-        await conn.execute(_SET_TICKET, [{"case": job.case_id, "ticket": ticket.key, "link": ticket.url} for job, ticket in created])
-        routes = dict((await conn.execute(select(cases.c.id, cases.c.route).where(cases.c.id.in_([job.case_id for job, _ in created])))).all())
-        now = time.time()
-        for job, _ in created:
-            await enqueue_writebacks(conn, ctx.config, {"id": job.case_id, "route": routes[job.case_id]}, event="created", at=now, category="new")
-        await release_held(conn, [job.case_id for job, _ in created])
-        await ctx.queue.complete_many([job for job, _ in created], conn)
-    for job, ticket in created:
-        log.info("ticket created", case=job.case_id, ticket=ticket.key, url=ticket.url)
-        failpoints.hit("create.after_commit")
-
-
-_SET_TICKET = update(cases).where(cases.c.id == bindparam("case")).values(
-    ticket_key=bindparam("ticket"), ticket_url=bindparam("link"), ticket_status="created",
-)
 
 
 async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError, further: str | None = None) -> None:

@@ -100,6 +100,16 @@ class Writeback(JobPayload):
     at: float  # when the ticket changed: a source change after it may overrule it (field ownership)
 
 
+class MirrorComment(JobPayload):
+    """Carry a comment made on the alert's record at its source (an AWS Security IR case comment) to the case's ticket."""
+
+    kind = "mirror_comment"
+    source: str
+    vendor_id: str
+    comment_id: str
+    text: str
+
+
 # --- telling people: the case_event fan-out and what it makes ----------------------------------------
 
 

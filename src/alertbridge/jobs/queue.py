@@ -189,8 +189,7 @@ class JobQueue:
         claim = update(jobs).where(jobs.c.id.in_(query)).values(
             state="running", lease_until=self.clock() + self.lease, worker=self.worker, attempts=jobs.c.attempts + 1,
         ).returning(*jobs.c, _SINK.label("sink"), _RANK.label("rank"))
-        async with self.store.tx() as conn:
-            rows = (await conn.execute(claim)).mappings().all()
+        rows = await self.store.run(_rows, claim)
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
         return sorted(claimed, key=lambda job: (job.rank, job.id))
 
@@ -207,10 +206,9 @@ class JobQueue:
         if not claimed:
             return 0
         owned = tuple_(jobs.c.id, jobs.c.attempts).in_([(job.id, job.attempts) for job in claimed])
-        async with self.store.tx() as conn:
-            result = await conn.execute(update(jobs).where(owned, jobs.c.state == "running", jobs.c.worker == self.worker)
-                                        .values(lease_until=self.clock() + self.lease))
-        return result.rowcount
+        statement = update(jobs).where(owned, jobs.c.state == "running", jobs.c.worker == self.worker).values(
+            lease_until=self.clock() + self.lease)
+        return await self.store.run(_count, statement)
 
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
         """Mark the job done (inside `conn` when given, with the effects it recorded)."""
@@ -219,11 +217,6 @@ class JobQueue:
             return (await conn.execute(statement)).rowcount == 1
         async with self.store.tx() as own:
             return (await own.execute(statement)).rowcount == 1
-
-    async def complete_many(self, finished: Collection[Job], conn: AsyncConnection) -> None:
-        """Mark several jobs done inside `conn`, with the effects they recorded, in one executemany."""
-        statement = _COMPLETE.where(jobs.c.worker == self.worker).values(finished_at=self.clock())
-        await conn.execute(statement, [{"job_id": job.id, "attempt": job.attempts} for job in finished])
 
     def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
         """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
@@ -254,8 +247,7 @@ class JobQueue:
             "job_id": o.job.id, "attempt": o.job.attempts, "new_state": o.state, "new_run_after": o.run_after, "error": o.error,
             "finished": now if o.state == "dead" else None, "uncount": int(o.uncounted),
         } for o in outcomes]
-        async with self.store.tx() as conn:
-            await conn.execute(_SETTLE.where(jobs.c.worker == self.worker), rows)
+        await self.store.run(_count, _SETTLE.where(jobs.c.worker == self.worker), rows)
 
     async def fail(self, job: Job, error: Exception) -> str:
         """Schedule a retry or dead-letter the job; return the new state."""
@@ -272,9 +264,14 @@ class JobQueue:
         await self.settle([self.released(job)])
 
 
-_COMPLETE = update(jobs).where(
-    jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
-).values(state="done", lease_until=None)
+def _rows(conn: Connection, statement) -> list:
+    return list(conn.execute(statement).mappings())
+
+
+def _count(conn: Connection, statement, rows: list[dict[str, Any]] | None = None) -> int:
+    return conn.execute(statement, rows).rowcount
+
+
 _SETTLE = update(jobs).where(
     jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
 ).values(

@@ -47,6 +47,7 @@ KINDS: dict[str, JobKind] = {kind.payload.kind: kind for kind in (
     JobKind(payloads.Review, review.run),
     JobKind(payloads.PlaybookComment, playbook.run),
     JobKind(payloads.Writeback, writeback.run),
+    JobKind(payloads.MirrorComment, writeback.mirror),
 )}
 
 

@@ -36,7 +36,7 @@ from .sink_health import SinkHealths
 log = structlog.get_logger("alertbridge.jobs")
 
 Result = tuple[Job, Exception | None]
-NOT_RUN = Retryable("not run: the job it was taken along with ran alone", sent=False, retry_after=0.0)
+NOT_RUN = Retryable("not run: the job it was taken along with ran alone", sent=False)  # given back, not counted
 
 
 class JobRunner:
@@ -94,7 +94,7 @@ class JobRunner:
         noted: set[int] = set()
         for job, error in results:
             # A bulk call's one failure is one thing the sink did, not fifty.
-            if job.kind in SINK_KINDS and id(error) not in noted:
+            if job.kind in SINK_KINDS and error is not NOT_RUN and (error is None or id(error) not in noted):
                 self.healths.note(job.sink, error)
                 noted.add(id(error))
         outcomes = [self._outcome(job, error) for job, error in results]
@@ -115,6 +115,8 @@ class JobRunner:
             return None  # the handler marked it done with its effects
         if isinstance(error, Held):
             return self.queue.held(job, str(error))
+        if error is NOT_RUN:
+            return self.queue.released(job)
         delay = self.healths.delay(job.sink, error) if job.kind in SINK_KINDS else None
         return self.queue.failure(job, error, delay)
 

@@ -10,6 +10,7 @@ does not move the ticket again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,13 +19,13 @@ from sqlalchemy import select
 
 from .. import connectors
 from ..config import Config
-from ..connectors.writeback_roles import CommentsBack, SiemFeedback, SourceUpdater, SourceWrite, TicketFeedback
+from ..connectors.writeback_roles import CommentIds, CommentsBack, SiemFeedback, SourceUpdater, SourceWrite, TicketFeedback
 from ..errors import Permanent
 from ..lifecycle import lifecycle_of
 from ..pipeline import changes
 from ..store.tables import alerts
 from .context import JobContext
-from .payloads import Writeback
+from .payloads import MirrorComment, Writeback
 from .queue import Job, enqueue
 
 log = structlog.get_logger("alertbridge.jobs")
@@ -49,8 +50,9 @@ async def enqueue_writebacks(conn: Any, config: Config, case: Mapping[str, Any],
         if kind is None or (issubclass(kind, SiemFeedback) and event == "commented"):
             continue
         if issubclass(kind, SiemFeedback):
-            await enqueue(conn, Writeback(target=name, **common), case_id=case["id"])
-            added += 1
+            if not settings.sources or any(source in settings.sources for source, _ in records):  # its `sources`: which cases it hears of
+                await enqueue(conn, Writeback(target=name, **common), case_id=case["id"])
+                added += 1
             continue
         field = "comments" if event == "commented" else "status"
         if feedback_only or event == "created" or not lifecycle.field(field).carries("source"):
@@ -129,6 +131,9 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
     ))
     async with ctx.store.tx() as conn:
         await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=receipt.revision))
+        for comment_id in receipt.comments:
+            await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "comment", note, payload.at,
+                                comment_id)
         await ctx.queue.complete(job, conn)
     log.info("alert written back", case=job.case_id, target=payload.target, alert=payload.vendor_id, state=payload.state.value)
 
@@ -145,3 +150,20 @@ async def _comment(ctx: JobContext, job: Job, payload: Writeback, target: Source
     async with ctx.store.tx() as conn:
         await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=comment_id))
         await ctx.queue.complete(job, conn)
+
+
+async def mirror(ctx: JobContext, job: Job, payload: MirrorComment) -> None:
+    """Comment the source's comment on the ticket, recording it first so its comment webhook is known as the hub's."""
+    case, key = await ctx.ticketed_case(job)
+    sink = ctx.sink(case)
+    async with ctx.store.tx() as conn:
+        row = await conn.run_sync(changes.record_write, case["id"], case["sink"], key, "comment", payload.text, time.time())
+    if isinstance(sink, CommentIds):
+        comment_id: str | None = await sink.add_comment(key, payload.text)
+    else:
+        await sink.comment(key, payload.text)
+        comment_id = None
+    async with ctx.store.tx() as conn:
+        await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=comment_id))
+        await ctx.queue.complete(job, conn)
+    log.info("source comment mirrored", case=case["id"], ticket=key, source=payload.source, comment=payload.comment_id)

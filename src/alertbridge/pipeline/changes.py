@@ -69,3 +69,11 @@ def seen_since(conn: Connection, system: str, record: str, field: str, since: fl
         sync_changes.c.by_hub == 0, sync_changes.c.at > since,
     ).order_by(sync_changes.c.id.desc()).limit(1)
     return (conn.execute(query)).scalar()
+
+
+def known(conn: Connection, system: str, record: str, field: str, change_id: str) -> bool:
+    """Tell whether a change with this id was written or seen already (a comment listed again by the next poll)."""
+    query = select(sync_changes.c.id).where(
+        sync_changes.c.system == system, sync_changes.c.record == record, sync_changes.c.field == field, sync_changes.c.change_id == change_id,
+    ).limit(1)
+    return conn.execute(query).first() is not None

@@ -100,8 +100,7 @@ class Pipeline:
         if not self.store.is_sqlite:
             return await self._process_shared(limit)
         # Parse and enrich outside the transaction: enrichers call vendor APIs, and no lock should wait on them.
-        async with self.store.read() as conn:
-            rows = (await conn.execute(_PENDING.limit(limit))).all()
+        rows = await self.store.run_read(_pending, limit)
         if not rows:
             return 0
         for segment in _segments(await self._prepare(rows)):
@@ -208,6 +207,10 @@ class Pipeline:
 
 
 _PENDING = select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.state == "pending").order_by(inbox.c.id)
+
+
+def _pending(conn: Connection, limit: int) -> list:
+    return conn.execute(_PENDING.limit(limit)).all()
 
 
 def _prepared(routed) -> Prepared | None:

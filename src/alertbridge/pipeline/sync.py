@@ -26,7 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config, Route
-from ..jobs.payloads import CaseEventJob, Transition, Writeback, enqueue_case_event
+from ..jobs.payloads import CaseEventJob, MirrorComment, Transition, Writeback, enqueue_case_event
 from ..jobs.tickets import case_of_ticket, save_ticket_change
 from ..jobs.writeback import enqueue_writebacks
 from ..lifecycle import lifecycle_of
@@ -100,7 +100,10 @@ def apply_source_alert(batch: Batch, case: Case, alert: Alert, route: Route, out
     Runs on the database thread inside correlation's batch (pipeline/batch.py).
     """
     lifecycle = lifecycle_of(route)
-    if lifecycle is None or case["id"] is None or outcome == "opened":
+    if lifecycle is None:
+        return "no sync"
+    _mirror_comments(batch, case, alert, lifecycle.field("comments").carries("ticket") and outcome != "opened")
+    if case["id"] is None or outcome == "opened":
         return "new case"  # its first state is no change; a case opened by this batch has no id yet
     conn, state, system, record = batch.conn, alert.state, alert.source.name, alert.vendor_id
     if changes.take_echo(conn, system, record, "status", state.value, alert.revision):
@@ -125,6 +128,20 @@ def apply_source_alert(batch: Batch, case: Case, alert: Alert, route: Route, out
     if state.done and route.tells:
         batch.enqueue(case, CaseEventJob(event=CaseEventKind.resolved, severity=alert.severity, at=batch.now, alert_id=alert.id))
     return "moved"
+
+
+def _mirror_comments(batch: Batch, case: Case, alert: Alert, carry: bool) -> None:
+    """Carry the source's new comments to the ticket; those the hub wrote there (known by their id) and those seen stay."""
+    for comment in alert.comments:
+        system, record = alert.source.name, alert.vendor_id
+        if changes.known(batch.conn, system, record, "comment", comment.id):
+            continue
+        if changes.take_echo(batch.conn, system, record, "comment", comment.text, comment.id):
+            continue  # the hub's own write-back, listed before its id was recorded
+        changes.record_seen(batch.conn, case["id"] or 0, system, record, "comment", comment.text, batch.now, comment.id)
+        if carry:  # the comments a new case's record already has are in its description
+            text = f"[{alert.source.product}{' ' + comment.author if comment.author else ''}] {comment.text}"
+            batch.enqueue(case, MirrorComment(source=system, vendor_id=record, comment_id=comment.id, text=text))
 
 
 def _write_pending(conn: Connection, case_id: int, source: str, vendor_id: str) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from alertbridge.api import create_app
 from alertbridge.pipeline.poll import PollRunner
-from alertbridge.store.tables import cases, ticket_transitions
+from alertbridge.store.tables import cases, sync_changes, ticket_transitions
 from support.snow import SECRET, delivered, serving, snow_hub
 from support.hub import drain
 
@@ -76,7 +76,8 @@ async def test_a_bad_signature_is_401_and_a_state_change_in_servicenow_closes_th
 
 async def test_the_hubs_own_transition_comes_back_as_an_echo(tmp_path, snow):
     app, _, snow_url = snow
-    hub = snow_hub(tmp_path, snow_url, sources=HOOK, route={"resolve_transition": "Closed", "resolve_resolution": "Done"})
+    # "Done" names no state: the echo is known by the sys_mod_count the hub's own move left, not by the status it asked for.
+    hub = snow_hub(tmp_path, snow_url, sources=HOOK, route={"resolve_transition": "Done", "resolve_resolution": "Done"})
     try:
         async with serving(create_app(hub, run_loops=False)) as hub_url:
             app.state.faults.outbound_url, app.state.faults.outbound_secret = f"{hub_url}/hooks/snow-events", SECRET
@@ -87,7 +88,7 @@ async def test_the_hubs_own_transition_comes_back_as_an_echo(tmp_path, snow):
             await drain(hub)
             await hub.inbox.put("gen", json.dumps({**alert, "status": "resolved"}).encode())
             await drain(hub)
-            await delivered(app, 2)  # the hub's own move to Closed
+            await delivered(app, 3)  # the repeat's work note, and the hub's own move to Closed
             await drain(hub)
             case = await the_case(hub)
             record = app.state.servicenow.select("sn_si_incident", f"number={case['ticket_key']}")[0]
@@ -95,6 +96,10 @@ async def test_the_hubs_own_transition_comes_back_as_an_echo(tmp_path, snow):
             async with hub.store.read() as conn:
                 moves = (await conn.execute(select(ticket_transitions.c.status, ticket_transitions.c.by_hub))).all()
             assert moves == [("Draft", 0), ("Closed", 1)], "the hub's own change is recognised, not carried back"
+            async with hub.store.read() as conn:
+                written = (await conn.execute(select(sync_changes.c.value, sync_changes.c.change_id, sync_changes.c.by_hub,
+                                                     sync_changes.c.echoed))).all()  # fmt: skip
+            assert ("Closed", record["sys_mod_count"], 1, 1) in written, written
     finally:
         await hub.aclose()
 

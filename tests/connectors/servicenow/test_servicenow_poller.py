@@ -63,7 +63,7 @@ async def test_a_second_full_of_changes_is_paged_through_and_nothing_is_missed_o
         await restarted.aclose()
         assert later == [f"incident:{made[2]['sys_id']}:1"]
         event = source.parse({"table": "incident", "result": instance.record("incident", made[2]["sys_id"])})[0]
-        assert (event.status, event.status_category, event.event_id) == ("Closed", "done", f"{made[2]['sys_id']}:1")
+        assert (event.status, event.status_category, event.event_id, event.change_id) == ("Closed", "done", f"{made[2]['sys_id']}:1", "1")
         assert json.loads(cursor)["incident"]["since"] == clock.now.strftime("%Y-%m-%d %H:%M:%S")
     finally:
         await source.aclose()

@@ -72,7 +72,9 @@ async def test_every_field_problem_is_reported_at_once_and_nothing_is_created(si
     assert emulator.state.servicenow.tables["sn_si_incident"] == {}
     problems = await sink.check([draft(fields=fields), draft(project="Nobody")])
     assert all(problem.startswith("sn_si_incident: ") for problem in problems)
-    assert "; ".join(problem.removeprefix("sn_si_incident: ") for problem in problems[:-1]) == message
+    # A check does not search for a reference's record (its value comes from a sample alert): the rest is the same.
+    assert "; ".join(problem.removeprefix("sn_si_incident: ") for problem in problems[:-1]) == message.replace(
+        "; field 'Configuration item': no cmdb_ci record named 'nope01'", "")
     assert problems[-1] == "sn_si_incident: field 'Assignment group': no sys_user_group record named 'Nobody'"
 
 
@@ -151,3 +153,24 @@ def test_the_config_needs_its_secrets_and_a_known_table():
     with pytest.raises(ValueError, match="table"):
         ServiceNowSink.Target.model_validate({"project": "SOC", "issue_type": "Bug"})
     assert ServiceNowSink.Target.model_validate({"issue_type": "Security Incident"}).issue_type == "Security Incident"
+
+
+async def test_the_last_change_is_the_sys_mod_count_our_own_transition_left(sink, emulator):
+    ref = await sink.create(draft(issue_type="incident"))
+    await sink.comment(ref.key, "a note")
+    await sink.transition(ref.key, "Done")
+    assert await sink.last_change(ref.key) == ("2", "Resolved")  # the insert is 0, the note 1, our move 2
+    await sink.transition(ref.key, "Resolved")  # already there: nothing written, so nothing of ours comes back
+    assert await sink.last_change(ref.key) == (None, "Resolved")
+    await sink.comment(ref.key, "another note")
+    assert await sink.last_change(ref.key) == ("3", "Resolved"), "without a move of ours to tell, the record's latest"
+
+
+async def test_the_history_reads_the_audit_trail_and_the_journal(sink):
+    ref = await sink.create(draft())
+    await sink.comment(ref.key, "3 more alert(s) for this case")
+    await sink.transition(ref.key, "Done", "False Positive")
+    history = await sink.history(ref.key)
+    assert history.created is not None
+    assert [(who, move) for _, who, move in history.transitions] == [("svc-alertbridge", "Draft → Closed")]
+    assert [(c.author, c.text) for c in history.comments] == [("svc-alertbridge", "3 more alert(s) for this case")]

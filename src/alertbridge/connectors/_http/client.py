@@ -67,8 +67,7 @@ class HttpClient:
         self.vendor = vendor
         self.timeout = timeout
         self._observe = observe  # sees every answer before it is checked (Jira paces itself by them)
-        # At most `max_concurrency` calls in flight (streams aside), a slot taken only once the hub's gate admitted the
-        # call: a call waiting for its budget holds no slot.
+        # At most `max_concurrency` calls in flight (streams aside), counting those waiting for the hub's gate.
         self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else contextlib.nullcontext()
         self._client = httpx2.AsyncClient(
             base_url=base_url, auth=auth, headers={"Accept": "application/json", **(headers or {})},
@@ -91,7 +90,6 @@ class HttpClient:
     ) -> httpx2.Response:
         """Send one request and return the answer; raise the typed error otherwise (statuses in `accept` return)."""
         outcome = "ok"
-        await wait_turn(self.connector)
         try:
             response = await self._exchange(method, url, params, json, data, files, headers, content)
             if self._observe is not None:
@@ -125,6 +123,8 @@ class HttpClient:
             method, url, params=params, json=json, content=content, data=data, files=files, headers=headers, extensions={"trace": progress}
         )
         async with self._slots:
+            # The slot first, then the budget: a call sent the moment its send time comes, never queued after it (a burst).
+            await wait_turn(self.connector)
             with self._typed(request, progress):
                 async with asyncio.timeout(self.timeout):
                     return await self._client.send(request)

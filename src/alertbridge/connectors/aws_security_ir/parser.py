@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from ...errors import PayloadError
-from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo, SourceState
+from ...model import Alert, AlertStatus, Observables, Severity, SourceComment, SourceInfo, SourceState
 from .._values import iso_time
 from .._values import objects as _dicts
 from .._values import text as _text
@@ -83,6 +83,8 @@ class AwsSecurityIrParser(Parser):
             url=self.config.console_url.format(region=region, case_id=case_id),
             detected_at=_first_time(payload, "actualIncidentStartDate", "reportedIncidentStartDate", "createdDate"),
             observables=Observables(ips=list(dict.fromkeys(ip for ip in ips if ip))),
+            comments=[SourceComment(id=cid, author=_text(c.get("creator")), text=body, at=iso_time(c.get("createdDate")))
+                      for c in _dicts(payload.get("comments")) if (cid := _text(c.get("commentId"))) and (body := _text(c.get("body")))],
             raw=payload,
         )]
 

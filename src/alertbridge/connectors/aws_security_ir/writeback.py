@@ -20,17 +20,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+import structlog
+from pydantic import Field, model_validator
 
 from ...model import SourceState
 from ..roles import StrictModel
 from ..writeback_roles import CommentsBack, SourceUpdater, SourceWrite, WritebackConfig, WriteReceipt
-from .api import SecurityIrApi
+from .api import AwsCredentials
 
 CaseStatus = Literal["Submitted", "Detection and Analysis", "Containment, Eradication and Recovery", "Post-incident Activities"]
 ClosureCode = Literal["Investigation Completed", "Not Resolved", "False Positive", "Duplicate"]
 COMMENT_LIMIT = 12000  # CommentBody max
 METADATA_KEY = "closureCode"
+
+log = structlog.get_logger(__name__)
 
 
 class SirVerdict(StrictModel):
@@ -62,34 +65,21 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
     type = "aws_security_ir"
     source_types = ("aws_security_ir",)
 
-    class Config(WritebackConfig):
+    class Config(WritebackConfig, AwsCredentials):
         """Credentials allowed security-ir:UpdateCaseStatus, CloseCase, UpdateCase, CreateCaseComment and GetCase."""
 
         type: Literal["aws_security_ir"] = Field(description="Connector type", examples=["aws_security_ir"])
         region: str | None = Field(default=None, description="AWS Region of the membership; unset: the boto3 chain's", examples=["us-east-1"])
-        profile: str | None = Field(default=None, description="Named profile in ~/.aws/config", examples=["security-ir-write"])
-        access_key_id: str | None = Field(default=None, description="Static access key id, only where no role or profile can be used", examples=["AKIAIOSFODNN7EXAMPLE"])
-        secret_access_key: SecretStr | None = Field(default=None, description="Secret of `access_key_id`", examples=["${AWS_SECRET_ACCESS_KEY}"])
-        role_arn: str | None = Field(default=None, description="Role to assume for the writes", examples=["arn:aws:iam::123456789012:role/alertbridge-security-ir-write"])
-        endpoint_url: str | None = Field(default=None, description="Another endpoint than AWS's, e.g. the sandbox", examples=["http://127.0.0.1:8081/aws_security_ir"])
         states: dict[SourceState, SirVerdict] = Field(default_factory=lambda: dict(DEFAULT_STATES),
                                                        description="Source state -> case status or closure code (merged over the defaults)",
                                                        examples=[{"benign": {"closure_code": "Not Resolved"}}])
-
-        @model_validator(mode="after")
-        def _key_pair(self) -> SecurityIrUpdater.Config:
-            if bool(self.access_key_id) != bool(self.secret_access_key):
-                raise ValueError("give both `access_key_id` and `secret_access_key`, or neither")
-            return self
 
     config: Config
 
     def __init__(self, name: str, config: Config, client: Any = None):
         super().__init__(name, config)
         self.verdicts = {**DEFAULT_STATES, **config.states}
-        keys = (config.access_key_id, config.secret_access_key.get_secret_value(), None) if config.access_key_id and config.secret_access_key else None
-        self.api = SecurityIrApi(region=config.region, profile=config.profile, keys=keys, role_arn=config.role_arn,
-                                 endpoint_url=config.endpoint_url, timeout=config.timeout, client=client)
+        self.api = config.api(config.region, config.timeout, client)
 
     def states(self) -> dict[SourceState, str]:
         """Return each state as its case status, or 'Closed: <closure code>'."""
@@ -100,7 +90,10 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         verdict = self.verdicts[change.state]
         case = await self.api.call("get_case", {"caseId": vendor_id})
         if verdict.status is not None:
-            if case.get("caseStatus") != verdict.status:
+            if case.get("caseStatus") == "Closed":
+                # The API has no reopen: a ticket reopened after the case closed leaves the case closed (said in the log).
+                log.warning("security-ir case is closed; its status cannot change", case=vendor_id, wanted=verdict.status)
+            elif case.get("caseStatus") != verdict.status:
                 await self.api.call("update_case_status", {"caseId": vendor_id, "caseStatus": verdict.status})
             return WriteReceipt()
         if case.get("caseStatus") == "Closed":
@@ -108,9 +101,9 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         kept = [entry for entry in case.get("caseMetadata") or [] if entry.get("key") != METADATA_KEY]
         await self.api.call("update_case", {"caseId": vendor_id, "caseMetadata": [*kept, {"key": METADATA_KEY, "value": verdict.closure_code}]})
         text = f"Closed from {change.note or change.ticket_key}; closure code: {verdict.closure_code}"
-        await self.add_comment(vendor_id, text, token=change.token)
+        comment_id = await self.add_comment(vendor_id, text, token=change.token)
         await self.api.call("close_case", {"caseId": vendor_id})
-        return WriteReceipt()
+        return WriteReceipt(comments=(comment_id,) if comment_id else ())
 
     async def add_comment(self, vendor_id: str, text: str, token: str) -> str:
         """Add a comment (cut to the 12,000 characters the API takes); the clientToken makes a retry the same comment."""

@@ -25,7 +25,7 @@ from .._http import check_response
 from .api import JIRA, Clock, JiraApi
 from .markup import plain, render
 from ..operator_roles import PreviewedTicket, TicketPreview
-from ..writeback_roles import ChangeIds, Resolutions
+from ..writeback_roles import ChangeIds, CommentIds, Resolutions
 from ..roles import (
     Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget,
     TicketTimeline, TransitionCheck,
@@ -52,7 +52,8 @@ class JiraConfig(SinkConfig):
         description="Jira priority name per alert severity (info, low, medium, high, critical)",
         examples=[DEFAULT_PRIORITIES],
     )
-    max_concurrency: int = Field(default=4, ge=1, le=50, description="Calls in flight at once to this site", examples=[4])
+    max_concurrency: int = Field(default=16, ge=1, le=50, description="Calls in flight at once to this site, per process (a few hung "
+                                 "calls must not stall the rest; `rate_limit` bounds the rate)", examples=[16])
 
     @field_validator("url")
     @classmethod
@@ -96,7 +97,7 @@ class JiraTarget(TicketTarget):
 
 
 class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline, TicketPreview, ChangeIds,
-               Resolutions):
+               Resolutions, CommentIds):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -243,7 +244,12 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
 
     async def comment(self, key: str, text: str) -> None:
         """Add a comment, rendered as ADF (Cloud) or escaped wiki markup (Data Center)."""
-        await self.api.call("comment", "POST", _issue(key, "comment"), json={"body": render(text, cloud=self.cloud)})
+        await self.add_comment(key, text)
+
+    async def add_comment(self, key: str, text: str) -> str:
+        """Add a comment and return its id (the comment_created webhook carries it)."""
+        answer = await self.api.call("comment", "POST", _issue(key, "comment"), json={"body": render(text, cloud=self.cloud)})
+        return str(answer.json().get("id") or "")
 
     async def status(self, key: str) -> TicketStatus:
         """Read a ticket's status, status category and resolution."""

@@ -14,7 +14,7 @@ reference's `{"link", "value"}`. Without `table`, the record's `sys_class_name` 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -74,7 +74,7 @@ class ServiceNowEventParser(Parser):
         table = value(payload.get("table")) or value(record.get("sys_class_name")) or sf.table_of_number(number) or ""
         kind = KINDS.get(str(payload.get("operation") or "update"))
         if kind is None:
-            raise PayloadError(f"unknown operation {payload.get('operation')!r} (insert, update or delete)")
+            raise PayloadError(f"unknown operation {str(payload.get('operation'))[:40]!r} (insert, update or delete)")
         state = value(record.get("state"))
         label, category = sf.state_of(table, state, shown(record.get("state"))) if state is not None else (None, None)
         mod_count = value(record.get("sys_mod_count"))
@@ -99,5 +99,3 @@ def item_id(item: dict[str, Any]) -> str:
     record = item.get("result") if isinstance(item.get("result"), dict) else {}
     return f"{item.get('table')}:{value(record.get('sys_id'))}:{value(record.get('sys_mod_count'))}"
 
-
-TableName = Literal["incident", "sn_si_incident"]

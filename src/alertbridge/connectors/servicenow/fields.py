@@ -159,6 +159,11 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+def stored_time(stamp: str) -> datetime:
+    """Read a stored 'YYYY-MM-DD HH:MM:SS' time (UTC)."""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
 def shape(meta: FieldMeta, raw: str) -> str | Reference:
     """Turn a rendered string into the value the column stores; raise Permanent if it cannot take it."""
     if meta.read_only:
@@ -215,3 +220,19 @@ def close_code(table: Table, resolution: str, codes: Mapping[str, str]) -> str |
         return None
     target = {key.lower(): label for key, label in {**CLOSE_CODES.get(table.name, {}), **codes}.items()}.get(resolution.strip().lower(), resolution)
     return meta.choose(target)
+
+
+def mapping_problems(table: Table, transitions: Mapping[str, str], codes: Mapping[str, str]) -> list[str]:
+    """Say which of a table's configured `transitions` and `close_codes` name no state or close code of it."""
+    problems = []
+    for name, label in transitions.items():
+        try:
+            transition_state(table, name, transitions)
+        except Permanent as exc:
+            problems.append(f"transitions: {name} → {label}: {exc}")
+    for resolution, label in codes.items():
+        try:
+            close_code(table, resolution, codes)
+        except Permanent as exc:
+            problems.append(f"close_codes: {resolution} → {label}: {exc}")
+    return problems

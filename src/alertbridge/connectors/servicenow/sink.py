@@ -13,62 +13,24 @@ the table's dictionary and choices (fields.py), read once per table.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
-from pydantic import Field, field_validator
 
 from ...errors import AuthFailed, Permanent
-from ...model import Severity
+from ...model import TicketComment, TicketHistory
 from . import fields as sf
-from .api import ServiceNowLogin, TableApi
-from ..roles import ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget, TransitionCheck
+from .api import TableApi
+from .config import ROUTE_DEFAULT_TYPE, TABLE_NAMES, ServiceNowConfig, ServiceNowTarget
+from ..roles import ReferenceScan, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTimeline, TransitionCheck
+from ..writeback_roles import ChangeIds
 
 SHORT_DESCRIPTION = 160  # task.short_description's length in the base system
 REFERENCE_PREFIX = "alertbridge-"
-ROUTE_DEFAULT_TYPE = "Alert"  # a route that names no issue type (Route.issue_type's default) files into the sink's `table`
-TABLE_NAMES = {"incident": "incident", "sn_si_incident": "sn_si_incident", "security incident": "sn_si_incident"}
 LOOKUP_FIELDS = {"sys_user": ("user_name", "email", "name")}  # a reference by name is looked up in these columns, else `name`
 
 
-class ServiceNowConfig(SinkConfig, ServiceNowLogin):
-    """A ServiceNow instance to file incidents or security incidents in."""
-
-    type: Literal["servicenow"] = Field(default="servicenow", description="Connector type", examples=["servicenow"])
-    table: Literal["incident", "sn_si_incident"] = Field(
-        default="incident", description="Table of routes that name none in `issue_type`: incident, or sn_si_incident "
-        "(Security Incident Response)", examples=["sn_si_incident"])  # fmt: skip
-    timeout: float = Field(default=10.0, gt=0, description="Seconds one call may take, all included", examples=[10])
-    severity_map: dict[Severity, tuple[int, int]] = Field(
-        default_factory=lambda: {Severity(k): v for k, v in sf.IMPACT_URGENCY.items()},
-        description="(impact, urgency) per alert severity; the instance computes the priority from them (1, 1 → 1 Critical)",
-        examples=[sf.IMPACT_URGENCY],
-    )
-    transitions: dict[str, str] = Field(
-        default={}, description="Hub transition names to state labels, over the defaults (Done → Resolved on incident, "
-        "Closed on sn_si_incident; Reopen → In Progress, Analysis)", examples=[{"Done": "Closed"}])  # fmt: skip
-    close_codes: dict[str, str] = Field(
-        default={}, description="Hub resolutions to close code labels, over the defaults (Done → Solution provided on "
-        "incident, Investigation completed on sn_si_incident; False Positive → …)", examples=[{"False Positive": "False positive"}])  # fmt: skip
-
-
-class ServiceNowTarget(TicketTarget):
-    """A ServiceNow route names its table in `issue_type` and, in `project`, the assignment group (both optional)."""
-
-    project: str = Field(default="", description="Assignment group, by name or sys_id; empty leaves it to the instance's rules",
-                         examples=["SOC"])
-    issue_type: str = Field(default="", description="Table: incident or sn_si_incident (or 'Security Incident'); empty files "
-                            "into the sink's `table`", examples=["sn_si_incident"])  # fmt: skip
-
-    @field_validator("issue_type")
-    @classmethod
-    def _known_table(cls, name: str) -> str:
-        if name in ("", ROUTE_DEFAULT_TYPE) or name.strip().lower() in TABLE_NAMES:
-            return name
-        raise ValueError(f"ServiceNow files into a table: incident or sn_si_incident, not {name!r}")
-
-
-class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
+class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan, ChangeIds, TicketTimeline):
     """Files, finds and moves incidents and security incidents in one instance."""
 
     type = "servicenow"
@@ -82,6 +44,7 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         self._tables: dict[str, sf.Table] = {}
         self._records: dict[str, tuple[str, str]] = {}  # number -> (table, sys_id): neither ever changes
         self._probed = False
+        self._moves: dict[str, tuple[str | None, str]] = {}  # number -> (sys_mod_count, state) our last transition left
 
     def _ref(self, record: dict[str, Any], table: str) -> TicketRef:
         self._records[record["number"]] = (table, record["sys_id"])
@@ -119,6 +82,8 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
 
     async def _lookup(self, reference: sf.Reference, label: str) -> str:
         """Return the sys_id of the record a reference field names (a group, a user, a CI)."""
+        if "^" in reference.name:  # it would end the condition and start another: refuse it rather than query with it
+            raise Permanent(f"field '{label}': a name cannot hold '^': {reference.name!r}")
         columns = LOOKUP_FIELDS.get(reference.table, ("name",))
         query = "^OR".join(f"{column}={reference.name}" for column in columns)
         found = await self.api.query(reference.table, query, ["sys_id", *columns], limit=2)
@@ -128,8 +93,11 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             raise Permanent(f"field '{label}': {what} {reference.table} record named '{reference.name}'")
         return found[0]["sys_id"]
 
-    async def _values(self, table: sf.Table, named: dict[str, str], errors: list[str]) -> dict[str, str]:
-        """Shape values by field name or label, looking references up; collect each failure into `errors`."""
+    async def _values(self, table: sf.Table, named: dict[str, str], errors: list[str], *, look_up: bool = True) -> dict[str, str]:
+        """Shape values by field name or label, looking references up; collect each failure into `errors`.
+
+        Without `look_up` (a check, on a sample alert's values) a reference's table is only read, not searched for the name.
+        """
         values: dict[str, str] = {}
         for name, raw in named.items():
             if not raw.strip():
@@ -137,12 +105,17 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             try:
                 meta = table.resolve(name)
                 shaped = sf.shape(meta, raw)
+                if isinstance(shaped, sf.Reference) and not look_up:
+                    await self.api.query(shaped.table, "", ["sys_id"], limit=1)  # readable by the integration user?
+                    continue
                 values[meta.element] = await self._lookup(shaped, meta.label) if isinstance(shaped, sf.Reference) else shaped
+            except AuthFailed as exc:
+                errors.append(f"field '{name}': {exc}")
             except Permanent as exc:
                 errors.append(str(exc))
         return values
 
-    async def _create_values(self, draft: TicketDraft, errors: list[str]) -> tuple[str, dict[str, str]]:
+    async def _create_values(self, draft: TicketDraft, errors: list[str], *, look_up: bool = True) -> tuple[str, dict[str, str]]:
         name = self.table_name(draft.issue_type)
         table = await self.table(name)
         if "correlation_id" not in table.fields:
@@ -153,8 +126,9 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
             values |= sf.severity_values(table, draft.severity, {s.value: pair for s, pair in self.config.severity_map.items()})
         except Permanent as exc:
             errors.append(f"severity_map for '{draft.severity.value}': {exc}")
-        named = {"assignment_group": draft.project} | draft.fields if draft.project else dict(draft.fields)
-        values |= await self._values(table, named, errors)
+        if draft.project:  # the route's own setting: looked up in a check too
+            values |= await self._values(table, {"assignment_group": draft.project}, errors)
+        values |= await self._values(table, draft.fields, errors, look_up=look_up)
         return name, values
 
     async def _locate(self, key: str) -> tuple[str, str]:
@@ -204,19 +178,29 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         """Move a record to the state `to` names; closing it sets the close code and, if empty, close notes."""
         name, sys_id = await self._locate(key)
         table = await self.table(name)
-        target = sf.transition_state(table, to, self.config.transitions)
+        target = sf.transition_state(table, to, self.config.transitions.get(name, {}))
         record = await self._read(name, sys_id, ["state", "close_code", "close_notes"])
         if str(record.get("state")) == target:
+            self._moves[key] = (None, table.state(target)[0])  # nothing written: no change of ours will come back
             return
         values = {"state": target}
         if table.state(target)[1] == "done":
-            code = sf.close_code(table, resolution or "Done", self.config.close_codes)
+            code = sf.close_code(table, resolution or "Done", self.config.close_codes.get(name, {}))
             if code is not None:
                 values["close_code"] = code
             if "close_notes" in table.fields and not record.get("close_notes"):
                 # Resolving an incident without close notes is refused by the base system's data policy.
                 values["close_notes"] = f"Closed by alertbridge ({resolution or table.state(target)[0]})."
-        await self.api.patch(name, sys_id, values, operation="transition")
+        stored = await self.api.patch(name, sys_id, values, operation="transition")
+        self._moves[key] = (str(stored.get("sys_mod_count") or "") or None, table.state(target)[0])
+
+    async def last_change(self, key: str) -> tuple[str | None, str | None]:
+        """Return the sys_mod_count our last transition of the record left (its Business Rule call and the poll carry it) and its state."""
+        if key in self._moves:
+            return self._moves.pop(key)
+        name, sys_id = await self._locate(key)
+        record = await self._read(name, sys_id, ["state", "sys_mod_count"])
+        return str(record.get("sys_mod_count") or "") or None, (await self.table(name)).state(str(record.get("state", "")))[0]
 
     async def status(self, key: str) -> TicketStatus:
         """Read a record's state, its category for the hub, and its close code."""
@@ -227,6 +211,22 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         code = str(record.get("close_code") or "")
         resolution = table.fields["close_code"].label_of(code) if code and "close_code" in table.fields else None
         return TicketStatus(name=label, category=category, resolution=resolution if category == "done" else None)
+
+    async def history(self, key: str) -> TicketHistory:
+        """Read when the record was created, its state changes (sys_audit) and its work notes and comments (sys_journal_field)."""
+        name, sys_id = await self._locate(key)
+        table = await self.table(name)
+        created = (await self._read(name, sys_id, ["sys_created_on"])).get("sys_created_on")
+        audit = await self.api.query("sys_audit", f"documentkey={sys_id}^fieldname=state^ORDERBYsys_created_on",
+                                     ["oldvalue", "newvalue", "user", "sys_created_on"])  # fmt: skip
+        notes = await self.api.query("sys_journal_field", f"element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on",
+                                     ["value", "sys_created_on", "sys_created_by"])  # fmt: skip
+        moves = [(sf.stored_time(row["sys_created_on"]), row.get("user") or None,
+                  f"{table.state(row['oldvalue'])[0] if row.get('oldvalue') else '(created)'} → {table.state(row['newvalue'])[0]}")
+                 for row in audit]  # fmt: skip
+        comments = [TicketComment(at=sf.stored_time(row["sys_created_on"]), author=row.get("sys_created_by") or None, text=row["value"])
+                    for row in notes]  # fmt: skip
+        return TicketHistory(created=sf.stored_time(created) if created else None, transitions=moves, comments=comments)
 
     async def _read(self, table: str, sys_id: str, fields: list[str]) -> dict[str, Any]:
         found = await self.api.query(table, f"sys_id={sys_id}", fields, limit=1)
@@ -251,29 +251,16 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         for draft in targets:
             errors: list[str] = []
             try:
-                await self._create_values(draft, errors)
-                errors += self._mapping_problems(await self.table(self.table_name(draft.issue_type)))
+                await self._create_values(draft, errors, look_up=False)
+                name = self.table_name(draft.issue_type)
+                errors += sf.mapping_problems(await self.table(name), self.config.transitions.get(name, {}), self.config.close_codes.get(name, {}))
             except AuthFailed:
                 raise
             except Permanent as exc:
                 errors.append(str(exc))
-            problems += [f"{draft.issue_type or self.config.table}: {error}" for error in errors]
+            where = self.config.table if draft.issue_type in ("", ROUTE_DEFAULT_TYPE) else draft.issue_type
+            problems += [f"{where}: {error}" for error in errors]
         return list(dict.fromkeys(problems))
-
-    def _mapping_problems(self, table: sf.Table) -> list[str]:
-        """Say which of the config's `transitions` and `close_codes` name no state or close code of the table."""
-        problems = []
-        for name, label in self.config.transitions.items():
-            try:
-                sf.transition_state(table, name, self.config.transitions)
-            except Permanent as exc:
-                problems.append(f"transitions: {name} → {label}: {exc}")
-        for resolution, label in self.config.close_codes.items():
-            try:
-                sf.close_code(table, resolution, self.config.close_codes)
-            except Permanent as exc:
-                problems.append(f"close_codes: {resolution} → {label}: {exc}")
-        return problems
 
     async def check_transition(self, project: str, issue_type: str, name: str) -> list[str]:
         """Return a problem if the table has no state `name` names (itself or as a hub transition name)."""
@@ -284,14 +271,17 @@ class ServiceNowSink(TicketSink, TransitionCheck, ReferenceScan):
         except Permanent:
             return []  # an unknown table: `check` reports it, once
         try:
-            sf.transition_state(table, name, self.config.transitions)
+            sf.transition_state(table, name, self.config.transitions.get(table.name, {}))
         except Permanent as exc:
             return [str(exc)]
         return []
 
     async def recent_references(self, project: str) -> list[str]:
-        """Return the alertbridge references on the most recently created tasks, whichever hub filed them."""
+        """Return the alertbridge references on the assignment group's (else any) most recent tasks, whichever hub filed them."""
         query = f"correlation_idSTARTSWITH{REFERENCE_PREFIX}^ORDERBYDESCsys_created_on"
+        if project:
+            group = project if sf.SYS_ID.match(project) else await self._lookup(sf.Reference("sys_user_group", project), "Assignment group")
+            query = f"assignment_group={group}^{query}"
         return [record["correlation_id"] for record in await self.api.query("task", query, ["correlation_id"], limit=100)]
 
     async def aclose(self) -> None:

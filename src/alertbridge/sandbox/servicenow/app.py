@@ -64,7 +64,6 @@ def _instance(request: Request) -> Instance:
 
 def _caller(request: Request) -> str:
     """Return the user a request authenticates as (basic, or an OAuth bearer token); raise ServiceNow's 401."""
-    instance = _instance(request)
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials in request.app.state.tokens:
         return request.app.state.tokens[credentials]

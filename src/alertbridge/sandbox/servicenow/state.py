@@ -1,6 +1,6 @@
 """The emulated instance in memory: tables of records, the dictionary and choices, the journal, state rules.
 
-Values are stored as the database holds them (strings; references as sys_ids) and rendered per request
+Values are stored as the database holds them (strings; references as sys_ids) and rendered per request; `sys_journal_field` holds the journal, `sys_audit` the state changes,
 (`sysparm_display_value`, `sysparm_exclude_reference_link`, `sysparm_fields`), as the Table API does:
 https://www.servicenow.com/docs/bundle/washingtondc-api-reference/page/integrate/inbound-rest/concept/c_TableAPI.html
 
@@ -70,7 +70,8 @@ class Instance:
 
     def reset(self) -> None:
         """Forget every record and journal entry; seed the metadata, users and groups again."""
-        self.tables = {name: {} for name in ("sys_db_object", "sys_dictionary", "sys_choice", "sys_user", "sys_user_group", "cmdb_ci", *WRITABLE)}
+        self.tables = {name: {} for name in ("sys_db_object", "sys_dictionary", "sys_choice", "sys_user", "sys_user_group", "cmdb_ci",
+                                             "sys_audit", *WRITABLE)}  # fmt: skip
         self.journal.clear()
         self._numbers.clear()
         ids = {name: uuid.uuid5(uuid.NAMESPACE_URL, f"sys_db_object/{name}").hex for name in seed.TABLES}
@@ -126,6 +127,8 @@ class Instance:
         """Return a table's records; `task` holds every record of the tables that extend it."""
         if table == "task":
             return [record for name in WRITABLE for record in self.tables[name].values()]
+        if table == "sys_journal_field":
+            return list(self.journal)
         if table not in self.tables:
             raise SnowError(400, f"Invalid table {table}")
         return list(self.tables[table].values())
@@ -210,8 +213,12 @@ class Instance:
         self._close(table, record, before, user, now)
         record |= {"sys_updated_on": now, "sys_updated_by": user, "sys_mod_count": str(int(record["sys_mod_count"] or 0) + 1)}
         for element, text in notes:
-            self.journal.append({"element_id": record["sys_id"], "name": table, "element": element, "value": text,
-                                 "sys_created_on": now, "sys_created_by": user})  # fmt: skip
+            self.journal.append({"sys_id": uuid.uuid4().hex, "element_id": record["sys_id"], "name": table, "element": element,
+                                 "value": text, "sys_created_on": now, "sys_created_by": user})  # fmt: skip
+        if record.get("state") != before:  # the audit trail of state changes, as sys_audit keeps it
+            self._seed("sys_audit", {"tablename": table, "documentkey": record["sys_id"], "fieldname": "state", "oldvalue": before,
+                                     "newvalue": record["state"], "user": user, "sys_created_on": now,
+                                     "record_checkpoint": record["sys_mod_count"]})  # fmt: skip
 
     def _close(self, table: str, record: dict[str, str], before: str, user: str, now: str) -> None:
         state, done = record.get("state", ""), seed.DONE_STATES[table]

@@ -1,0 +1,130 @@
+"""Two `alertbridge worker` processes on one PostgreSQL database share one sink's call budget: never above `rate_limit`.
+
+200 `update_fields` jobs over 40 cases (each already has its ticket in a recording case system). The sink answers at
+once, so two workers with 8 jobs in flight each could send hundreds of calls a second; with `rate_limit: 20/s` the case
+system must see at most 20 calls in any one-second window (one more at the window's edge: a send time exactly 1 s after
+another), and both workers must have sent some of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy import func, insert, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from alertbridge.jobs.payloads import UpdateFields
+from alertbridge.jobs.queue import enqueue
+from alertbridge.store import Store
+from alertbridge.store.tables import cases, jobs
+from conftest import fresh_pg_database
+from support.procs import ProcGroup, procs, wait_until  # noqa: F401 - procs is a fixture
+from support.recorder import Recorder, ServerThread
+
+N_JOBS, N_CASES, RATE = 200, 40, 20
+
+CONFIG = """\
+database: "{db}"
+workers: 8
+sinks:
+  cases:
+    type: http
+    url: "{sink}"
+    rate_limit: {rate}/s
+"""
+
+
+@dataclass
+class ArrivalRecorder(Recorder):
+    """The recording case system, noting when each field update arrived."""
+
+    arrivals: list[float] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        async def update(request: Request):
+            arrived = time.monotonic()
+            values = (await request.json())["fields"]
+            with self.lock:
+                self.arrivals.append(arrived)
+                self.tickets[request.path_params["key"]].setdefault("fields", {}).update(values)
+            return JSONResponse({})
+
+        return Starlette(routes=[Route("/tickets/{key}", update, methods=["PATCH"]), Mount("", app=super().app())])
+
+
+async def seed(url: str, recorder: Recorder) -> None:
+    store = Store(url)
+    try:
+        async with store.tx() as conn:
+            now = time.time()
+            ids = []
+            for c in range(N_CASES):
+                key = f"RATE-{c}"
+                ids.append((await conn.execute(insert(cases).values(
+                    route="rated", key=f"case-{c}", key_hash=f"{c:064x}", state="open", title=f"case {c}", severity="high",
+                    source="test", first_seen=now, last_seen=now, sink="cases", ticket_key=key, ticket_url=f"http://recorder/{key}",
+                    observables={},
+                ).returning(cases.c.id))).scalar_one())
+                recorder.tickets[key] = {"labels": [], "status": "open", "comments": [], "created": now}
+            for n in range(N_JOBS):
+                await enqueue(conn, UpdateFields(fields={"n": str(n)}), case_id=ids[n % N_CASES])
+    finally:
+        await store.aclose()
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """Return the most calls that arrived within any one second."""
+    arrivals = sorted(arrivals)
+    start, most = 0, 0
+    for end, at in enumerate(arrivals):
+        while at - arrivals[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+@pytest.fixture
+def rated_db():
+    with fresh_pg_database("alertbridge_rate") as url:
+        yield url
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_workers_together_never_send_a_sink_more_than_its_rate_limit(tmp_path: Path, rated_db: str, procs: ProcGroup):
+    recorder = ArrivalRecorder()
+    with ServerThread(recorder.app()) as sink_url:
+        config = tmp_path / "alertbridge.yaml"
+        config.write_text(CONFIG.format(db=rated_db, sink=sink_url, rate=RATE))
+        procs.run("db", "upgrade", "--config", str(config))
+        asyncio.run(seed(rated_db, recorder))
+        engine = sqlalchemy.create_engine(rated_db.replace("postgresql://", "postgresql+psycopg://"), poolclass=sqlalchemy.NullPool)
+        try:
+            def done() -> int:
+                with engine.connect() as conn:
+                    return conn.execute(select(func.count()).select_from(jobs).where(jobs.c.state == "done")).scalar_one()
+
+            workers = [procs.start(f"worker{i}", "worker", "--config", str(config)) for i in range(2)]
+            wait_until(lambda: done() == N_JOBS, timeout=90, interval=0.2, what=f"all {N_JOBS} jobs done", group=procs)
+            for worker in workers:
+                assert worker.alive(), f"{worker.name} died\n{procs.logs()}"
+                worker.stop()
+            with engine.connect() as conn:
+                by_worker = dict(conn.execute(select(jobs.c.worker, func.count()).group_by(jobs.c.worker)).all())
+        finally:
+            engine.dispose()
+        with recorder.lock:
+            arrivals = list(recorder.arrivals)
+
+    assert len(arrivals) == N_JOBS
+    assert {f"{socket.gethostname()}:{w.pid}" for w in workers} == set(by_worker), by_worker  # both shared the work
+    assert busiest_second(arrivals) <= RATE + 1, f"{busiest_second(arrivals)} calls in one second, the budget is {RATE}/s"
