@@ -96,7 +96,7 @@ def db_url(request, tmp_path):
 
         engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         with engine.begin() as conn:
-            conn.execute(sqlalchemy.text("TRUNCATE inbox, cases, case_members, alerts, jobs, cursors, leases, enrichment_cache, budgets RESTART IDENTITY"))
+            conn.execute(sqlalchemy.text("TRUNCATE inbox, cases, case_members, case_tickets, alerts, jobs, cursors, leases, enrichment_cache, budgets RESTART IDENTITY"))
         engine.dispose()
 
 

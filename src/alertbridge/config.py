@@ -27,6 +27,7 @@ from .notify_policy import HealthPolicy, NotifyPolicy, Playbook
 from .store.instance import NAME as INSTANCE_NAME
 from .config_reports import check_reports
 from .config_values import Duration, _format, _resolve, parse_duration  # noqa: F401 - parse_duration is public here too
+from .config_sinks import AlsoSink, check_targets
 from .templates import syntax_error
 
 class Match(StrictModel):
@@ -73,6 +74,7 @@ class Route(StrictModel):
                               "and sets it decides")  # fmt: skip
     drop: bool = Field(default=False, description="Drop matching alerts instead of ticketing them")
     sink: str | None = Field(default=None, description="Sink name from `sinks`", examples=["jira"])
+    also_sinks: list[AlsoSink] = Field(default=[], description="Further sinks that each get their own ticket of every case (config_sinks.py)")
     project: str = Field(default="", description="Project key in the sink", examples=["SOC"])
     issue_type: str = Field(default="Alert", description="Issue type name", examples=["Incident"])
     summary: str = Field(default="[{{ alert.severity.value|upper }}] {{ alert.title }}", description="Ticket summary template")
@@ -302,7 +304,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     writebacks = _connector_configs(sections["writebacks"], "writebacks", connectors.WRITEBACKS, problems)
     problems += _check_routes(routes, sections) + check_writebacks(routes, sections, writebacks)
     problems += check_reports(data.get("reports"), sections)
-    problems += _check_targets(routes, sinks)
+    problems += check_targets(routes, sections["sinks"], sinks)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.routes = [route for _, route in routes]
@@ -324,20 +326,6 @@ def _connector_configs(raw: dict[str, dict[str, Any]], section: str, registry: d
         except ValidationError as exc:
             problems += _format(exc, prefix=f"{section}.{name}")
     return configs
-
-
-def _check_targets(routes: list[tuple[int, Route]], sinks: dict[str, SinkConfig]) -> list[str]:
-    """Check each route's ticket target with its sink's own model (a Jira route needs a project and an issue type)."""
-    found = []
-    for i, route in routes:
-        if route.drop or route.sink not in sinks:
-            continue
-        target = connectors.load(connectors.SINKS, sinks[route.sink].type).Target
-        try:
-            target.model_validate({"project": route.project, "issue_type": route.issue_type})
-        except ValidationError as exc:
-            found += _format(exc, prefix=f"routes[{i}]")
-    return found
 
 
 def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str, Any]]) -> list[str]:

@@ -25,6 +25,7 @@ from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimite
 from alertbridge.model import Severity
 from alertbridge.sandbox.faults import FaultInjection, Faults
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
+from alertbridge.sandbox.xsoar import create_app as create_xsoar
 from alertbridge.sandbox.servicenow import create_app as create_servicenow_app
 from support.recorder import Recorder, ServerThread
 
@@ -43,13 +44,18 @@ def recorder_server() -> tuple[Starlette, Faults, Callable[[str], dict[str, Any]
     return app, faults, lambda url: {"url": url, "token": "recorder-bearer-token"}
 
 
+def xsoar_server() -> tuple[Starlette, Faults, Callable[[str], dict[str, Any]]]:
+    app = create_xsoar()
+    return app, app.state.faults, lambda url: {"url": url, "api_key": "sandbox-xsoar-key"}
+
+
 def servicenow_server() -> tuple[Starlette, Faults, Callable[[str], dict[str, Any]]]:
     app = create_servicenow_app()
     return app, app.state.faults, lambda url: {"url": url, "login": {"mode": "basic", "username": "svc-alertbridge", "password": "sandbox-password"}}
 
 
 # Sink type -> its server (an ASGI app, its fault knobs) and the config that reaches it.
-SERVERS = {"jira": jira_server, "http": recorder_server, "servicenow": servicenow_server}
+SERVERS = {"jira": jira_server, "http": recorder_server, "servicenow": servicenow_server, "xsoar": xsoar_server}
 SINK_TYPES = sorted(SINKS)
 BULK_TYPES = [t for t in SINK_TYPES if issubclass(load(SINKS, t), BulkCreate)]
 

@@ -116,6 +116,13 @@ SAMPLES: dict[str, list[Sample]] = {
              "observables.hosts": ["instance-with-hyphen_and_underscore"], "vendor_id": "b29784719d6a11e6@2018-03-07T06:33:21.873077559-05:00"},
         ),
     ],
+    "xsoar": [
+        Sample("xsoar/incident-object-from-searchincidents.json", 1,
+               {"ticket_key": "978", "status": "Pending", "status_category": "new", "sink": "xsoar-soc", "actor": "admin"},
+               {"sink": "xsoar-soc"}, pick=lambda document: document["foundIncidents"][0]),
+        Sample("xsoar/incident-object-from-searchincidents.json", 1, {"ticket_key": "978", "kind": "updated"},
+               pick=lambda document: {"data": document["foundIncidents"], "total": 1}),
+    ],
     "cortex_xdr": [
         Sample(
             "cortex-xdr/get-incidents-response.json", 2,

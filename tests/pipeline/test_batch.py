@@ -97,7 +97,7 @@ async def test_a_row_that_fails_in_the_batch_is_dead_lettered_alone(tmp_path):
     assert "ZeroDivisionError" in rows[1].error and "not JSON" in rows[4].error
     assert case_rows == [("X", 2), ("Y", 1)] and stored == 3
     assert [(kind, payload) for kind, state, payload, _ in job_rows if state == "pending"] == [
-        ("create_ticket", {}), ("update_fields", {"fields": {"Ratio": "25"}}), ("create_ticket", {})]
+        ("create_ticket", {}), ("update_fields", {"fields": {"Ratio": "25"}, "sink": None}), ("create_ticket", {})]
     dead = [(payload, error) for kind, state, payload, error in job_rows if kind == "ingest"]
     assert [payload["inbox_id"] for payload, _ in dead] == [rows[1].id, rows[4].id]
     assert all(state == "dead" for kind, state, _, _ in job_rows if kind == "ingest")

@@ -34,7 +34,8 @@ def case_list(
                 why += f": {create['error'][:160]}"
             typer.echo(f"{row['id']}\t{row['state']}\talerts={row['alert_count']}\theld={row['held_jobs']}\t{row['key'][:60]}\t{why}")
         else:
-            ticket = row["ticket"]["key"] if row["ticket"] else "-"
+            # Every sink's ticket of the case, the route's first sink's first ("-" while one has none yet).
+            ticket = ", ".join(f"{t['sink']}:{t['key'] or '-'}" for t in row["tickets"]) or "-"
             typer.echo(f"{row['id']}\t{row['state']}\talerts={row['alert_count']}\t{ticket}\t{row['key'][:60]}")
     typer.echo(f"{len(rows)} case(s)" + (" without a ticket" if no_ticket else ""))
 

@@ -23,12 +23,14 @@ SOURCES = {
     "qualys_fim": "alertbridge.connectors.qualys.fim:QualysFimPoller",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
     "imap": "alertbridge.connectors.imap:ImapSource",
+    "xsoar": "alertbridge.connectors.xsoar.poller:XsoarPoller",
     "servicenow": "alertbridge.connectors.servicenow.webhook:ServiceNowWebhookSource",
     "servicenow_reconcile": "alertbridge.connectors.servicenow.poller:ServiceNowReconcilePoller",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
+    "xsoar": "alertbridge.connectors.xsoar.sink:XsoarSink",
     "servicenow": "alertbridge.connectors.servicenow.sink:ServiceNowSink",
 }
 NOTIFIERS = {

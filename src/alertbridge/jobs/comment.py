@@ -13,12 +13,16 @@ from ..store.tables import alerts, cases
 from .context import JobContext
 from .payloads import CommentRepeats
 from .queue import Job
+from .tickets import save_ticket
 
 
 async def run(ctx: JobContext, job: Job, payload: CommentRepeats) -> None:
     """Post the repeat summary, unless an earlier comment already counted every repeat or said the same."""
-    case, key = await ctx.ticketed_case(job)
-    if case["repeats_since_comment"] == 0:
+    case, key = await ctx.ticketed_case(job, payload.sink)
+    if payload.sink is not None:
+        # A further sink counts its own repeats: the alerts since the last comment on its ticket (tickets.py).
+        case = {**case, "repeats_since_comment": case["alert_count"] - case["alerts_commented"]}
+    if case["repeats_since_comment"] <= 0:
         await ctx.finish(job)
         return
     async with ctx.store.read() as conn:
@@ -28,8 +32,13 @@ async def run(ctx: JobContext, job: Job, payload: CommentRepeats) -> None:
     text = repeat_text(case, latest)
     if text != case["last_comment_text"]:
         async with ctx.store.tx() as conn:  # the hub's own comment: its comment webhook is not carried to the source
-            await conn.run_sync(changes.record_write, case["id"], case["sink"], key, "comment", text, time.time())
-        await ctx.sink(case).comment(key, text)
+            await conn.run_sync(changes.record_write, case["id"], ctx.sink(case, payload.sink).name, key, "comment", text, time.time())
+        await ctx.sink(case, payload.sink).comment(key, text)
+    if payload.sink is not None:
+        async with ctx.store.tx() as conn:
+            await save_ticket(conn, case["id"], payload.sink, alerts_commented=case["alert_count"], last_comment_text=text)
+            await ctx.queue.complete(job, conn)
+        return
     await ctx.finish(job, repeats_since_comment=cases.c.repeats_since_comment - case["repeats_since_comment"],
                      last_comment_text=text)
 

@@ -19,6 +19,7 @@ from ..store import Store
 from ..store.instance import instance_id
 from ..store.tables import cases
 from .queue import Held, Job, JobQueue
+from .tickets import ticket_of
 
 
 @dataclass
@@ -56,15 +57,20 @@ class JobContext:
             raise Permanent(f"case {case_id} does not exist")
         return dict(row)
 
-    def sink(self, case: dict[str, Any]) -> TicketSink:
-        """Return the sink a case files its ticket in; raise Permanent if the config no longer has it."""
-        if case["sink"] not in self.sinks:
-            raise Permanent(f"sink {case['sink']!r} is not configured")
-        return self.sinks[case["sink"]]
+    def sink(self, case: dict[str, Any], further: str | None = None) -> TicketSink:
+        """Return the sink a case files its ticket in (or its route's further sink `further`); raise Permanent if it is not configured."""
+        name = further or case["sink"]
+        if name not in self.sinks:
+            raise Permanent(f"sink {name!r} is not configured")
+        return self.sinks[name]
 
-    async def ticketed_case(self, job: Job) -> tuple[dict[str, Any], str]:
-        """Return the job's case and its ticket key; raise Held while the case has no ticket."""
+    async def ticketed_case(self, job: Job, further: str | None = None) -> tuple[dict[str, Any], str]:
+        """Return the job's case and its ticket key (in the further sink `further`); raise Held while there is none."""
         case = await self.case(job.case_id)
+        if further is not None:
+            async with self.store.read() as conn:
+                ticket = await ticket_of(conn, case, further)
+            case = {**case, **ticket}
         if not case["ticket_key"]:
             # Per-case order ran the create first: no key means it was discarded. A fresh create
             # (the next alert, or `alertbridge case retry`) releases this job.

@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, func, select, update
 
 from .. import failpoints
 from ..config import Config, Route
+from ..config_sinks import route_for_sink
 from ..connectors._http import Clock
 from ..connectors.roles import BulkCreate, TicketDraft, TicketRef
 from ..errors import ConnectorError, Permanent, RateLimited, Retryable
@@ -38,8 +39,9 @@ from ..pipeline.process import decode
 from ..pipeline.route import draft_ticket
 from ..store.tables import alerts, cases, inbox
 from .context import JobContext
-from .payloads import CreateTicket
+from .payloads import CreateSinkTicket, CreateTicket
 from .queue import Job, release_held
+from .tickets import save_ticket, ticket_of
 from .writeback import enqueue_writebacks
 
 log = structlog.get_logger("alertbridge.jobs")
@@ -57,12 +59,15 @@ def route_named(config: Config, name: str) -> Route | None:
     return next((route for route in config.settings.routes if route.name == name), None)
 
 
-def route_of(ctx: JobContext, case: dict[str, Any]) -> Route:
-    """Return the case's route from the current config; raise Permanent if it is gone."""
+def route_of(ctx: JobContext, case: dict[str, Any], further: str | None = None) -> Route:
+    """Return the case's route from the current config (as its further sink `further` sees it); raise Permanent if it is gone."""
     route = route_named(ctx.config, case["route"])
     if route is None:
         raise Permanent(f"route {case['route']!r} of case {case['id']} is no longer in the config")
-    return route
+    try:
+        return route_for_sink(route, further)
+    except LookupError as exc:
+        raise Permanent(f"case {case['id']}: {exc}") from None
 
 
 async def first_alerts(ctx: JobContext, case_ids: list[int]) -> dict[int, Alert]:
@@ -104,36 +109,40 @@ def render(route: Route, case: dict[str, Any], alert: Alert | None, ref: str) ->
         raise Permanent(f"route {route.name!r}: a ticket template fails for case {case['id']}: {exc}") from None
 
 
-async def run(ctx: JobContext, job: Job, payload: CreateTicket) -> None:
-    """Create the case's ticket, unless it has one or a search by its reference finds it."""
+async def run(ctx: JobContext, job: Job, payload: CreateTicket | CreateSinkTicket) -> None:
+    """Create the case's ticket (in a further sink of its route, for CreateSinkTicket), unless it has one or a search finds it."""
+    further = payload.sink if isinstance(payload, CreateSinkTicket) else None
     case = await ctx.case(job.case_id)
-    if case["ticket_key"]:
+    async with ctx.store.read() as conn:
+        held = await ticket_of(conn, case, further)
+    if held["ticket_key"]:
         await ctx.finish(job)
         return
-    sink = ctx.sink(case)
-    ref = case["reference"] or case_reference(await ctx.instance(), case["id"])
-    if case["create_claimed_at"] is not None:
+    sink = ctx.sink(case, further)
+    # Every sink's ticket of a case carries the case's one reference; the case row keeps it once the first claim is made.
+    ref = held["reference"] or case["reference"] or case_reference(await ctx.instance(), case["id"])
+    if held["create_claimed_at"] is not None:
         found = await sink.find_by_reference(ref)
         failpoints.hit("create.during_search")
         if found:
             if len(found) > 1:
-                log.error("duplicate tickets for one case", case=case["id"], reference=ref, tickets=[t.key for t in found])
-            await _record(ctx, job, found[0])
+                log.error("duplicate tickets for one case", case=case["id"], sink=sink.name, reference=ref, tickets=[t.key for t in found])
+            await _record(ctx, job, found[0], further)
             return
-        wait = case["create_claimed_at"] + ctx.search_lag - time.time()
+        wait = held["create_claimed_at"] + ctx.search_lag - time.time()
         if wait > 0:
             raise Retryable(f"a create may have happened; waiting {wait:.1f}s for the search index", retry_after=wait)
-    route = route_of(ctx, case)
+    route = route_of(ctx, case, further)
     draft = render(route, case, (await first_alerts(ctx, [case["id"]])).get(case["id"]), ref)
-    await _claim(ctx, [(case["id"], ref, revision(route))])
+    await _claim(ctx, [(case["id"], ref, revision(route))], further)
     failpoints.hit("create.before_call")
     try:
         ticket = await sink.create(draft)
     except ConnectorError as exc:
-        await _after_failed_create(ctx, [case["id"]], exc)
+        await _after_failed_create(ctx, [case["id"]], exc, further)
         raise
     failpoints.hit("create.after_remote")
-    await _record(ctx, job, ticket)
+    await _record(ctx, job, ticket, further)
     failpoints.hit("create.after_commit")
 
 
@@ -223,29 +232,36 @@ async def _run_alone(ctx: JobContext, job: Job) -> Exception | None:
     return None
 
 
-async def _claim(ctx: JobContext, claims: list[tuple[int, str, str]]) -> None:
+async def _claim(ctx: JobContext, claims: list[tuple[int, str, str]], further: str | None = None) -> None:
     """Commit the claims (with each case's reference and the route revision that rendered it) before the request leaves."""
-    statement = update(cases).where(cases.c.id == bindparam("case_id")).values(
-        create_claimed_at=time.time(), reference=bindparam("ref"), render_revision=bindparam("rev"),
-    )
     async with ctx.store.tx() as conn:
+        if further is not None:
+            for case_id, ref, rev in claims:
+                await save_ticket(conn, case_id, further, create_claimed_at=time.time(), reference=ref, render_revision=rev)
+            return
+        statement = update(cases).where(cases.c.id == bindparam("case_id")).values(
+            create_claimed_at=time.time(), reference=bindparam("ref"), render_revision=bindparam("rev"),
+        )
         await conn.execute(statement, [{"case_id": c, "ref": r, "rev": v} for c, r, v in claims])
 
 
-async def _record(ctx: JobContext, job: Job, ticket: TicketRef) -> None:
-    """Record the case's ticket, finish the job and let the jobs held for want of a ticket run, in one transaction."""
+async def _record(ctx: JobContext, job: Job, ticket: TicketRef, further: str | None = None) -> None:
+    """Record the case's ticket (in its further sink `further`), finish the job and release the held jobs, in one transaction."""
     async with ctx.store.tx() as conn:
-        await conn.execute(update(cases).where(cases.c.id == job.case_id).values(
-            ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created",
-        ))
-        route = (await conn.execute(select(cases.c.route).where(cases.c.id == job.case_id))).scalar()
-        await enqueue_writebacks(conn, ctx.config, {"id": job.case_id, "route": route}, event="created", at=time.time(), category="new")
+        if further is not None:
+            await save_ticket(conn, job.case_id, further, ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created")
+        else:
+            await conn.execute(update(cases).where(cases.c.id == job.case_id).values(
+                ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created",
+            ))
+            route = (await conn.execute(select(cases.c.route).where(cases.c.id == job.case_id))).scalar()
+            await enqueue_writebacks(conn, ctx.config, {"id": job.case_id, "route": route}, event="created", at=time.time(), category="new")
         await release_held(conn, [job.case_id])
         await ctx.queue.complete(job, conn)
-    log.info("ticket created", case=job.case_id, ticket=ticket.key, url=ticket.url)
+    log.info("ticket created", case=job.case_id, sink=further, ticket=ticket.key, url=ticket.url)
 
 
-async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError) -> None:
+async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError, further: str | None = None) -> None:
     """Adjust the claims after a create failed, so the next attempt searches exactly when it must."""
     if isinstance(error, Permanent) and error.status is not None and error.status < 500:
         claim = None  # the sink refused the request outright: nothing was created, no search needed
@@ -259,4 +275,8 @@ async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: Conn
     else:
         return
     async with ctx.store.tx() as conn:
+        if further is not None:
+            for case_id in case_ids:
+                await save_ticket(conn, case_id, further, create_claimed_at=claim)
+            return
         await conn.execute(update(cases).where(cases.c.id.in_(case_ids)).values(create_claimed_at=claim))

@@ -23,10 +23,18 @@ class CreateTicket(JobPayload):
     kind = "create_ticket"
 
 
+class CreateSinkTicket(JobPayload):
+    """Create the case's ticket in one of its route's further sinks (`also_sinks`), in that sink's lane."""
+
+    kind = "create_sink_ticket"
+    sink: str
+
+
 class CommentRepeats(JobPayload):
     """Comment on the case's ticket with the repeats counted on the case row when the job runs."""
 
     kind = "comment_repeats"
+    sink: str | None = None  # one of the route's further sinks; None: the case's own
 
 
 class UpdateFields(JobPayload):
@@ -34,6 +42,7 @@ class UpdateFields(JobPayload):
 
     kind = "update_fields"
     fields: dict[str, str]
+    sink: str | None = None  # one of the route's further sinks; None: the case's own
 
 
 class Transition(JobPayload):
@@ -43,6 +52,7 @@ class Transition(JobPayload):
     to: str
     resolution: str | None = None
     close: bool = False
+    sink: str | None = None  # one of the route's further sinks; None: the case's own
 
 
 class SyncMembers(JobPayload):

@@ -4,9 +4,10 @@ Every side effect is a row in ``jobs``, written in the transaction that
 changed the case. The dispatcher (jobs/dispatch.py) claims a batch of jobs in
 one statement and writes the outcomes of a batch in one executemany:
 
-- **per-case order**: a job is claimable only when no earlier job of its case is
-  pending, running or dead, so a case's jobs run one at a time, in order, and a
-  dead job holds the jobs behind it until it is replayed or discarded;
+- **per-case order**: a job is claimable only when no earlier job of its case (and
+  lane) is pending, running or dead, so a case's jobs run one at a time, in order, and a
+  dead job holds the jobs behind it until it is replayed or discarded; the jobs of a
+  route's further sinks each run in their own lane (jobs/tickets.py);
 - **leases**: a claimed job belongs to its worker until ``lease_until``; one
   heartbeat per process extends the leases of all its running jobs, and if it dies another worker takes the
   job over once the lease has expired — no operator action;
@@ -43,8 +44,8 @@ from ..store.tables import cases, jobs
 
 STATES = ("pending", "running", "done", "dead", "held", "discarded")
 # The kinds whose handlers call their case's sink: a paused sink's jobs of these kinds wait, the others run.
-SINK_KINDS = ("create_ticket", "comment_repeats", "update_fields", "transition", "sync_members", "attach_evidence",
-              "playbook_comment", "review")
+SINK_KINDS = ("create_ticket", "create_sink_ticket", "comment_repeats", "update_fields", "transition", "sync_members",
+              "attach_evidence", "playbook_comment", "review")
 
 # The line for the call budget and for claims: new Critical/High tickets first, repeat comments last. Per-case order is
 # kept by the blocking rule, not by this order.
@@ -88,18 +89,20 @@ class Outcome:
     uncounted: bool = False  # released or held: the attempt does not count against max_attempts
 
 
-async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0) -> None:
+async def enqueue(conn: AsyncConnection, payload: JobPayload, *, case_id: int | None = None, delay: float = 0.0,
+                  lane: str | None = None) -> None:
     """Add a job inside the caller's transaction, so it exists if and only if the change that caused it does."""
     now = time.time()
     await conn.execute(insert(jobs).values(
         case_id=case_id, kind=payload.kind, payload=payload.model_dump(mode="json"), run_after=now + delay, created_at=now,
+        lane=lane,
     ))
 
 
-def job_values(payload: JobPayload, *, now: float, delay: float = 0.0) -> dict[str, Any]:
+def job_values(payload: JobPayload, *, now: float, delay: float = 0.0, lane: str | None = None) -> dict[str, Any]:
     """Return the jobs-table row that queues `payload` (without its case id), for `enqueue_many`."""
     return dict(kind=payload.kind, payload=payload.model_dump(mode="json"), state="pending", run_after=now + delay,
-                created_at=now, finished_at=None, last_error=None)
+                created_at=now, finished_at=None, last_error=None, lane=lane)
 
 
 def enqueue_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -123,10 +126,12 @@ def after(retry_after: float) -> float:
 
 
 _SEVERITY = select(cases.c.severity).where(cases.c.id == jobs.c.case_id).scalar_subquery()
-_SINK = select(cases.c.sink).where(cases.c.id == jobs.c.case_id).scalar_subquery()
+# A job in a further sink's lane (jobs/tickets.py) calls that sink, not its case's.
+_SINK = func.coalesce(jobs.c.lane, select(cases.c.sink).where(cases.c.id == jobs.c.case_id).scalar_subquery())
+_CREATES = ("create_ticket", "create_sink_ticket")
 _RANK = case(
-    (and_(jobs.c.kind == "create_ticket", _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
-    (jobs.c.kind == "create_ticket", CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
+    (and_(jobs.c.kind.in_(_CREATES), _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
+    (jobs.c.kind.in_(_CREATES), CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
 )
 _EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
 
@@ -145,6 +150,7 @@ class JobQueue:
         earlier = _EARLIER
         blocked = exists().where(
             earlier.c.case_id == jobs.c.case_id,
+            earlier.c.lane.is_not_distinct_from(jobs.c.lane),  # a further sink's jobs wait for that sink's only (jobs/tickets.py)
             earlier.c.id < jobs.c.id,
             earlier.c.state.in_(("pending", "running", "dead")),
         )

@@ -5,7 +5,8 @@ A case has no ticket while its create is on its way (pending, running), dead
 create was discarded. In that last state the case's comment, update and
 transition jobs are held (jobs/queue.py), and either the next alert of the case
 or `alertbridge case retry` enqueues a fresh create; the create renders the
-ticket from the config as it is then, and releases the held jobs.
+ticket from the config as it is then, and releases the held jobs. A route's further
+sink whose create was discarded gets a fresh one from `case retry` too, in its lane.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import AlertbridgeError
-from ..store.tables import cases, jobs
-from .payloads import CreateTicket
+from ..store.tables import case_tickets, cases, jobs
+from .payloads import CreateSinkTicket, CreateTicket
 from .queue import enqueue, replay
 
 ON_ITS_WAY = ("pending", "running", "dead")  # a create in these states will still give the case a ticket
@@ -62,12 +63,27 @@ async def retry_case(conn: AsyncConnection, case_id: int) -> Retried:
     )).scalars().all()
     if dead:
         return Retried(case_id, replayed=sum([await replay(conn, job_id) for job_id in dead]))
+    further = await further_without_ticket(conn, case_id)
+    for sink in further:  # a further sink's discarded create: a fresh one in that sink's lane (jobs/tickets.py)
+        await enqueue(conn, CreateSinkTicket(sink=sink), case_id=case_id, lane=sink)
     if case.ticket_key is not None:
+        if further:
+            return Retried(case_id, created=True)
         raise NothingToRetry(f"case {case_id} has its ticket {case.ticket_key} and no dead job: nothing to retry")
     if await create_on_its_way(conn, case_id):
+        if further:
+            return Retried(case_id, created=True)
         raise NothingToRetry(f"case {case_id} has no ticket yet, but its create is already queued")
     await enqueue(conn, CreateTicket(), case_id=case_id)
     return Retried(case_id, created=True)
+
+
+async def further_without_ticket(conn: AsyncConnection, case_id: int) -> list[str]:
+    """Return the further sinks whose ticket of the case was claimed but never recorded and whose create is not on its way."""
+    waiting = exists().where(jobs.c.case_id == case_id, jobs.c.kind == CreateSinkTicket.kind, jobs.c.lane == case_tickets.c.sink,
+                             jobs.c.state.in_(ON_ITS_WAY))
+    query = select(case_tickets.c.sink).where(case_tickets.c.case_id == case_id, case_tickets.c.ticket_key.is_(None), ~waiting)
+    return list((await conn.execute(query.order_by(case_tickets.c.sink))).scalars())
 
 
 async def ticketless_cases(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {kind.payload.kind: kind for kind in (
     JobKind(payloads.CreateTicket, create_ticket.run),
+    JobKind(payloads.CreateSinkTicket, create_ticket.run),
     JobKind(payloads.CommentRepeats, comment.run),
     JobKind(payloads.UpdateFields, update_fields.run),
     JobKind(payloads.Transition, transition.run),

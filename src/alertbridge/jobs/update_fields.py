@@ -9,6 +9,6 @@ from .queue import Job
 
 async def run(ctx: JobContext, job: Job, payload: UpdateFields) -> None:
     """Set the fields on the ticket."""
-    case, key = await ctx.ticketed_case(job)
-    await ctx.sink(case).update(key, payload.fields)
+    case, key = await ctx.ticketed_case(job, payload.sink)
+    await ctx.sink(case, payload.sink).update(key, payload.fields)
     await ctx.finish(job)

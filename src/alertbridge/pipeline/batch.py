@@ -118,12 +118,12 @@ class Batch:
         if case["id"] is not None:
             self._counted[case["id"]] += 1
 
-    def enqueue(self, case: Case | None, payload: JobPayload | Later, delay: float = 0.0) -> None:
-        """Plan a job of the case (in the order planned); a create marks the case's create as on its way."""
+    def enqueue(self, case: Case | None, payload: JobPayload | Later, delay: float = 0.0, lane: str | None = None) -> None:
+        """Plan a job of the case (in the order planned, in a further sink's `lane`); a create marks the case's create as on its way."""
         if not isinstance(payload, JobPayload):
-            self._jobs.append((case, payload, {"delay": delay}))
+            self._jobs.append((case, payload, {"delay": delay, "lane": lane}))
             return
-        self._jobs.append((case, payload, job_values(payload, now=self.now, delay=delay)))
+        self._jobs.append((case, payload, job_values(payload, now=self.now, delay=delay, lane=lane)))
         if case is not None and case["id"] is not None:
             if payload.kind == CreateTicket.kind:
                 self._on_its_way.add(case["id"])
@@ -201,7 +201,7 @@ class Batch:
     def _job_row(self, case: Case | None, payload: JobPayload | Later, values: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(payload, JobPayload):
             assert case is not None
-            values = job_values(payload(case), now=self.now, delay=values["delay"])
+            values = job_values(payload(case), now=self.now, delay=values["delay"], lane=values["lane"])
         return values | {"case_id": None if case is None else case["id"]}
 
     def _update_cases(self) -> None:

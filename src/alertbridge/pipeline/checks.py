@@ -24,6 +24,7 @@ from jinja2 import TemplateError
 
 from .. import connectors
 from ..config import Config, Route
+from ..config_sinks import route_for_sink, sink_names
 from ..connectors.roles import ReferenceScan, SampleItem, TicketSink, TransitionCheck, parser_class
 from ..connectors.writeback_roles import Resolutions
 from ..errors import ConnectorError, Permanent, Unchecked
@@ -85,12 +86,16 @@ async def check_routes_live(config: Config, identity: Identity | None = None) ->
     broken: set[str] = set()  # sinks that cannot be used at all: said once, their routes skipped
     sound: set[tuple[str, str]] = set()  # (sink, project) of routes the sink found nothing wrong with
     try:
-        for i, route in enumerate(config.settings.routes):
+        # Each sink of a route is checked with its own target and fields (a route's also_sinks: config_sinks.py).
+        views = [(i, route_for_sink(route, name), name != route.sink) for i, route in enumerate(config.settings.routes)
+                 for name in sink_names(route)]
+        for i, route, further in views:
             if route.drop or route.sink is None or route.sink in broken:
                 continue
             before = len(report.problems)
+            where = f"routes[{i}] ({route.name})" + (f" also_sinks {route.sink}" if further else "")
             try:
-                await _check_route(sinks[route.sink], route, f"routes[{i}] ({route.name})", report, config)
+                await _check_route(sinks[route.sink], route, where, report, config)
             except ConnectorError as exc:
                 broken.add(route.sink)
                 report.problem(f"sinks.{route.sink}: {exc}" if isinstance(exc, Permanent) else f"sinks.{route.sink}: cannot reach it: {exc}")

@@ -23,12 +23,13 @@ batch's cases in memory (pipeline/batch.py), and plans the writes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import Route
 from ..jobs.payloads import AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields
+from ..jobs.tickets import Planned, sink_jobs
 from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
 from ..lifecycle import lifecycle_of
 from . import members, sync
@@ -98,11 +99,18 @@ def correlate(batch: Batch, item: Prepared, inbox_id: int) -> str:
         sync.apply_source_alert(batch, case, alert, route, outcome)
     elif alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
         batch.comments_now(case)  # a throttled repeat comment would hold the resolve back (per-case order)
-        batch.enqueue(case, Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True))
+        resolve = Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True)
+        _per_sink(batch, case, route, lambda _: resolve)
         if route.tells:
             _case_event(batch, case, CaseEventJob(event=CaseEventKind.resolved, severity=Severity(case["severity"]), at=now,
                                                   alert_id=alert.id))
     return outcome
+
+
+def _per_sink(batch: Batch, case: Case, route: Route, make: Callable[[Route], Planned | None], delay: float = 0.0) -> None:
+    """Plan the job `make` builds for each sink of the route, each further sink's in its own lane (jobs/tickets.py)."""
+    for payload, lane in sink_jobs(route, make):
+        batch.enqueue(case, payload, delay, lane=lane)
 
 
 def _case_event(batch: Batch, case: Case, payload: CaseEventJob) -> None:
@@ -118,7 +126,7 @@ def _open_case(batch: Batch, item: Prepared, inbox_id: int) -> Case:
         severity=alert.severity.value, source=alert.source.name, alert_count=1, first_seen=now, last_seen=now,
         sink=route.sink, observables=alert.observables,
     ))
-    batch.enqueue(case, CreateTicket())
+    _per_sink(batch, case, route, lambda _: CreateTicket())  # one ticket in each sink of the route
     if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
         batch.enqueue(case, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id))
     if route.tells:
@@ -138,7 +146,7 @@ def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> No
         batch.enqueue(case, CreateTicket())  # its create was discarded: this alert gets it one
     if outcome == "reopened":
         batch.set(case, state="open", closed_at=None, resolution=None)
-        batch.enqueue(case, Transition(to=route.reopen_transition))
+        _per_sink(batch, case, route, lambda _: Transition(to=route.reopen_transition))
         if route.tells:
             _case_event(batch, case, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id))
     elif outcome == "repeat" and route.tells and severity.rank > before.rank:
@@ -147,17 +155,18 @@ def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> No
         _case_event(batch, case, raised)
     on_repeat = route.on_repeat if route.members is None else "ignore"  # the member sync tells the ticket what changed
     if outcome in ("repeat", "reopened") and on_repeat == "comment":
-        _schedule_comment(batch, case, route.comment_every)
-    elif outcome == "repeat" and on_repeat == "update" and route.fields:
+        _schedule_comment(batch, case, route)
+    elif outcome == "repeat" and on_repeat == "update":
         key, count = item.routed.key, case["alert_count"]
-        batch.enqueue(case, lambda c: UpdateFields(fields=draft_ticket(route, alert, {"id": c["id"], "key": key, "alert_count": count}).fields))
+        _per_sink(batch, case, route, lambda view: (lambda c: UpdateFields(fields=draft_ticket(view, alert, {
+            "id": c["id"], "key": key, "alert_count": count}).fields)) if view.fields else None)
 
 
-def _schedule_comment(batch: Batch, case: Case, every: float) -> None:
-    """Schedule one comment summarising repeats, at most one per `every` seconds."""
-    last, now = case["last_comment_at"], batch.now
+def _schedule_comment(batch: Batch, case: Case, route: Route) -> None:
+    """Schedule one comment summarising repeats on each of the route's tickets, at most one per `comment_every`."""
+    every, last, now = route.comment_every, case["last_comment_at"], batch.now
     if last is not None and last > now:
         return  # a comment is already scheduled; it will count this repeat too
     at = now if last is None or now - last >= every else last + every
-    batch.enqueue(case, CommentRepeats(), delay=at - now)
+    _per_sink(batch, case, route, lambda _: CommentRepeats(), delay=at - now)
     batch.set(case, last_comment_at=at)

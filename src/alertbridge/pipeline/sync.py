@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config, Route
 from ..jobs.payloads import CaseEventJob, MirrorComment, Transition, Writeback, enqueue_case_event
+from ..jobs.tickets import case_of_ticket, save_ticket_change
 from ..jobs.writeback import enqueue_writebacks
 from ..lifecycle import lifecycle_of
 from ..model import Alert, CaseEventKind, Severity, TicketEvent
@@ -39,13 +40,11 @@ log = structlog.get_logger("alertbridge.pipeline")
 
 async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: float, config: Config | None = None) -> str:
     """Update the case behind the ticket and enqueue its write-backs; return what happened (for the log and tests)."""
-    case = (
-        await conn.execute(select(cases).where(cases.c.sink == event.sink, cases.c.ticket_key == event.ticket_key))
-    ).mappings().first()
+    case, further = await case_of_ticket(conn, event.sink, event.ticket_key)  # further: a ticket in a route's further sink
     if case is None:
         return "not ours"
     if event.kind == "deleted":
-        await conn.execute(update(cases).where(cases.c.id == case["id"]).values(
+        await save_ticket_change(conn, case["id"], further, dict(
             state="closed", closed_at=now, resolution="Deleted", ticket_status="deleted"))
         return "deleted"
     if event.kind == "commented":
@@ -62,7 +61,7 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
         values |= dict(state="closed", closed_at=now, resolution=event.resolution)
     elif event.status_category != "done" and case["state"] == "closed":
         values |= dict(state="open", closed_at=None, resolution=None)
-    await conn.execute(update(cases).where(cases.c.id == case["id"]).values(**values))
+    await save_ticket_change(conn, case["id"], further, values)
     await conn.execute(insert(ticket_transitions).values(
         case_id=case["id"], at=event.at.timestamp(), status=event.status, category=event.status_category, by_hub=int(echo)))
     if config is not None:

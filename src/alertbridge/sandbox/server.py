@@ -30,6 +30,7 @@ EMULATORS = {
     "teams": "alertbridge.sandbox.teams",
     "pagerduty": "alertbridge.sandbox.pagerduty",
     "confluence": "alertbridge.sandbox.confluence",
+    "xsoar": "alertbridge.sandbox.xsoar",
     "servicenow": "alertbridge.sandbox.servicenow",
     "splunk_hec": "alertbridge.sandbox.splunk_hec",
 }

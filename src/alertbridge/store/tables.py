@@ -93,6 +93,25 @@ Index(
 Index("ix_cases_key", cases.c.route, cases.c.key_hash, cases.c.id)
 Index("ix_cases_ticket", cases.c.sink, cases.c.ticket_key)
 
+# The tickets of a case in its route's further sinks (`also_sinks`), one per sink, each with its own create claim and
+# reference, as the case row holds them for the route's first sink (jobs/create_ticket.py, jobs/tickets.py).
+case_tickets = Table(
+    "case_tickets",
+    metadata,
+    Column("case_id", Id, primary_key=True),  # no foreign key: the suite truncates `cases` without knowing this table
+    Column("sink", String(100), primary_key=True),
+    Column("reference", String(200)),
+    Column("create_claimed_at", Float),
+    Column("render_revision", String(40)),
+    Column("ticket_key", String(100)),
+    Column("ticket_url", Text),
+    Column("ticket_status", String(100)),
+    Column("hub_status", String(100)),
+    Column("alerts_commented", Integer, nullable=False, server_default="1"),  # the case's alert count at the last repeat comment
+    Column("last_comment_text", Text),
+)
+Index("ix_case_tickets_ticket", case_tickets.c.sink, case_tickets.c.ticket_key)
+
 # The children of a case on a route that tracks them (pipeline/members.py): one row per vendor item, e.g. one QID on one host.
 case_members = Table(
     "case_members",
@@ -137,6 +156,9 @@ jobs = Table(
     Column("last_error", Text),
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float),
+    # The sink a job works on, when it is one of a route's further sinks (jobs/tickets.py): a case's jobs run in order per
+    # lane, so one sink failing holds back no other. NULL: the case's own sink, its notices and everything else.
+    Column("lane", String(100)),
 )
 Index("ix_jobs_ready", jobs.c.state, jobs.c.run_after)
 Index("ix_jobs_case", jobs.c.case_id, jobs.c.id)

@@ -31,6 +31,15 @@ class Ticket(BaseModel):
     url: str | None
 
 
+class SinkTicket(BaseModel):
+    """A case's ticket in one sink of its route; no key yet while its create is on its way."""
+
+    sink: str
+    key: str | None
+    url: str | None
+    status: str | None
+
+
 class CaseOut(BaseModel):
     """A case as the admin API shows it."""
 
@@ -45,6 +54,7 @@ class CaseOut(BaseModel):
     ticket_status: str | None
     reference: str | None
     stuck: list[dict[str, Any]] = []
+    tickets: list[SinkTicket] = []  # the route's first sink's (as `ticket`), then each further sink's
 
 
 class RetryOut(BaseModel):

@@ -18,6 +18,7 @@ from ..config import Config
 from ..jobs import queue
 from ..jobs.create_ticket import revision, route_named
 from ..jobs.payloads import CreateTicket
+from ..jobs.tickets import further_tickets
 from ..logs import redact_data
 from ..store.tables import alerts, cases, inbox, jobs, ticket_transitions
 
@@ -66,14 +67,15 @@ def _case_conditions(filters: CaseFilter) -> list:
     return where
 
 
-def case_out(row, dead: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Shape a case row as every face shows it."""
+def case_out(row, dead: list[dict[str, Any]] | None = None, further: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Shape a case row as every face shows it; `tickets` lists its ticket in every sink of its route (jobs/tickets.py)."""
+    own = [{"sink": row["sink"], "key": row["ticket_key"], "url": row["ticket_url"], "status": row["ticket_status"]}] if row["sink"] else []
     return {
         "id": row["id"], "route": row["route"], "key": row["key"], "state": row["state"], "title": row["title"],
         "severity": row["severity"], "source": row["source"], "alert_count": row["alert_count"],
         "first_seen": row["first_seen"], "last_seen": row["last_seen"], "ticket_status": row["ticket_status"],
         "ticket": {"sink": row["sink"], "key": row["ticket_key"], "url": row["ticket_url"]} if row["ticket_key"] else None,
-        "reference": row["reference"], "stuck": dead or [],
+        "reference": row["reference"], "stuck": dead or [], "tickets": own + (further or []),
     }
 
 
@@ -82,7 +84,8 @@ async def list_cases(conn: AsyncConnection, filters: CaseFilter, limit: int = 10
     query = select(cases).where(*_case_conditions(filters)).order_by(cases.c.id.desc()).limit(limit).offset(offset)
     rows = (await conn.execute(query)).mappings().all()
     dead = await _dead_by_case(conn, [r["id"] for r in rows])
-    return [case_out(r, dead.get(r["id"])) for r in rows]
+    further = await further_tickets(conn, [r["id"] for r in rows])
+    return [case_out(r, dead.get(r["id"]), further.get(r["id"])) for r in rows]
 
 
 async def count_cases(conn: AsyncConnection, filters: CaseFilter) -> int:
@@ -115,7 +118,7 @@ async def case_detail(conn: AsyncConnection, case_id: int, alert_limit: int = 50
     transitions = (await conn.execute(
         select(ticket_transitions).where(ticket_transitions.c.case_id == case_id).order_by(ticket_transitions.c.at)
     )).mappings().all()
-    case = case_out(row, [dict(j) for j in job_rows if j["state"] == "dead"])
+    case = case_out(row, [dict(j) for j in job_rows if j["state"] == "dead"], (await further_tickets(conn, [case_id])).get(case_id))
     case |= {"observables": row["observables"], "resolution": row["resolution"], "closed_at": row["closed_at"]}
     return {
         "case": case,
