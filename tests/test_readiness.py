@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx2
 import sqlalchemy as sa
 
@@ -43,8 +45,11 @@ async def test_not_ready_on_an_old_schema_while_still_alive(tmp_path):
 
 
 async def test_not_ready_without_a_database(tmp_path):
+    before = set(threading.enumerate())
     hub = Hub(validate_config({"database": f"sqlite:///{tmp_path / 'missing' / 'hub.db'}"}))
     ready, alive = await _get(hub, "/readyz"), await _get(hub, "/healthz")
     await hub.aclose()
+    # Each failed open has stopped its aiosqlite worker thread before answering: none is left to report to a closed loop.
+    assert [t.name for t in set(threading.enumerate()) - before if "_connection_worker_thread" in t.name] == []
     assert ready.status_code == 503 and ready.json()["status"] == "not ready"
     assert alive.status_code == 200 and alive.json()["database"].startswith("unreachable")

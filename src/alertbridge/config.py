@@ -19,12 +19,13 @@ from sqlalchemy.exc import ArgumentError
 
 from . import connectors
 from .connectors.notify_roles import ReviewConfig
-from .connectors.operator_roles import ReportPoster
 from .connectors.roles import EnricherConfig, NotifierConfig, ParserConfig, SinkConfig, StrictModel
 from .errors import ConfigError
+from .lifecycle import Lifecycle, check_writebacks
 from .model import Severity
 from .notify_policy import HealthPolicy, NotifyPolicy, Playbook
 from .store.instance import NAME as INSTANCE_NAME
+from .config_reports import check_reports
 from .config_values import Duration, _format, _resolve, parse_duration  # noqa: F401 - parse_duration is public here too
 from .templates import syntax_error
 
@@ -107,6 +108,8 @@ class Route(StrictModel):
     review: str | None = Field(default=None, description="Review writer (from `reviews`) that writes a post-incident review when a case closes",
                                examples=["confluence"])
     review_min_severity: Severity = Field(default=Severity.high, description="Closed cases at or above this severity get a review")
+    writeback: list[str] = Field(default=[], description="Write-backs (from `writebacks`) told of this route's ticket changes", examples=[["defender-back", "splunk-hec"]])
+    sync: Lifecycle | None = Field(default=None, description="Lifecycle both ways and field ownership (docs/writeback.md); needed by `writeback`")
 
     _playbooks: bool = PrivateAttr(default=False)  # set by validate_config when the config has playbooks
 
@@ -199,6 +202,7 @@ class Settings(StrictModel):
     notifiers: dict[str, dict[str, Any]] = Field(default={}, description="Notifiers by name; each has a `type`")
     enrichers: dict[str, dict[str, Any]] = Field(default={}, description="Enrichers by name, applied to every alert in order; each has a `type`")
     reviews: dict[str, dict[str, Any]] = Field(default={}, description="Post-incident review writers by name (Confluence); each has a `type`")
+    writebacks: dict[str, dict[str, Any]] = Field(default={}, description="Write-backs to sources and SIEMs by name (docs/writeback.md); each has a `type`")
     playbooks: list[Playbook] = Field(default=[], description="Playbook links by alert category, source or detection; the best match is "
                                       "commented on each new ticket and shown in its notifications")
     public_url: str | None = Field(default=None, description="Base URL people reach this hub's console at, for links in messages",
@@ -245,14 +249,14 @@ def resolve_database(url: str, base_dir: Path) -> str:
 class Config:
     """A validated config: settings plus each connector's typed config, and what `check` warns about."""
 
-    def __init__(self, settings: Settings, sources: dict[str, ParserConfig], sinks: dict[str, SinkConfig],
-                 notifiers: dict[str, NotifierConfig], enrichers: dict[str, EnricherConfig], reviews: dict[str, ReviewConfig] | None = None):
+    def __init__(self, settings: Settings, sources: dict[str, ParserConfig], sinks: dict[str, SinkConfig], notifiers: dict[str, NotifierConfig],
+                 enrichers: dict[str, EnricherConfig], reviews: dict[str, ReviewConfig] | None = None, writebacks: dict[str, Any] | None = None):
         self.settings = settings
         self.sources = sources
         self.sinks = sinks
         self.notifiers = notifiers
         self.enrichers = enrichers
-        self.reviews = reviews or {}
+        self.reviews, self.writebacks = reviews or {}, writebacks or {}
         self.warnings = [f"sources.{name}.{warning}" for name, source in sources.items() for warning in source.warnings(name)]
 
 
@@ -289,14 +293,15 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
             routes.append((i, Route.model_validate(raw)))
         except ValidationError as exc:
             problems += _format(exc, prefix=f"routes[{i}]")
-    sections = {name: data.get(name) if isinstance(data.get(name), dict) else {} for name in ("sources", "sinks", "notifiers", "enrichers", "reviews")}
+    sections = {name: data.get(name) if isinstance(data.get(name), dict) else {} for name in ("sources", "sinks", "notifiers", "enrichers", "reviews", "writebacks")}
     sources = _connector_configs(sections["sources"], "sources", connectors.SOURCES, problems)
     sinks = _connector_configs(sections["sinks"], "sinks", connectors.SINKS, problems)
     notifiers = _connector_configs(sections["notifiers"], "notifiers", connectors.NOTIFIERS, problems)
     enrichers = _connector_configs(sections["enrichers"], "enrichers", connectors.ENRICHERS, problems)
     reviews = _connector_configs(sections["reviews"], "reviews", connectors.REVIEWS, problems)
-    problems += _check_routes(routes, sections)
-    problems += _check_reports(data.get("reports"), sections)
+    writebacks = _connector_configs(sections["writebacks"], "writebacks", connectors.WRITEBACKS, problems)
+    problems += _check_routes(routes, sections) + check_writebacks(routes, sections, writebacks)
+    problems += check_reports(data.get("reports"), sections)
     problems += _check_targets(routes, sinks)
     if problems or settings is None:
         raise ConfigError(problems)
@@ -304,7 +309,7 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     for route in settings.routes:
         route._playbooks = bool(settings.playbooks)
     settings.database = resolve_database(settings.database, base_dir)
-    return Config(settings, sources, sinks, notifiers, enrichers, reviews)
+    return Config(settings, sources, sinks, notifiers, enrichers, reviews, writebacks)
 
 
 def _connector_configs(raw: dict[str, dict[str, Any]], section: str, registry: dict[str, str], problems: list[str]) -> dict[str, Any]:
@@ -370,26 +375,3 @@ def _check_routes(routes: list[tuple[int, Route]], sections: dict[str, dict[str,
             if error := syntax_error(rule.when, expression=True):
                 found.append(f"{where}.rules[{k}].when: {error}")
     return found
-
-
-def _check_reports(raw: Any, sections: dict[str, dict[str, Any]]) -> list[str]:
-    found, names = [], set()
-    for i, schedule in enumerate(raw if isinstance(raw, list) else []):
-        if not isinstance(schedule, dict):
-            continue
-        if schedule.get("name") in names:
-            found.append(f"reports[{i}].name: duplicate report name {schedule['name']!r}")
-        names.add(schedule.get("name"))
-        if not schedule.get("folder") and not schedule.get("notifier"):
-            found.append(f"reports[{i}]: give a folder, a notifier or both")
-        notifier = schedule.get("notifier")
-        if notifier and notifier not in sections["notifiers"]:
-            found.append(f"reports[{i}].notifier: unknown notifier {notifier!r}")
-        elif notifier and not _posts_reports(sections["notifiers"][notifier]):
-            found.append(f"reports[{i}].notifier: notifier {notifier!r} cannot post reports; write them to a folder")
-    return found
-
-
-def _posts_reports(raw: Any) -> bool:
-    type_name = raw.get("type") if isinstance(raw, dict) else None
-    return type_name in connectors.NOTIFIERS and issubclass(connectors.load(connectors.NOTIFIERS, type_name), ReportPoster)

@@ -46,6 +46,22 @@ class AlertStatus(str, Enum):
     resolved = "resolved"
 
 
+class SourceState(str, Enum):
+    """Where the alert stands in the tool that raised it, in the words a route's lifecycle maps (config `sync`)."""
+
+    firing = "firing"
+    in_progress = "in_progress"
+    resolved = "resolved"
+    suppressed = "suppressed"  # a duplicate, or muted by a suppression rule
+    false_positive = "false_positive"
+    benign = "benign"  # a true detection of expected activity (a test, an admin)
+
+    @property
+    def done(self) -> bool:
+        """Tell whether the alert is over in this state."""
+        return self not in (SourceState.firing, SourceState.in_progress)
+
+
 class SourceInfo(BaseModel):
     """Which product sent the alert, and from which instance or tenant."""
 
@@ -87,6 +103,15 @@ class Evidence(BaseModel):
     content: bytes = Field(default=b"", exclude=True, repr=False, description="The bytes; never stored with the alert")
 
 
+class SourceComment(BaseModel):
+    """A comment on the alert's record at its source (an AWS Security IR case comment)."""
+
+    id: str = Field(description="The vendor's comment id", examples=["000001"])
+    author: str | None = None
+    text: str
+    at: datetime | None = None
+
+
 class Alert(BaseModel):
     """One security alert, normalized."""
 
@@ -98,6 +123,10 @@ class Alert(BaseModel):
     vendor_severity: str | None = Field(default=None, description="The severity as the vendor wrote it")
     category: str | None = None
     status: AlertStatus = AlertStatus.new
+    disposition: SourceState | None = Field(default=None, description="What the vendor concluded about a resolved alert "
+                                            "(false_positive, benign, suppressed), where it says", examples=["false_positive"])
+    revision: str | None = Field(default=None, description="The vendor's stamp of this version of the alert (its last update "
+                                 "time), by which the hub recognises the changes it made itself", examples=["2026-01-02T10:00:00Z"])
     url: str | None = Field(default=None, description="Deep link to the alert in the vendor console")
     detected_at: datetime | None = None
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -107,6 +136,7 @@ class Alert(BaseModel):
     labels: list[str] = []
     enrichment: dict[str, Any] = Field(default_factory=dict, description="Facts added by enrichers, by enricher name")
     evidence: list[Evidence] = Field(default_factory=list, description="Files to attach to the ticket")
+    comments: list[SourceComment] = Field(default_factory=list, description="The latest comments on the record at its source")
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @computed_field  # type: ignore[prop-decorator]
@@ -115,6 +145,13 @@ class Alert(BaseModel):
         """Return a stable id: the same vendor alert from the same source always has the same id."""
         digest = hashlib.sha256(f"{self.source.name}\x00{self.vendor_id}".encode()).hexdigest()
         return digest[:24]
+
+    @property
+    def state(self) -> SourceState:
+        """Return where the alert stands as a lifecycle names it: its disposition once resolved, else its status."""
+        if self.status == AlertStatus.resolved:
+            return self.disposition if self.disposition is not None and self.disposition.done else SourceState.resolved
+        return SourceState.in_progress if self.status == AlertStatus.in_progress else SourceState.firing
 
     # Shortcuts templates use: {{ alert.hosts|join(', ') }}
     @property
@@ -197,6 +234,10 @@ class TicketEvent(BaseModel):
     status_category: str | None = Field(default=None, description="new, indeterminate or done")
     resolution: str | None = None
     actor: str | None = Field(default=None, description="Account id or name of who made the change")
+    change_id: str | None = Field(default=None, description="The ticket system's id of this change (Jira's changelog id, "
+                                  "ServiceNow's sys_mod_count): how the hub recognises its own changes coming back")
+    comment: str | None = Field(default=None, description="A new comment's text (kind commented), plain")
+    comment_id: str | None = Field(default=None, description="A new comment's id in the ticket system")
     labels: list[str] = []
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

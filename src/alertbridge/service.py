@@ -22,6 +22,7 @@ from . import connectors
 from .config import Config
 from .connectors.notify_roles import ReviewWriter
 from .connectors.roles import Enricher, Notifier, Parser, Poller, TicketSink
+from .connectors.writeback_roles import Writeback
 from .jobs.budget import sink_budgets
 from .jobs.context import JobContext
 from .jobs.dispatch import Dispatcher
@@ -64,6 +65,9 @@ class Hub:
         self.reviews: dict[str, ReviewWriter] = {
             name: connectors.load(connectors.REVIEWS, cfg.type)(name, cfg) for name, cfg in config.reviews.items()
         }
+        self.writebacks: dict[str, Writeback] = {
+            name: connectors.load(connectors.WRITEBACKS, cfg.type)(name, cfg) for name, cfg in config.writebacks.items()
+        }
         self.enrichers: list[Enricher] = [
             connectors.load(connectors.ENRICHERS, cfg.type)(name, cfg) for name, cfg in config.enrichers.items()
         ]
@@ -71,7 +75,7 @@ class Hub:
         self.inbox = Inbox(self.store)
         self.pipeline = Pipeline(config, self.store, self.sources, self.enrichers)
         self.job_context = JobContext(self.store, self.queue, config, self.sources, self.sinks, self.notifiers, self.pipeline.reprocess,
-                                      self.reviews)
+                                      self.reviews, self.writebacks)
         self.runner = JobRunner(self.job_context)
         self.budgets = sink_budgets({name: cfg.rate_limit for name, cfg in config.sinks.items()}, self.store)
         self.jobs_ready = asyncio.Event()
@@ -88,7 +92,8 @@ class Hub:
                     runner = PollRunner(self.store, source, self.worker_id, self.inbox.committed)
                     self._tasks.append(asyncio.create_task(runner.run_forever(self.stopping), name=runner.name))
             if self.config.settings.reports:
-                scheduler = ReportScheduler(self.store, self.config.settings.reports, self.notifiers)
+                scheduler = ReportScheduler(self.store, self.config.settings.reports, self.notifiers,
+                                            public_url=self.config.settings.public_url)
                 self._tasks.append(asyncio.create_task(scheduler.run_forever(self.stopping), name="reports"))
             if self.config.settings.retention.enabled:
                 self._tasks.append(asyncio.create_task(self._prune_forever(), name="retention"))
@@ -114,7 +119,7 @@ class Hub:
         for budget in self.budgets.values():
             await budget.aclose()
         pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
-        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.enrichers, *pollers]:
+        for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.writebacks.values(), *self.enrichers, *pollers]:
             await connector.aclose()
         await self.store.aclose()
 

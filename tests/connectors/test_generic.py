@@ -248,3 +248,21 @@ def test_config_mistakes_are_reported_with_their_field(config, message):
     with pytest.raises(ValidationError, match=message):
         source(**config)
 
+
+
+@pytest.mark.parametrize("expression", ["id || uid || alert_id", "labels.alertname", "a.b || c", " hosts ||host "])
+def test_plain_paths_read_as_jmespath_does(expression):
+    import itertools
+
+    import jmespath
+
+    from alertbridge.connectors.generic import _reader
+
+    values = [None, False, True, 0, 1, 0.0, "", "s", [], [0], {}, {"b": 0}, {"b": ""}, {"alertname": "n"}]
+    read, reference = _reader(expression), jmespath.compile(expression).search
+    for picked in [("id", "uid", "alert_id"), ("labels", "a", "c"), ("hosts", "host", "id")]:
+        for combo in itertools.product(values, repeat=3):
+            item = dict(zip(picked, combo, strict=True))
+            assert (read(item), type(read(item))) == (reference(item), type(reference(item))), item
+    for item in ([], "text", 5, None):
+        assert read(item) == reference(item)

@@ -47,7 +47,7 @@ TOKENS: dict[str, tuple[str, ...] | None] = {
     "defender": ("/oauth2/v2.0/token",),
     "prisma_cloud": ("/login", "/auth_token/extend"),
     "aws_security_ir": None, "cortex_xdr": None, "mcas": None, "proofpoint_tap": None, "sonarqube": None,
-    "qualys_vm": None, "qualys_pc": None, "qualys_fim": None,
+    "qualys_vm": None, "qualys_pc": None, "qualys_fim": None, "servicenow_reconcile": None,
 }  # fmt: skip
 FOREIGN_CURSORS = ["not a cursor", '{"since": []}', "[1, 2]", '"text"']
 MAX_PAGES = 40

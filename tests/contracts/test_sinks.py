@@ -1,6 +1,6 @@
 """What every registered ticket sink promises, checked on each one against an honest in-memory server over real HTTP.
 
-Jira runs against the Jira sandbox; the generic `http` sink against the
+Jira runs against the Jira sandbox, ServiceNow against its emulator; the generic `http` sink against the
 recorder (tests/support/recorder.py), put behind the sandbox's vendor-neutral
 fault layer. A new line in ``alertbridge.connectors.SINKS`` fails here until it
 has a server in ``SERVERS``.
@@ -16,15 +16,16 @@ from typing import Any
 
 import pytest
 import structlog
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from starlette.applications import Starlette
 
 from alertbridge.connectors import SINKS, load
-from alertbridge.connectors.roles import BulkCreate, SinkConfig, TicketDraft, TicketRef, TicketSink
+from alertbridge.connectors.roles import BulkCreate, TicketDraft, TicketRef, TicketSink
 from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable
 from alertbridge.model import Severity
 from alertbridge.sandbox.faults import FaultInjection, Faults
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
+from alertbridge.sandbox.servicenow import create_app as create_servicenow_app
 from support.recorder import Recorder, ServerThread
 
 
@@ -42,8 +43,13 @@ def recorder_server() -> tuple[Starlette, Faults, Callable[[str], dict[str, Any]
     return app, faults, lambda url: {"url": url, "token": "recorder-bearer-token"}
 
 
+def servicenow_server() -> tuple[Starlette, Faults, Callable[[str], dict[str, Any]]]:
+    app = create_servicenow_app()
+    return app, app.state.faults, lambda url: {"url": url, "login": {"mode": "basic", "username": "svc-alertbridge", "password": "sandbox-password"}}
+
+
 # Sink type -> its server (an ASGI app, its fault knobs) and the config that reaches it.
-SERVERS = {"jira": jira_server, "http": recorder_server}
+SERVERS = {"jira": jira_server, "http": recorder_server, "servicenow": servicenow_server}
 SINK_TYPES = sorted(SINKS)
 BULK_TYPES = [t for t in SINK_TYPES if issubclass(load(SINKS, t), BulkCreate)]
 
@@ -83,8 +89,10 @@ def draft(**changes: Any) -> TicketDraft:
     return TicketDraft(**(values | changes))
 
 
-def secrets_of(config: SinkConfig) -> list[str]:
-    found = [v.get_secret_value() for v in (getattr(config, n) for n in type(config).model_fields) if isinstance(v, SecretStr)]
+def secrets_of(config: BaseModel) -> list[str]:
+    values = [getattr(config, n) for n in type(config).model_fields]
+    found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+    found += [secret for v in values if isinstance(v, BaseModel) for secret in secrets_of(v)]  # a nested login's (ServiceNow's)
     email = getattr(config, "email", None)  # Jira Cloud sends email:token as basic auth
     return found + [base64.b64encode(f"{email}:{s}".encode()).decode() for s in found if email]
 

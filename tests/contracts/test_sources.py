@@ -81,6 +81,18 @@ SAMPLES: dict[str, list[Sample]] = {
         Sample("jira/webhook-cloud-comment_created.json", 1, {"ticket_key": "TES-41", "kind": "commented"}),
         Sample("jira/webhook-cloud-jira-issue_deleted.json", 1, {"ticket_key": "IDT-19", "kind": "deleted"}),
     ],
+    # ServiceNow's Business Rule posts a record in the Table API's shape; both real ones read as ticket events.
+    "servicenow": [
+        Sample("servicenow/table-api-get-sn_si_incident-record.json", 1,
+               {"ticket_key": "SIR00000001", "kind": "updated", "status": "Closed", "status_category": "done", "resolution": "-100",
+                "actor": "user"}),
+        Sample("servicenow/table-api-create-change_request-record.json", 1,
+               {"ticket_key": "CHG0030003", "status": "New", "status_category": "indeterminate", "actor": "jane.doe"}),
+    ],
+    "servicenow_reconcile": [
+        Sample("servicenow/table-api-get-sn_si_incident-record.json", 1, {"ticket_key": "SIR00000001", "status": "Closed"},
+               pick=lambda document: {"table": "sn_si_incident", "operation": "update", "result": document["result"]}),
+    ],
     "crowdstrike": [
         Sample(
             "crowdstrike/falcon-alerts-v2-entities-response.json", 2,

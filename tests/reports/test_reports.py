@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from datetime import UTC, datetime
 
 import httpx2
@@ -14,6 +15,8 @@ from typer.testing import CliRunner
 
 from alertbridge.cli import app
 from alertbridge.config import validate_config
+from alertbridge.connectors.slack import SlackConfig, SlackNotifier
+from alertbridge.connectors.teams import TeamsConfig, TeamsNotifier
 from alertbridge.connectors.http_sink import HttpSink
 from alertbridge.model import TicketEvent
 from alertbridge.pipeline.sync import apply_ticket_event
@@ -21,7 +24,12 @@ from alertbridge.reports import build, render, window
 from alertbridge.reports.period import parse_moment
 from alertbridge.reports.schedule import ReportScheduler
 from alertbridge.service import Hub
+from alertbridge.sandbox.slack import TOKEN as SLACK_TOKEN
+from alertbridge.sandbox.slack import create_app as slack_sandbox
+from alertbridge.sandbox.teams import SIGNATURE, WORKFLOW
+from alertbridge.sandbox.teams import create_app as teams_sandbox
 from alertbridge.store import upgrade
+from support.clock import FakeClock
 from support.hub import drain
 from support.recorder import Recorder
 
@@ -195,13 +203,105 @@ async def test_scheduled_report_is_made_once_per_period_and_written_to_the_folde
 def test_report_schedules_are_checked_with_the_config():
     from alertbridge.errors import ConfigError
 
-    base = {"sources": SOURCES, "sinks": SINKS, "routes": ROUTES}
+    pager = {"type": "pagerduty", "routing_key": "sandboxroutingkey00000000000soc0", "url": "http://pagerduty"}
+    base = {"sources": SOURCES, "sinks": SINKS, "routes": ROUTES, "notifiers": {"pager": pager}}
     with pytest.raises(ConfigError) as caught:
         validate_config({**base, "reports": [{"name": "w", "period": "week"}, {"name": "w", "period": "day", "notifier": "nope"},
-                                             {"name": "y", "period": "year", "folder": "/tmp"}]})
+                                             {"name": "y", "period": "year", "folder": "/tmp"}, {"name": "p", "period": "day", "notifier": "pager"}]})
     assert sorted(caught.value.problems) == [
         "reports[0]: give a folder, a notifier or both",
         "reports[1].name: duplicate report name 'w'",
         "reports[1].notifier: unknown notifier 'nope'",
         "reports[2].period: Input should be 'day', 'week' or 'month'",
+        "reports[3].notifier: notifier 'pager' (pagerduty) cannot post reports (a slack or teams notifier can); write them to a folder",
     ]
+
+
+# --- posting a scheduled report to a chat notifier, through the Slack and Teams emulators -----------------------
+
+CONSOLE = "https://alertbridge.example.com"
+LINK = f"{CONSOLE}/ui/reports?period=week&from=2026-11-23&to=2026-11-29"  # the whole week, its last day included
+SUMMARY = [  # the hand count above, as a person reads it
+    "11 alerts, 4 new cases, 4 tickets (noise ratio 2.75 alerts per ticket).",
+    "1 received event(s) could not be read: see the dead letters.",
+    "critical: 2 cases; acknowledged 2 in 10m median, 20m p90; resolved 1 in 2h median, 2h p90",
+    "high: 1 case; acknowledged 1 in 30m median, 30m p90; resolved 1 in 2h median, 2h p90",
+    "low: 1 case; none acknowledged yet",
+    "Top detections: Malware quarantined (4), Brute force (3), Port scan (2), Ransomware (2)",
+]
+TITLE = "alertbridge week report 2026-W48"
+SLACK_WEBHOOK = "http://slack/services/T0SANDBOX/B0SANDBOX/sandboxwebhooksecret"
+TEAMS_URL = f"http://teams/workflows/{WORKFLOW}?api-version=2016-06-01&sig={SIGNATURE}"
+
+
+async def _post_weekly(config, notifier, rounds: int = 1) -> list[str]:
+    """Run the scheduler `rounds` times just after the week, as two nodes would; return what was delivered."""
+    from alertbridge.config import ReportSchedule
+    from alertbridge.store import Store
+
+    store = Store(config.settings.database)
+    schedules = [ReportSchedule(name="weekly", period="week", notifier="soc")]
+    nodes = [ReportScheduler(store, schedules, {"soc": notifier}, public_url=CONSOLE + "/") for _ in range(2)]
+    now = parse_moment("2026-12-01T06:00").timestamp()
+    made = []
+    try:
+        for n in range(rounds):
+            for node in nodes:
+                made += await node.run_due(now + n * 60)
+    finally:
+        await store.aclose()
+        await notifier.aclose()
+    return made
+
+
+@pytest.mark.parametrize("way_in", [{"bot_token": SLACK_TOKEN, "channel": "C0SOCALERTS"}, {"webhook_url": SLACK_WEBHOOK}])
+async def test_a_scheduled_report_is_posted_to_slack_once_with_its_summary_and_a_link(seeded, way_in):
+    config, _ = seeded
+    sandbox = slack_sandbox()
+    settings = SlackConfig.model_validate({"type": "slack", "api_url": "http://slack/api", **way_in})
+    notifier = SlackNotifier("soc", settings, transport=httpx2.ASGITransport(app=sandbox), clock=FakeClock())
+    assert await _post_weekly(config, notifier) == ["weekly 2026-W48: posted to soc"]
+    (message,) = sandbox.state.slack.channels["C0SOCALERTS"]
+    header, section, actions = message["blocks"]
+    assert message["text"] == TITLE and header["text"]["text"] == TITLE
+    assert section["text"]["text"].split("\n") == SUMMARY
+    assert [(e["text"]["text"], e["url"]) for e in actions["elements"]] == [("Open the report", LINK)]
+    assert message["mentions"] == []
+
+
+async def test_a_scheduled_report_is_posted_to_teams_as_one_card(seeded):
+    config, _ = seeded
+    sandbox = teams_sandbox()
+    settings = TeamsConfig.model_validate({"type": "teams", "webhook_url": TEAMS_URL})
+    notifier = TeamsNotifier("soc", settings, transport=httpx2.ASGITransport(app=sandbox), clock=FakeClock())
+    assert await _post_weekly(config, notifier) == ["weekly 2026-W48: posted to soc"]
+    (post,) = sandbox.state.teams.posts
+    card = post["card"]
+    assert [block["text"] for block in card["body"]] == [
+        "alertbridge week report 2026\\-W48", "Scheduled report",
+        "11 alerts, 4 new cases, 4 tickets \\(noise ratio 2\\.75 alerts per ticket\\)\\.\n\n"
+        "1 received event\\(s\\) could not be read: see the dead letters\\.\n\n"
+        "critical: 2 cases; acknowledged 2 in 10m median, 20m p90; resolved 1 in 2h median, 2h p90\n\n"
+        "high: 1 case; acknowledged 1 in 30m median, 30m p90; resolved 1 in 2h median, 2h p90\n\n"
+        "low: 1 case; none acknowledged yet\n\n"
+        "Top detections: Malware quarantined \\(4\\), Brute force \\(3\\), Port scan \\(2\\), Ransomware \\(2\\)",
+        "alertbridge",
+    ]
+    assert [(a["title"], a["url"]) for a in card["actions"]] == [("Open the report", LINK)]
+
+
+@pytest.mark.parametrize("fault, made", [
+    (429, ["weekly 2026-W48: retry: slack POST <webhook> -> 429: ratelimited", "weekly 2026-W48: posted to soc"]),
+    (400, ["weekly 2026-W48: failed: Permanent: slack POST <webhook> -> 400: fatal_error"]),
+])
+async def test_a_rate_limited_post_is_tried_again_next_round_and_a_refused_one_is_recorded(seeded, fault, made):
+    config, _ = seeded
+    sandbox, clock = slack_sandbox(), FakeClock()
+    sandbox.state.slack.faults.clock = clock.now  # the channel's one-a-second limit reads the notifier's clock
+    sandbox.state.slack.faults.fail_next = [fault]
+    notifier = SlackNotifier("soc", SlackConfig.model_validate({"type": "slack", "webhook_url": SLACK_WEBHOOK}),
+                             transport=httpx2.ASGITransport(app=sandbox), clock=clock)
+    assert await _post_weekly(config, notifier, rounds=2) == made  # two nodes, two rounds: one post at most
+    assert len(sandbox.state.slack.channels["C0SOCALERTS"]) == (1 if fault == 429 else 0)
+    with sqlite3.connect(config.settings.database.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("SELECT name, outcome FROM report_runs").fetchall() == [("weekly", made[-1].removeprefix("weekly 2026-W48: "))]

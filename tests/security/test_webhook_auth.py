@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.roles import Poller, WebhookAuth, WebhookSource
+from alertbridge.connectors.servicenow.webhook import ServiceNowHookAuth
 from alertbridge.web import admin
 from alertbridge.web.auth import ConsoleAuth
 from alertbridge.service import Hub
@@ -75,6 +76,15 @@ VENDOR_SCHEMES = {
     "jira": {"secret": Scheme({"secret": CANARY}, sign, lambda c: ({"X-Hub-Signature": c}, {}))},
     "crowdstrike": {"hmac": Scheme({"auth": {"mode": "hmac", "secret": CANARY}}, falcon_signature,
                                    lambda c: ({"X-Cs-Primary-Signature": c, "X-Cs-Delivery-Timestamp": FALCON_STAMP}, {}))},
+    # A Business Rule signs with GlideCertificateEncryption.generateMac (base64), or sends a Basic auth profile.
+    "servicenow": {
+        "hmac": Scheme({"auth": {"mode": "hmac", "secret": CANARY}},
+                       lambda body: base64.b64encode(hmac.new(CANARY.encode(), body, hashlib.sha256).digest()).decode(),
+                       lambda c: ({"X-Hmac-Signature": c}, {})),
+        "basic": Scheme({"auth": {"mode": "basic", "username": "snow-outbound", "password": CANARY}},
+                        lambda body: base64.b64encode(f"snow-outbound:{CANARY}".encode()).decode(),
+                        lambda c: ({"Authorization": f"Basic {c}"}, {})),
+    },
 }  # fmt: skip
 WEBHOOK_TYPES = [t for t in SOURCE_TYPES if not issubclass(source_class(t), Poller)]
 OWN_VERIFY = {t: source_class(t).verify for t in WEBHOOK_TYPES if source_class(t).verify is not WebhookSource.verify}
@@ -233,7 +243,8 @@ def comparisons(function) -> tuple[list[str], list[str]]:
 
 
 CREDENTIAL_CHECKS = {f"{source_class(t).__name__}.verify": verify for t, verify in OWN_VERIFY.items()} | {
-    "WebhookAuth.check": WebhookAuth.check, "admin.require_admin": admin.add_admin_routes,
+    "WebhookAuth.check": WebhookAuth.check, "ServiceNowHookAuth.check": ServiceNowHookAuth.check,
+    "ServiceNowHookAuth._check_basic": ServiceNowHookAuth._check_basic, "admin.require_admin": admin.add_admin_routes,
     "console token": ConsoleAuth.check_token, "console session": ConsoleAuth._session,
     "console CSRF": ConsoleAuth.check_action, "console login CSRF": ConsoleAuth.check_login_form,
 }  # every webhook source without its own verify is decided by WebhookAuth.check (the HTTP test above shows it)

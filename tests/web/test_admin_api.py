@@ -62,6 +62,8 @@ def test_the_cli_lists_and_replays_dead_letters_of_one_kind(tmp_path):
     assert listed.exit_code == 0 and "1 dead job(s)" in listed.output
     assert "0 dead job(s)" in runner.invoke(app, ["dlq", "list", "-c", str(config), "--kind", "create_ticket"]).output
     assert runner.invoke(app, ["dlq", "replay", "-c", str(config), "--kind", "ingest", "--all"]).exit_code == 2
+    typo = runner.invoke(app, ["dlq", "replay", "-c", str(config), "--kind", "ingets"])
+    assert typo.exit_code == 2 and "unknown job kind 'ingets' (known: attach_evidence, case_event," in typo.output
     replayed = runner.invoke(app, ["dlq", "replay", "-c", str(config), "--kind", "ingest"])
     assert replayed.exit_code == 0 and "replayed 1 job(s)" in replayed.output
 

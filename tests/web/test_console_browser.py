@@ -136,6 +136,7 @@ def _healthy(client: httpx2.Client) -> bool:
 
 
 def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_path):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -154,86 +155,96 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
     def text() -> str:
         return browser.find_element(By.TAG_NAME, "main").text
 
-    def click_and_load(element) -> None:
-        """Click something that loads a page, and wait until the new page is there (a click does not wait)."""
+    def wait(check, what: str, seconds: float = 15):
+        """Wait until `check(browser)` holds (WebDriver polls it), naming what did not happen when it never does."""
+        return WebDriverWait(browser, seconds, ignored_exceptions=[NoSuchElementException, StaleElementReferenceException]).until(
+            check, f"timed out waiting for {what}")
+
+    def showing(heading: str):
+        """Tell whether the page is fully loaded and is the one whose <h1> starts with `heading`."""
+        return lambda b: (b.execute_script("return document.readyState") == "complete"
+                          and b.find_element(By.TAG_NAME, "h1").text.startswith(heading))
+
+    def visit(path: str, heading: str) -> None:
+        """Open a console page and wait for its own content (its heading), not for a page that happens to be there."""
+        browser.get(f"{base}{path}")
+        wait(showing(heading), f"{path} to show {heading!r}")
+
+    def click_and_load(element, heading: str) -> None:
+        """Click something that loads a page, and wait until the new page and its content are there (a click does not wait)."""
         old = browser.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(browser, 15).until(staleness_of(old))
-        WebDriverWait(browser, 15).until(lambda b: b.execute_script("return document.readyState") == "complete")
-
-    def loaded(check, what: str) -> None:
-        wait_until(lambda: check() and browser.execute_script("return document.readyState") == "complete", timeout=15, what=what)
+        wait(staleness_of(old), f"the click to leave the page for {heading!r}")
+        wait(showing(heading), f"the page {heading!r}")
 
     def after_reload(check) -> bool:
         browser.get(browser.current_url)  # a fresh load: no element of the previous page is left to go stale
         return check()
 
-    browser.get(f"{base}/ui/cases")
+    visit("/ui/cases", "Sign in to the console")  # the console sends a stranger to its login page
     assert "/ui/login" in browser.current_url
     shoot("login")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
-    click_and_load(browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+    click_and_load(browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"), "Cases")
     assert browser.current_url.endswith("/ui/cases") and "6 matching" in text()  # seven alerts, two of them one case
     assert "2 stuck case(s) need attention" in text()
 
-    browser.get(f"{base}/ui")
+    visit("/ui", "Overview")
     assert "2 stuck case(s)" in text() and "edr-to-soc" not in text()  # the overview shows sources, not routes
     shoot("overview")
 
-    browser.get(f"{base}/ui/cases")
+    visit("/ui/cases", "Cases")
     Select(browser.find_element(By.ID, "filter-severity")).select_by_visible_text("high")  # submits itself (console.js)
-    loaded(lambda: "severity=high" in browser.current_url, "the severity filter")
+    wait(lambda b: "severity=high" in b.current_url and showing("Cases 2 matching")(b), "the severity filter")
     rows = browser.find_elements(By.CSS_SELECTOR, "#cases tr td:nth-child(2) a")
     assert sorted(r.text for r in rows) == ["Brute force against VPN", "Impossible travel sign-in"]
     box = browser.find_element(By.ID, "filter-text")
     box.clear()
     box.send_keys("brute")
     box.submit()
-    loaded(lambda: "text=brute" in browser.current_url, "the text filter")
+    wait(lambda b: "text=brute" in b.current_url and showing("Cases 1 matching")(b), "the text filter")
     assert [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#cases tr td:nth-child(2) a")] == ["Brute force against VPN"]
     shoot("cases")
 
-    browser.get(f"{base}/ui/cases?state=stuck")
+    visit("/ui/cases?state=stuck", "Cases 2 matching")
     stuck = browser.find_elements(By.CSS_SELECTOR, "#cases tr.stuck td:nth-child(2) a")
     assert sorted(r.text for r in stuck) == ["Malware beacon to known C2", "Malware quarantined"]
     assert "stuck: create_ticket dead-lettered" in text() and "does not accept this issue type" in text()
-    click_and_load(next(r for r in stuck if r.text == "Malware quarantined"))
+    click_and_load(next(r for r in stuck if r.text == "Malware quarantined"), "Case ")
     assert "Stuck:" in text() and "dead letter #" in text() and "Retry" in text()
     shoot("case-stuck")
     dead_letter = browser.find_element(By.PARTIAL_LINK_TEXT, "dead letter #").get_attribute("href")
 
-    browser.get(f"{base}/ui/dlq")
+    visit("/ui/dlq", "Dead letters")
     assert "create_ticket: 2" in text()
     shoot("dead-letters")
 
     cases.refusing = False  # the case system's project is fixed: a replay can now succeed
-    browser.get(dead_letter)
+    visit(dead_letter.removeprefix(base), "Job ")
     assert browser.find_element(By.ID, "job-state").text == "dead" and "does not accept this issue type" in text()
     shoot("dead-letter")
-    click_and_load(browser.find_element(By.XPATH, "//button[text()='Replay']"))
+    click_and_load(browser.find_element(By.XPATH, "//button[text()='Replay']"), "Job ")
     assert "replayed: the job is back in the queue" in text()
-    wait_until(lambda: after_reload(lambda: browser.find_element(By.ID, "job-state").text == "done"), timeout=30,
-               what="the replayed job to succeed")
+    wait(lambda b: after_reload(lambda: b.find_element(By.ID, "job-state").text == "done"), "the replayed job to succeed", 30)
     assert sum("Malware quarantined" in t["summary"] for t in cases.recorder.tickets.values()) == 1
 
-    browser.get(f"{base}/ui/cases?state=stuck")
+    visit("/ui/cases?state=stuck", "Cases 1 matching")
     other = browser.find_element(By.CSS_SELECTOR, "#cases tr.stuck td:nth-child(2) a")
     assert other.text == "Malware beacon to known C2"
-    click_and_load(other)
-    click_and_load(browser.find_element(By.XPATH, "//button[text()='Retry']"))
+    click_and_load(other, "Case ")
+    click_and_load(browser.find_element(By.XPATH, "//button[text()='Retry']"), "Case ")
     assert "replayed 1 dead job(s)" in text()
-    wait_until(lambda: after_reload(lambda: "Stuck:" not in text() and "CASE-" in text()), timeout=30,
-               what="the retried case to get its ticket")
+    wait(lambda b: after_reload(lambda: "Stuck:" not in text() and "CASE-" in text()), "the retried case to get its ticket", 30)
     shoot("case")
 
-    browser.get(f"{base}/ui/config")
-    click_and_load(browser.find_element(By.XPATH, "//button[text()='Run check --live now']"))
+    visit("/ui/config", "Config")
+    click_and_load(browser.find_element(By.XPATH, "//button[text()='Run check --live now']"), "Config")
     assert "check --live: OK" in text() and "by console:admin" in text()
     shoot("config")
     # Yesterday and today (UTC): the alerts of a moment ago are in it even just after midnight.
     days = browser.execute_script("var d = new Date(); var y = new Date(d - 864e5);"
                                   "return [y.toISOString().slice(0, 10), d.toISOString().slice(0, 10)]")
-    browser.get(f"{base}/ui/reports?period=day&from={days[0]}&to={days[1]}")
+    visit(f"/ui/reports?period=day&from={days[0]}&to={days[1]}", "Report ")
     assert "7\nalerts" in text() and "Malware quarantined" in text()
     shoot("reports")
     assert TOKEN not in browser.page_source

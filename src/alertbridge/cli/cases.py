@@ -42,13 +42,10 @@ def case_list(
 @app.command("retry")
 def case_retry(config: ConfigOption, case_id: int) -> None:
     """Replay a case's dead jobs, or give a case whose create was discarded a fresh one."""
-    from ..jobs.recovery import NoSuchCase, NothingToRetry, retry_case
-
-    async def action(hub):
-        async with hub.store.tx() as conn:
-            return await retry_case(conn, case_id)
+    from ..jobs.recovery import NoSuchCase, NothingToRetry
+    from ..web import operations
 
     try:
-        typer.echo(str(with_hub(load(config), action)))
+        typer.echo(str(with_hub(load(config), lambda hub: operations.retry(hub, case_id))))
     except (NoSuchCase, NothingToRetry) as exc:
         fail(str(exc))

@@ -21,6 +21,8 @@ def dlq_list(
     """List dead jobs with their reasons (tab-separated, a header first, so scripts can read it too)."""
     from ..web.queries import dead_letters
 
+    _known_kind(kind)
+
     async def action(hub):
         async with hub.store.read() as conn:
             return await dead_letters(conn, kind, limit)
@@ -31,6 +33,13 @@ def dlq_list(
         reason = " ".join((job["last_error"] or "").split())[:200]
         typer.echo(f"{job['id']}\t{job['kind']}\t{job['case_id'] or '-'}\t{job['attempts']}\t{iso(job['finished_at'])}\t{reason}")
     typer.echo(f"{len(jobs)} dead job(s)")
+
+
+def _known_kind(kind: str | None) -> None:
+    from ..jobs.registry import KINDS
+
+    if kind is not None and kind not in KINDS:
+        fail(f"unknown job kind {kind!r} (known: {', '.join(sorted(KINDS))})", 2)
 
 
 @app.command("show")
@@ -58,16 +67,12 @@ def dlq_replay(
     kind: Annotated[Optional[str], typer.Option(help="Replay every dead job of this kind, e.g. create_ticket")] = None,  # noqa: UP045
 ) -> None:
     """Put dead jobs back in the queue (a create is rendered again from the current config when it runs)."""
-    from ..jobs import queue
+    from ..web import operations
 
     if [job_id is not None, all_, kind is not None].count(True) != 1:
         fail("give one of: a job id, --kind KIND, --all", 2)
-
-    async def action(hub):
-        async with hub.store.tx() as conn:
-            return await queue.replay(conn, job_id, kind=kind)
-
-    count = with_hub(load(config), action)
+    _known_kind(kind)
+    count = with_hub(load(config), lambda hub: operations.replay(hub, job_id, kind=kind))
     typer.echo(f"replayed {count} job(s)")
     if not count:
         raise typer.Exit(1)
@@ -76,13 +81,9 @@ def dlq_replay(
 @app.command("discard")
 def dlq_discard(config: ConfigOption, job_id: int) -> None:
     """Discard one dead job for good (a case whose create is discarded gets a fresh one with its next alert)."""
-    from ..jobs import queue
+    from ..web import operations
 
-    async def action(hub):
-        async with hub.store.tx() as conn:
-            return await queue.discard(conn, job_id)
-
-    count = with_hub(load(config), action)
+    count = with_hub(load(config), lambda hub: operations.discard(hub, job_id))
     typer.echo(f"discarded {count} job(s)")
     if not count:
         raise typer.Exit(1)

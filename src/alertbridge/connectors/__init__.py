@@ -23,10 +23,13 @@ SOURCES = {
     "qualys_fim": "alertbridge.connectors.qualys.fim:QualysFimPoller",
     "sonarqube": "alertbridge.connectors.sonarqube:SonarQubeSource",
     "imap": "alertbridge.connectors.imap:ImapSource",
+    "servicenow": "alertbridge.connectors.servicenow.webhook:ServiceNowWebhookSource",
+    "servicenow_reconcile": "alertbridge.connectors.servicenow.poller:ServiceNowReconcilePoller",
 }
 SINKS = {
     "jira": "alertbridge.connectors.jira.sink:JiraSink",
     "http": "alertbridge.connectors.http_sink:HttpSink",
+    "servicenow": "alertbridge.connectors.servicenow.sink:ServiceNowSink",
 }
 NOTIFIERS = {
     "slack": "alertbridge.connectors.slack:SlackNotifier",
@@ -35,6 +38,14 @@ NOTIFIERS = {
 }
 REVIEWS = {
     "confluence": "alertbridge.connectors.confluence:ConfluenceReviews",
+}
+WRITEBACKS = {
+    "aws_security_ir": "alertbridge.connectors.aws_security_ir.writeback:SecurityIrUpdater",
+    "defender": "alertbridge.connectors.defender.writeback:DefenderUpdater",
+    "crowdstrike": "alertbridge.connectors.crowdstrike.writeback:CrowdStrikeUpdater",
+    "cortex_xdr": "alertbridge.connectors.cortex_xdr.writeback:CortexXdrUpdater",
+    "splunk_hec": "alertbridge.connectors.splunk_hec:SplunkHec",
+    "signed_webhook": "alertbridge.connectors.signed_webhook:SignedWebhook",
 }
 ENRICHERS = {
     "abuseipdb": "alertbridge.connectors.abuseipdb:AbuseIpdbEnricher",

@@ -31,8 +31,8 @@ class TicketPreview(ABC):
 
 
 class ReportPoster(ABC):
-    """A notifier that can post a scheduled report's summary (a chat message: a title and plain text)."""
+    """A notifier that can post a scheduled report's summary: a chat message with a title, plain lines and a link."""
 
     @abstractmethod
-    async def post_report(self, title: str, text: str) -> NotifyReceipt | None:
-        """Post one report summary."""
+    async def post_report(self, title: str, text: str, link: str | None) -> NotifyReceipt | None:
+        """Post one report's summary (plain text, one figure a line), with a link to the whole report when there is one."""

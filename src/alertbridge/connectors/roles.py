@@ -10,6 +10,8 @@ never ``hasattr``. Each role holds only what it needs:
     TicketSink ........ find by case reference, create, update, comment, transition, status
         + BulkCreate (with the sink's own `bulk_limit`), TransitionCheck, Attachments
         + TicketTimeline (a ticket's history, for post-incident reviews); TicketPreview (operator_roles.py)
+        + ChangeIds, Resolutions (writeback_roles.py: what sync needs of a sink)
+    SourceUpdater, SiemFeedback (writeback_roles.py): the ticket's fate written back to sources and SIEMs
     Notifier .......... told about case events (opened, updated, severity raised, reopened, resolved)
         + FindsSent, Idempotent, Digests, HealthNotices (notify_roles.py); ReportPoster (operator_roles.py)
     ReviewWriter ...... writes post-incident reviews (Confluence; notify_roles.py)

@@ -29,6 +29,7 @@ from . import _notice as notice
 from ._http import Clock, HttpClient, Vendor
 from ._outbound import Pacer, post_paced, post_webhook
 from .notify_roles import DigestPolicy, Digests, FindsSent, HealthNotices
+from .operator_roles import ReportPoster
 from .roles import Notifier, NotifierConfig, NotifyReceipt
 
 HEADER_LIMIT, SECTION_LIMIT, BUTTON_LIMIT = 150, 3000, 75
@@ -140,7 +141,13 @@ def health_blocks(event: HealthEvent) -> list[dict[str, Any]]:
     return [{"type": "header", "text": _plain(f"{mark} alertbridge: {event.summary}", HEADER_LIMIT)}] + ([_section(details)] if details else [])
 
 
-class SlackNotifier(Notifier, FindsSent, Digests, HealthNotices):
+def report_blocks(title: str, text: str, link: str | None) -> list[dict[str, Any]]:
+    """Lay a report's summary out as Block Kit blocks: its title, its lines, and a button to the whole report."""
+    blocks = [{"type": "header", "text": _plain(title, HEADER_LIMIT)}, _section(mrkdwn(text))]
+    return blocks + ([_buttons([("Open the report", link)])] if link else [])
+
+
+class SlackNotifier(Notifier, FindsSent, Digests, HealthNotices, ReportPoster):
     """Posts case events to one Slack channel (or the channel a route names)."""
 
     type = "slack"
@@ -194,6 +201,14 @@ class SlackNotifier(Notifier, FindsSent, Digests, HealthNotices):
             await self._post(self.config.channel or "", text, health_blocks(event))
         else:
             await self._webhook({"text": text, "blocks": health_blocks(event)})
+
+    async def post_report(self, title: str, text: str, link: str | None) -> NotifyReceipt | None:
+        """Post a report's summary as one message in the channel."""
+        if self.threads:
+            posted = await self._post(self.config.channel or "", mrkdwn(title), report_blocks(title, text, link))
+            return NotifyReceipt(posted["ts"], state={"channel": posted["channel"]})
+        await self._webhook({"text": mrkdwn(title), "blocks": report_blocks(title, text, link)})
+        return None
 
     async def find_sent(self, event: CaseEvent | CaseDigest, since: float) -> NotifyReceipt | None:
         """Look for the message carrying the event id: in the case's thread, or in the channel since `since`."""

@@ -33,6 +33,7 @@ from . import _notice as notice
 from ._http import Clock, HttpClient, Vendor
 from ._outbound import Pacer, post_webhook
 from .notify_roles import DigestPolicy, Digests, HealthNotices
+from .operator_roles import ReportPoster
 from .roles import Notifier, NotifierConfig, NotifyReceipt
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -107,7 +108,7 @@ def message_card(title: str, headline: str, text: str, facts: list[tuple[str, st
             "potentialAction": [{"@type": "OpenUri", "name": label, "targets": [{"os": "default", "uri": url}]} for label, url in links]}
 
 
-class TeamsNotifier(Notifier, Digests, HealthNotices):
+class TeamsNotifier(Notifier, Digests, HealthNotices, ReportPoster):
     """Posts case events to one Teams channel as cards."""
 
     type = "teams"
@@ -144,6 +145,12 @@ class TeamsNotifier(Notifier, Digests, HealthNotices):
         facts = [(str(name), str(value)) for name, value in event.details.items()]
         await self._card(f"{mark} alertbridge: {event.summary}", "Hub health", "", facts, [], event.condition,
                          Severity.high if event.firing else Severity.info)
+
+    async def post_report(self, title: str, text: str, link: str | None) -> NotifyReceipt | None:
+        """Post a report's summary as one card, with an action opening the whole report."""
+        lines = "\n\n".join(text.splitlines())  # a card's text keeps a line break only as an empty line between paragraphs
+        await self._card(title, "Scheduled report", lines, [], [("Open the report", link)] if link else [], "alertbridge", Severity.info)
+        return None
 
     async def _card(self, title: str, headline: str, text: str, facts: list[tuple[str, str]], links: list[tuple[str, str]],
                     footer: str, severity: Severity) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from ..pipeline import changes
 from ..store.tables import alerts, cases
 from .context import JobContext
 from .payloads import CommentRepeats
@@ -25,6 +27,8 @@ async def run(ctx: JobContext, job: Job, payload: CommentRepeats) -> None:
         )).first()
     text = repeat_text(case, latest)
     if text != case["last_comment_text"]:
+        async with ctx.store.tx() as conn:  # the hub's own comment: its comment webhook is not carried to the source
+            await conn.run_sync(changes.record_write, case["id"], case["sink"], key, "comment", text, time.time())
         await ctx.sink(case).comment(key, text)
     await ctx.finish(job, repeats_since_comment=cases.c.repeats_since_comment - case["repeats_since_comment"],
                      last_comment_text=text)

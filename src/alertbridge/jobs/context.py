@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..config import Config
 from ..connectors.notify_roles import ReviewWriter
 from ..connectors.roles import Notifier, Parser, TicketSink
+from ..connectors.writeback_roles import Writeback
 from ..errors import Permanent
 from ..store import Store
 from ..store.instance import instance_id
@@ -32,6 +33,7 @@ class JobContext:
     notifiers: dict[str, Notifier]
     reprocess: Callable[[AsyncConnection, int], Awaitable[None]]  # Pipeline.reprocess, for replayed ingest jobs
     reviews: dict[str, ReviewWriter] = field(default_factory=dict)  # post-incident review writers (jobs/review.py)
+    writebacks: dict[str, Writeback] = field(default_factory=dict)  # write-backs to sources and SIEMs (jobs/writeback.py)
     _instance: str | None = field(default=None, init=False)
 
     @property

@@ -42,6 +42,7 @@ from ..store.tables import alerts, cases, inbox
 from .context import JobContext
 from .payloads import CreateTicket
 from .queue import Job, release_held
+from .writeback import enqueue_writebacks
 
 log = structlog.get_logger("alertbridge.jobs")
 
@@ -235,6 +236,8 @@ async def _record(ctx: JobContext, job: Job, ticket: TicketRef) -> None:
         await conn.execute(update(cases).where(cases.c.id == job.case_id).values(
             ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created",
         ))
+        route = (await conn.execute(select(cases.c.route).where(cases.c.id == job.case_id))).scalar()
+        await enqueue_writebacks(conn, ctx.config, {"id": job.case_id, "route": route}, event="created", at=time.time(), category="new")
         await release_held(conn, [job.case_id])
         await ctx.queue.complete(job, conn)
     log.info("ticket created", case=job.case_id, ticket=ticket.key, url=ticket.url)

@@ -7,11 +7,12 @@ consume them live one per module, and registry.py pairs the two.
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..model import CaseEventKind, HealthEvent, Severity
+from ..model import CaseEventKind, HealthEvent, Severity, SourceState
 from ..store.tables import jobs
 from .queue import JobPayload, enqueue
 
@@ -70,6 +71,33 @@ class Ingest(JobPayload):
     kind = "ingest"
     inbox_id: int
     source: str | None = None
+
+
+class Writeback(JobPayload):
+    """Carry one ticket change to one write-back: an alert's new state or a comment to its source, or the SIEM's feedback."""
+
+    kind = "writeback"
+    target: str  # the write-back's name in the config
+    event: Literal["created", "transitioned", "closed", "commented"]
+    source: str | None = None  # the alert's source and vendor id (source updaters); None for SIEM feedback
+    vendor_id: str | None = None
+    state: SourceState | None = None  # the lifecycle's reading of the ticket; None: unmapped (the job says so, dead)
+    ticket_status: str | None = None
+    status_category: str | None = None
+    resolution: str | None = None
+    comment: str | None = None
+    actor: str | None = None
+    at: float  # when the ticket changed: a source change after it may overrule it (field ownership)
+
+
+class MirrorComment(JobPayload):
+    """Carry a comment made on the alert's record at its source (an AWS Security IR case comment) to the case's ticket."""
+
+    kind = "mirror_comment"
+    source: str
+    vendor_id: str
+    comment_id: str
+    text: str
 
 
 # --- telling people: the case_event fan-out and what it makes ----------------------------------------

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ..errors import Permanent
 from . import (
     attach_evidence, case_event, comment, create_ticket, digest, health, ingest, notify, payloads, playbook, review, sync_members,
-    transition, update_fields,
+    transition, update_fields, writeback,
 )
 from .context import JobContext
 from .queue import Job, JobPayload
@@ -45,6 +45,8 @@ KINDS: dict[str, JobKind] = {kind.payload.kind: kind for kind in (
     JobKind(payloads.NotifyHealth, health.run),
     JobKind(payloads.Review, review.run),
     JobKind(payloads.PlaybookComment, playbook.run),
+    JobKind(payloads.Writeback, writeback.run),
+    JobKind(payloads.MirrorComment, writeback.mirror),
 )}
 
 

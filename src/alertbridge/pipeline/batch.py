@@ -174,10 +174,9 @@ class Batch:
         if self.new_cases:
             columns = [column.name for column in cases.c if column.name in self.new_cases[0] and column.name != "id"]
             rows = [{name: _stored(case[name]) for name in columns} for case in self.new_cases]
-            inserted = conn.execute(insert(cases).values(rows).returning(cases.c.id, cases.c.route, cases.c.key_hash))
-            ids = {(route, digest): case_id for case_id, route, digest in inserted}
-            for case in self.new_cases:
-                case["id"] = ids[(case["route"], case["key_hash"])]
+            inserted = conn.execute(insert(cases).returning(cases.c.id, sort_by_parameter_order=True), rows)
+            for case, (case_id,) in zip(self.new_cases, inserted, strict=True):
+                case["id"] = case_id
         self._update_cases()
         if self._comments_due:
             conn.execute(update(jobs).where(jobs.c.case_id.in_(self._comments_due), jobs.c.state == "pending",

@@ -25,7 +25,9 @@ from jinja2 import TemplateError
 from .. import connectors
 from ..config import Config, Route
 from ..connectors.roles import ReferenceScan, SampleItem, TicketSink, TransitionCheck, parser_class
+from ..connectors.writeback_roles import Resolutions
 from ..errors import ConnectorError, Permanent, Unchecked
+from ..lifecycle import lifecycle_of
 from ..model import Alert, Observables, Severity, SourceInfo
 from ..store.instance import Identity
 from ..templates import render
@@ -125,9 +127,16 @@ async def _check_route(sink: TicketSink, route: Route, where: str, report: LiveR
         return
     for problem in await sink.check(drafts):
         report.problem(f"{where}: {problem}")
+    lifecycle = lifecycle_of(route)
+    moves = {move.transition for move in lifecycle.source_states.values()} if lifecycle is not None else set()
+    if lifecycle is not None and isinstance(sink, Resolutions):
+        for name in await sink.resolutions():
+            if lifecycle.ticket_state("done", None, name) is None:
+                report.problem(f"{where}: sync.ticket_states: resolution '{name}' of sink {route.sink} maps to no source state; "
+                               "a ticket closed with it could not be written back")
     if isinstance(sink, TransitionCheck):
         done = route.members.done_transition if route.members else None
-        for name in sorted(filter(None, {route.resolve_transition, route.reopen_transition, done})):
+        for name in sorted(filter(None, {route.resolve_transition, route.reopen_transition, done, *moves})):
             try:
                 for problem in await sink.check_transition(route.project, route.issue_type, name):
                     report.problem(f"{where}: {problem}")

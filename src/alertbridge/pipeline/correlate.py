@@ -30,7 +30,8 @@ from typing import Any
 from ..config import Route
 from ..jobs.payloads import AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields
 from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
-from . import members
+from ..lifecycle import lifecycle_of
+from . import members, sync
 from .batch import Batch, Case
 from .route import Routed, draft_ticket
 
@@ -93,6 +94,8 @@ def correlate(batch: Batch, item: Prepared, inbox_id: int) -> str:
     if route.members is not None:
         assert item.member is not None
         members.record(batch, case, route, item.member, alert.status, outcome != "suppressed")
+    elif lifecycle_of(route) is not None:  # the route's lifecycle says what the alert's state does to the ticket
+        sync.apply_source_alert(batch, case, alert, route, outcome)
     elif alert.status == AlertStatus.resolved and route.resolve_transition and outcome != "suppressed":
         batch.comments_now(case)  # a throttled repeat comment would hold the resolve back (per-case order)
         batch.enqueue(case, Transition(to=route.resolve_transition, resolution=route.resolve_resolution, close=True))

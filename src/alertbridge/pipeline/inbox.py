@@ -119,10 +119,10 @@ def insert_events(conn: Connection, events: list[tuple[str, str | None, bytes]])
         fresh.append(dict(source=source, delivery_id=delivery, received_at=now, body=body))
     new_ids: list[int] = []
     if fresh:
-        # One multi-row INSERT (an executemany with RETURNING runs row by row on SQLite). Its ids are handed out
-        # in VALUES order under our write lock, but RETURNING may list them in any order: sort them back.
-        result = conn.execute(insert(inbox).values(fresh).returning(inbox.c.id))
-        new_ids = sorted(row[0] for row in result)
+        # An executemany with RETURNING in parameter order: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
+        # from one compiled statement, where a VALUES list built here would be compiled anew for every batch.
+        result = conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), fresh)
+        new_ids = [row[0] for row in result]
     return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]
 
 

@@ -100,8 +100,7 @@ class Pipeline:
         if not self.store.is_sqlite:
             return await self._process_shared(limit)
         # Parse and enrich outside the transaction: enrichers call vendor APIs, and no lock should wait on them.
-        async with self.store.read() as conn:
-            rows = (await conn.execute(_PENDING.limit(limit))).all()
+        rows = await self.store.run_read(_pending, limit)
         if not rows:
             return 0
         for segment in _segments(await self._prepare(rows)):
@@ -202,12 +201,16 @@ class Pipeline:
                 continue
             await _correlate_async(conn, Row(row.id, row.source, alerts))
             alerts = []
-            outcome = await apply_ticket_event(conn, item, now)
+            outcome = await apply_ticket_event(conn, item, now, self.config)
             log.info("ticket event", ticket=item.ticket_key, outcome=outcome)
         await _correlate_async(conn, Row(row.id, row.source, alerts))
 
 
 _PENDING = select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.state == "pending").order_by(inbox.c.id)
+
+
+def _pending(conn: Connection, limit: int) -> list:
+    return conn.execute(_PENDING.limit(limit)).all()
 
 
 def _prepared(routed) -> Prepared | None:

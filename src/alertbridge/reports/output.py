@@ -61,13 +61,23 @@ def render(report: dict[str, Any], fmt: str) -> str:
 
 
 def summary(report: dict[str, Any]) -> str:
-    """Write a few plain lines for a chat notifier."""
+    """Write a few plain lines for a chat notifier: the totals, response times by severity, the top detections."""
     totals = report["totals"]
     lines = [f"{totals['alerts']} alerts, {totals['cases_opened']} new cases, {totals['tickets_created']} tickets "
              f"(noise ratio {totals['noise_ratio'] or '-'} alerts per ticket)."]
-    for severity, figures in report["response"].items():
-        if figures["cases"]:
-            lines.append(f"{severity}: {figures['cases']} cases, acknowledged in {duration(figures['ack_median_s'])} median "
-                         f"({duration(figures['ack_p90_s'])} p90), resolved in {duration(figures['resolve_median_s'])} median")
-    lines += [f"top: {d['title']} ({d['alerts']})" for d in report["top_detections"][:5]]
+    if totals["events_unparsable"]:
+        lines.append(f"{totals['events_unparsable']} received event(s) could not be read: see the dead letters.")
+    lines += [_response_line(severity, figures) for severity, figures in report["response"].items() if figures["cases"]]
+    if top := report["top_detections"][:5]:
+        lines.append("Top detections: " + ", ".join(f"{d['title']} ({d['alerts']})" for d in top))
     return "\n".join(lines)
+
+
+def _response_line(severity: str, figures: dict[str, Any]) -> str:
+    parts = [f"{severity}: {figures['cases']} case{'' if figures['cases'] == 1 else 's'}"]
+    for done, key in (("acknowledged", "ack"), ("resolved", "resolve")):
+        if figures[done]:
+            parts.append(f"{done} {figures[done]} in {duration(figures[f'{key}_median_s'])} median, {duration(figures[f'{key}_p90_s'])} p90")
+    if not figures["acknowledged"]:
+        parts.append("none acknowledged yet")
+    return "; ".join(parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 PERIODS = ("day", "week", "month")
 
@@ -30,6 +31,17 @@ class Window:
         if start == _midnight(start) and end == _midnight(end):
             return f"{start:%Y-%m-%d}_{end - timedelta(days=1):%Y-%m-%d}"  # whole days, the last one included
         return f"{start:%Y-%m-%dT%H%M}_{end:%Y-%m-%dT%H%M}"
+
+
+    @property
+    def query(self) -> str:
+        """Return the query string that shows this window on /ui/reports (whole days by date, else by time)."""
+        start, end = _utc(self.start), _utc(self.end)
+        if start == _midnight(start) and end == _midnight(end):
+            first, last = f"{start:%Y-%m-%d}", f"{end - timedelta(days=1):%Y-%m-%d}"  # a plain end date includes its day
+        else:
+            first, last = f"{start:%Y-%m-%dT%H:%M}", f"{end:%Y-%m-%dT%H:%M}"
+        return urlencode({"period": self.period, "from": first, "to": last})
 
 
 def _utc(epoch: float) -> datetime:

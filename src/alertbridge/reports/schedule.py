@@ -36,10 +36,12 @@ log = structlog.get_logger("alertbridge.reports")
 class ReportScheduler:
     """Make and deliver the configured reports as their periods end."""
 
-    def __init__(self, store: Store, schedules: list[ReportSchedule], notifiers: dict[str, Notifier], interval: float = 60.0):
+    def __init__(self, store: Store, schedules: list[ReportSchedule], notifiers: dict[str, Notifier], *,
+                 public_url: str | None = None, interval: float = 60.0):
         self.store = store
         self.schedules = schedules
         self.notifiers = notifiers
+        self.public_url = public_url  # where people reach the console: a posted summary links to the whole report there
         self.interval = interval
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
@@ -81,7 +83,8 @@ class ReportScheduler:
                 notifier = self.notifiers[schedule.notifier]
                 if not isinstance(notifier, ReportPoster):
                     raise TypeError(f"notifier {schedule.notifier!r} ({notifier.config.type}) cannot post reports")
-                await notifier.post_report(f"alertbridge {schedule.period} report {span.label}", summary(report))
+                link = f"{self.public_url.rstrip('/')}/ui/reports?{span.query}" if self.public_url else None
+                await notifier.post_report(f"alertbridge {schedule.period} report {span.label}", summary(report), link)
                 done.append(f"posted to {schedule.notifier}")
         except Retryable as exc:
             log.warning("report delivery failed; will retry", report=schedule.name, period=span.label, error=str(exc))

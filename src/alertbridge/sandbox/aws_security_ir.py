@@ -1,8 +1,9 @@
-"""The AWS Security Incident Response emulator: ListCases, GetCase and ListComments over rest-json.
+"""The AWS Security Incident Response emulator: ListCases, GetCase, ListComments and the case writes, over rest-json.
 
 Paths and methods are the ``http`` blocks of botocore's service model
 (security-ir 2018-05-10): ``POST /v1/list-cases``, ``GET /v1/cases/{caseId}/get-case``,
-``POST /v1/cases/{caseId}/list-comments``. Timestamps go out as epoch seconds,
+``POST /v1/cases/{caseId}/list-comments``; the writes are in sir_writes.py
+(UpdateCaseStatus, CloseCase, UpdateCase, CreateCaseComment). Timestamps go out as epoch seconds,
 as rest-json sends them; errors carry ``x-amzn-ErrorType`` and ``{"message"}``,
 which is how botocore reads the error code. SigV4 is not verified: only the
 access key id in ``Authorization`` must be the emulator's (any secret works),
@@ -28,6 +29,7 @@ from fastapi.responses import JSONResponse
 
 from .faults import FaultInjection, Faults, Refusals
 from .samples import VENDOR_SAMPLES
+from .sir_writes import add_write_routes
 
 EXAMPLES = "aws/security-ir-2018-05-10-examples.json"
 ACCESS_KEY = "AKIASANDBOXEXAMPLE00"
@@ -57,7 +59,7 @@ class AwsRefusals(Refusals):
 
     def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
         """Answer ThrottlingException for a 429, InternalServerException otherwise."""
-        code = "ThrottlingException" if status == 429 else "InternalServerException"
+        code = {429: "ThrottlingException", 401: "UnrecognizedClientException", 403: "AccessDeniedException"}.get(status, "InternalServerException")
         return json.dumps({"message": message}).encode(), {"Content-Type": "application/json", "x-amzn-ErrorType": code}
 
 
@@ -107,7 +109,10 @@ def create_app(
         case = state.cases.get(case_id)
         if case is None:
             return aws_error(404, "ResourceNotFoundException", f"Case {case_id} not found")
-        return _page(case.get("comments", []), await _json(request), state)
+        shown = [{k: v for k, v in c.items() if k != "clientToken"} for c in case.get("comments", [])]  # kept for idempotency only
+        return _page(shown, await _json(request), state)
+
+    add_write_routes(app, state)
 
     @app.post("/_sandbox/cases")
     async def upsert_case(request: Request):

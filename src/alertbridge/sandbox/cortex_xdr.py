@@ -1,9 +1,11 @@
-"""The Cortex XDR emulator: `POST /public_api/v1/incidents/get_incidents` with both API key security levels.
+"""The Cortex XDR emulator: `get_incidents` and `update_incident` under /public_api/v1/incidents, with both key security levels.
 
 A standard key must arrive as it is in `Authorization`; an advanced key must
 not: the emulator recomputes `sha256(key + nonce + timestamp)` from the
 `x-xdr-nonce` and `x-xdr-timestamp` headers and refuses a timestamp more than
-five minutes off, as the real tenant does. Errors use XDR's
+five minutes off, as the real tenant does. `update_incident` takes
+`{"request_data": {"incident_id", "update_data": {...}}}` and answers
+`{"reply": true}`; an unknown incident is a 404 here (the docs name no status). Errors use XDR's
 `{"reply": {"err_code", "err_msg", "err_extra"}}` body. Faults count calls,
 not wall-clock time, so tests that use them are deterministic.
 """
@@ -89,6 +91,23 @@ def _select(incidents: list[dict[str, Any]], request_data: dict[str, Any]) -> li
     return found
 
 
+UPDATABLE = {"assigned_user_mail", "assigned_user_pretty_name", "status", "severity", "manual_severity", "resolve_comment", "unassign_user"}
+UPDATE_STATUSES = {
+    "new", "under_investigation", "resolved_threat_handled", "resolved_known_issue", "resolved_duplicate", "resolved_false_positive",
+    "resolved_true_positive", "resolved_security_testing", "resolved_other",
+}  # fmt: skip
+
+
+def _check_update(update: Any) -> None:
+    """Raise ValueError for an update_data the real API refuses."""
+    if not isinstance(update, dict) or not update:
+        raise ValueError("update_data must be a non-empty object")
+    if unknown := sorted(set(update) - UPDATABLE):
+        raise ValueError(f"unknown fields {unknown}")
+    if "status" in update and update["status"] not in UPDATE_STATUSES:
+        raise ValueError(f"invalid status {update['status']!r}")
+
+
 def create_app(
     items: list[dict[str, Any]] | None = None,
     *,
@@ -108,6 +127,23 @@ def create_app(
     @app.post("/public_api/v1/incidents/get_incidents")
     async def get_incidents(request: Request):
         return await _answer(state, request)
+
+    @app.post("/public_api/v1/incidents/update_incident")
+    async def update_incident(request: Request):
+        if not _authentic(state, request.headers):
+            return xdr_error(401, "Public API request unauthorized")
+        try:
+            request_data = json.loads(await request.body())["request_data"]
+            incident_id, update = str(request_data["incident_id"]), request_data["update_data"]
+            _check_update(update)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return xdr_error(400, "Bad Request", extra=f"{type(exc).__name__}: {exc}")
+        incident = next((i for i in state.incidents if str(i.get("incident_id")) == incident_id), None)
+        if incident is None:
+            return xdr_error(404, f"Incident {incident_id} was not found")
+        incident.update(update)
+        incident["modification_time"] = int(time.time() * 1000)
+        return JSONResponse({"reply": True})
 
     return app
 

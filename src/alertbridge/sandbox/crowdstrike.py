@@ -2,7 +2,9 @@
 
 Served below the API base URL, as https://api.crowdstrike.com serves them:
 `POST /oauth2/token`, `GET /alerts/queries/alerts/v2` (FQL filter, sort,
-limit, offset) and `POST /alerts/entities/alerts/v2`. Bodies carry Falcon's
+limit, offset), `POST /alerts/entities/alerts/v2` and `PATCH /alerts/entities/alerts/v3`
+(`composite_ids` + `action_parameters`: update_status, add_tag, remove_tag,
+append_comment, assign_to_user_id, assign_to_name, unassign). Bodies carry Falcon's
 `meta` / `errors` / `resources` envelope; a 429 carries `X-RateLimit-RetryAfter`
 (epoch seconds) and `Retry-After`. Faults count calls, not wall-clock time, so
 tests that use them are deterministic.
@@ -16,7 +18,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -170,7 +172,64 @@ def create_app(
         missing = [{"code": 404, "message": f"alert {i} not found"} for i in ids if i not in by_id]
         return {"meta": _meta(), "resources": [by_id[i] for i in ids if i in by_id], "errors": missing}
 
+    @app.patch("/alerts/entities/alerts/v3")
+    async def update_alerts(request: Request):
+        if (denied := authorized(request)) is not None:
+            return denied
+        try:
+            body = json.loads(await request.body())
+            ids, actions = body["composite_ids"], body.get("action_parameters") or []
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return falcon_error(400, "the body needs composite_ids and action_parameters")
+        problem = _action_problem(ids, actions)
+        if problem:
+            return falcon_error(400, problem)
+        by_id = {a["composite_id"]: a for a in state.alerts}
+        if not any(i in by_id for i in ids):
+            return falcon_error(404, f"no alerts found for composite_ids {', '.join(map(str, ids))}")
+        for alert in (by_id[i] for i in ids if i in by_id):
+            _apply(alert, actions)
+        return {"meta": _meta(writes={"resources_affected": sum(i in by_id for i in ids)}), "resources": [], "errors": []}
+
     return app
+
+
+ACTIONS = {"update_status", "add_tag", "remove_tag", "append_comment", "assign_to_user_id", "assign_to_name", "assign_to_uuid", "unassign", "show_in_ui"}
+STATUSES = {"new", "in_progress", "reopened", "closed"}
+
+
+def _action_problem(ids: Any, actions: Any) -> str | None:
+    """Say what Falcon refuses in an update body, or None."""
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_ENTITY_IDS:
+        return f"composite_ids must list 1..{MAX_ENTITY_IDS} ids"
+    if not isinstance(actions, list) or not actions:
+        return "action_parameters must list at least one action"
+    for action in actions:
+        name = action.get("name") if isinstance(action, dict) else None
+        if name not in ACTIONS:
+            return f"invalid action name {name!r}"
+        if name == "update_status" and action.get("value") not in STATUSES:
+            return f"invalid status {action.get('value')!r}: one of {', '.join(sorted(STATUSES))}"
+    return None
+
+
+def _apply(alert: dict[str, Any], actions: list[dict[str, str]]) -> None:
+    """Apply the actions to one alert, and stamp it updated."""
+    for action in actions:
+        name, value = action["name"], action.get("value", "")
+        if name == "update_status":
+            alert["status"] = value
+        elif name == "add_tag":
+            alert["tags"] = sorted({*alert.get("tags", []), value})
+        elif name == "remove_tag":
+            alert["tags"] = [t for t in alert.get("tags", []) if t != value]
+        elif name == "append_comment":
+            alert.setdefault("comments", []).append({"value": value, "timestamp": datetime.now(UTC).isoformat()})
+        elif name == "unassign":
+            alert.pop("assigned_to_uid", None)
+        elif name.startswith("assign_to"):
+            alert["assigned_to_uid" if name == "assign_to_user_id" else "assigned_to_name"] = value
+    alert["updated_timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def default_alerts() -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ Paths as below the real hosts, so one base URL serves as both `login_url` and `u
 
     POST /{tenant_id}/oauth2/v2.0/token     form grant_type=client_credentials, client_id, client_secret, scope
     GET  /v1.0/security/alerts_v2           $filter=lastUpdateDateTime ge <time>, $orderby, $top, $skiptoken
+    PATCH /v1.0/security/alerts_v2/{id}     status, classification, determination, assignedTo; 200 with the updated alert
 
 Errors have the real shapes: Entra ID's ``{"error", "error_description"}`` with
 an AADSTS code, Graph's ``{"error": {"code", "message"}}``, 429 with
@@ -68,7 +69,7 @@ def create_app(
     app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
     # Only Graph's alert calls count towards `rate_limit_every`, not Entra ID's token endpoint.
     app.add_middleware(FaultInjection, faults=app.state.faults, refusals=GraphRefusals(),
-                       counted=lambda path: "alerts" if path == "/v1.0/security/alerts_v2" else None)
+                       counted=lambda path: "alerts" if path.startswith("/v1.0/security/alerts_v2") else None)
 
     @app.post("/{tenant}/oauth2/v2.0/token")
     async def token(tenant: str, request: Request) -> JSONResponse:
@@ -115,7 +116,53 @@ def create_app(
             body["@odata.nextLink"] = str(request.url.replace(query=f"$skiptoken={token.decode()}"))
         return JSONResponse(body)
 
+    @app.patch("/v1.0/security/alerts_v2/{alert_id}")
+    async def update_alert(alert_id: str, request: Request) -> JSONResponse:
+        """Update an alert as https://learn.microsoft.com/en-us/graph/api/security-alert-update does: the writable properties only."""
+        state: DefenderState = request.app.state.defender
+        if request.headers.get("authorization", "").removeprefix("Bearer ") not in state.tokens:
+            return _graph_error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+        try:
+            changes = json.loads(await request.body())
+        except ValueError:
+            return _graph_error(400, "BadRequest", "Unable to read JSON request payload.")
+        problem = _patch_problem(changes)
+        if problem:
+            return _graph_error(400, "BadRequest", problem)
+        alert = next((item for item in state.items if item.get("id") == alert_id), None)
+        if alert is None:
+            return _graph_error(404, "NotFound", f"Alert with id '{alert_id}' was not found.")
+        alert.update(changes)
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        alert["lastUpdateDateTime"] = stamp
+        if changes.get("status") == "resolved":
+            alert["resolvedDateTime"] = stamp
+        return JSONResponse(alert)
+
     return app
+
+
+WRITABLE = {
+    "status": {"new", "inProgress", "resolved"},
+    "classification": {"unknown", "falsePositive", "truePositive", "informationalExpectedActivity"},
+    "determination": {"unknown", "apt", "malware", "securityPersonnel", "securityTesting", "unwantedSoftware", "other", "multiStagedAttack",
+                      "compromisedAccount", "phishing", "maliciousUserActivity", "notMalicious", "notEnoughDataToValidate",
+                      "confirmedActivity", "lineOfBusinessApplication"},
+    "assignedTo": None,  # any text
+}  # fmt: skip
+
+
+def _patch_problem(changes: Any) -> str | None:
+    """Say what Graph refuses in an alert PATCH body, or None."""
+    if not isinstance(changes, dict) or not changes:
+        return "The request body must be a non-empty object."
+    for name, value in changes.items():
+        if name not in WRITABLE:
+            return f"Property '{name}' does not exist on type 'microsoft.graph.security.alert' or is not writable."
+        allowed = WRITABLE[name]
+        if not isinstance(value, str) or (allowed is not None and value not in allowed):
+            return f"Cannot convert the literal '{value}' to the expected type for property '{name}'."
+    return None
 
 
 def _page_query(request: Request, state: DefenderState) -> tuple[datetime | None, bool, int, int] | JSONResponse:
@@ -154,7 +201,7 @@ class GraphRefusals(Refusals):
 
     def error(self, status: int, message: str) -> tuple[bytes, dict[str, str]]:
         """Answer with Graph's code for the status (TooManyRequests, ServiceUnavailable…)."""
-        code = {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalServerError")
+        code = {401: "InvalidAuthenticationToken", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalServerError")
         response = _graph_error(status, code, message)
         return response.body, {"Content-Type": "application/json"}
 

@@ -30,6 +30,8 @@ EMULATORS = {
     "teams": "alertbridge.sandbox.teams",
     "pagerduty": "alertbridge.sandbox.pagerduty",
     "confluence": "alertbridge.sandbox.confluence",
+    "servicenow": "alertbridge.sandbox.servicenow",
+    "splunk_hec": "alertbridge.sandbox.splunk_hec",
 }
 
 

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiosqlite
+
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -27,6 +29,20 @@ def _async_url(url: str) -> str:
     parsed = make_url(url)
     driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}.get(parsed.drivername)
     return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
+async def _open_sqlite(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """Open an aiosqlite connection; when the open fails, wait for its worker thread to stop before raising."""
+    connection = aiosqlite.connect(*args, **kwargs)
+    connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does: a stuck worker never blocks exit
+    try:
+        return await connection
+    except BaseException:
+        # A failed open stops aiosqlite's worker without waiting for it; the worker then reports to the event loop,
+        # which may have closed by then ("Event loop is closed" in a thread). Wait while the loop still runs.
+        # https://github.com/omnilib/aiosqlite/pull/389
+        await asyncio.to_thread(connection._thread.join)
+        raise
 
 
 def _sync_url(url: str) -> str:
@@ -111,13 +127,54 @@ def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class _DatabaseThread:
+    """One thread with one synchronous SQLite connection: each call runs a whole unit of work there, in one transaction."""
+
+    def __init__(self, url: str, *, immediate: bool, name: str):
+        self.engine = create_engine(_sync_url(url), pool_size=1, max_overflow=0, connect_args={"timeout": 60, "isolation_level": None})
+        _sqlite_pragmas(self.engine, immediate=immediate)
+        self.name = name
+        self._executor: ThreadPoolExecutor | None = None  # started by the first unit
+        self._connection: Connection | None = None  # used on the thread only
+
+    async def run(self, work: Callable[..., T], args: tuple) -> T:
+        """Run `work(conn, *args)` on the thread and return what it returns (the thread finishes it even if we are cancelled)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        done = asyncio.get_running_loop().run_in_executor(self._executor, self._run_here, work, args)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await asyncio.wait([done])  # whoever holds the gate keeps it until the thread is through with the unit
+            raise
+
+    def _run_here(self, work: Callable[..., T], args: tuple) -> T:
+        if self._connection is None or self._connection.closed:
+            self._connection = self.engine.connect()
+        with self._connection.begin():
+            return work(self._connection, *args)
+
+    async def aclose(self) -> None:
+        """Close the connection and stop the thread (a later unit starts them again)."""
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_here)
+            executor.shutdown(wait=True)
+
+    def _close_here(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self.engine.dispose()
+
+
 class Store:
-    """Engines over one database: `run()` for a unit of work, `tx()` for writes, `read()` for reads.
+    """Engines over one database: `run()`/`run_read()` for units of work, `tx()` for writes, `read()` for reads.
 
     A unit of work is one synchronous function over a Connection, run as one transaction. On SQLite it runs
-    whole on the database thread: one hand-off per unit instead of one per statement (aiosqlite's cost). On
-    PostgreSQL it runs through the async engine's connection, its statements batched by the caller. In one
-    process, SQLite writers take turns through a gate that lets intake go first.
+    whole on a database thread (one for writes, one for reads): one hand-off per unit instead of one per
+    statement (aiosqlite's cost). On PostgreSQL it runs through the async engine's connection, its statements
+    batched by the caller. In one process, SQLite writers take turns through a gate that lets intake go first.
     """
 
     def __init__(self, url: str, pool_size: int = 10):
@@ -130,10 +187,8 @@ class Store:
             # the write lock up front so another process waits (busy_timeout) rather than deadlocks.
             self.writer = self._sqlite_engine(immediate=True, pool_size=1)
             self.reader = self._sqlite_engine(immediate=False, pool_size=4)
-            self._units = create_engine(_sync_url(url), pool_size=1, max_overflow=0, connect_args={"timeout": 60, "isolation_level": None})
-            _sqlite_pragmas(self._units, immediate=True)
-            self._thread: ThreadPoolExecutor | None = None  # the database thread, started by the first unit
-            self._connection: Connection | None = None  # used on the database thread only
+            self._writing = _DatabaseThread(url, immediate=True, name="alertbridge-db")
+            self._reading = _DatabaseThread(url, immediate=False, name="alertbridge-db-read")
         else:
             self.writer = create_async_engine(
                 _async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=300
@@ -141,9 +196,11 @@ class Store:
             self.reader = self.writer
 
     def _sqlite_engine(self, *, immediate: bool, pool_size: int) -> AsyncEngine:
+        url = make_url(_async_url(self.url))
+        args, params = url.get_dialect()().create_connect_args(url)
+        params |= {"timeout": 60, "isolation_level": None}
         engine = create_async_engine(
-            _async_url(self.url), pool_size=pool_size, max_overflow=0, pool_timeout=600,
-            connect_args={"timeout": 60, "isolation_level": None},
+            url, pool_size=pool_size, max_overflow=0, pool_timeout=600, async_creator=lambda: _open_sqlite(*args, **params),
         )
         _sqlite_pragmas(engine.sync_engine, immediate=immediate)
         return engine
@@ -154,20 +211,14 @@ class Store:
             async with self.writer.begin() as conn:
                 return await conn.run_sync(work, *args)
         async with self.gate.hold(urgent=urgent):
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alertbridge-db")
-            done = asyncio.get_running_loop().run_in_executor(self._thread, self._run_here, work, args)
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                await asyncio.wait([done])  # keep the gate until the database thread is through with it
-                raise
+            return await self._writing.run(work, args)
 
-    def _run_here(self, work: Callable[..., T], args: tuple) -> T:
-        if self._connection is None or self._connection.closed:
-            self._connection = self._units.connect()
-        with self._connection.begin():
-            return work(self._connection, *args)
+    async def run_read(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work(conn, *args)` as one read-only transaction and return what it returns."""
+        if not self.is_sqlite:
+            async with self.reader.connect() as conn:
+                return await conn.run_sync(work, *args)
+        return await self._reading.run(work, args)
 
     @contextlib.asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
@@ -190,13 +241,6 @@ class Store:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
-        if self.is_sqlite and self._thread is not None:
-            thread, self._thread = self._thread, None
-            await asyncio.get_running_loop().run_in_executor(thread, self._close_here)
-            thread.shutdown(wait=True)
-
-    def _close_here(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-        self._units.dispose()
+        if self.is_sqlite:
+            await self._writing.aclose()
+            await self._reading.aclose()

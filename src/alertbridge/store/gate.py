@@ -26,9 +26,9 @@ class WriteGate:
         self._arrival = itertools.count()
 
     @property
-    def contended(self) -> bool:
-        """Tell whether someone is waiting for the gate (a long writer should let them in)."""
-        return any(not waiter.done() for _, _, waiter in self._waiters)
+    def waiting(self) -> int:
+        """Count the writers waiting for the gate."""
+        return sum(not waiter.done() for _, _, waiter in self._waiters)
 
     @contextlib.asynccontextmanager
     async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:

@@ -251,3 +251,22 @@ poll_health = Table(
     Column("last_error", Text),
     Column("failures", Integer, nullable=False, server_default="0"),
 )
+
+# Every synced change the hub made or saw, per system (a sink or source name), record (ticket key, vendor id) and field
+# (status, comment): a change the hub made comes back as an echo, recognised by the change's id (Jira's changelog id, the
+# vendor's revision stamp, a comment id) or, where the system gives none, by its value; never by text in a comment.
+sync_changes = Table(
+    "sync_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, nullable=False),
+    Column("system", String(100), nullable=False),
+    Column("record", String(300), nullable=False),
+    Column("field", String(20), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("change_id", String(200)),
+    Column("by_hub", Integer, nullable=False),  # 1: the hub wrote it; 0: someone in that system did
+    Column("echoed", Integer, nullable=False, server_default="0"),  # a hub write whose echo has come back
+    Column("at", Float, nullable=False),
+)
+Index("ix_sync_changes_record", sync_changes.c.system, sync_changes.c.record, sync_changes.c.field, sync_changes.c.id)

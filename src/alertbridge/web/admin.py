@@ -9,10 +9,9 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ..jobs import queue
-from ..jobs.recovery import NoSuchCase, NothingToRetry, retry_case
+from ..jobs.recovery import NoSuchCase, NothingToRetry
 from ..service import Hub
-from . import queries
+from . import operations, queries
 
 MAX_ID = 2**63 - 1  # a larger number is no row id or offset, and SQLite/PostgreSQL fail (500) on it
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -102,11 +101,9 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     async def api_case_retry(case_id: JobId) -> dict[str, Any]:
         """Replay the case's dead jobs, or queue a fresh create for a case whose create was discarded."""
         try:
-            async with hub.store.tx() as conn:
-                retried = await retry_case(conn, case_id)
+            retried = await operations.retry(hub, case_id)
         except NothingToRetry as exc:
             raise HTTPException(409, str(exc)) from None
-        hub.jobs_ready.set()
         return {"case": case_id, "replayed": retried.replayed, "created": retried.created}
 
     @app.get("/api/dlq", **guard)
@@ -124,26 +121,20 @@ def add_admin_routes(app: FastAPI, hub: Hub) -> None:
     @app.post("/api/dlq/replay", **guard)
     async def dlq_replay_all(kind: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, int]:
         """Put every dead job (of one kind, when given) back in the queue."""
-        async with hub.store.tx() as conn:
-            count = await queue.replay(conn, kind=kind)
-        hub.jobs_ready.set()
-        return {"replayed": count}
+        return {"replayed": await operations.replay(hub, kind=kind)}
 
     @app.post("/api/dlq/{job_id}/replay", **guard)
     async def dlq_replay(job_id: JobId) -> dict[str, int]:
         """Put one dead job back in the queue."""
-        async with hub.store.tx() as conn:
-            count = await queue.replay(conn, job_id)
-        if not count:
-            raise HTTPException(404, f"no dead job {job_id}")
-        hub.jobs_ready.set()
-        return {"replayed": count}
+        return {"replayed": _found(await operations.replay(hub, job_id), job_id)}
 
     @app.delete("/api/dlq/{job_id}", **guard)
     async def dlq_discard(job_id: JobId) -> dict[str, int]:
         """Discard one dead job."""
-        async with hub.store.tx() as conn:
-            count = await queue.discard(conn, job_id)
-        if not count:
-            raise HTTPException(404, f"no dead job {job_id}")
-        return {"discarded": count}
+        return {"discarded": _found(await operations.discard(hub, job_id), job_id)}
+
+
+def _found(count: int, job_id: int) -> int:
+    if not count:
+        raise HTTPException(404, f"no dead job {job_id}")
+    return count

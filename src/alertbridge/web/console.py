@@ -3,8 +3,8 @@
 Pages (GET) need a signed-in user and send others to the login page; actions
 (POST) need a user and the session's CSRF token, and are refused (401/403)
 and logged otherwise (`auth.py`). Every page reads what the admin API and the
-CLI read (`queries.py`), every action calls what they call (`jobs/queue.py`,
-`jobs/recovery.py`), and each is logged with who did it.
+CLI read (`queries.py`), every action is the one they call (`operations.py`),
+and each is logged with who did it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..jobs import queue
-from ..jobs.recovery import NothingToRetry, retry_case
+from ..jobs.recovery import NothingToRetry
 from ..model import Severity
 from ..service import Hub
-from . import queries, config_view
+from . import config_view, operations, queries
 from .auth import LOGIN_COOKIE, SESSION_COOKIE, ConsoleAuth, Refused, User
 from .overview import overview
 from .pages import STATIC, render_page
@@ -145,11 +144,9 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
     @app.post("/ui/cases/{case_id}/retry", **hidden)
     async def case_retry(user: Actor, case_id: RowId) -> Response:
         try:
-            async with hub.store.tx() as conn:
-                retried = await retry_case(conn, case_id)
+            retried = await operations.retry(hub, case_id)
         except NothingToRetry as exc:
             return back(f"/ui/cases/{case_id}", str(exc))
-        hub.jobs_ready.set()
         log.info("case retried", user=user.name, case=case_id, replayed=retried.replayed, created=retried.created)
         return back(f"/ui/cases/{case_id}", str(retried))
 
@@ -168,24 +165,19 @@ def add_console_routes(app: FastAPI, hub: Hub, auth: ConsoleAuth) -> None:
 
     @app.post("/ui/dlq/replay", **hidden)
     async def dlq_replay_kind(user: Actor, kind: Annotated[str, Form(min_length=1, max_length=40)]) -> Response:
-        async with hub.store.tx() as conn:
-            count = await queue.replay(conn, kind=kind)
-        hub.jobs_ready.set()
+        count = await operations.replay(hub, kind=kind)
         log.info("dead letters replayed", user=user.name, kind=kind, jobs=count)
         return back("/ui/dlq", f"replayed {count} {kind} job(s)")
 
     @app.post("/ui/dlq/{job_id}/replay", **hidden)
     async def dlq_replay(user: Actor, job_id: RowId) -> Response:
-        async with hub.store.tx() as conn:
-            count = await queue.replay(conn, job_id)
-        hub.jobs_ready.set()
+        count = await operations.replay(hub, job_id)
         log.info("dead letter replayed", user=user.name, job=job_id, jobs=count)
         return back(f"/ui/dlq/{job_id}", "replayed: the job is back in the queue" if count else "nothing to replay: the job is not dead")
 
     @app.post("/ui/dlq/{job_id}/discard", **hidden)
     async def dlq_discard(user: Actor, job_id: RowId) -> Response:
-        async with hub.store.tx() as conn:
-            count = await queue.discard(conn, job_id)
+        count = await operations.discard(hub, job_id)
         log.info("dead letter discarded", user=user.name, job=job_id, jobs=count)
         return back(f"/ui/dlq/{job_id}", "discarded" if count else "nothing to discard: the job is not dead")
 

@@ -82,6 +82,7 @@ class HttpClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         data: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes]] | None = None,
         headers: dict[str, str] | None = None,
@@ -90,7 +91,7 @@ class HttpClient:
         """Send one request and return the answer; raise the typed error otherwise (statuses in `accept` return)."""
         outcome = "ok"
         try:
-            response = await self._exchange(method, url, params, json, data, files, headers)
+            response = await self._exchange(method, url, params, json, data, files, headers, content)
             if self._observe is not None:
                 self._observe(operation, response)
             return response if response.status_code in accept else check_response(response, self.vendor)
@@ -115,11 +116,11 @@ class HttpClient:
         return body
 
     async def _exchange(
-        self, method: str, url: str, params: Any, json: Any, data: Any, files: Any, headers: Any
+        self, method: str, url: str, params: Any, json: Any, data: Any, files: Any, headers: Any, content: bytes | None = None
     ) -> httpx2.Response:
         progress = _Progress()
         request = self._client.build_request(
-            method, url, params=params, json=json, data=data, files=files, headers=headers, extensions={"trace": progress}
+            method, url, params=params, json=json, content=content, data=data, files=files, headers=headers, extensions={"trace": progress}
         )
         async with self._slots:
             # The slot first, then the budget: a call sent the moment its send time comes, never queued after it (a burst).

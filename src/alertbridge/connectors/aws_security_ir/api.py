@@ -22,8 +22,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import Field, SecretStr, model_validator
+
 from ...errors import AuthFailed, ConnectorError, MissingExtra, Permanent, RateLimited, Retryable, TimedOut
 from .._http import parse_retry_after
+from ..roles import StrictModel
 
 VENDOR = "security-ir"
 MAX_PAGE = 25  # ListCasesRequestMaxResultsInteger / ListCommentsRequestMaxResultsInteger: max 25
@@ -89,6 +92,32 @@ def typed_error(exc: Exception, operation: str) -> ConnectorError | None:
     if isinstance(exc, bx.BotoCoreError):  # no region, bad parameters: configuration, not weather
         return Permanent(f"{VENDOR} {operation}: {exc}")
     return None
+
+
+class AwsCredentials(StrictModel):
+    """How the hub signs in to AWS: the default chain, a profile, or static keys, optionally assuming a role."""
+
+    profile: str | None = Field(default=None, description="Named profile in ~/.aws/config (SSO, role chains); unset: the default credential chain", examples=["security-audit"])
+    access_key_id: str | None = Field(default=None, description="Static access key id, only where no role or profile can be used", examples=["AKIAIOSFODNN7EXAMPLE"])
+    secret_access_key: SecretStr | None = Field(default=None, description="Secret of `access_key_id`", examples=["${AWS_SECRET_ACCESS_KEY}"])
+    session_token: SecretStr | None = Field(default=None, description="Session token of temporary static credentials", examples=["${AWS_SESSION_TOKEN}"])
+    role_arn: str | None = Field(default=None, description="Role to assume (sts:AssumeRole) with the credentials above; refreshed before expiry", examples=["arn:aws:iam::123456789012:role/alertbridge-security-ir"])
+    endpoint_url: str | None = Field(default=None, description="Another endpoint than AWS's, e.g. the sandbox emulator", examples=["http://127.0.0.1:8081/aws_security_ir"])
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> AwsCredentials:
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError("give both `access_key_id` and `secret_access_key`, or neither")
+        return self
+
+    def api(self, region: str | None, timeout: float, client: Any = None) -> SecurityIrApi:
+        """Return the API client these credentials sign in with."""
+        keys = None
+        if self.access_key_id and self.secret_access_key:
+            token = self.session_token.get_secret_value() if self.session_token else None
+            keys = (self.access_key_id, self.secret_access_key.get_secret_value(), token)
+        return SecurityIrApi(region=region, profile=self.profile, keys=keys, role_arn=self.role_arn, endpoint_url=self.endpoint_url,
+                             timeout=timeout, client=client)
 
 
 class SecurityIrApi:

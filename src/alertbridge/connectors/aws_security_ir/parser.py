@@ -8,13 +8,14 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from ...errors import PayloadError
-from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo
+from ...model import Alert, AlertStatus, Observables, Severity, SourceComment, SourceInfo, SourceState
 from .._values import iso_time
 from .._values import objects as _dicts
 from .._values import text as _text
 from .._values import texts as _texts
 from ..roles import Parser, ParserConfig
 
+CLOSURE_CODES = {"False Positive": SourceState.false_positive, "Duplicate": SourceState.suppressed}  # service-2.json ClosureCode
 OPEN_STATUSES = {"Submitted": AlertStatus.new}  # every other status but Closed is work in progress
 CONSOLE_URL = "https://console.aws.amazon.com/security-ir/home?region={region}#/cases/{case_id}"
 SEVERITY_WORDS = {
@@ -77,9 +78,13 @@ class AwsSecurityIrParser(Parser):
             vendor_severity=vendor_severity,
             category=_text(payload.get("engagementType")),
             status=AlertStatus.resolved if status == "Closed" else OPEN_STATUSES.get(status, AlertStatus.in_progress),
+            disposition=CLOSURE_CODES.get(_closure_code(payload) or ""),
+            revision=_text(payload.get("lastUpdatedDate")),
             url=self.config.console_url.format(region=region, case_id=case_id),
             detected_at=_first_time(payload, "actualIncidentStartDate", "reportedIncidentStartDate", "createdDate"),
             observables=Observables(ips=list(dict.fromkeys(ip for ip in ips if ip))),
+            comments=[SourceComment(id=cid, author=_text(c.get("creator")), text=body, at=iso_time(c.get("createdDate")))
+                      for c in _dicts(payload.get("comments")) if (cid := _text(c.get("commentId"))) and (body := _text(c.get("body")))],
             raw=payload,
         )]
 
@@ -115,6 +120,12 @@ def _description(case: dict[str, Any]) -> str:
     if comments:
         parts.append("Latest comments:\n" + "\n".join(comments))
     return "\n\n".join(part for part in parts if part)
+
+
+def _closure_code(case: dict[str, Any]) -> str | None:
+    # CloseCase takes no closure code: a hub (or a responder) may keep it in caseMetadata instead.
+    recorded = next((_text(e.get("value")) for e in _dicts(case.get("caseMetadata")) if e.get("key") == "closureCode"), None)
+    return _text(case.get("closureCode")) or recorded
 
 
 def _first_time(case: dict[str, Any], *fields: str) -> datetime | None:

@@ -22,12 +22,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 
 from ...errors import Retryable
 from .._values import iso_time, json_cursor
 from ..roles import Poller, PollerConfig, PollResult
-from .api import MAX_PAGE, SecurityIrApi, StaleToken
+from .api import MAX_PAGE, AwsCredentials, StaleToken
 from .parser import AwsSecurityIrParser
 
 CLOCK_SKEW = timedelta(minutes=5)  # AWS's clock against ours, and a case written while we list
@@ -37,36 +37,17 @@ class AwsSecurityIrSource(AwsSecurityIrParser, Poller):
 
     parser = AwsSecurityIrParser
 
-    class Config(AwsSecurityIrParser.Config, PollerConfig):
+    class Config(AwsSecurityIrParser.Config, PollerConfig, AwsCredentials):
         """Where the cases are and how they read as alerts."""
 
-        profile: str | None = Field(default=None, description="Named profile in ~/.aws/config (SSO, role chains); unset: the default credential chain", examples=["security-audit"])
-        access_key_id: str | None = Field(default=None, description="Static access key id, only where no role or profile can be used", examples=["AKIAIOSFODNN7EXAMPLE"])
-        secret_access_key: SecretStr | None = Field(default=None, description="Secret of `access_key_id`", examples=["${AWS_SECRET_ACCESS_KEY}"])
-        session_token: SecretStr | None = Field(default=None, description="Session token of temporary static credentials", examples=["${AWS_SESSION_TOKEN}"])
-        role_arn: str | None = Field(default=None, description="Role to assume (sts:AssumeRole) with the credentials above; refreshed before expiry", examples=["arn:aws:iam::123456789012:role/alertbridge-security-ir-read"])
-        endpoint_url: str | None = Field(default=None, description="Another endpoint than AWS's, e.g. the sandbox emulator", examples=["http://127.0.0.1:8081/aws_security_ir"])
         page_size: int = Field(default=MAX_PAGE, ge=1, le=MAX_PAGE, description="Cases per ListCases call (AWS allows at most 25)", examples=[25])
         comments: int = Field(default=5, ge=0, le=50, description="How many of the latest case comments go into the description; 0 skips ListComments", examples=[5])
-
-        @model_validator(mode="after")
-        def _key_pair(self) -> AwsSecurityIrSource.Config:
-            if bool(self.access_key_id) != bool(self.secret_access_key):
-                raise ValueError("give both `access_key_id` and `secret_access_key`, or neither")
-            return self
 
     config: Config
 
     def __init__(self, name: str, config: Config, client: Any = None):
         super().__init__(name, config)
-        keys = None
-        if config.access_key_id and config.secret_access_key:
-            token = config.session_token.get_secret_value() if config.session_token else None
-            keys = (config.access_key_id, config.secret_access_key.get_secret_value(), token)
-        self.api = SecurityIrApi(
-            region=config.region, profile=config.profile, keys=keys, role_arn=config.role_arn,
-            endpoint_url=config.endpoint_url, timeout=config.timeout, client=client,
-        )  # fmt: skip
+        self.api = config.api(config.region, config.timeout, client)
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Read the next ListCases page of the current sweep and return the cases updated since the watermark."""

@@ -74,6 +74,7 @@ def falcon_alert(name: str, type_name: str, tenant: str | None, item: Any) -> Al
         vendor_severity=vendor_severity,
         category=_text(item, "type"),
         status=STATUSES.get(_text(item, "status") or "new", AlertStatus.new),
+        revision=_text(item, "updated_timestamp"),
         url=_text(item, "falcon_host_link"),
         detected_at=iso_time(item.get("timestamp")) or iso_time(item.get("created_timestamp")),  # RFC 3339, nanoseconds cut to micro
         observables=_observables(item),

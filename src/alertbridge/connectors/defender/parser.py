@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ...errors import PayloadError
-from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo
+from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo, SourceState
 from .._values import hostname as _host
 from .._values import is_ip as _is_ip
 from .._values import iso_time as _time
@@ -17,6 +17,8 @@ from .._values import texts as _texts
 from ..roles import Parser
 
 SEVERITY = {"informational": Severity.info, "low": Severity.low, "medium": Severity.medium, "high": Severity.high}
+# https://learn.microsoft.com/en-us/graph/api/resources/security-alert — classification of a resolved alert.
+DISPOSITIONS = {"falsePositive": SourceState.false_positive, "informationalExpectedActivity": SourceState.benign}
 STATUS = {"new": AlertStatus.new, "inProgress": AlertStatus.in_progress, "resolved": AlertStatus.resolved}
 # The `category` values that are MITRE ATT&CK tactics (the others are Malware, Ransomware, SuspiciousActivity…).
 TACTICS = {
@@ -59,6 +61,8 @@ class DefenderParser(Parser):
                 vendor_severity=severity,
                 category=category,
                 status=STATUS.get(_text(payload.get("status")) or "", AlertStatus.new),
+                disposition=DISPOSITIONS.get(_text(payload.get("classification")) or ""),
+                revision=_text(payload.get("lastUpdateDateTime")),
                 url=_text(payload.get("alertWebUrl")),
                 detected_at=_time(payload.get("firstActivityDateTime")) or _time(payload.get("createdDateTime")),
                 observables=_observables(payload.get("evidence")),

@@ -25,6 +25,7 @@ from .._http import check_response
 from .api import JIRA, Clock, JiraApi
 from .markup import plain, render
 from ..operator_roles import PreviewedTicket, TicketPreview
+from ..writeback_roles import ChangeIds, CommentIds, Resolutions
 from ..roles import (
     Attachments, BulkCreate, ReferenceScan, SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget,
     TicketTimeline, TransitionCheck,
@@ -95,7 +96,8 @@ class JiraTarget(TicketTarget):
     issue_type: str = Field(min_length=1, description="Issue type name", examples=["Incident"])
 
 
-class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline, TicketPreview):
+class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachments, TicketTimeline, TicketPreview, ChangeIds,
+               Resolutions, CommentIds):
     """Files, finds and moves tickets in one Jira site."""
 
     type = "jira"
@@ -242,7 +244,12 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
 
     async def comment(self, key: str, text: str) -> None:
         """Add a comment, rendered as ADF (Cloud) or escaped wiki markup (Data Center)."""
-        await self.api.call("comment", "POST", _issue(key, "comment"), json={"body": render(text, cloud=self.cloud)})
+        await self.add_comment(key, text)
+
+    async def add_comment(self, key: str, text: str) -> str:
+        """Add a comment and return its id (the comment_created webhook carries it)."""
+        answer = await self.api.call("comment", "POST", _issue(key, "comment"), json={"body": render(text, cloud=self.cloud)})
+        return str(answer.json().get("id") or "")
 
     async def status(self, key: str) -> TicketStatus:
         """Read a ticket's status, status category and resolution."""
@@ -290,6 +297,21 @@ class JiraSink(TicketSink, BulkCreate, TransitionCheck, ReferenceScan, Attachmen
         """Return the file names already attached to the ticket."""
         fields = (await self.api.call("get", "GET", _issue(key), params={"fields": "attachment"})).json()["fields"]
         return [attachment["filename"] for attachment in fields.get("attachment") or []]
+
+    async def last_change(self, key: str) -> tuple[str | None, str | None]:
+        """Return the id of the latest status change in the changelog (its webhook carries it as changelog.id) and the status."""
+        issue = (await self.api.call("get", "GET", _issue(key), params={"fields": "status", "expand": "changelog"})).json()
+        log = issue.get("changelog") or {}
+        histories = log.get("histories") or []
+        status = ((issue.get("fields") or {}).get("status") or {}).get("name")
+        if len(histories) < (log.get("total") or 0):  # only the first page came back: the latest change is not on it
+            return None, status
+        moves = [h for h in histories if any(item.get("field") == "status" for item in h.get("items", []))]
+        return (str(moves[-1]["id"]) if moves else None), status
+
+    async def resolutions(self) -> list[str]:
+        """Return the site's resolution names (GET /resolution)."""
+        return [str(r.get("name")) for r in (await self.api.call("resolutions", "GET", "resolution")).json() if r.get("name")]
 
     async def history(self, key: str) -> TicketHistory:
         """Read when the ticket was created, its status changes (changelog) and its comments, in one call."""

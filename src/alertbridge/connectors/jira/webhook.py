@@ -16,6 +16,7 @@ from ...errors import PayloadError
 from ...model import TicketEvent
 from .._values import text as _text
 from ..roles import Parser, ParserConfig, WebhookConfig, WebhookSource
+from .markup import plain
 
 _KINDS = {
     "jira:issue_created": "created",
@@ -80,6 +81,7 @@ class JiraWebhookParser(Parser):
         category = _text(_dict(status.get("statusCategory")).get("key"))
         changelog = payload.get("changelog")
         labels = fields.get("labels") if isinstance(fields.get("labels"), list) else []
+        comment = _dict(payload.get("comment"))
         return [
             TicketEvent(
                 sink=self.config.sink,
@@ -91,6 +93,10 @@ class JiraWebhookParser(Parser):
                 actor=_actor(payload.get("user")) or _actor(_dict(payload.get("comment")).get("author")),
                 labels=[label for label in labels if isinstance(label, str)],
                 at=_when(payload.get("timestamp")),
+                # changelog.id is the id of the change in the issue's changelog: how the hub knows its own transitions.
+                change_id=_text(_dict(changelog).get("id")),
+                comment=plain(comment.get("body"), cloud=isinstance(comment.get("body"), dict)) if kind == "commented" else None,
+                comment_id=_text(comment.get("id")) if kind == "commented" else None,
             )
         ]
 

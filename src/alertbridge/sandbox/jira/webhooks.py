@@ -51,7 +51,7 @@ class WebhookSender:
             "user": {"accountId": actor.account_id, "name": actor.name, "displayName": actor.display_name},
             "issue": issue_json(issue, self.api),
             "changelog": {
-                "id": str(uuid.uuid4().int % 10**6),
+                "id": str(10000 + issue.history.index(change)),  # the id GET /issue?expand=changelog shows it under
                 "items": [{"field": "status", "fieldtype": "jira", "fromString": change["from"], "toString": change["to"]}]
                 + ([{"field": "resolution", "fieldtype": "jira", "fromString": None, "toString": change["resolution"]}]
                    if change["resolution"] else []),

@@ -24,19 +24,23 @@ from typing import Any, ClassVar, Literal
 import httpx2
 from pydantic import Field, SecretStr
 
-from ..errors import PayloadError, Permanent
-from ..model import Alert, AlertStatus, Observables, Severity, SourceInfo
-from ._http import HttpClient, Vendor
-from ._values import epoch_millis as _millis
-from ._values import field_text as _text
-from ._values import is_millis as _is_millis
-from ._values import field_texts as _texts
-from ._values import json_cursor
-from .roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
+from ...errors import PayloadError, Permanent
+from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo, SourceState
+from .._http import HttpClient, Vendor
+from .._values import epoch_millis as _millis
+from .._values import field_text as _text
+from .._values import is_millis as _is_millis
+from .._values import field_texts as _texts
+from .._values import json_cursor
+from ..roles import Parser, ParserConfig, Poller, PollerConfig, PollResult
 
 PATH = "/public_api/v1/incidents/get_incidents"
 NONCE_ALPHABET = string.ascii_letters + string.digits
 SEVERITIES = {"informational": Severity.info, "low": Severity.low, "medium": Severity.medium, "high": Severity.high, "critical": Severity.critical}
+DISPOSITIONS = {
+    "resolved_false_positive": SourceState.false_positive, "resolved_known_issue": SourceState.benign,
+    "resolved_security_testing": SourceState.benign, "resolved_duplicate": SourceState.suppressed,
+}  # fmt: skip
 STATUSES = {"new": AlertStatus.new, "under_investigation": AlertStatus.in_progress}  # and every resolved_* is resolved
 
 
@@ -122,6 +126,8 @@ class CortexXdrParser(Parser):
             severity=SEVERITIES.get((word or "").lower(), Severity.medium),
             vendor_severity=word,
             status=AlertStatus.resolved if status.startswith("resolved") else STATUSES.get(status, AlertStatus.new),
+            disposition=DISPOSITIONS.get(status),
+            revision=str(payload["modification_time"]) if _is_millis(payload.get("modification_time")) else None,
             url=_text(payload, "xdr_url"),
             detected_at=_millis(payload.get("detection_time")) or _millis(payload.get("creation_time")),
             # `hosts` lists "<host name>:<agent id>"; `users` lists user names.

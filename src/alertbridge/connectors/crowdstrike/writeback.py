@@ -1,0 +1,98 @@
+"""CrowdStrike write-back: a ticket's verdict as the alert's status (and assignee, and a tag) in the Alerts API.
+
+``PATCH /alerts/entities/alerts/v3`` takes the alerts' ``composite_ids`` and a
+list of ``action_parameters`` applied to all of them: ``update_status`` (new,
+in_progress, reopened, closed), ``assign_to_user_id``, ``add_tag``,
+``append_comment`` (crimson-falcon's AlertsApi.md, falconpy's
+PatchEntitiesAlertsV3). The API client needs the Alerts: Write scope. Falcon
+answers in its ``meta``/``errors``/``resources`` envelope without the alert, so
+the echo of this write is recognised by the state written.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx2
+from pydantic import Field, SecretStr
+
+from ...model import SourceState
+from ..roles import StrictModel
+from ..writeback_roles import SourceUpdater, SourceWrite, WritebackConfig, WriteReceipt
+from .api import falcon_client
+
+PATH = "/alerts/entities/alerts/v3"
+
+
+class FalconVerdict(StrictModel):
+    """What one source state is in Falcon's words."""
+
+    status: Literal["new", "in_progress", "reopened", "closed"] = Field(description="update_status value", examples=["closed"])
+    tag: str | None = Field(default=None, description="A tag added with it (add_tag), e.g. for false positives", examples=["false_positive"])
+
+
+DEFAULT_STATES = {
+    SourceState.firing: FalconVerdict(status="reopened"),
+    SourceState.in_progress: FalconVerdict(status="in_progress"),
+    SourceState.resolved: FalconVerdict(status="closed", tag="true_positive"),
+    SourceState.false_positive: FalconVerdict(status="closed", tag="false_positive"),
+    SourceState.benign: FalconVerdict(status="closed", tag="benign"),
+    SourceState.suppressed: FalconVerdict(status="closed", tag="duplicate"),
+}
+
+
+class CrowdStrikeUpdater(SourceUpdater):
+    """Sets Falcon alerts' status by composite id, with a comment naming the ticket, and the assignee when it is mapped."""
+
+    type = "crowdstrike"
+    source_types = ("crowdstrike", "crowdstrike_alerts")
+
+    class Config(WritebackConfig):
+        """An API client with the Alerts: Write scope, and what each state is in Falcon's words."""
+
+        type: Literal["crowdstrike"] = Field(description="Connector type", examples=["crowdstrike"])
+        url: str = Field(default="https://api.crowdstrike.com", description="Falcon API base URL of your cloud",
+                         examples=["https://api.crowdstrike.com", "http://127.0.0.1:8081/crowdstrike_alerts"])
+        client_id: str = Field(min_length=1, description="API client id", examples=["${FALCON_WRITE_CLIENT_ID}"])
+        client_secret: SecretStr = Field(description="API client secret", examples=["${FALCON_WRITE_CLIENT_SECRET}"])
+        member_cid: str | None = Field(default=None, description="Child CID, for an MSSP's parent API client", examples=["0123456789abcdef0123456789abcdef"])
+        states: dict[SourceState, FalconVerdict] = Field(default_factory=lambda: dict(DEFAULT_STATES),
+                                                          description="Source state -> Falcon status and tag (merged over the defaults)",
+                                                          examples=[{"benign": {"status": "closed", "tag": "expected_activity"}}])
+        assignees: dict[str, str] = Field(default={}, description="Ticket user (Jira account id or name) -> Falcon user id (e-mail): "
+                                          "the alert is assigned to whoever changed the ticket", examples=[{"5b10a2844c20165700ede21g": "alice@example.com"}])
+        comment: bool = Field(default=True, description="Append a comment naming the ticket and its resolution to the alert")
+
+    config: Config
+
+    def __init__(self, name: str, config: Config, *, transport: httpx2.AsyncBaseTransport | None = None):
+        super().__init__(name, config)
+        self.verdicts = {**DEFAULT_STATES, **config.states}
+        self._api = falcon_client(name, config.url, config.client_id, config.client_secret, member_cid=config.member_cid,
+                                  timeout=config.timeout, transport=transport)
+
+    def states(self) -> dict[SourceState, str]:
+        """Return each state as status (+tag)."""
+        return {state: v.status + (f" +{v.tag}" if v.tag else "") for state, v in self.verdicts.items()}
+
+    def actions(self, change: SourceWrite) -> list[dict[str, str]]:
+        """Return the action_parameters that write the change."""
+        verdict = self.verdicts[change.state]
+        actions = [{"name": "update_status", "value": verdict.status}]
+        if verdict.tag:
+            actions.append({"name": "add_tag", "value": verdict.tag})
+        if change.actor and change.actor in self.config.assignees:
+            actions.append({"name": "assign_to_user_id", "value": self.config.assignees[change.actor]})
+        if self.config.comment and change.note:
+            actions.append({"name": "append_comment", "value": f"alertbridge: {change.note}"})
+        return actions
+
+    async def write(self, vendor_id: str, change: SourceWrite) -> WriteReceipt:
+        """PATCH the alert by composite id; an alert Falcon no longer has is its 404 (Permanent)."""
+        body = {"composite_ids": [vendor_id], "action_parameters": self.actions(change)}
+        await self._api.call("update_alerts", "PATCH", PATH, json=body)
+        return WriteReceipt()
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self._api.aclose()

@@ -1,0 +1,1 @@
+from support.snow import snow  # noqa: F401 - the fixture

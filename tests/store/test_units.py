@@ -1,0 +1,91 @@
+"""Units of work on SQLite: one call on the database thread each, intake's commits ahead of every other writer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from alertbridge.pipeline.inbox import Inbox, insert_events
+from alertbridge.store import Store, upgrade
+from alertbridge.store.tables import inbox
+
+
+@pytest.fixture
+async def store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'units.db'}"
+    upgrade(url)
+    store = Store(url)
+    yield store
+    await store.aclose()
+
+
+async def until(condition, what: str, rounds: int = 2000) -> None:
+    for _ in range(rounds):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_intake_commits_first_when_a_processing_batch_ends(store):
+    """A request's event waits for the unit running now, never for the writers queued before it."""
+    running, release = threading.Event(), threading.Event()
+
+    def long_batch(conn):  # a processing batch holding the database thread
+        running.set()
+        assert release.wait(timeout=30), "the test never released the batch"
+        insert_events(conn, [("batch", None, b"{}")])
+
+    batch = asyncio.create_task(store.run(long_batch))
+    await until(running.is_set, "the batch started")
+
+    async def worker() -> None:  # a job worker's update, through the async write connection
+        async with store.tx() as conn:
+            await conn.run_sync(insert_events, [("worker", None, b"{}")])
+
+    queued = [asyncio.create_task(worker()), asyncio.create_task(store.run(insert_events, [("next batch", None, b"{}")]))]
+    await until(lambda: store.gate.waiting == 2, "the worker and the next batch wait for the gate")
+    intake = Inbox(store)
+    request = asyncio.create_task(intake.put("intake", b"{}"))
+    await until(lambda: store.gate.waiting == 3, "the intake commit waits for the gate")
+    release.set()
+    await asyncio.gather(batch, request, *queued)
+    await intake.aclose()
+    async with store.read() as conn:
+        committed = (await conn.execute(select(inbox.c.source).order_by(inbox.c.id))).scalars().all()
+    assert committed == ["batch", "intake", "worker", "next batch"]
+
+
+async def test_a_failed_unit_rolls_back_and_the_next_one_runs(store):
+    def half_done(conn):
+        insert_events(conn, [("lost", None, b"{}")])
+        raise ValueError("bug in the unit")
+
+    with pytest.raises(ValueError, match="bug in the unit"):
+        await store.run(half_done)
+    (kept,) = await store.run(insert_events, [("kept", None, b"{}")])
+    assert kept > 0
+    async with store.read() as conn:
+        assert (await conn.execute(select(inbox.c.source))).scalars().all() == ["kept"]
+
+
+async def test_a_cancelled_waiter_does_not_keep_the_gate(store):
+    running, release = threading.Event(), threading.Event()
+
+    def hold(conn):
+        running.set()
+        assert release.wait(timeout=30)
+
+    first = asyncio.create_task(store.run(hold))
+    await until(running.is_set, "the first unit started")
+    gone = asyncio.create_task(store.run(insert_events, [("gone", None, b"{}")]))
+    await until(lambda: store.gate.waiting == 1, "the second unit waits")
+    gone.cancel()
+    release.set()
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert await store.run(insert_events, [("after", None, b"{}")])  # the gate is free again
