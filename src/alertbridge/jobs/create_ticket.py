@@ -20,8 +20,10 @@ the route's revision is stored with the claim for ``dlq show``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from functools import partial
 from typing import Any
 
 import structlog
@@ -151,14 +153,10 @@ async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate, clock:
     async with ctx.store.read() as conn:
         rows = (await conn.execute(select(cases).where(cases.c.id.in_([j.case_id for j in jobs])))).mappings().all()
     by_id = {row["id"]: dict(row) for row in rows}
-    outcomes: dict[int, Exception | None] = {}
-    fresh: list[Job] = []
-    for job in jobs:
-        case = by_id.get(job.case_id)
-        if case is None or case["ticket_key"] or case["create_claimed_at"] is not None:
-            outcomes[job.id] = await _run_alone(ctx, job)  # done already, or needs the reference search first
-        else:
-            fresh.append(job)
+    fresh = [job for job in jobs if (case := by_id.get(job.case_id)) and not case["ticket_key"] and case["create_claimed_at"] is None]
+    alone = [job for job in jobs if job not in fresh]  # done already, or needs the reference search first: all at once
+    outcomes: dict[int, Exception | None] = dict(zip((job.id for job in alone), await asyncio.gather(*map(partial(_run_alone, ctx), alone)),
+                                                     strict=True))
     if not fresh:
         return outcomes
     instance = await ctx.instance()
