@@ -84,3 +84,38 @@ def _webhook(key: str, status: str, category: str, resolution: str | None) -> di
     payload["issue"]["fields"]["status"]["statusCategory"]["key"] = category
     payload["issue"]["fields"]["resolution"] = {"name": resolution} if resolution else None
     return payload
+
+
+async def test_a_change_delivered_after_a_later_one_does_not_undo_it(tmp_path):
+    sandbox = create_sandbox(JiraSandboxSettings())
+    with ServerThread(sandbox) as jira_url:
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+        upgrade(url)
+        hub = Hub(validate_config({
+            "database": url,
+            "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}, "jira-events": {"type": "jira", "sink": "jira", "secret": SECRET}},
+            "sinks": {"jira": {"type": "jira", "flavor": "cloud", "url": jira_url, "email": "soc@example.com", "api_token": "sandbox-token"}},
+            "routes": [{"name": "soc", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}"}],
+        }))
+        app = create_app(hub, run_loops=False)
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as client:
+            await hub.inbox.put("gen", json.dumps({"id": "late", "title": "Late delivery"}).encode())
+            await drain(hub)
+
+            async def deliver(delivery: str, status: str, category: str, resolution: str | None, timestamp: int) -> None:
+                body = json.dumps(_webhook("SOC-1", status, category, resolution) | {"timestamp": timestamp}).encode()
+                assert (await client.post("/hooks/jira-events", content=body, headers=signed(body, delivery))).status_code == 202
+                await drain(hub)
+
+            # The analyst started work (12:00:00) and then closed the ticket (12:00:05); the earlier change arrives last.
+            await deliver("d-close", "Done", "done", "Done", 1_767_268_805_000)
+            await deliver("d-start", "In Progress", "indeterminate", None, 1_767_268_800_000)
+            async with hub.store.read() as conn:
+                after_late = tuple((await conn.execute(select(cases.c.state, cases.c.ticket_status))).one())
+            # A reopen made after the close is applied.
+            await deliver("d-reopen", "In Progress", "indeterminate", None, 1_767_268_810_000)
+            async with hub.store.read() as conn:
+                after_reopen = tuple((await conn.execute(select(cases.c.state, cases.c.ticket_status))).one())
+        await hub.aclose()
+    assert after_late == ("closed", "Done")
+    assert after_reopen == ("open", "In Progress")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config, Route
@@ -51,6 +51,8 @@ async def apply_ticket_event(conn: AsyncConnection, event: TicketEvent, now: flo
         return await _ticket_comment(conn, case, event, now, config)
     if event.status is None or event.status == case["ticket_status"]:
         return "unchanged"
+    if further is None and await _overtaken(conn, case["id"], event):
+        return "stale"
     echo = await conn.run_sync(changes.take_echo, event.sink, event.ticket_key, "status", event.status, event.change_id)
     # The member sync (and writes from before 0007) leave only the status they set on the case.
     echo = echo or (case["hub_status"] is not None and event.status.lower() == case["hub_status"].lower())
@@ -149,3 +151,12 @@ def _write_pending(conn: Connection, case_id: int, source: str, vendor_id: str) 
     query = select(jobs.c.payload).where(jobs.c.case_id == case_id, jobs.c.kind == Writeback.kind, jobs.c.state.in_(("pending", "running")))
     return any(p.get("source") == source and p.get("vendor_id") == vendor_id and p.get("event") != "commented"
                for p in conn.execute(query).scalars())
+
+
+async def _overtaken(conn: AsyncConnection, case_id: int, event: TicketEvent) -> bool:
+    """Tell whether a later status change of the case's ticket was applied already (a delivery that arrived late)."""
+    # ServiceNow's outbound calls and Jira's webhooks are not delivered in order: applying an older change after a
+    # newer one would reopen a case the analyst closed. Ties are applied (sys_updated_on has one-second steps).
+    latest = select(func.max(ticket_transitions.c.at)).where(ticket_transitions.c.case_id == case_id)
+    newest = (await conn.execute(latest)).scalar()
+    return newest is not None and event.at.timestamp() < newest
