@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.store.tables import jobs
 from faults.harness import Sender, check_outcome, healthy_or_dead, plan, sync_url, wait_drained, write_config
-from support.procs import ProcGroup, free_port, procs  # noqa: F401 - procs is a fixture
+from support.procs import ProcGroup, free_port, procs, wait_until  # noqa: F401 - procs is a fixture
 from support.recorder import ServerThread
 
 N_ALERTS, N_CASES = 200, 30
@@ -65,6 +65,12 @@ async def test_a_postgres_restart_mid_run_is_ridden_out(tmp_path: Path, fresh_pg
             async with httpx2.AsyncClient() as client:
                 assert await healthy_or_dead(client, base, serve, procs), procs.logs()  # serve ran the migrations
                 workers = [procs.start(f"worker{i}", "worker", "--config", str(config)) for i in (1, 2)]
+                # A worker that cannot reach the database as it starts exits at once (store/preflight.py), so the
+                # restart must find both running, not still starting.
+                for proc in workers:
+                    await asyncio.to_thread(wait_until, lambda proc=proc: "alertbridge started" in proc.tail(200) or not proc.alive(),
+                                            timeout=60, what=f"{proc.name} to start", group=procs)
+                    assert proc.alive(), procs.logs()
                 await sender.send_all(client, alerts, until=time.monotonic() + 90, pace=PACE, on_ack=restart_when)
                 await asyncio.wait_for(restarted.wait(), 90)
             assert back_at, restart_log
