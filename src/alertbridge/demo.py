@@ -144,16 +144,20 @@ async def run(workdir: Path, burst: int) -> None:
                 await show_phishing(console, jira, cases)
             state = (await jira.get("/_sandbox/state")).json()
             tickets = [c for c in cases if c["ticket"]]
+            in_jira = [c for c in tickets if c["ticket"]["sink"] == "jira"]  # the others go to XSOAR and ServiceNow
+            elsewhere = Counter(t["sink"] for c in cases for t in c["tickets"] if t["sink"] != "jira" and t["key"])
             by_route = Counter(c["route"] for c in cases)
             console.print("cases by route (webhooks and the polled sandbox vendors): "
                           + ", ".join(f"{route} {n}" for route, n in sorted(by_route.items())))
             console.print(
                 f"alerts {acknowledged} → cases {len(cases)} → Jira issues {state['issues']} "
-                f"({len(tickets)} cases with a ticket); Jira API calls {state['calls']}, 429s {state['rate_limited']}; "
+                f"({len(in_jira)} cases with a Jira ticket); "
+                + "".join(f"{sink} tickets {n}; " for sink, n in sorted(elsewhere.items()))
+                + f"Jira API calls {state['calls']}, 429s {state['rate_limited']}; "
                 f"jobs done {stats['jobs_done']}, scheduled comments {stats['jobs_scheduled']}, dead {stats['jobs_dead']}"
             )
-            if state["issues"] != len(tickets) or stats["jobs_dead"]:
-                raise SystemExit("demo: the number of Jira issues does not match the cases, or jobs died")
+            if state["issues"] != len(in_jira) or len(tickets) != len(cases) or stats["jobs_dead"]:
+                raise SystemExit("demo: a case has no ticket, the Jira issues do not match the cases, or jobs died")
 
             case = max((c for c in tickets if c["route"] == "generic-to-soc" and c["severity"] in ("high", "critical")),
                        key=lambda c: c["alert_count"])  # a High/Critical case: its close writes a post-incident review

@@ -41,7 +41,7 @@ class ChannelFaults(Faults):
 
     def settings(self) -> dict:
         """Return the knobs as JSON."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_") and f.name != "clock"}
 
     def change(self, body: dict) -> None:
         """Apply `POST /_sandbox/faults` settings; raise ValueError naming unknown ones."""
