@@ -136,9 +136,8 @@ def _healthy(client: httpx2.Client) -> bool:
 
 
 def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_path):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     base, cases = console
@@ -174,8 +173,20 @@ def test_sign_in_filter_open_replay_and_no_console_errors(browser, console, tmp_
         """Click something that loads a page, and wait until the new page and its content are there (a click does not wait)."""
         old = browser.find_element(By.TAG_NAME, "html")
         element.click()
-        wait(staleness_of(old), f"the click to leave the page for {heading!r}")
+        wait(lambda b: gone(old), f"the click to leave the page for {heading!r}")
         wait(showing(heading), f"the page {heading!r}")
+
+    def gone(element) -> bool:
+        """Tell whether `element` belongs to a page the browser has left."""
+        try:
+            element.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:  # Chromium may name a node of the left document this way instead of "stale"
+            if "does not belong to the document" in exc.msg:
+                return True
+            raise
 
     def after_reload(check) -> bool:
         browser.get(browser.current_url)  # a fresh load: no element of the previous page is left to go stale
