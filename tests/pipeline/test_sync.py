@@ -32,14 +32,7 @@ async def test_closing_in_jira_closes_the_case_and_hub_changes_are_not_echoed(tm
     sandbox = create_sandbox(JiraSandboxSettings())
     jira = sandbox.state.jira
     with ServerThread(sandbox) as jira_url:
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-        upgrade(url)
-        hub = Hub(validate_config({
-            "database": url,
-            "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}, "jira-events": {"type": "jira", "sink": "jira", "secret": SECRET}},
-            "sinks": {"jira": {"type": "jira", "flavor": "cloud", "url": jira_url, "email": "soc@example.com", "api_token": "sandbox-token"}},
-            "routes": [{"name": "soc", "sink": "jira", "project": "SOC", "resolve_transition": "Done", "group_by": "{{ alert.title }}"}],
-        }))
+        hub = _hub(tmp_path, jira_url, resolve_transition="Done")
         app = create_app(hub, run_loops=False)
         async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as client:
             for title in ("Human closes", "Source resolves"):
@@ -71,6 +64,19 @@ async def test_closing_in_jira_closes_the_case_and_hub_changes_are_not_echoed(tm
     assert [tuple(r) for r in rows] == [(1, "closed", "Done", "Done"), (2, "closed", "Done", "Done")]
 
 
+def _hub(tmp_path, jira_url: str, *, resolve_transition: str | None = None) -> Hub:
+    """Build a hub on SQLite with an open generic source, Jira's signed webhook and one route to the Jira sandbox."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(url)
+    route = {"name": "soc", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}"}
+    return Hub(validate_config({
+        "database": url,
+        "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}, "jira-events": {"type": "jira", "sink": "jira", "secret": SECRET}},
+        "sinks": {"jira": {"type": "jira", "flavor": "cloud", "url": jira_url, "email": "soc@example.com", "api_token": "sandbox-token"}},
+        "routes": [route | ({"resolve_transition": resolve_transition} if resolve_transition else {})],
+    }))
+
+
 async def _count_jobs(hub) -> int:
     async with hub.store.read() as conn:
         return len((await conn.execute(select(jobs.c.id))).all())
@@ -89,14 +95,7 @@ def _webhook(key: str, status: str, category: str, resolution: str | None) -> di
 async def test_a_change_delivered_after_a_later_one_does_not_undo_it(tmp_path):
     sandbox = create_sandbox(JiraSandboxSettings())
     with ServerThread(sandbox) as jira_url:
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-        upgrade(url)
-        hub = Hub(validate_config({
-            "database": url,
-            "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}, "jira-events": {"type": "jira", "sink": "jira", "secret": SECRET}},
-            "sinks": {"jira": {"type": "jira", "flavor": "cloud", "url": jira_url, "email": "soc@example.com", "api_token": "sandbox-token"}},
-            "routes": [{"name": "soc", "sink": "jira", "project": "SOC", "group_by": "{{ alert.title }}"}],
-        }))
+        hub = _hub(tmp_path, jira_url)
         app = create_app(hub, run_loops=False)
         async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as client:
             await hub.inbox.put("gen", json.dumps({"id": "late", "title": "Late delivery"}).encode())
