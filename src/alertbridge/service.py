@@ -35,7 +35,7 @@ from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
 from .reports.schedule import ReportScheduler
 from .store import Store, upgrade
-from .store.leases import take_lease
+from .store.leases import Node, take_lease
 from .store.retention import Horizons, Pruner
 from .store.tables import inbox, jobs
 
@@ -45,11 +45,12 @@ log = structlog.get_logger("alertbridge.service")
 class Hub:
     """Everything one alertbridge process runs, wired from one config."""
 
-    def __init__(self, config: Config, *, poll_interval: float = 0.5):
+    def __init__(self, config: Config, *, poll_interval: float = 0.5, node: str | None = None):
         settings = config.settings
         self.config = config
         self.poll_interval = poll_interval
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"  # this boot; `node` is the name that outlives it
+        self.node_name = node
         # Jobs hold a connection only between their calls: a pool much smaller than `workers` serves them (and several
         # processes stay under PostgreSQL's connection limit).
         self.store = Store(settings.database, pool_size=min(settings.workers + 5, 20))
@@ -80,10 +81,14 @@ class Hub:
         self.budgets = sink_budgets({name: cfg.rate_limit for name, cfg in config.sinks.items()}, self.store)
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.node: Node | None = None
         self._tasks: list[asyncio.Task] = []
 
     def start(self, *, processor: bool = True, workers: int | None = None) -> None:
         """Start the background loops (call from inside the event loop)."""
+        base = self.node_name or f"{'serve' if processor else 'worker'}@{socket.gethostname()}"
+        self.node = Node(self.store, base, self.worker_id)
+        self._tasks.append(asyncio.create_task(self._take_over(self.node), name="node"))
         self._tasks.append(asyncio.create_task(self._announce(processor, workers), name="announce"))
         if processor:
             self._tasks.append(asyncio.create_task(self._process_forever(), name="processor"))
@@ -116,12 +121,31 @@ class Hub:
                     task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.aclose()
+        if self.node is not None:
+            await self.node.aclose()
         for budget in self.budgets.values():
             await budget.aclose()
         pollers = [s for s in self.sources.values() if isinstance(s, Poller)]
         for connector in [*self.sinks.values(), *self.notifiers.values(), *self.reviews.values(), *self.writebacks.values(), *self.enrichers, *pollers]:
             await connector.aclose()
         await self.store.aclose()
+
+    async def _take_over(self, node: Node) -> None:
+        """Take this process's node name and run at once what its previous boot (killed, crashed) left running."""
+        for _ in range(3):  # the database may still be starting: a few tries, then the leases expire as before
+            try:
+                name, previous, released = await node.claim()
+            except Exception:
+                log.warning("could not take a node name; a crashed boot's jobs wait for their leases", exc_info=True)
+                await self._sleep(self.poll_interval * 4)
+                continue
+            if name is None:
+                log.warning("every node name is held by a live process", node=node.base, slots=node.slots)
+            elif previous is not None and previous != self.worker_id:
+                log.info("took over from this node's previous boot", node=name, previous=previous, jobs_released=released)
+                if released:
+                    self.jobs_ready.set()
+            return
 
     async def _announce(self, processor: bool, workers: int | None) -> None:
         """Log what this process runs, once, so an operator sees it at INFO without reading the config."""

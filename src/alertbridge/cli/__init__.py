@@ -13,7 +13,7 @@ import typer
 from . import cases, db, dlq
 from .plan import plan
 from .report import report
-from .common import ConfigOption, fail, load, make_hub, read_file, require_database, upgrade, with_hub
+from .common import ConfigOption, NodeOption, fail, load, make_hub, read_file, require_database, upgrade, with_hub
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Security alerts in, the right ticket out, exactly once.")
 
@@ -101,7 +101,7 @@ def schema() -> None:
 
 
 @app.command()
-def serve(config: ConfigOption) -> None:
+def serve(config: ConfigOption, node: NodeOption = None) -> None:
     """Run intake, processing and workers in one process."""
     import structlog
     import uvicorn
@@ -111,7 +111,7 @@ def serve(config: ConfigOption) -> None:
     loaded = load(config)
     upgrade(loaded.settings.database)
     host, _, port = loaded.settings.listen.rpartition(":")
-    hub = make_hub(loaded)
+    hub = make_hub(loaded, node)
     for warning in loaded.warnings:
         structlog.get_logger("alertbridge.config").warning(warning)
     # uvicorn stops accepting on SIGTERM and waits for in-flight requests; then the app's shutdown drains the hub.
@@ -121,7 +121,7 @@ def serve(config: ConfigOption) -> None:
 
 
 @app.command()
-def worker(config: ConfigOption) -> None:
+def worker(config: ConfigOption, node: NodeOption = None) -> None:
     """Run job workers only (scale-out; run `serve` somewhere for intake)."""
     loaded = load(config)
     require_database(loaded.settings.database)
@@ -129,7 +129,7 @@ def worker(config: ConfigOption) -> None:
     async def main() -> None:
         import signal
 
-        hub = make_hub(loaded)
+        hub = make_hub(loaded, node)
         hub.start(processor=False)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,13 +10,16 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, NoReturn, Optional, TypeVar
 
 import typer
 
 T = TypeVar("T")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (YAML)", envvar="ALERTBRIDGE_CONFIG")]
+NodeOption = Annotated[Optional[str], typer.Option(
+    "--node", envvar="ALERTBRIDGE_NODE", help="This process's name, kept across restarts, so a restart after a crash runs the "
+    "crashed boot's jobs at once (default: serve@<host> or worker@<host>; give one where the host name changes per restart)")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -49,13 +52,13 @@ def read_file(path: Path) -> bytes:
         fail(f"{path}: {exc.strerror or exc}")
 
 
-def make_hub(config):
+def make_hub(config, node: str | None = None):
     """Build the hub for a loaded config, with logging set up."""
     from ..logs import configure_logging
     from ..service import Hub
 
     configure_logging(os.environ.get("ALERTBRIDGE_LOG_LEVEL", "INFO"))
-    return Hub(config)
+    return Hub(config, node=node)
 
 
 def upgrade(url: str) -> None:

@@ -1,14 +1,20 @@
-"""Named leases: one holder at a time for work that must run on one node (a poller, the pruner)."""
+"""Named leases: one holder at a time for work that must run on one node (a poller, the pruner); node names across restarts."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import re
 import time
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import Store
-from .tables import leases
+from .preflight import sqlite_path
+from .tables import jobs, leases
 
 
 async def take_lease(store: Store, name: str, holder: str, seconds: float) -> bool:
@@ -29,3 +35,94 @@ async def take_lease(store: Store, name: str, holder: str, seconds: float) -> bo
         return True
     except IntegrityError:
         return False  # another node inserted it first
+
+
+# The advisory-lock namespace of node names on PostgreSQL ("albr"): a node name's lock is (NODE_LOCKS, hashtext(name)).
+NODE_LOCKS = 0x616C6272
+
+
+class Node:
+    """This process's stable name among the hub's processes, and the work its previous boot left behind.
+
+    A process is known in the queue by its boot (`worker`: host and pid); its node name (`serve@host`,
+    `worker@host`, or `--node`) outlives it. The name is held under a lock that only a live process holds —
+    a PostgreSQL session advisory lock, or an OS file lock next to a SQLite file — both freed by the kernel
+    or the server the moment the process dies, SIGKILL included. So whoever takes a name knows its previous
+    boot is dead, and hands that boot's running jobs and leases back at once instead of waiting for their
+    leases to run out. A name a live process holds is never taken: the newcomer tries `name#2`, `name#3`…
+    """
+
+    def __init__(self, store: Store, base: str, worker: str, *, slots: int = 8):
+        self.store = store
+        self.base = base
+        self.worker = worker
+        self.slots = slots
+        self.name: str | None = None
+        self._held: AsyncConnection | int | None = None  # the lock's session (PostgreSQL) or file descriptor (SQLite)
+
+    async def claim(self) -> tuple[str | None, str | None, int]:
+        """Take the first free name; release its previous boot's work; return (name, previous boot, jobs released)."""
+        for slot in range(1, self.slots + 1):
+            name = self.base if slot == 1 else f"{self.base}#{slot}"
+            if await self._lock(name):
+                self.name = name
+                previous, released = await self.store.run(_succeed, f"node:{name}", self.worker, time.time())
+                return name, previous, released
+        return None, None, 0
+
+    async def _lock(self, name: str) -> bool:
+        if not self.store.is_sqlite:
+            conn = await self.store.writer.connect()
+            try:
+                taken = (await conn.execute(text("SELECT pg_try_advisory_lock(:space, hashtext(:name))"),
+                                            {"space": NODE_LOCKS, "name": name})).scalar()
+                await conn.commit()  # a session lock outlives the transaction; the connection must not sit in one
+            except BaseException:
+                await conn.invalidate()
+                raise
+            if not taken:
+                await conn.close()
+                return False
+            self._held = conn
+            return True
+        path = sqlite_path(self.store.url)
+        if path is None:
+            return True  # an in-memory database lives and dies with this process: nobody else can hold a name in it
+        fd = os.open(f"{path}-node-{re.sub(r'[^A-Za-z0-9_.@-]', '_', name)}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._held = fd
+        return True
+
+    async def aclose(self) -> None:
+        """Let go of the name (the process is stopping)."""
+        held, self._held = self._held, None
+        if isinstance(held, AsyncConnection):
+            with contextlib.suppress(Exception):  # the server is gone: so is the lock
+                # Unlocked in so many words: a closed session's backend lets go only once it has noticed, a moment later.
+                await held.execute(text("SELECT pg_advisory_unlock(:space, hashtext(:name))"), {"space": NODE_LOCKS, "name": self.name})
+                await held.commit()
+            with contextlib.suppress(Exception):
+                await held.invalidate()  # closes the session instead of handing it back to the pool
+                await held.close()
+        elif held is not None:
+            os.close(held)
+
+
+def _succeed(conn: Connection, node: str, worker: str, now: float) -> tuple[str | None, int]:
+    """Record `worker` as the boot holding `node`; hand the previous boot's running jobs and leases back now."""
+    previous = conn.execute(select(leases.c.holder).where(leases.c.name == node)).scalar()
+    released = 0
+    if previous is not None and previous != worker:
+        # An expired lease is what another worker's claim looks for: the jobs run again at once, the cut attempt counted
+        # (it may have reached the sink), exactly as after a lease expiry.
+        released = conn.execute(update(jobs).where(jobs.c.state == "running", jobs.c.worker == previous)
+                                .values(lease_until=now - 1)).rowcount
+        conn.execute(update(leases).where(leases.c.holder == previous).values(until=now - 1))
+    # `until` says when this boot took the name; the lock, not the time, is what keeps the name its own.
+    if not conn.execute(update(leases).where(leases.c.name == node).values(holder=worker, until=now)).rowcount:
+        conn.execute(insert(leases).values(name=node, holder=worker, until=now))
+    return previous, released

@@ -1,0 +1,94 @@
+"""Node names across restarts: a restarted process runs its killed boot's jobs at once, and never a live process's."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from alertbridge.config import Retry
+from alertbridge.jobs.queue import JobPayload, JobQueue, enqueue
+from alertbridge.store import Store
+from alertbridge.store.leases import Node, take_lease
+from alertbridge.store.tables import leases
+
+LEASE = 3600.0  # no lease runs out during a test: only a release can make a claimed job claimable again
+
+
+class Step(JobPayload):
+    """A job that only carries its place in its case."""
+
+    kind = "k"
+    seq: int
+
+
+@pytest.fixture
+async def store(db_url):
+    s = Store(db_url)
+    yield s
+    await s.aclose()
+
+
+def boot(store: Store, worker: str) -> JobQueue:
+    return JobQueue(store, Retry(), LEASE, worker)
+
+
+async def add(store: Store, cases: int) -> None:
+    async with store.tx() as conn:
+        for case_id in range(1, cases + 1):
+            await enqueue(conn, Step(seq=0), case_id=case_id)
+
+
+async def test_a_restart_runs_the_killed_boots_jobs_at_once_and_leaves_a_live_nodes_alone(store):
+    await add(store, 3)
+    killed, other = Node(store, "serve@h", "h:100"), Node(store, "serve@h", "h:200")
+    assert (await killed.claim())[0] == "serve@h"
+    assert (await other.claim())[0] == "serve@h#2"  # a live process holds the first name: the second takes the next
+    killed_job, other_job = await boot(store, "h:100").claim(), await boot(store, "h:200").claim()
+    assert await take_lease(store, "poll:crowdstrike", "h:100", LEASE)
+    assert await boot(store, "h:300").claim() is not None  # the third case; the two others are leased
+    assert await boot(store, "h:300").claim() is None
+
+    await killed.aclose()  # what SIGKILL does too: the server (or the kernel) lets go of the dead process's lock
+    restarted = Node(store, "serve@h", "h:300")
+    try:
+        assert await restarted.claim() == ("serve@h", "h:100", 1)
+        taken = await boot(store, "h:300").claim()
+        assert taken is not None and taken.id == killed_job.id and taken.attempts == 2  # the cut attempt counts, as after a lease expiry
+        assert await boot(store, "h:300").claim() is None  # the live node's job stays leased to it
+        assert await boot(store, "h:200").complete(other_job)
+        assert await take_lease(store, "poll:crowdstrike", "h:300", LEASE)  # the killed boot's poller lease is free too
+        async with store.read() as conn:
+            holder = (await conn.execute(select(leases.c.holder).where(leases.c.name == "node:serve@h"))).scalar()
+        assert holder == "h:300"
+    finally:
+        await restarted.aclose()
+        await other.aclose()
+
+
+async def test_a_name_held_by_a_live_process_is_never_taken(store):
+    await add(store, 1)
+    first = Node(store, "worker@h", "h:1", slots=2)
+    second = Node(store, "worker@h", "h:2", slots=2)
+    third = Node(store, "worker@h", "h:3", slots=2)
+    try:
+        assert (await first.claim())[0] == "worker@h"
+        job = await boot(store, "h:1").claim()
+        assert (await second.claim())[0] == "worker@h#2"
+        assert await third.claim() == (None, None, 0)  # both names are held: nothing released
+        assert await boot(store, "h:3").claim() is None
+        assert await boot(store, "h:1").complete(job)
+    finally:
+        for node in (first, second, third):
+            await node.aclose()
+
+
+async def test_a_first_boot_and_a_clean_restart_release_nothing(store):
+    await add(store, 1)
+    node = Node(store, "serve@h", "h:1")
+    assert await node.claim() == ("serve@h", None, 0)
+    await node.aclose()
+    again = Node(store, "serve@h", "h:1")  # the same boot taking its name again (a retried claim)
+    try:
+        assert await again.claim() == ("serve@h", "h:1", 0)
+    finally:
+        await again.aclose()
