@@ -311,7 +311,21 @@ def validate_config(data: Any, base_dir: Path = Path(".")) -> Config:
     for route in settings.routes:
         route._playbooks = bool(settings.playbooks)
     settings.database = resolve_database(settings.database, base_dir)
-    return Config(settings, sources, sinks, notifiers, enrichers, reviews, writebacks)
+    config = Config(settings, sources, sinks, notifiers, enrichers, reviews, writebacks)
+    config.warnings += check_deadlines(settings.lease, sinks)
+    return config
+
+
+def check_deadlines(lease: float, sinks: dict[str, SinkConfig]) -> list[str]:
+    """Warn of each sink whose call deadline exceeds a quarter of the job lease.
+
+    The heartbeat renews leases every lease/3: a call of at most lease/4 ends before its job's lease could run out
+    even when the heartbeat stops just as it starts, so no other worker takes the job over while the call may still land.
+    A warning, not an error: a longer deadline is safe while the heartbeat beats (tests run with second-long leases).
+    """
+    return [f"sinks.{name}.timeout: {sink.timeout:g}s is more than a quarter of the lease ({lease:g}s): if the heartbeat "
+            f"stops, a hung call may outlive its job's lease and the job run twice; set it to at most {lease / 4:g}s "
+            "or raise `lease`" for name, sink in sinks.items() if sink.timeout > lease / 4]
 
 
 def _connector_configs(raw: dict[str, dict[str, Any]], section: str, registry: dict[str, str], problems: list[str]) -> dict[str, Any]:

@@ -204,6 +204,9 @@ class SinkConfig(StrictModel):
         "shared through the database); new Critical/High tickets go first, repeat comments last. Unset: no budget",
         examples=["10/s", "600/min"],
     )
+    # Every sink's calls have one deadline (connectors/_http/client.py); declared here so the config check can read it.
+    timeout: float = Field(default=10.0, gt=0, description="Seconds one call may take, all included; keep it at most a "
+                           "quarter of `lease`, so a hung call ends long before its job could be taken over", examples=[10])
 
 
 class TicketTarget(StrictModel):
