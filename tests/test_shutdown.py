@@ -98,3 +98,51 @@ async def test_sigterm_answers_every_accepted_request_and_exits_cleanly(tmp_path
     assert "Application shutdown complete." in server.tail()
     stored = {row[0] for row in sqlite3.connect(tmp_path / "hub.db").execute("SELECT id FROM inbox")}
     assert len(accepted) >= 40 and set(accepted) <= stored  # every 202 is committed, none lost by the shutdown
+
+
+@pytest.mark.slow
+def test_a_sigkilled_serve_runs_its_cut_jobs_as_soon_as_it_restarts(tmp_path: Path, procs: ProcGroup):
+    from support.procs import wait_until
+    from support.recorder import Recorder, ServerThread
+
+    recorder = Recorder()
+    hold = recorder.hold_next_create()  # the create is stored, then its answer kept back: the job is mid-call
+    port = free_port()
+    db = tmp_path / "hub.db"
+    with ServerThread(recorder.app()) as sink_url:
+        config = tmp_path / "hub.yaml"
+        # An hour-long lease: only the restart's hand-back can explain the cut job running again within the test.
+        config.write_text(
+            f"database: sqlite:///{db}\nlisten: 127.0.0.1:{port}\nlease: 1h\nsearch_lag: 0.5s\n"
+            "sources:\n  gen: {type: generic, auth: {mode: bearer, token: t}}\n"
+            f"sinks:\n  cases: {{type: http, url: '{sink_url}', timeout: 60}}\n"
+            "routes:\n  - {name: all, sink: cases}\n"
+        )
+
+        def healthy() -> bool:
+            try:
+                return httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx2.TransportError:
+                return False
+
+        def create_job() -> tuple[str, int] | None:
+            with sqlite3.connect(db) as conn:
+                return conn.execute("SELECT state, attempts FROM jobs WHERE kind='create_ticket'").fetchone()
+
+        first = procs.start("serve", "serve", "--config", str(config))
+        wait_until(healthy, timeout=60, what="the first serve healthy", group=procs)
+        response = httpx2.post(f"http://127.0.0.1:{port}/hooks/gen", json={"title": "beacon", "severity": "high"},
+                               headers={"Authorization": "Bearer t"}, timeout=10)
+        assert response.status_code == 202, response.text
+        wait_until(lambda: hold.stored.is_set(), timeout=60, what="the create inside the sink", group=procs)
+        assert create_job() == ("running", 1)
+        first.kill()
+        recorder.disarm(hold)  # the answer goes to a dead connection
+
+        second = procs.start("serve", "serve", "--config", str(config))
+        wait_until(lambda: create_job() == ("done", 2), timeout=60, what="the cut create done by the restarted serve",
+                   group=procs, status=create_job)
+        second.stop()
+
+    assert "took over from this node's previous boot" in second.tail(200)
+    assert [len(keys) for keys in recorder.by_reference().values()] == [1]  # found by its label, not made twice
