@@ -133,6 +133,8 @@ class Hub:
     async def _take_over(self, node: Node) -> None:
         """Take this process's node name and run at once what its previous boot (killed, crashed) left running."""
         for _ in range(3):  # the database may still be starting: a few tries, then the leases expire as before
+            if self.stopping.is_set():
+                return
             try:
                 name, previous, released = await node.claim()
             except Exception:
@@ -145,7 +147,15 @@ class Hub:
                 log.info("took over from this node's previous boot", node=name, previous=previous, jobs_released=released)
                 if released:
                     self.jobs_ready.set()
-            return
+            break
+        while node.name is not None and not self.stopping.is_set():
+            await self._sleep(self.config.settings.lease / 3)
+            try:
+                if not await node.keep():
+                    log.error("this node's name was taken by another process while the database was away", node=node.name)
+                    return
+            except Exception:  # the database is still away: check again next time
+                log.warning("could not check this node's name lock; will retry", node=node.name, exc_info=True)
 
     async def _announce(self, processor: bool, workers: int | None) -> None:
         """Log what this process runs, once, so an operator sees it at INFO without reading the config."""

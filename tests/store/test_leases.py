@@ -92,3 +92,43 @@ async def test_a_first_boot_and_a_clean_restart_release_nothing(store):
         assert await again.claim() == ("serve@h", "h:1", 0)
     finally:
         await again.aclose()
+
+
+@pytest.fixture
+async def pg_store(pg_url):
+    from alertbridge.store import upgrade
+
+    upgrade(pg_url)
+    s = Store(pg_url)
+    yield s
+    async with s.tx() as conn:  # the database is the session's: leave no name behind for the next test
+        await conn.execute(leases.delete())
+    await s.aclose()
+
+
+async def test_a_name_whose_session_died_is_taken_again_unless_another_process_took_it(pg_store):
+    # PostgreSQL only: a SQLite name's file lock lives as long as the process, a session may die under it.
+    from sqlalchemy import text
+
+    store = pg_store
+
+    async def kill_session(node: Node) -> None:  # what a server restart does to the lock's session
+        pid = (await node._held.execute(text("SELECT pg_backend_pid()"))).scalar()
+        await node._held.commit()
+        async with store.tx() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    node = Node(store, "worker@h", "h:1")
+    newcomer = Node(store, "worker@h", "h:2", slots=1)
+    try:
+        assert (await node.claim())[0] == "worker@h"
+        assert await node.keep()
+        await kill_session(node)
+        assert await node.keep()  # taken again on a fresh session
+        assert (await newcomer.claim())[0] is None  # and so held: nobody else gets it
+        await kill_session(node)
+        assert (await newcomer.claim())[0] == "worker@h"  # the name was free while the session was gone
+        assert not await node.keep()  # and this boot is told so
+    finally:
+        await node.aclose()
+        await newcomer.aclose()

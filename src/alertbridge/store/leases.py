@@ -70,6 +70,25 @@ class Node:
                 return name, previous, released
         return None, None, 0
 
+    async def keep(self) -> bool:
+        """Check the name's lock is still ours (PostgreSQL: its session may die with a server restart); take it again if not.
+
+        Return False when another process took the name in between: it may run this boot's jobs too (as after a lease
+        expiry, the queue then refuses this boot's late outcomes).
+        """
+        if not isinstance(self._held, AsyncConnection) or self.name is None:
+            return True  # a file lock lives as long as this process
+        try:
+            await self._held.execute(text("SELECT 1"))
+            await self._held.commit()
+            return True
+        except Exception:  # the session is gone, and its lock with it
+            with contextlib.suppress(Exception):
+                await self._held.invalidate()
+                await self._held.close()
+            self._held = None
+        return await self._lock(self.name)
+
     async def _lock(self, name: str) -> bool:
         if not self.store.is_sqlite:
             conn = await self.store.writer.connect()
