@@ -82,6 +82,7 @@ class Hub:
         self.jobs_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self.node: Node | None = None
+        self._taken_over = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     def start(self, *, processor: bool = True, workers: int | None = None) -> None:
@@ -107,7 +108,7 @@ class Hub:
         capacity = self.config.settings.workers if workers is None else workers
         if capacity:
             dispatcher = Dispatcher(self.runner, self.budgets, capacity=capacity, poll_interval=self.poll_interval)
-            self._tasks.append(asyncio.create_task(dispatcher.run_forever(self.stopping, self.jobs_ready), name="dispatcher"))
+            self._tasks.append(asyncio.create_task(self._dispatch(dispatcher), name="dispatcher"))
 
     async def aclose(self) -> None:
         """Stop the loops, let running jobs finish within `shutdown_grace`, release the rest, close connections."""
@@ -130,8 +131,27 @@ class Hub:
             await connector.aclose()
         await self.store.aclose()
 
+    async def _dispatch(self, dispatcher: Dispatcher) -> None:
+        # No claim before the take-over: until then a running job of this worker id may be a dead boot's (pid 1 again).
+        await self._taken_over.wait()
+        await dispatcher.run_forever(self.stopping, self.jobs_ready)
+
     async def _take_over(self, node: Node) -> None:
         """Take this process's node name and run at once what its previous boot (killed, crashed) left running."""
+        try:
+            await self._claim_node(node)
+        finally:
+            self._taken_over.set()
+        while node.name is not None and not self.stopping.is_set():
+            await self._sleep(self.config.settings.lease / 3)
+            try:
+                if not await node.keep():
+                    log.error("this node's name was taken by another process while the database was away", node=node.name)
+                    return
+            except Exception:  # the database is still away: check again next time
+                log.warning("could not check this node's name lock; will retry", node=node.name, exc_info=True)
+
+    async def _claim_node(self, node: Node) -> None:
         for _ in range(3):  # the database may still be starting: a few tries, then the leases expire as before
             if self.stopping.is_set():
                 return
@@ -143,19 +163,11 @@ class Hub:
                 continue
             if name is None:
                 log.warning("every node name is held by a live process", node=node.base, slots=node.slots)
-            elif previous is not None and previous != self.worker_id:
+            elif previous is not None:  # the previous boot was killed (its jobs released), or stopped cleanly (none)
                 log.info("took over from this node's previous boot", node=name, previous=previous, jobs_released=released)
                 if released:
                     self.jobs_ready.set()
-            break
-        while node.name is not None and not self.stopping.is_set():
-            await self._sleep(self.config.settings.lease / 3)
-            try:
-                if not await node.keep():
-                    log.error("this node's name was taken by another process while the database was away", node=node.name)
-                    return
-            except Exception:  # the database is still away: check again next time
-                log.warning("could not check this node's name lock; will retry", node=node.name, exc_info=True)
+            return
 
     async def _announce(self, processor: bool, workers: int | None) -> None:
         """Log what this process runs, once, so an operator sees it at INFO without reading the config."""

@@ -59,7 +59,7 @@ async def test_a_restart_runs_the_killed_boots_jobs_at_once_and_leaves_a_live_no
         assert await take_lease(store, "poll:crowdstrike", "h:300", LEASE)  # the killed boot's poller lease is free too
         async with store.read() as conn:
             holder = (await conn.execute(select(leases.c.holder).where(leases.c.name == "node:serve@h"))).scalar()
-        assert holder == "h:300"
+        assert holder == f"h:300/{restarted.boot}"
     finally:
         await restarted.aclose()
         await other.aclose()
@@ -87,11 +87,27 @@ async def test_a_first_boot_and_a_clean_restart_release_nothing(store):
     node = Node(store, "serve@h", "h:1")
     assert await node.claim() == ("serve@h", None, 0)
     await node.aclose()
-    again = Node(store, "serve@h", "h:1")  # the same boot taking its name again (a retried claim)
+    again = Node(store, "serve@h", "h:2")
     try:
-        assert await again.claim() == ("serve@h", "h:1", 0)
+        assert await again.claim() == ("serve@h", "h:1", 0)  # the boot before stopped cleanly: nothing left running
     finally:
         await again.aclose()
+
+
+async def test_a_boot_with_the_same_worker_id_as_the_killed_one_still_runs_its_cut_jobs(store):
+    # In a container, serve is pid 1 on the same hostname at every start: the worker id repeats, the boot id does not.
+    await add(store, 1)
+    killed = Node(store, "serve@box", "box:1")
+    await killed.claim()
+    cut = await boot(store, "box:1").claim()
+    await killed.aclose()
+    restarted = Node(store, "serve@box", "box:1")
+    try:
+        assert await restarted.claim() == ("serve@box", "box:1", 1)
+        again = await boot(store, "box:1").claim()
+        assert again is not None and again.id == cut.id and again.attempts == 2
+    finally:
+        await restarted.aclose()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import re
+import secrets
 import time
 
 from sqlalchemy import Connection, insert, select, text, update
@@ -56,17 +57,22 @@ class Node:
         self.store = store
         self.base = base
         self.worker = worker
+        # A container's process is often pid 1 on a fixed hostname at every start: the boot id tells two boots apart
+        # even when their worker ids are the same.
+        self.boot = secrets.token_hex(4)
         self.slots = slots
         self.name: str | None = None
         self._held: AsyncConnection | int | None = None  # the lock's session (PostgreSQL) or file descriptor (SQLite)
 
     async def claim(self) -> tuple[str | None, str | None, int]:
         """Take the first free name; release its previous boot's work; return (name, previous boot, jobs released)."""
+        if self.name is not None:
+            raise RuntimeError(f"this boot holds the node name {self.name!r} already")
         for slot in range(1, self.slots + 1):
             name = self.base if slot == 1 else f"{self.base}#{slot}"
             if await self._lock(name):
                 self.name = name
-                previous, released = await self.store.run(_succeed, f"node:{name}", self.worker, time.time())
+                previous, released = await self.store.run(_succeed, f"node:{name}", self.worker, self.boot, time.time())
                 return name, previous, released
         return None, None, 0
 
@@ -131,17 +137,24 @@ class Node:
             os.close(held)
 
 
-def _succeed(conn: Connection, node: str, worker: str, now: float) -> tuple[str | None, int]:
-    """Record `worker` as the boot holding `node`; hand the previous boot's running jobs and leases back now."""
-    previous = conn.execute(select(leases.c.holder).where(leases.c.name == node)).scalar()
+def _succeed(conn: Connection, node: str, worker: str, boot: str, now: float) -> tuple[str | None, int]:
+    """Record this boot as holding `node`; hand the previous boot's running jobs and leases back now.
+
+    The caller claims no job before this has run: every running job of the previous boot's worker id is the dead
+    boot's, even when that id is this boot's own (pid 1 in a container).
+    """
+    held = conn.execute(select(leases.c.holder).where(leases.c.name == node)).scalar()
+    previous, _, previous_boot = held.rpartition("/") if held is not None else (None, "", None)
     released = 0
-    if previous is not None and previous != worker:
+    if previous and previous_boot != boot:
         # An expired lease is what another worker's claim looks for: the jobs run again at once, the cut attempt counted
         # (it may have reached the sink), exactly as after a lease expiry.
         released = conn.execute(update(jobs).where(jobs.c.state == "running", jobs.c.worker == previous)
                                 .values(lease_until=now - 1)).rowcount
-        conn.execute(update(leases).where(leases.c.holder == previous).values(until=now - 1))
+        if previous != worker:  # a poller lease of this same worker id is ours already (take_lease renews it)
+            conn.execute(update(leases).where(leases.c.holder == previous).values(until=now - 1))
     # `until` says when this boot took the name; the lock, not the time, is what keeps the name its own.
-    if not conn.execute(update(leases).where(leases.c.name == node).values(holder=worker, until=now)).rowcount:
-        conn.execute(insert(leases).values(name=node, holder=worker, until=now))
-    return previous, released
+    holder = f"{worker}/{boot}"
+    if not conn.execute(update(leases).where(leases.c.name == node).values(holder=holder, until=now)).rowcount:
+        conn.execute(insert(leases).values(name=node, holder=holder, until=now))
+    return previous or None, released
