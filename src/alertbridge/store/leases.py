@@ -71,8 +71,12 @@ class Node:
         for slot in range(1, self.slots + 1):
             name = self.base if slot == 1 else f"{self.base}#{slot}"
             if await self._lock(name):
+                try:
+                    previous, released = await self.store.run(_succeed, f"node:{name}", self.worker, self.boot, time.time())
+                except BaseException:  # not recorded: let the name go, so a retry starts from the beginning
+                    await self._unlock(name)
+                    raise
                 self.name = name
-                previous, released = await self.store.run(_succeed, f"node:{name}", self.worker, self.boot, time.time())
                 return name, previous, released
         return None, None, 0
 
@@ -124,11 +128,16 @@ class Node:
 
     async def aclose(self) -> None:
         """Let go of the name (the process is stopping)."""
+        if self.name is not None:
+            await self._unlock(self.name)
+        self.name = None
+
+    async def _unlock(self, name: str) -> None:
         held, self._held = self._held, None
         if isinstance(held, AsyncConnection):
             with contextlib.suppress(Exception):  # the server is gone: so is the lock
                 # Unlocked in so many words: a closed session's backend lets go only once it has noticed, a moment later.
-                await held.execute(text("SELECT pg_advisory_unlock(:space, hashtext(:name))"), {"space": NODE_LOCKS, "name": self.name})
+                await held.execute(text("SELECT pg_advisory_unlock(:space, hashtext(:name))"), {"space": NODE_LOCKS, "name": name})
                 await held.commit()
             with contextlib.suppress(Exception):
                 await held.invalidate()  # closes the session instead of handing it back to the pool
