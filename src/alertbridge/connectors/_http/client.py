@@ -27,6 +27,7 @@ from .gate import wait_turn
 
 log = structlog.get_logger(__name__)
 
+
 @functools.cache
 def shared_tls() -> ssl.SSLContext:
     """Return the process's one TLS client context (the system's CAs, or SSL_CERT_FILE/SSL_CERT_DIR as httpx reads them)."""
