@@ -118,7 +118,7 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
 
     async def _closed_stays(self, vendor_id: str, case: dict[str, Any], change: SourceWrite, wanted: str) -> WriteReceipt:
         """Tell a closed case its ticket moved on (the API has no reopen); the receipt says the case stays as it is."""
-        log.warning("security-ir case is closed and cannot reopen; its ticket was", case=vendor_id, ticket=change.ticket_key, wanted=wanted)
+        log.warning("security-ir case is closed and cannot reopen; it stays closed", case=vendor_id, ticket=change.ticket_key, wanted=wanted)
         kept = closed_state(case)
         if not self.config.reopen_comment:
             return WriteReceipt(kept=kept)
