@@ -121,3 +121,26 @@ async def test_the_next_poll_of_the_hubs_own_write_moves_nothing(tmp_path, sourc
             assert await _written(hub, source) == [("resolved", revision, 1)]
         await hub.aclose()
     assert [c["to"] for c in w.jira.state.jira.get("SOC-1").history] == ["Done"]
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+async def test_a_refused_read_back_leaves_the_write_done_and_the_echo_known_by_value(tmp_path, source):
+    from alertbridge.connectors import WRITEBACKS, load
+    from alertbridge.connectors.writeback_roles import SourceWrite
+    from alertbridge.model import SourceState
+
+    with world() as w:
+        record = _record(w, source)
+        config = hub_config(tmp_path, w.urls)
+        settings = config.writebacks[SOURCES[source]]
+        updater = load(WRITEBACKS, settings.type)(SOURCES[source], settings)
+        emulator = w.falcon if source == "falcon" else w.xdr
+        emulator.state.faults.rate_limit_every = 2  # the update is the first counted call, the read-back the second: a 429
+        vendor_id = record["composite_id"] if source == "falcon" else str(record["incident_id"])
+        try:
+            receipt = await updater.write(vendor_id, SourceWrite(state=SourceState.resolved, ticket_key="SOC-1", note="SOC-1 closed as Done"))
+        finally:
+            await updater.aclose()
+    assert receipt.revision is None  # no revision: the echo falls back to the value written
+    assert record["status"] == ("closed" if source == "falcon" else "resolved_threat_handled")  # the write itself went through, once
+    assert [status for _, _, status in emulator.state.faults.calls][-2:] == [200, 429]
