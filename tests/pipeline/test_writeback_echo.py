@@ -144,3 +144,22 @@ async def test_a_refused_read_back_leaves_the_write_done_and_the_echo_known_by_v
     assert receipt.revision is None  # no revision: the echo falls back to the value written
     assert record["status"] == ("closed" if source == "falcon" else "resolved_threat_handled")  # the write itself went through, once
     assert [status for _, _, status in emulator.state.faults.calls][-2:] == [200, 429]
+
+
+async def test_a_falcon_verdict_replaces_the_one_before_and_reads_back_as_written(tmp_path):
+    from alertbridge.connectors import WRITEBACKS, load
+    from alertbridge.connectors.crowdstrike.parser import falcon_alert
+    from alertbridge.connectors.writeback_roles import SourceWrite
+    from alertbridge.model import SourceState
+
+    with world() as w:
+        record = _record(w, "falcon")
+        settings = hub_config(tmp_path, w.urls).writebacks["falcon-back"]
+        updater = load(WRITEBACKS, "crowdstrike")("falcon-back", settings)
+        try:
+            for state in (SourceState.false_positive, SourceState.resolved):  # closed as False Positive, then again as Done
+                await updater.write(record["composite_id"], SourceWrite(state=state, ticket_key="SOC-1"))
+                assert falcon_alert("falcon", "crowdstrike_alerts", None, record).state == state
+        finally:
+            await updater.aclose()
+    assert record["tags"] == ["true_positive"]

@@ -89,8 +89,9 @@ class CrowdStrikeUpdater(SourceUpdater):
         """Return the action_parameters that write the change."""
         verdict = self.verdicts[change.state]
         actions = [{"name": "update_status", "value": verdict.status}]
-        if verdict.tag:
-            actions.append({"name": "add_tag", "value": verdict.tag})
+        if verdict.tag:  # one verdict tag at a time: a ticket closed again with another verdict replaces the first
+            others = sorted({v.tag for v in self.verdicts.values() if v.tag and v.tag != verdict.tag})
+            actions += [{"name": "remove_tag", "value": tag} for tag in others] + [{"name": "add_tag", "value": verdict.tag}]
         if change.actor and change.actor in self.config.assignees:
             actions.append({"name": "assign_to_user_id", "value": self.config.assignees[change.actor]})
         if self.config.comment and change.note:
