@@ -17,7 +17,7 @@ from alertbridge.api import create_app
 from alertbridge.connectors.aws_security_ir.writeback import SirVerdict
 from alertbridge.model import SourceState
 from alertbridge.service import Hub
-from alertbridge.store.tables import cases
+from alertbridge.store.tables import cases, sync_changes
 from support.hub import drain
 from support.writeback import hub_config, poll_into_inbox, world
 
@@ -68,7 +68,14 @@ async def test_a_closed_case_stays_closed_says_so_once_and_does_not_close_the_re
             assert await drain(hub) == []
             async with hub.store.read() as conn:
                 state = (await conn.execute(select(cases.c.state))).scalar()
+                writes = (await conn.execute(select(sync_changes.c.value, sync_changes.c.change_id, sync_changes.c.echoed).where(
+                    sync_changes.c.system == "sir", sync_changes.c.field == "status", sync_changes.c.by_hub == 1)
+                    .order_by(sync_changes.c.id))).all()
         await hub.aclose()
+    # The close is known by the lastUpdatedDate read back after it, and echoed; the kept state is what the hub recorded after.
+    (close, *after) = writes
+    assert close.value == "false_positive" and close.change_id and close.echoed == 1
+    assert [w.value for w in after] == ["false_positive", "false_positive"] and any(w.echoed for w in after)
     assert case["caseStatus"] == "Closed"
     notes = [c["body"] for c in case["comments"]]
     reopened = "SOC-1 was reopened. Security Incident Response cannot reopen a closed case, so this case stays closed; the work goes on in SOC-1."
