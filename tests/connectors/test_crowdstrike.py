@@ -19,7 +19,7 @@ from sqlalchemy import select
 from alertbridge.config import Config, Route, Settings
 from alertbridge.connectors.crowdstrike import CrowdStrikeAlertsPoller, CrowdStrikeSource
 from alertbridge.errors import AuthFailed, PayloadError, SignatureError
-from alertbridge.model import AlertStatus, Severity
+from alertbridge.model import AlertStatus, Severity, SourceState
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.pipeline.process import Pipeline
 from alertbridge.sandbox.crowdstrike import CLIENT_ID, CLIENT_SECRET, create_app, default_alerts
@@ -77,6 +77,17 @@ def test_webhook_takes_one_alert_in_each_shape_fusion_sends(wrap):
 def test_severity_score_and_status(fields, severity, status):
     [parsed] = webhook().parse(alert_at(1, "2026-01-01T00:00:00Z", **fields))
     assert (parsed.severity, parsed.status) == (severity, status)
+
+
+@pytest.mark.parametrize(("status", "tags", "state"), [
+    ("closed", ["false_positive"], SourceState.false_positive), ("closed", ["ops-reviewed", "benign"], SourceState.benign),
+    ("closed", ["duplicate"], SourceState.suppressed), ("closed", [], SourceState.resolved),
+    ("closed", ["true_positive", "false_positive"], SourceState.resolved),  # two verdicts: none of them
+    ("in_progress", ["false_positive"], SourceState.in_progress),  # a verdict tag on an open alert is no verdict yet
+])
+def test_a_closed_alerts_verdict_is_its_one_verdict_tag(status, tags, state):
+    [parsed] = webhook().parse(alert_at(1, "2026-01-01T00:00:00Z", status=status, tags=tags))
+    assert parsed.state == state
 
 
 @pytest.mark.parametrize("body", [None, [], {}, {"resources": []}, {"composite_id": 7}, {"data": [{"name": "x"}]}, "alert"])

@@ -133,3 +133,20 @@ async def test_the_hec_connector_posts_one_envelope_the_collector_indexes():
     (envelope,) = app.state.hec.events
     assert envelope["sourcetype"] == "alertbridge:ticket" and envelope["index"] == "notable_feedback" and envelope["time"] == 1.5
     assert json.loads(json.dumps(envelope["event"]))["alert_id"] == "sid-1"
+
+
+def test_the_sandbox_state_shows_what_the_write_backs_did():
+    # docs/writeback.md's walk-through reads these to show the verdict arrived: not vendor APIs, so no auth.
+    app = defender.create_app([dict(vendor_json("msgraph/security-alerts_v2-list-response.json")["value"][0])])
+    client = TestClient(app)
+    alert = app.state.defender.items[0]
+    alert.update(status="resolved", classification="falsePositive", determination="notMalicious")
+    shown = client.get("/_sandbox/state").json()["alerts"]
+    assert [(a["id"], a["status"], a["classification"], a["determination"]) for a in shown] == [
+        (alert["id"], "resolved", "falsePositive", "notMalicious")]
+    hec = splunk_hec.create_app()
+    client = TestClient(hec)
+    sent = client.post("/services/collector/event", headers={"Authorization": f"Splunk {splunk_hec.TOKEN}"},
+                       content=json.dumps({"event": {"action": "ticket_closed", "ticket_key": "SOC-1"}, "index": "notable_feedback"}))
+    assert sent.status_code == 200, sent.text
+    assert [e["event"]["action"] for e in client.get("/_sandbox/state").json()["events"]] == ["ticket_closed"]

@@ -56,10 +56,13 @@ class SourceWrite:
 @dataclass(frozen=True)
 class WriteReceipt:
     """What the vendor said back: the stamp of the version the write made, when it tells (Graph's lastUpdateDateTime),
-    and the ids of comments the write added (Security IR's closing comment), so the next poll knows them as the hub's."""
+    the ids of comments the write added (Security IR's closing comment), so the next poll knows them as the hub's, and
+    the state the record stays in when the vendor cannot take the one written (a closed Security IR case cannot reopen):
+    the hub records that as its write, so the poll showing it is the echo and does not close the reopened ticket again."""
 
     revision: str | None = None
     comments: tuple[str, ...] = ()
+    kept: SourceState | None = None
 
 
 class Writeback(ABC):

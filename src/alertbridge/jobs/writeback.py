@@ -130,12 +130,14 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
         token=f"alertbridge-job-{job.id}",
     ))
     async with ctx.store.tx() as conn:
-        await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=receipt.revision))
+        kept = receipt.kept.value if receipt.kept is not None else None
+        await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=receipt.revision, value=kept))
         for comment_id in receipt.comments:
             await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "comment", note, payload.at,
                                 comment_id)
         await ctx.queue.complete(job, conn)
-    log.info("alert written back", case=job.case_id, target=payload.target, alert=payload.vendor_id, state=payload.state.value)
+    log.info("alert written back", case=job.case_id, target=payload.target, alert=payload.vendor_id, state=payload.state.value,
+             kept=kept)
 
 
 async def _comment(ctx: JobContext, job: Job, payload: Writeback, target: SourceUpdater, key: str) -> None:

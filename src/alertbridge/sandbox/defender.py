@@ -5,6 +5,7 @@ Paths as below the real hosts, so one base URL serves as both `login_url` and `u
     POST /{tenant_id}/oauth2/v2.0/token     form grant_type=client_credentials, client_id, client_secret, scope
     GET  /v1.0/security/alerts_v2           $filter=lastUpdateDateTime ge <time>, $orderby, $top, $skiptoken
     PATCH /v1.0/security/alerts_v2/{id}     status, classification, determination, assignedTo; 200 with the updated alert
+    GET  /_sandbox/state                    (not Graph) each alert's status and verdict, to see what the write-backs did
 
 Errors have the real shapes: Entra ID's ``{"error", "error_description"}`` with
 an AADSTS code, Graph's ``{"error": {"code", "message"}}``, 429 with
@@ -115,6 +116,12 @@ def create_app(
             token = base64.urlsafe_b64encode(json.dumps([request.query_params.get("$filter"), ascending, top, offset + top]).encode())
             body["@odata.nextLink"] = str(request.url.replace(query=f"$skiptoken={token.decode()}"))
         return JSONResponse(body)
+
+    @app.get("/_sandbox/state")
+    async def sandbox_state(request: Request) -> JSONResponse:
+        """Show each alert's status and verdict as the write-backs left them (sandbox only: no auth, not Graph)."""
+        shown = ("id", "title", "status", "classification", "determination", "lastUpdateDateTime")
+        return JSONResponse({"alerts": [{name: item.get(name) for name in shown} for item in request.app.state.defender.items]})
 
     @app.patch("/v1.0/security/alerts_v2/{alert_id}")
     async def update_alert(alert_id: str, request: Request) -> JSONResponse:

@@ -6,7 +6,7 @@ codes are Splunk's (https://docs.splunk.com/Documentation/Splunk/latest/Data/Tro
 authorization (3); 403 Invalid token (4); 400 No data (5), Invalid data
 format (6), Incorrect index (7), Event field is required (12), Event field
 cannot be blank (13), with ``invalid-event-number``; 503 Server is busy (9).
-``app.state.hec.events`` holds what was indexed.
+``app.state.hec.events`` holds what was indexed (``GET /_sandbox/state`` shows it).
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ def create_app(*, token: str = TOKEN, indexes: set[str] | None = None, rate_limi
     app.state.hec = state
     app.state.faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after)
     app.add_middleware(FaultInjection, faults=app.state.faults, refusals=HecRefusals())
+
+    @app.get("/_sandbox/state")
+    async def sandbox_state() -> JSONResponse:
+        """Show the events indexed so far (sandbox only: no auth, not Splunk)."""
+        return JSONResponse({"events": state.events})
 
     @app.post("/services/collector/event")
     @app.post("/services/collector")

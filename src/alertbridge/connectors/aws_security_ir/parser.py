@@ -122,6 +122,11 @@ def _description(case: dict[str, Any]) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+def closed_state(case: dict[str, Any]) -> SourceState:
+    """Return the state a closed case reads as: its closure code's, else resolved."""
+    return CLOSURE_CODES.get(_closure_code(case) or "", SourceState.resolved)
+
+
 def _closure_code(case: dict[str, Any]) -> str | None:
     # CloseCase takes no closure code: a hub (or a responder) may keep it in caseMetadata instead.
     recorded = next((_text(e.get("value")) for e in _dicts(case.get("caseMetadata")) if e.get("key") == "closureCode"), None)

@@ -13,7 +13,19 @@ Not Resolved, False Positive, Duplicate) to the case's ``caseMetadata`` — merg
 with what is there, UpdateCase replaces the list — and into a closing comment,
 then closes the case. A retried close finds the case Closed and stops; a
 retried comment carries the same clientToken and is made once. A deleted case
-is ResourceNotFoundException (404, Permanent).
+is ResourceNotFoundException (404, Permanent). The writes answer with no
+revision, so after one the updater reads the case (GetCase) and returns its
+``lastUpdatedDate``, the revision the poller lists it under: its echo is known
+by that, not by the status.
+
+A reopened ticket: UpdateCaseStatus lists no transition out of Closed ("Any →
+Closed" is the only way in, none leads out: service-2.json), so a case that is
+not closed goes back to the mapped status (Detection and Analysis), and a closed
+one stays closed and gets a comment saying the ticket was reopened and where the
+work goes on (``reopen_comment``; once per ticket and close: one clientToken).
+The receipt says the case kept its closed state, so the poll that shows the
+comment is the hub's echo and does not close the reopened ticket again. Routes that want reopenable cases map the done states
+to a status (``Post-incident Activities``) instead of a closure code.
 """
 
 from __future__ import annotations
@@ -23,10 +35,12 @@ from typing import Any, Literal
 import structlog
 from pydantic import Field, model_validator
 
+from ...errors import ConnectorError
 from ...model import SourceState
 from ..roles import StrictModel
 from ..writeback_roles import CommentsBack, SourceUpdater, SourceWrite, WritebackConfig, WriteReceipt
 from .api import AwsCredentials
+from .parser import closed_state
 
 CaseStatus = Literal["Submitted", "Detection and Analysis", "Containment, Eradication and Recovery", "Post-incident Activities"]
 ClosureCode = Literal["Investigation Completed", "Not Resolved", "False Positive", "Duplicate"]
@@ -73,6 +87,8 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         states: dict[SourceState, SirVerdict] = Field(default_factory=lambda: dict(DEFAULT_STATES),
                                                        description="Source state -> case status or closure code (merged over the defaults)",
                                                        examples=[{"benign": {"closure_code": "Not Resolved"}}])
+        reopen_comment: bool = Field(default=True, description="Comment on a closed case when its ticket is reopened (the API "
+                                     "cannot reopen a case); off: the case is left as it is")
 
     config: Config
 
@@ -89,13 +105,13 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         """Set the case's status, or record the closure code, comment it and close the case."""
         verdict = self.verdicts[change.state]
         case = await self.api.call("get_case", {"caseId": vendor_id})
+        if verdict.status is not None and case.get("caseStatus") == "Closed":
+            return await self._closed_stays(vendor_id, case, change, verdict.status)
         if verdict.status is not None:
-            if case.get("caseStatus") == "Closed":
-                # The API has no reopen: a ticket reopened after the case closed leaves the case closed (said in the log).
-                log.warning("security-ir case is closed; its status cannot change", case=vendor_id, wanted=verdict.status)
-            elif case.get("caseStatus") != verdict.status:
-                await self.api.call("update_case_status", {"caseId": vendor_id, "caseStatus": verdict.status})
-            return WriteReceipt()
+            if case.get("caseStatus") == verdict.status:
+                return WriteReceipt()
+            await self.api.call("update_case_status", {"caseId": vendor_id, "caseStatus": verdict.status})
+            return WriteReceipt(revision=await self.revision(vendor_id, verdict.status))
         if case.get("caseStatus") == "Closed":
             return WriteReceipt()  # closed already (a retry after the close went through, or closed in AWS)
         kept = [entry for entry in case.get("caseMetadata") or [] if entry.get("key") != METADATA_KEY]
@@ -103,7 +119,32 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         text = f"Closed from {change.note or change.ticket_key}; closure code: {verdict.closure_code}"
         comment_id = await self.add_comment(vendor_id, text, token=change.token)
         await self.api.call("close_case", {"caseId": vendor_id})
-        return WriteReceipt(comments=(comment_id,) if comment_id else ())
+        return WriteReceipt(revision=await self.revision(vendor_id, "Closed"), comments=(comment_id,) if comment_id else ())
+
+    async def _closed_stays(self, vendor_id: str, case: dict[str, Any], change: SourceWrite, wanted: str) -> WriteReceipt:
+        """Tell a closed case its ticket moved on (the API has no reopen); the receipt says the case stays as it is."""
+        log.warning("security-ir case is closed and cannot reopen; it stays closed", case=vendor_id, ticket=change.ticket_key, wanted=wanted)
+        kept = closed_state(case)
+        if not self.config.reopen_comment:
+            return WriteReceipt(kept=kept)
+        text = (f"{change.ticket_key} was reopened. Security Incident Response cannot reopen a closed case, so this case stays "
+                f"closed; the work goes on in {change.ticket_key}.")
+        # One note per ticket and close: the same body under the same clientToken is the same comment, however often the
+        # ticket moves between open states while the case is closed.
+        token = f"alertbridge-reopen-{change.ticket_key}-{case.get('closedDate') or ''}"
+        comment_id = await self.add_comment(vendor_id, text, token=token)
+        return WriteReceipt(revision=await self.revision(vendor_id, "Closed"), comments=(comment_id,) if comment_id else (), kept=kept)
+
+    async def revision(self, vendor_id: str, status: str) -> str | None:
+        """Return the case's lastUpdatedDate after the write, if it still has the status written (else None: by value)."""
+        # The write operations answer with the status only; GetCase's lastUpdatedDate is what the poller lists it under.
+        try:
+            case = await self.api.call("get_case", {"caseId": vendor_id})
+        except ConnectorError as exc:  # the write went through: retrying the job would write (and comment) twice
+            log.warning("security-ir case not read back; its echo is known by the status written", case=vendor_id, error=str(exc))
+            return None
+        stamp = case.get("lastUpdatedDate")
+        return stamp if case.get("caseStatus") == status and isinstance(stamp, str) else None
 
     async def add_comment(self, vendor_id: str, text: str, token: str) -> str:
         """Add a comment (cut to the 12,000 characters the API takes); the clientToken makes a retry the same comment."""

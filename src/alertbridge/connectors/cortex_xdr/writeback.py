@@ -6,8 +6,13 @@ https://docs-cortex.paloaltonetworks.com/r/Cortex-XDR-REST-API/Update-an-Inciden
 the status of a resolved incident carries its reason (resolved_false_positive,
 resolved_known_issue, resolved_duplicate, resolved_threat_handled,
 resolved_security_testing, resolved_other). The key needs the Responder role.
-XDR answers ``{"reply": true}`` without the incident, so the echo of this write
-(the incident's next modification) is recognised by the status written.
+XDR answers ``{"reply": true}`` without the incident, so the updater reads it
+back (``get_incidents`` filtered on ``incident_id_list``) and returns its
+``modification_time``: the revision the poller will see this write under, by
+which its echo is known (not by the status, which someone in XDR may set too).
+A read-back that fails, or finds the incident already at another status
+(someone changed it meanwhile), gives no revision: the echo is then known by
+the status written.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from __future__ import annotations
 from typing import Literal
 
 import httpx2
+import structlog
 from pydantic import Field, SecretStr
 
-from ...errors import Permanent
+from ...errors import ConnectorError, Permanent
 from ...model import SourceState
 from .._http import HttpClient
+from .._values import is_millis
 from ..writeback_roles import SourceUpdater, SourceWrite, WritebackConfig, WriteReceipt
+from .poller import PATH as INCIDENTS
 from .poller import XDR, XdrKeyAuth
 
 PATH = "/public_api/v1/incidents/update_incident"
@@ -34,6 +42,8 @@ DEFAULT_STATES: dict[SourceState, Status] = {
     SourceState.false_positive: "resolved_false_positive", SourceState.benign: "resolved_known_issue",
     SourceState.suppressed: "resolved_duplicate",
 }  # fmt: skip
+
+log = structlog.get_logger(__name__)
 
 
 class CortexXdrUpdater(SourceUpdater):
@@ -80,7 +90,20 @@ class CortexXdrUpdater(SourceUpdater):
         answer = self._client.json_object(await self._client.call("update_incident", "POST", PATH, json=body))
         if answer.get("reply") is not True:
             raise Permanent(f"cortex_xdr POST {PATH}: incident {vendor_id} was not updated: {answer.get('reply')!r}")
-        return WriteReceipt()
+        return WriteReceipt(revision=await self.revision(vendor_id, status))
+
+    async def revision(self, vendor_id: str, status: str) -> str | None:
+        """Return the incident's modification_time after the write, if it still has the status written (else None: by value)."""
+        query = {"filters": [{"field": "incident_id_list", "operator": "in", "value": [vendor_id]}], "search_from": 0, "search_to": 1}
+        try:
+            answer = self._client.json_object(await self._client.call("read_back", "POST", INCIDENTS, json={"request_data": query}))
+        except ConnectorError as exc:  # the update went through: retrying the job would write it twice
+            log.warning("cortex_xdr incident not read back; its echo is known by the status written", incident=vendor_id, error=str(exc))
+            return None
+        reply = answer.get("reply") if isinstance(answer.get("reply"), dict) else {}
+        incident = next((i for i in reply.get("incidents") or [] if isinstance(i, dict) and str(i.get("incident_id")) == vendor_id), {})
+        stamp = incident.get("modification_time")
+        return str(stamp) if incident.get("status") == status and is_millis(stamp) else None  # as the poller writes it
 
     async def aclose(self) -> None:
         """Release connections."""

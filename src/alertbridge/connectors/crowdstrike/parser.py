@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ...errors import PayloadError
-from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo
+from ...model import Alert, AlertStatus, Observables, Severity, SourceInfo, SourceState
 from .._values import field_text as _text
 from .._values import field_texts as _texts
 from .._values import iso_time
@@ -25,6 +25,11 @@ SEVERITY_NAMES = {
 # Falcon's bands of the 0–100 score, used when `severity_name` is missing.
 SEVERITY_FLOORS = ((90, Severity.critical), (70, Severity.high), (50, Severity.medium), (20, Severity.low))
 STATUSES = {"new": AlertStatus.new, "reopened": AlertStatus.new, "in_progress": AlertStatus.in_progress, "closed": AlertStatus.resolved}
+# Falcon alerts have no classification field: the verdict is a tag, the ones the write-back adds by default
+# (writeback.py DEFAULT_STATES). A closed alert with exactly one of them carries that verdict; none or several: resolved.
+VERDICT_TAGS = {"true_positive": SourceState.resolved, "false_positive": SourceState.false_positive, "benign": SourceState.benign,
+                "duplicate": SourceState.suppressed}
+
 
 class CrowdStrikeParser(Parser):
     """Alerts API v2 alert objects: one, an entities answer (`resources`), or either under `data`."""
@@ -74,6 +79,7 @@ def falcon_alert(name: str, type_name: str, tenant: str | None, item: Any) -> Al
         vendor_severity=vendor_severity,
         category=_text(item, "type"),
         status=STATUSES.get(_text(item, "status") or "new", AlertStatus.new),
+        disposition=_verdict(item),
         revision=_text(item, "updated_timestamp"),
         url=_text(item, "falcon_host_link"),
         detected_at=iso_time(item.get("timestamp")) or iso_time(item.get("created_timestamp")),  # RFC 3339, nanoseconds cut to micro
@@ -82,6 +88,11 @@ def falcon_alert(name: str, type_name: str, tenant: str | None, item: Any) -> Al
         techniques=_unique([_text(m, "technique_id") for m in mitre] + [_text(item, "technique_id")]),
         raw=item,
     )
+
+
+def _verdict(item: dict[str, Any]) -> SourceState | None:
+    verdicts = {VERDICT_TAGS[tag] for tag in _texts(item, "tags") if tag in VERDICT_TAGS}
+    return verdicts.pop() if len(verdicts) == 1 else None
 
 
 def _severity(item: dict[str, Any]) -> tuple[Severity, str | None]:

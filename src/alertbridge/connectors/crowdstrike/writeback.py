@@ -4,9 +4,14 @@
 list of ``action_parameters`` applied to all of them: ``update_status`` (new,
 in_progress, reopened, closed), ``assign_to_user_id``, ``add_tag``,
 ``append_comment`` (crimson-falcon's AlertsApi.md, falconpy's
-PatchEntitiesAlertsV3). The API client needs the Alerts: Write scope. Falcon
-answers in its ``meta``/``errors``/``resources`` envelope without the alert, so
-the echo of this write is recognised by the state written.
+PatchEntitiesAlertsV3). The API client needs the Alerts: Read and Write scope.
+Falcon answers in its ``meta``/``errors``/``resources`` envelope without the
+alert, so the updater reads the alert back (``POST /alerts/entities/alerts/v2``)
+and returns its ``updated_timestamp``: the revision the poller will see this
+write under, by which its echo is known (not by the value, which someone in
+Falcon may set too). A read-back that fails, or finds the alert already at
+another status (someone changed it meanwhile), gives no revision: the echo is
+then known by the value written.
 """
 
 from __future__ import annotations
@@ -14,14 +19,19 @@ from __future__ import annotations
 from typing import Literal
 
 import httpx2
+import structlog
 from pydantic import Field, SecretStr
 
+from ...errors import ConnectorError
 from ...model import SourceState
 from ..roles import StrictModel
 from ..writeback_roles import SourceUpdater, SourceWrite, WritebackConfig, WriteReceipt
 from .api import falcon_client
 
 PATH = "/alerts/entities/alerts/v3"
+ENTITIES = "/alerts/entities/alerts/v2"
+
+log = structlog.get_logger(__name__)
 
 
 class FalconVerdict(StrictModel):
@@ -79,8 +89,9 @@ class CrowdStrikeUpdater(SourceUpdater):
         """Return the action_parameters that write the change."""
         verdict = self.verdicts[change.state]
         actions = [{"name": "update_status", "value": verdict.status}]
-        if verdict.tag:
-            actions.append({"name": "add_tag", "value": verdict.tag})
+        if verdict.tag:  # one verdict tag at a time: a ticket closed again with another verdict replaces the first
+            others = sorted({v.tag for v in self.verdicts.values() if v.tag and v.tag != verdict.tag})
+            actions += [{"name": "remove_tag", "value": tag} for tag in others] + [{"name": "add_tag", "value": verdict.tag}]
         if change.actor and change.actor in self.config.assignees:
             actions.append({"name": "assign_to_user_id", "value": self.config.assignees[change.actor]})
         if self.config.comment and change.note:
@@ -91,7 +102,18 @@ class CrowdStrikeUpdater(SourceUpdater):
         """PATCH the alert by composite id; an alert Falcon no longer has is its 404 (Permanent)."""
         body = {"composite_ids": [vendor_id], "action_parameters": self.actions(change)}
         await self._api.call("update_alerts", "PATCH", PATH, json=body)
-        return WriteReceipt()
+        return WriteReceipt(revision=await self.revision(vendor_id, self.verdicts[change.state].status))
+
+    async def revision(self, vendor_id: str, status: str) -> str | None:
+        """Return the alert's updated_timestamp after the write, if it still has the status written (else None: by value)."""
+        try:
+            answer = self._api.json_object(await self._api.call("read_back", "POST", ENTITIES, json={"composite_ids": [vendor_id]}))
+        except ConnectorError as exc:  # the write went through: retrying the job would write (and comment) twice
+            log.warning("crowdstrike alert not read back; its echo is known by the status written", alert=vendor_id, error=str(exc))
+            return None
+        alert = next((r for r in answer.get("resources") or [] if isinstance(r, dict) and r.get("composite_id") == vendor_id), {})
+        stamp = alert.get("updated_timestamp")
+        return stamp if alert.get("status") == status and isinstance(stamp, str) else None
 
     async def aclose(self) -> None:
         """Release connections."""
