@@ -190,6 +190,20 @@ def test_failpoints_parse_and_fire_on_the_nth_hit():
     failpoints.hit("create.after_remote")  # disarmed
 
 
+def test_a_note_writes_the_value_on_every_hit_from_the_nth(capfd):
+    try:
+        failpoints.configure("budget.send=note@2")
+        for value in (1.5, 2.5, 3.5):
+            failpoints.note("budget.send", value)
+        failpoints.hit("budget.send")
+    finally:
+        failpoints.configure("")
+    failpoints.note("budget.send", 4.5)  # disarmed
+    lines = capfd.readouterr().err.splitlines()
+    assert [line.split(", pid")[0] for line in lines] == [
+        "failpoint budget.send: note 2.5 (hit 2", "failpoint budget.send: note 3.5 (hit 3", "failpoint budget.send: note (hit 4"]
+
+
 @pytest.mark.parametrize("spec", ["create.after_remot=kill", "create.after_remote", "create.after_remote=explode",
                                   "create.after_remote=kill@0", "create.after_remote=kill@x"])
 def test_a_malformed_failpoint_spec_is_refused(spec: str):
@@ -200,6 +214,7 @@ def test_a_malformed_failpoint_spec_is_refused(spec: str):
 def test_failpoints_are_disarmed_without_the_variable():
     assert failpoints.parse("") == {}
     assert set(failpoints.POINTS) == {"create.before_call", "create.after_remote", "create.after_commit", "create.during_search",
-                                      "notify.after_call", "review.after_page", "comment.after_call"}  # the last three: test_notify_crash.py
+                                      "notify.after_call", "review.after_page", "comment.after_call",  # these three: test_notify_crash.py
+                                      "budget.send"}  # tests/jobs/test_budget_processes.py
     for name in failpoints.POINTS:
         assert name in failpoints.__doc__
