@@ -42,7 +42,8 @@ from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import cases
 from conftest import fresh_pg_database
-from faults.harness import SearchedLabels, Sender, check_outcome, issues_by_label, plan, sync_url, wait_drained, write_config
+from faults.harness import (DEATH_TIMEOUT, DRAIN_TIMEOUT, SearchedLabels, Sender, check_outcome, issues_by_label, plan, sync_url,
+                            wait_drained, write_config)
 from support.procs import ProcGroup, procs  # noqa: F401 - procs is a fixture
 from support.recorder import ServerThread
 
@@ -51,8 +52,6 @@ CASES_PER_ROUND = 4
 ALERTS_PER_CASE = 3
 SEARCH_LAG = 1.0  # the hub trusts an empty label search this long after a claim...
 SANDBOX_SEARCH_LAG = 0.5  # ...and the sandbox's index shows a new issue after this long
-DEATH_TIMEOUT = 20.0  # how long a round waits for the failpoint to fire
-DRAIN_TIMEOUT = 30.0
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

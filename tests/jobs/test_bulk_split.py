@@ -93,3 +93,17 @@ async def test_a_bulk_that_may_have_created_its_issues_is_not_sent_again_blindly
         rows = (await conn.execute(select(cases.c.ticket_key, cases.c.create_claimed_at))).all()
     # Each case stays claimed without a key: its next attempt searches for its label before it creates.
     assert all(key is None and claimed is not None for key, claimed in rows)
+
+
+async def test_a_create_whose_lease_lapsed_while_it_ran_is_not_taken_along_again(hub):
+    # A busy machine can starve the heartbeat past the lease between the claim and the bulk's gathering of more creates:
+    # the job in hand then looks claimable, and taken along a second time it would be created twice.
+    jira = await four_new_cases(hub, [])
+    job = await hub.queue.claim()
+    lapsed = hub.queue.clock() + hub.queue.lease + 1.0
+    hub.queue.clock = lambda: lapsed
+    assert await hub.runner.run(job) == "done"
+    assert jira.bulks == [(4, 201)]
+    async with hub.store.read() as conn:
+        keys = (await conn.execute(select(cases.c.ticket_key))).scalars().all()
+    assert len(keys) == len(set(keys)) == 4 and None not in keys
