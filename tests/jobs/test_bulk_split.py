@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.jira.sink import JiraSink
+from alertbridge.jobs.dispatch import Dispatcher
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
@@ -107,3 +108,14 @@ async def test_a_create_whose_lease_lapsed_while_it_ran_is_not_taken_along_again
     async with hub.store.read() as conn:
         keys = (await conn.execute(select(cases.c.ticket_key))).scalars().all()
     assert len(keys) == len(set(keys)) == 4 and None not in keys
+
+
+async def test_the_dispatcher_never_claims_again_a_job_it_holds_whose_lease_lapsed(hub):
+    await four_new_cases(hub, [])
+    dispatcher = Dispatcher(hub.runner, {}, capacity=8)
+    held = await dispatcher._claim()
+    assert len(held) == 4  # one job per case, all still in hand: none has a task yet, so there is room for more
+    lapsed = hub.queue.clock() + hub.queue.lease + 1.0
+    hub.queue.clock = lambda: lapsed
+    assert await dispatcher._claim() == []  # claimed again, each would run twice at once in this process
+    assert set(hub.runner.in_hand) == {job.id for job in held}
