@@ -140,7 +140,7 @@ class JobRunner:
             return None, []
         # Not the cases of jobs in hand: a lease that lapsed while its job ran (a starved heartbeat) makes the job look
         # claimable, and taken along again it would be created twice.
-        held = {claimed.case_id for claimed in self.in_hand.values()} | {job.case_id}
+        held = {claimed.case_id for claimed in [job, *self.in_hand.values()] if claimed.case_id is not None}  # NOT IN (NULL) is never true
         fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None),
                                          cases.c.id.notin_(held))
         if taken >= sink.bulk_limit:
