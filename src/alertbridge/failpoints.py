@@ -16,6 +16,10 @@ Grammar: terms separated by ``;`` or ``,``; each term is ``<point>=<action>[@<n>
 ``raise``
     raise ``FailpointError`` from the call site (for in-process tests: the job
     fails as it would on an unexpected exception).
+``note``
+    write a line with the value the code passes (``failpoints.note``) to stderr on
+    every hit from the n-th on: a test's record of what another process did, and
+    when, in that process's own terms (the budget's send times).
 ``@n``
     fire on the n-th hit of that point only (counted from 1, per process); the
     default is the first hit.
@@ -25,7 +29,7 @@ lookup on an empty dict: nothing to measure on the hot path. Unknown point names
 and malformed terms raise ``ValueError`` at import, so a typo in a test fails
 loudly instead of silently testing nothing.
 
-The points (each is one line in ``jobs/create_ticket.py``; see ``docs/faults.md``):
+The points (each is one line in the code; see ``docs/faults.md``):
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ POINTS: dict[str, str] = {
     "notify.after_call": "a notifier answered the first attempt of a message (or digest), nothing recorded locally yet",
     "review.after_page": "the review page is written, not yet recorded on the case",
     "comment.after_call": "a playbook or review comment is on the ticket, not yet recorded",
+    "budget.send": "a budgeted call was given its send time and leaves now (note: the sender's clock reading)",
 }
 if __doc__:  # None under python -OO
     __doc__ += "\n".join(f"\n``{name}``\n    {what}" for name, what in POINTS.items())
 
-ACTIONS = ("kill", "raise")
+ACTIONS = ("kill", "raise", "note")
 
 
 class FailpointError(RuntimeError):
@@ -93,10 +98,24 @@ def hit(name: str) -> None:
         return
     count = _hits[name] = _hits.get(name, 0) + 1
     action, nth = armed
-    if count != nth:
+    if count < nth or (count > nth and action != "note"):  # a note goes on firing from its n-th hit
         return
     # os.write: unbuffered, so the line is in the log even though SIGKILL flushes nothing.
     os.write(2, f"failpoint {name}: {action} (hit {count}, pid {os.getpid()})\n".encode())
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise FailpointError(f"failpoint {name} (hit {count})")
+    if action == "raise":
+        raise FailpointError(f"failpoint {name} (hit {count})")
+
+
+def note(name: str, value: float) -> None:
+    """Write `value` to stderr at failpoint `name` if it is armed with ``note``; otherwise act as ``hit``."""
+    if not _armed:
+        return
+    armed = _armed.get(name)
+    if armed is None or armed[0] != "note":
+        hit(name)
+        return
+    count = _hits[name] = _hits.get(name, 0) + 1
+    if count >= armed[1]:
+        os.write(2, f"failpoint {name}: note {value!r} (hit {count}, pid {os.getpid()})\n".encode())

@@ -30,6 +30,11 @@ from sqlalchemy import func, select
 from alertbridge.store.tables import alerts, cases, inbox, instance, jobs
 from support.procs import ProcGroup, Proc
 
+# Bounds on waits for another process's event (a failpoint's kill, a drained queue). Each wait returns as soon as its event
+# happens; the bound only has to hold on a 2-core machine shared at load 10+, where a worker's start alone took 40 s.
+DEATH_TIMEOUT = 180.0
+DRAIN_TIMEOUT = 180.0
+
 JIRA = {"type": "jira", "flavor": "cloud", "email": "soc@example.com", "api_token": "sandbox-token"}
 TOKEN = "fault-token"
 

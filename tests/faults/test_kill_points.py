@@ -42,7 +42,8 @@ from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import cases
 from conftest import fresh_pg_database
-from faults.harness import SearchedLabels, Sender, check_outcome, issues_by_label, plan, sync_url, wait_drained, write_config
+from faults.harness import (DEATH_TIMEOUT, DRAIN_TIMEOUT, SearchedLabels, Sender, check_outcome, issues_by_label, plan, sync_url,
+                            wait_drained, write_config)
 from support.procs import ProcGroup, procs  # noqa: F401 - procs is a fixture
 from support.recorder import ServerThread
 
@@ -51,8 +52,6 @@ CASES_PER_ROUND = 4
 ALERTS_PER_CASE = 3
 SEARCH_LAG = 1.0  # the hub trusts an empty label search this long after a claim...
 SANDBOX_SEARCH_LAG = 0.5  # ...and the sandbox's index shows a new issue after this long
-DEATH_TIMEOUT = 20.0  # how long a round waits for the failpoint to fire
-DRAIN_TIMEOUT = 30.0
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -190,6 +189,20 @@ def test_failpoints_parse_and_fire_on_the_nth_hit():
     failpoints.hit("create.after_remote")  # disarmed
 
 
+def test_a_note_writes_the_value_on_every_hit_from_the_nth(capfd):
+    try:
+        failpoints.configure("budget.send=note@2")
+        for value in (1.5, 2.5, 3.5):
+            failpoints.note("budget.send", value)
+        failpoints.hit("budget.send")
+    finally:
+        failpoints.configure("")
+    failpoints.note("budget.send", 4.5)  # disarmed
+    lines = capfd.readouterr().err.splitlines()
+    assert [line.split(", pid")[0] for line in lines] == [
+        "failpoint budget.send: note 2.5 (hit 2", "failpoint budget.send: note 3.5 (hit 3", "failpoint budget.send: note (hit 4"]
+
+
 @pytest.mark.parametrize("spec", ["create.after_remot=kill", "create.after_remote", "create.after_remote=explode",
                                   "create.after_remote=kill@0", "create.after_remote=kill@x"])
 def test_a_malformed_failpoint_spec_is_refused(spec: str):
@@ -200,6 +213,7 @@ def test_a_malformed_failpoint_spec_is_refused(spec: str):
 def test_failpoints_are_disarmed_without_the_variable():
     assert failpoints.parse("") == {}
     assert set(failpoints.POINTS) == {"create.before_call", "create.after_remote", "create.after_commit", "create.during_search",
-                                      "notify.after_call", "review.after_page", "comment.after_call"}  # the last three: test_notify_crash.py
+                                      "notify.after_call", "review.after_page", "comment.after_call",  # these three: test_notify_crash.py
+                                      "budget.send"}  # tests/jobs/test_budget_processes.py
     for name in failpoints.POINTS:
         assert name in failpoints.__doc__

@@ -27,15 +27,14 @@ import sqlalchemy
 from alertbridge import failpoints
 from alertbridge.sandbox.jira.adf import to_text
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
-from faults.harness import Sender, check_outcome, healthy_or_dead, instance_of, plan, wait_drained, write_config
+from faults.harness import (DEATH_TIMEOUT, DRAIN_TIMEOUT, Sender, check_outcome, healthy_or_dead, instance_of, plan, wait_drained,
+                            write_config)
 from support.procs import ProcGroup, free_port, procs  # noqa: F401 - procs is a fixture
 from support.recorder import ServerThread
 
 N_CASES = 6
 ALERTS_PER_CASE = 3
 KILLS = ["create.after_remote=kill", "create.after_commit=kill"]  # one incarnation each, then a clean one
-DEATH_TIMEOUT = 20.0
-DRAIN_TIMEOUT = 30.0
 
 
 class Hub:

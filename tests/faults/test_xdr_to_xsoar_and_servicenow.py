@@ -35,15 +35,13 @@ from alertbridge.sandbox.xsoar import create_app as create_xsoar
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import case_tickets, cases, jobs
-from faults.harness import wait_drained
+from faults.harness import DEATH_TIMEOUT, DRAIN_TIMEOUT, wait_drained
 from support.procs import ProcGroup, procs  # noqa: F401 - procs is a fixture
 from support.recorder import ServerThread
 
 SAMPLE = "cortex-xdr/get-incidents-response.json"
 KILLS = 3
 FAULTS = 0.3
-DEATH_TIMEOUT = 45.0
-DRAIN_TIMEOUT = 60.0
 
 
 def xdr_incidents() -> list[dict]:

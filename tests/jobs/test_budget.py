@@ -54,6 +54,31 @@ async def test_calls_leave_one_every_interval_never_faster():
     assert times[-1] - times[0] == pytest.approx(11 * 0.2)
 
 
+class OverrunningClock(Clock):
+    """Fake time whose first sleep overruns by `overrun` seconds, as a sleep on a busy machine does."""
+
+    def __init__(self, overrun: float) -> None:
+        super().__init__()
+        self.overrun = overrun
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + self.overrun)
+        self.overrun = 0.0
+
+
+async def test_a_send_time_an_overrun_sleep_passed_goes_unused_so_calls_never_bunch():
+    clock = OverrunningClock(overrun=0.35)  # rate 5/s: the sleep wakes 1.75 intervals late
+    budget = SinkBudget("jira", 5.0, LocalSlots(), clock)
+    clock.time = 1000.1  # the first send time lies ahead: the dispenser sleeps (and overruns) before the first call
+    budget.slots.next_free = 1000.2
+    times = [at for _, at in await admitted_in_order(budget, clock, [REPEATS] * 6)]
+    # The sleep woke at 1000.55: both reserved send times (1000.2, 1000.4) had passed by more than half an interval, so
+    # neither was used (sent then, the first call and the one at 1000.6 would have left 0.05 s apart).
+    assert times[0] == pytest.approx(1000.6)
+    # No call leaves more than half an interval after its send time, so no two within less than half an interval.
+    assert all(later - earlier >= 0.1 - 1e-9 for earlier, later in zip(times, times[1:]))
+
+
 async def test_a_critical_create_overtakes_queued_comments():
     clock = Clock()
     budget = SinkBudget("jira", 2.0, LocalSlots(), clock)

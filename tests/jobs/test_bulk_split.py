@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.jira.sink import JiraSink
+from alertbridge.jobs.dispatch import Dispatcher
+from alertbridge.jobs.queue import OTHER, Job
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
@@ -93,3 +95,29 @@ async def test_a_bulk_that_may_have_created_its_issues_is_not_sent_again_blindly
         rows = (await conn.execute(select(cases.c.ticket_key, cases.c.create_claimed_at))).all()
     # Each case stays claimed without a key: its next attempt searches for its label before it creates.
     assert all(key is None and claimed is not None for key, claimed in rows)
+
+
+async def test_a_create_whose_lease_lapsed_while_it_ran_is_not_taken_along_again(hub):
+    # A busy machine can starve the heartbeat past the lease between the claim and the bulk's gathering of more creates:
+    # the job in hand then looks claimable, and taken along a second time it would be created twice.
+    jira = await four_new_cases(hub, [])
+    job = await hub.queue.claim()
+    hub.runner.in_hand[0] = Job(0, None, "digest", {}, 1, 0.0, None, OTHER)  # a job of no case in hand leaves the rest alone
+    lapsed = hub.queue.clock() + hub.queue.lease + 1.0
+    hub.queue.clock = lambda: lapsed
+    assert await hub.runner.run(job) == "done"
+    assert jira.bulks == [(4, 201)]
+    async with hub.store.read() as conn:
+        keys = (await conn.execute(select(cases.c.ticket_key))).scalars().all()
+    assert len(keys) == len(set(keys)) == 4 and None not in keys
+
+
+async def test_the_dispatcher_never_claims_again_a_job_it_holds_whose_lease_lapsed(hub):
+    await four_new_cases(hub, [])
+    dispatcher = Dispatcher(hub.runner, {}, capacity=8)
+    held = await dispatcher._claim()
+    assert len(held) == 4  # one job per case, all still in hand: none has a task yet, so there is room for more
+    lapsed = hub.queue.clock() + hub.queue.lease + 1.0
+    hub.queue.clock = lambda: lapsed
+    assert await dispatcher._claim() == []  # claimed again, each would run twice at once in this process
+    assert set(hub.runner.in_hand) == {job.id for job in held}

@@ -25,6 +25,7 @@ import time
 
 import structlog
 
+from .. import failpoints
 from ..connectors._http import Clock
 from ..connectors._http.gate import CallGate
 from ..store import Store
@@ -94,13 +95,15 @@ class SinkBudget:
                 continue
             lead = min(1.0, self.clock.now() - asked)
             for number in range(count):
-                wait = first + number * interval - self.clock.now()
-                if wait > 0:
-                    await self.clock.sleep(wait)
-                elif wait < -interval / 2:
+                send_at = first + number * interval
+                if send_at > self.clock.now():
+                    await self.clock.sleep(send_at - self.clock.now())
+                now = self.clock.now()  # read after the sleep too: on a busy machine a sleep can overrun by a lot
+                if now - send_at > interval / 2:
                     continue  # a send time that passed while this process was busy goes unused: sent late, calls would bunch
                 if not self._admit_best():
                     break  # nobody left in line: the rest of the reserved times go unused, never over budget
+                failpoints.note("budget.send", now)
 
     def _admit_best(self) -> bool:
         while self._line:

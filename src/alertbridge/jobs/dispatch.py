@@ -76,9 +76,10 @@ class Dispatcher:
             return []
         healths = self.runner.healths
         try:
-            claimed = await self.queue.claim_many(room, skip_sinks=healths.paused())
+            in_hand = list(self.runner.in_hand)
+            claimed = await self.queue.claim_many(room, skip_sinks=healths.paused(), in_hand=in_hand)
             for sink in healths.probes_wanted():
-                if len(claimed) < room and (probe := await self.queue.claim_many(1, only_sink=sink)):
+                if len(claimed) < room and (probe := await self.queue.claim_many(1, only_sink=sink, in_hand=in_hand)):
                     healths.of(sink).probe()
                     log.info("sink pause over: one job tries it", sink=sink, job=probe[0].id)
                     claimed += probe

@@ -165,9 +165,12 @@ class JobQueue:
         claimed = await self.claim_many(1)
         return claimed[0] if claimed else None
 
-    async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None) -> list[Job]:
+    async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None,
+                         in_hand: Collection[int] = ()) -> list[Job]:
         """Take up to `limit` ready jobs, at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
         query = self._claimable(self.clock(), limit)
+        if in_hand:  # this process runs them still: a lease that lapsed (a starved heartbeat) must not make them run twice
+            query = query.where(jobs.c.id.notin_(in_hand))
         if skip_sinks:
             query = query.where(or_(jobs.c.kind.notin_(SINK_KINDS), _SINK.is_(None), _SINK.notin_(skip_sinks)))
         if only_sink is not None:

@@ -138,7 +138,11 @@ class JobRunner:
         sink = self.ctx.sinks.get(sink_name)
         if not isinstance(sink, BulkCreate):
             return None, []
-        fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None))
+        # Not the cases of jobs in hand: a lease that lapsed while its job ran (a starved heartbeat) makes the job look
+        # claimable, and taken along again it would be created twice.
+        held = {claimed.case_id for claimed in [job, *self.in_hand.values()] if claimed.case_id is not None}  # NOT IN (NULL) is never true
+        fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None),
+                                         cases.c.id.notin_(held))
         if taken >= sink.bulk_limit:
             return sink, []
         more = await self.queue.claim_similar(CreateTicket.kind, fresh, sink.bulk_limit - taken)
