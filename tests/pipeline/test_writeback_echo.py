@@ -12,6 +12,8 @@ the hub's old echo.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx2
@@ -19,6 +21,10 @@ import pytest
 from sqlalchemy import select
 
 from alertbridge.api import create_app
+from alertbridge.connectors import WRITEBACKS, load
+from alertbridge.connectors.crowdstrike.parser import falcon_alert
+from alertbridge.connectors.writeback_roles import SourceWrite
+from alertbridge.model import SourceState
 from alertbridge.service import Hub
 from alertbridge.store.tables import cases, sync_changes
 from support.hub import drain
@@ -60,8 +66,9 @@ async def _written(hub: Hub, source: str) -> list[tuple[str, str | None, int]]:
         return [tuple(row) for row in rows]
 
 
-@pytest.mark.parametrize("source", sorted(SOURCES))
-async def test_the_hubs_write_is_known_by_its_revision_and_a_later_same_value_change_by_someone_else_counts(tmp_path, source):
+@contextlib.asynccontextmanager
+async def _hub(tmp_path, source: str) -> AsyncIterator[tuple]:
+    """Serve the emulators with one record of the source, and a hub writing back to it; yield them and Jira's webhook sender."""
     with world() as w:
         record = _record(w, source)
         hub = Hub(hub_config(tmp_path, w.urls, writeback=[SOURCES[source]], on_repeat="ignore"))
@@ -71,64 +78,60 @@ async def test_the_hubs_write_is_known_by_its_revision_and_a_later_same_value_ch
                 body, headers = w.jira_webhook("SOC-1")
                 assert (await client.post("/hooks/jira-events", content=body, headers=headers)).status_code == 202
 
-            assert await poll_into_inbox(hub, source) == 1
-            assert await drain(hub) == ["create_ticket:done"]
-            # The analyst closes the ticket as Done: the hub writes "resolved" back and keeps the revision it made.
-            w.jira.state.jira.transition("SOC-1", "Done", "Done")
-            await jira_says()
-            assert sorted(await drain(hub)) == ["case_event:done", "writeback:done"]
-            revision = str(record["updated_timestamp"] if source == "falcon" else record["modification_time"])
-            assert await _written(hub, source) == [("resolved", revision, 0)]
-
-            # Before the hub polls again, someone in the source reopens the alert: the hub's write is never seen.
-            _someone_sets(record, source, done=False, step=10)
-            assert await poll_into_inbox(hub, source) == 1
-            assert "transition:done" in await drain(hub)  # the route's reopen rules reopen the ticket
-            assert w.jira.state.jira.get("SOC-1").status == "To Do"
-            await jira_says()  # Jira's webhook of the hub's own reopen: quiet, nothing written back
-            assert await drain(hub) == []
-
-            # Then someone resolves it again in the source: the value the hub once wrote, but not the hub's change.
-            _someone_sets(record, source, done=True, step=20)
-            assert await poll_into_inbox(hub, source) == 1
-            assert "transition:done" in await drain(hub)
-            await jira_says()
-            assert await drain(hub) == []
-            async with hub.store.read() as conn:
-                state = (await conn.execute(select(cases.c.state))).scalar()
-            assert await _written(hub, source) == [("resolved", revision, 0)]  # still unechoed: that change was never seen
+            yield w, record, hub, jira_says
         await hub.aclose()
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+async def test_the_hubs_write_is_known_by_its_revision_and_a_later_same_value_change_by_someone_else_counts(tmp_path, source):
+    async with _hub(tmp_path, source) as (w, record, hub, jira_says):
+        assert await poll_into_inbox(hub, source) == 1
+        assert await drain(hub) == ["create_ticket:done"]
+        # The analyst closes the ticket as Done: the hub writes "resolved" back and keeps the revision it made.
+        w.jira.state.jira.transition("SOC-1", "Done", "Done")
+        await jira_says()
+        assert sorted(await drain(hub)) == ["case_event:done", "writeback:done"]
+        revision = str(record["updated_timestamp"] if source == "falcon" else record["modification_time"])
+        assert await _written(hub, source) == [("resolved", revision, 0)]
+
+        # Before the hub polls again, someone in the source reopens the alert: the hub's write is never seen.
+        _someone_sets(record, source, done=False, step=10)
+        assert await poll_into_inbox(hub, source) == 1
+        assert "transition:done" in await drain(hub)  # the route's reopen rules reopen the ticket
+        assert w.jira.state.jira.get("SOC-1").status == "To Do"
+        await jira_says()  # Jira's webhook of the hub's own reopen: quiet, nothing written back
+        assert await drain(hub) == []
+
+        # Then someone resolves it again in the source: the value the hub once wrote, but not the hub's change.
+        _someone_sets(record, source, done=True, step=20)
+        assert await poll_into_inbox(hub, source) == 1
+        assert "transition:done" in await drain(hub)
+        await jira_says()
+        assert await drain(hub) == []
+        async with hub.store.read() as conn:
+            state = (await conn.execute(select(cases.c.state))).scalar()
+        assert await _written(hub, source) == [("resolved", revision, 0)]  # still unechoed: that change was never seen
     assert [c["to"] for c in w.jira.state.jira.get("SOC-1").history] == ["Done", "To Do", "Done"]
     assert state == "closed"
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
 async def test_the_next_poll_of_the_hubs_own_write_moves_nothing(tmp_path, source):
-    with world() as w:
-        record = _record(w, source)
-        hub = Hub(hub_config(tmp_path, w.urls, writeback=[SOURCES[source]], on_repeat="ignore"))
-        app = create_app(hub, run_loops=False)
-        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://hub") as client:
-            await poll_into_inbox(hub, source)
-            await drain(hub)
-            w.jira.state.jira.transition("SOC-1", "Done", "Done")
-            body, headers = w.jira_webhook("SOC-1")
-            assert (await client.post("/hooks/jira-events", content=body, headers=headers)).status_code == 202
-            assert sorted(await drain(hub)) == ["case_event:done", "writeback:done"]
-            assert await poll_into_inbox(hub, source) == 1  # the hub's own write, under the revision it read back
-            assert await drain(hub) == []
-            revision = str(record["updated_timestamp"] if source == "falcon" else record["modification_time"])
-            assert await _written(hub, source) == [("resolved", revision, 1)]
-        await hub.aclose()
+    async with _hub(tmp_path, source) as (w, record, hub, jira_says):
+        await poll_into_inbox(hub, source)
+        await drain(hub)
+        w.jira.state.jira.transition("SOC-1", "Done", "Done")
+        await jira_says()
+        assert sorted(await drain(hub)) == ["case_event:done", "writeback:done"]
+        assert await poll_into_inbox(hub, source) == 1  # the hub's own write, under the revision it read back
+        assert await drain(hub) == []
+        revision = str(record["updated_timestamp"] if source == "falcon" else record["modification_time"])
+        assert await _written(hub, source) == [("resolved", revision, 1)]
     assert [c["to"] for c in w.jira.state.jira.get("SOC-1").history] == ["Done"]
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
 async def test_a_refused_read_back_leaves_the_write_done_and_the_echo_known_by_value(tmp_path, source):
-    from alertbridge.connectors import WRITEBACKS, load
-    from alertbridge.connectors.writeback_roles import SourceWrite
-    from alertbridge.model import SourceState
-
     with world() as w:
         record = _record(w, source)
         config = hub_config(tmp_path, w.urls)
@@ -147,11 +150,6 @@ async def test_a_refused_read_back_leaves_the_write_done_and_the_echo_known_by_v
 
 
 async def test_a_falcon_verdict_replaces_the_one_before_and_reads_back_as_written(tmp_path):
-    from alertbridge.connectors import WRITEBACKS, load
-    from alertbridge.connectors.crowdstrike.parser import falcon_alert
-    from alertbridge.connectors.writeback_roles import SourceWrite
-    from alertbridge.model import SourceState
-
     with world() as w:
         record = _record(w, "falcon")
         settings = hub_config(tmp_path, w.urls).writebacks["falcon-back"]
