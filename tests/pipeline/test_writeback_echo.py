@@ -161,3 +161,17 @@ async def test_a_falcon_verdict_replaces_the_one_before_and_reads_back_as_writte
         finally:
             await updater.aclose()
     assert record["tags"] == ["true_positive"]
+
+
+async def test_a_false_positive_closed_in_falcon_closes_the_ticket_as_false_positive(tmp_path):
+    async with _hub(tmp_path, "falcon") as (w, record, hub, jira_says):
+        await poll_into_inbox(hub, "falcon")
+        assert await drain(hub) == ["create_ticket:done"]
+        record.update(status="closed", tags=["false_positive"], updated_timestamp=_stamp("falcon", 10))  # a responder, in Falcon
+        await poll_into_inbox(hub, "falcon")
+        assert "transition:done" in await drain(hub)
+        await jira_says()  # the hub's own transition: quiet, nothing is written back to Falcon
+        assert await drain(hub) == []
+    issue = w.jira.state.jira.get("SOC-1")
+    assert (issue.status, issue.resolution) == ("Done", "False Positive")
+    assert [m for m, path, _ in w.falcon.state.faults.calls if "alerts/v3" in path] == []
