@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 from pathlib import Path
@@ -101,19 +102,25 @@ async def test_sigterm_answers_every_accepted_request_and_exits_cleanly(tmp_path
 
 
 @pytest.mark.slow
-def test_a_sigkilled_serve_runs_its_cut_jobs_as_soon_as_it_restarts(tmp_path: Path, procs: ProcGroup):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_sigkilled_serve_runs_its_cut_jobs_as_soon_as_it_restarts(tmp_path: Path, procs: ProcGroup, backend: str):
+    import sqlalchemy
+    from conftest import fresh_pg_database
     from support.procs import wait_until
     from support.recorder import Recorder, ServerThread
 
     recorder = Recorder()
     hold = recorder.hold_next_create()  # the create is stored, then its answer kept back: the job is mid-call
     port = free_port()
-    db = tmp_path / "hub.db"
-    with ServerThread(recorder.app()) as sink_url:
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_pg_database()) if backend == "postgres" else f"sqlite:///{tmp_path / 'hub.db'}"
+        engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), poolclass=sqlalchemy.NullPool)
+        stack.callback(engine.dispose)
+        sink_url = stack.enter_context(ServerThread(recorder.app()))
         config = tmp_path / "hub.yaml"
         # An hour-long lease: only the restart's hand-back can explain the cut job running again within the test.
         config.write_text(
-            f"database: sqlite:///{db}\nlisten: 127.0.0.1:{port}\nlease: 1h\nsearch_lag: 0.5s\n"
+            f"database: {url}\nlisten: 127.0.0.1:{port}\nlease: 1h\nsearch_lag: 0.5s\n"
             "sources:\n  gen: {type: generic, auth: {mode: bearer, token: t}}\n"
             f"sinks:\n  cases: {{type: http, url: '{sink_url}', timeout: 60}}\n"
             "routes:\n  - {name: all, sink: cases}\n"
@@ -126,8 +133,9 @@ def test_a_sigkilled_serve_runs_its_cut_jobs_as_soon_as_it_restarts(tmp_path: Pa
                 return False
 
         def create_job() -> tuple[str, int] | None:
-            with sqlite3.connect(db) as conn:
-                return conn.execute("SELECT state, attempts FROM jobs WHERE kind='create_ticket'").fetchone()
+            with engine.connect() as conn:
+                row = conn.execute(select(jobs.c.state, jobs.c.attempts).where(jobs.c.kind == "create_ticket")).first()
+            return tuple(row) if row is not None else None
 
         first = procs.start("serve", "serve", "--config", str(config))
         wait_until(healthy, timeout=60, what="the first serve healthy", group=procs)

@@ -148,3 +148,20 @@ async def test_a_name_whose_session_died_is_taken_again_unless_another_process_t
     finally:
         await node.aclose()
         await newcomer.aclose()
+
+
+async def test_a_take_over_that_could_not_be_recorded_lets_the_name_go_for_the_retry(store, monkeypatch):
+    node = Node(store, "serve@h", "h:1")
+    working = store.run
+
+    async def away(work, *args, urgent=False):
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(store, "run", away)
+    with pytest.raises(ConnectionError):
+        await node.claim()
+    monkeypatch.setattr(store, "run", working)
+    try:
+        assert await node.claim() == ("serve@h", None, 0)  # the same name again, not serve@h#2 behind its own lock
+    finally:
+        await node.aclose()
