@@ -6,6 +6,7 @@ every refusal (404, 413, 401, 400) happens before anything is written.
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,6 +45,12 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI):
         if run_loops:
             hub.start()
+        # What exists once the app has started (modules, config, schemas, compiled routes) lives as long as the
+        # process: kept out of the collector, a full collection scans only what came since, in milliseconds
+        # rather than the quarter of a second that stalled every request in flight.
+        # https://docs.python.org/3/library/gc.html#gc.freeze
+        gc.collect()
+        gc.freeze()
         yield
         await hub.aclose()
 

@@ -89,3 +89,15 @@ async def test_a_cancelled_waiter_does_not_keep_the_gate(store):
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert await store.run(insert_events, [("after", None, b"{}")])  # the gate is free again
+
+
+async def test_the_gate_remembers_when_intake_last_wrote(store):
+    """Only an urgent writer (intake) counts: the processor reads this to keep its units short during a burst."""
+    assert not store.gate.urgent_within(3600)
+    async with store.gate.hold():
+        pass
+    assert not store.gate.urgent_within(3600)
+    intake = Inbox(store)
+    await intake.put("hook", b"{}")
+    await intake.aclose()
+    assert store.gate.urgent_within(3600)
