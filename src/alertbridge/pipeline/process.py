@@ -9,7 +9,7 @@ fails (a bug, a bad template), it is rolled back and written again row by row,
 each in a savepoint, so that only the failing row is dead-lettered and the
 rest go on. Replaying an ``ingest`` job re-runs this pipeline on the kept raw body.
 
-Intake goes first. While a burst comes in (intake wrote in the last
+Intake goes first. While a burst comes in (intake asked to commit in the last
 ``INTAKE_BUSY`` seconds) a batch takes at most ``BUSY_LIMIT`` rows, so that a
 commit of intake waits only for a short unit; and parsing yields to the event
 loop every ``YIELD_EVERY`` rows, so that requests are not held behind it.
@@ -73,7 +73,7 @@ def decode(body: bytes) -> Any:
         raise PayloadError("body is nested too deeply") from None
 
 
-INTAKE_BUSY = 0.1  # seconds since intake's last commit during which it counts as busy
+INTAKE_BUSY = 0.5  # seconds after intake last asked for the gate that it counts as busy (load spaces its commits out)
 BUSY_LIMIT = 25  # rows per batch while intake is busy: a unit of a few milliseconds
 YIELD_EVERY = 10  # rows parsed and routed between two turns of the event loop
 
