@@ -46,13 +46,16 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
         if run_loops:
             hub.start()
         # What exists once the app has started (modules, config, schemas, compiled routes) lives as long as the
-        # process: kept out of the collector, a full collection scans only what came since, in milliseconds
-        # rather than the quarter of a second that stalled every request in flight.
+        # process: kept out of the collector, a full collection scans only what came since. Each one stops every
+        # request in flight: under the quick burst they took 0.34 s of CPU before, 0.18 s frozen.
         # https://docs.python.org/3/library/gc.html#gc.freeze
         gc.collect()
         gc.freeze()
-        yield
-        await hub.aclose()
+        try:
+            yield
+        finally:
+            gc.unfreeze()  # a process that starts apps one after another (the tests) collects each one's leftovers
+            await hub.aclose()
 
     app = FastAPI(title="alertbridge", version="0.1.0", lifespan=lifespan)
     settings = hub.config.settings
