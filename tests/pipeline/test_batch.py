@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.roles import Enricher, EnricherConfig
+from alertbridge.pipeline import process
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import alerts, cases, inbox, jobs
@@ -47,7 +48,8 @@ async def snapshot(hub: Hub) -> tuple[list, list]:
     return case_rows, job_rows
 
 
-async def test_a_batch_is_one_unit_of_work_with_the_result_of_one_row_at_a_time(tmp_path):
+async def test_a_batch_is_one_unit_of_work_with_the_result_of_one_row_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(process, "INTAKE_BUSY", -1.0)  # intake counts as quiet: the batch takes all it may
     (tmp_path / "batched").mkdir()
     (tmp_path / "single").mkdir()
     batched = make_hub(tmp_path / "batched", [ROUTE], Recorder())
@@ -75,6 +77,23 @@ async def test_a_batch_is_one_unit_of_work_with_the_result_of_one_row_at_a_time(
     finally:
         await batched.aclose()
         await one_by_one.aclose()
+
+
+async def test_while_intake_writes_a_batch_is_short_and_the_rest_follows(tmp_path, monkeypatch):
+    # Intake's last commit counts as recent for an hour: every batch of this test is taken while intake is busy.
+    monkeypatch.setattr(process, "INTAKE_BUSY", 3600.0)
+    monkeypatch.setattr(process, "BUSY_LIMIT", 25)
+    hub = make_hub(tmp_path, [ROUTE], Recorder())
+    try:
+        await send(hub, *stream(60, 9))
+        taken = [await hub.pipeline.process_batch(limit=500) for _ in range(4)]
+        async with hub.store.read() as conn:
+            states = dict((await conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))).all())
+            counted = (await conn.execute(select(func.sum(cases.c.alert_count)))).scalar()
+    finally:
+        await hub.aclose()
+    assert taken == [25, 25, 10, 0]
+    assert states == {"done": 60} and counted == 60
 
 
 async def test_a_row_that_fails_in_the_batch_is_dead_lettered_alone(tmp_path):

@@ -89,3 +89,46 @@ async def test_a_cancelled_waiter_does_not_keep_the_gate(store):
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert await store.run(insert_events, [("after", None, b"{}")])  # the gate is free again
+
+
+async def test_the_gate_remembers_when_intake_last_wrote(store):
+    """Only an urgent writer (intake) counts: the processor reads this to keep its units short during a burst."""
+    assert not store.gate.urgent_within(3600)
+    async with store.gate.hold():
+        pass
+    assert not store.gate.urgent_within(3600)
+    intake = Inbox(store)
+    await intake.put("hook", b"{}")
+    await intake.aclose()
+    assert store.gate.urgent_within(3600)
+
+
+async def test_events_that_arrive_while_intake_waits_for_the_gate_go_in_its_commit(store):
+    """The group commit collects its events once its turn comes, not when it started to wait."""
+    running, release = threading.Event(), threading.Event()
+
+    def long_batch(conn):  # a processing batch holding the database thread
+        running.set()
+        assert release.wait(timeout=30), "the test never released the batch"
+
+    batch = asyncio.create_task(store.run(long_batch))
+    await until(running.is_set, "the batch started")
+    intake = Inbox(store)
+    first = asyncio.create_task(intake.put("hook", b'{"n": 0}'))
+    await until(lambda: store.gate.waiting == 1, "the first event's commit waits for the gate")
+    later = [asyncio.create_task(intake.put("hook", b'{"n": %d}' % n)) for n in (1, 2, 3)]
+    await until(lambda: intake._queue.qsize() == 3, "three more events queued behind it")
+    units = store._writing.run
+    calls = []
+
+    async def counted(work, args):
+        calls.append(len(args[0]))
+        return await units(work, args)
+
+    store._writing.run = counted
+    release.set()
+    ids = await asyncio.gather(first, *later)
+    await batch
+    await intake.aclose()
+    assert calls == [4]  # one commit for all four
+    assert ids == sorted(ids) and len(set(ids)) == 4

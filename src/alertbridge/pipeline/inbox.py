@@ -6,7 +6,9 @@ single transaction. A burst of thousands of alerts a second becomes a few
 hundred commits, not thousands of fsyncs, and each request still waits for
 the commit that holds its own event. Each commit is one unit of work on the
 database thread (store/__init__.py), marked urgent so that it goes ahead of
-the processor's batches and the workers' updates.
+the processor's batches and the workers' updates; it gathers its events once
+its turn has come, so that those that arrived while it waited for the gate go in
+this commit instead of the next.
 """
 
 from __future__ import annotations
@@ -63,8 +65,6 @@ class Inbox:
     async def _write_forever(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
             try:
                 ids = await self._write(batch)
             except Exception as exc:  # the database is down: every waiting request gets the error (and a 503)
@@ -78,8 +78,15 @@ class Inbox:
             self.committed.set()
 
     async def _write(self, batch: list[_Pending]) -> list[int]:
+        """Commit `batch` and whatever queued up until the gate let this commit in (added to `batch`)."""
+
+        def collect() -> list[tuple[str, str | None, bytes]]:
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            return [(item.source, item.delivery_id, item.body) for item in batch]
+
         try:
-            return await self._insert(batch)
+            return await self.store.run_collected(insert_events, collect, urgent=True)
         except IntegrityError:
             # Another process stored one of these delivery ids between our check and insert: go one by one.
             return [(await self._insert([item]))[0] if item.delivery_id is None else await self._insert_one(item) for item in batch]

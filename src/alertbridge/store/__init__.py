@@ -19,6 +19,7 @@ from . import tables
 from .gate import WriteGate
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 __all__ = ["Store", "tables", "upgrade"]
 
@@ -212,6 +213,18 @@ class Store:
                 return await conn.run_sync(work, *args)
         async with self.gate.hold(urgent=urgent):
             return await self._writing.run(work, args)
+
+    async def run_collected(self, work: Callable[[Connection, A], T], collect: Callable[[], A], *, urgent: bool = False) -> T:
+        """Run `work(conn, collect())` as `run` does, calling `collect` only once this writer's turn has come.
+
+        A group commit collects its events then: those that came in while it waited for the gate go in this commit
+        rather than the next one.
+        """
+        if not self.is_sqlite:
+            async with self.writer.begin() as conn:
+                return await conn.run_sync(work, collect())
+        async with self.gate.hold(urgent=urgent):
+            return await self._writing.run(work, (collect(),))
 
     async def run_read(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(conn, *args)` as one read-only transaction and return what it returns."""

@@ -5,7 +5,8 @@ processor, job claims and outcomes) would queue in arrival order for the one
 write connection, and a request waiting for its 202 would sit behind a whole
 processing batch. The gate hands the lock to an urgent waiter (intake) before
 any other, so the processor's batches and the workers' updates only ever
-delay intake by the unit already running.
+delay intake by the unit already running. The gate also remembers when intake last
+wrote, so that the processor can keep its units short while a burst comes in.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import time
 from collections.abc import AsyncIterator
 
 
@@ -24,15 +26,22 @@ class WriteGate:
         self._held = False
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._arrival = itertools.count()
+        self._urgent_at = -1e9  # time.monotonic() of the last urgent hold
 
     @property
     def waiting(self) -> int:
         """Count the writers waiting for the gate."""
         return sum(not waiter.done() for _, _, waiter in self._waiters)
 
+    def urgent_within(self, seconds: float) -> bool:
+        """Tell whether an urgent writer (intake) asked for the gate in the last `seconds`."""
+        return time.monotonic() - self._urgent_at <= seconds
+
     @contextlib.asynccontextmanager
     async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
         """Hold the gate for the block; urgent holders go ahead of every other waiter."""
+        if urgent:
+            self._urgent_at = time.monotonic()
         await self._acquire(0 if urgent else 1)
         try:
             yield
