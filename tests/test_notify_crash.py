@@ -92,7 +92,8 @@ async def test_every_notification_survives_a_kill_between_its_call_and_its_commi
                     await asyncio.sleep(0.1)
 
             async def send(alert: dict) -> None:
-                while True:
+                deadline = time.monotonic() + STEP_TIMEOUT
+                while time.monotonic() < deadline:
                     try:
                         answer = await client.post(f"{hub_url}/hooks/gen", json=alert, headers={"Authorization": f"Bearer {TOKEN}"})
                         if answer.status_code == 202:
@@ -100,6 +101,7 @@ async def test_every_notification_survives_a_kill_between_its_call_and_its_commi
                     except httpx2.TransportError:
                         pass  # down between a kill and its restart: send again
                     await asyncio.sleep(0.1)
+                procs.fail(f"alert {alert['id']} not accepted within {STEP_TIMEOUT}s ({len(kills)} kills so far)")
 
             async def settle(what: str) -> None:
                 """Wait until the queue is drained, through any kills on the way (the analyst acts on a quiet hub, as

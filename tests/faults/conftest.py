@@ -1,4 +1,10 @@
-"""Fixtures for the fault tests: a fresh PostgreSQL database that survives a server restart, and the restart itself."""
+"""Fixtures for the fault tests: a private PostgreSQL server of the test's own, and its restart.
+
+The restart test used to restart the machine's shared server at 127.0.0.1:5432: every other PostgreSQL test running
+at that moment — in this run or in another worktree's on the same machine — lost its connections and failed
+("Connection refused" in the kill tests). So the server it restarts is its own: a cluster made with `initdb` in
+the test's tmp_path, on a free port of 127.0.0.1, stopped when the test ends.
+"""
 
 from __future__ import annotations
 
@@ -10,70 +16,89 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fresh_pg_database, pg_unavailable, unavailable
+from conftest import unavailable
+from support.procs import free_port
 
 READY_TIMEOUT = 60.0
 
 
-class LocalPostgres:
-    """The local cluster behind 127.0.0.1:5432, driven with Debian's pg_ctlcluster (needs root or the postgres user)."""
+def _bindir() -> Path | None:
+    """Return the folder of the newest installed PostgreSQL server programs (initdb, pg_ctl), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
 
-    def __init__(self, version: str, cluster: str = "main"):
-        self.version = version
-        self.cluster = cluster
 
-    def ctl(self, action: str, timeout: float = 90) -> subprocess.CompletedProcess:
-        return subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.cluster, action],
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+class PrivatePostgres:
+    """A PostgreSQL cluster of one test's own, driven with pg_ctl as the postgres user (initdb refuses to run as root)."""
 
-    @staticmethod
-    def ready() -> bool:
-        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], timeout=10).returncode == 0
+    def __init__(self, bindir: Path, folder: Path):
+        self.bindir = bindir
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ready():
-                return True
-            time.sleep(0.2)
-        return False
+    def _run(self, program: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+        command = [str(self.bindir / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def _ctl(self, action: str, *args: str) -> subprocess.CompletedProcess:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        return self._run("pg_ctl", action, "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options,
+                         "-w", "-t", str(int(READY_TIMEOUT)), *args)
+
+    def create(self) -> None:
+        """Make the cluster and start it; raise RuntimeError with the tool's output when that fails."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        for result in (self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"),
+                       self._ctl("start")):
+            if result.returncode != 0:
+                raise RuntimeError(f"{result.args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+
+    def ready(self) -> bool:
+        """Tell whether the server accepts connections now."""
+        return self._run("pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port), timeout=10).returncode == 0
 
     def restart(self) -> subprocess.CompletedProcess:
-        """Restart the server (fast shutdown: every connection is cut) and wait until it accepts connections."""
-        result = self.ctl("restart")
-        self.wait_ready()
-        return result
+        """Restart the server (fast shutdown: every connection is cut); pg_ctl -w returns once it accepts connections."""
+        return self._ctl("restart", "-m", "fast")
 
-    def ensure_running(self) -> None:
-        """Start the server if it is down, and wait (bounded) for pg_isready."""
-        if not self.ready():
-            self.ctl("start")
-        if not self.wait_ready():
-            raise RuntimeError("PostgreSQL did not come back within 60 s; start it with `make postgres`")
+    def stop(self) -> None:
+        """Stop the server at once and wait (bounded) until it is gone."""
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", str(int(READY_TIMEOUT)))
 
 
 @pytest.fixture
-def local_postgres():
-    """The restartable local PostgreSQL; running again when the test ends, pass or fail."""
-    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
-    if not shutil.which("pg_ctlcluster") or not shutil.which("pg_isready") or not versions:
-        unavailable("pg_ctlcluster/pg_isready or /etc/postgresql not found: cannot restart the local server")
+def local_postgres(tmp_path):
+    """A private PostgreSQL server for this test only, free to be restarted; stopped when the test ends, pass or fail."""
+    bindir = _bindir()
+    if bindir is None or not (bindir / "initdb").exists():
+        unavailable("initdb/pg_ctl not found: cannot make a private PostgreSQL server to restart")
     if os.geteuid() != 0 and os.environ.get("USER") != "postgres":
-        unavailable("restarting PostgreSQL needs root or the postgres user")
-    server = LocalPostgres(versions[-1])
-    if not server.ready():
-        pg_unavailable("pg_isready fails on 127.0.0.1:5432")
+        unavailable("a private PostgreSQL server needs root (to run initdb as the postgres user) or the postgres user")
+    # Short: a Unix socket path is limited to about 100 bytes, and pytest's tmp_path can be long.
+    server = PrivatePostgres(bindir, Path(f"/tmp/ab-pg-{tmp_path.name[-20:]}-{os.getpid()}"))
     try:
+        server.create()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not server.ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the private PostgreSQL server did not accept connections within {READY_TIMEOUT}s")
+            time.sleep(0.2)
         yield server
     finally:
-        server.ensure_running()
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 @pytest.fixture
 def fresh_pg_db(local_postgres):
-    """A new, empty database for this test only, on a server that is running again when it is dropped."""
-    with fresh_pg_database("alertbridge_fault") as url:
-        try:
-            yield url
-        finally:
-            local_postgres.ensure_running()
+    """The private server's database: empty, for this test only."""
+    return local_postgres.url

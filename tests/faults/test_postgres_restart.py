@@ -1,14 +1,15 @@
 """Restart PostgreSQL under a scale-out hub: the processes reconnect on their own and finish with the same result.
 
 One `alertbridge serve` (intake, processor, workers) and two `alertbridge worker` processes share a fresh
-PostgreSQL database (DESIGN.md §3). Alerts flow over HTTP; once a third are acknowledged the test restarts
-the server (`pg_ctlcluster … restart`: a fast shutdown that cuts every connection, then a start), while the
-alerts keep coming — intake answers 503 while the database is away, and the sender retries those.
+PostgreSQL server of the test's own (DESIGN.md §3; tests/faults/conftest.py makes it with initdb, so the restart
+cuts no other test's connections). Alerts flow over HTTP; once a third are acknowledged the test restarts the
+server (`pg_ctl restart -m fast`: a fast shutdown that cuts every connection, then a start), while the alerts
+keep coming — intake answers 503 while the database is away, and the sender retries those.
 
 Then, with no operator action: every process is still running, both workers finished jobs after the
 restart (they reconnected, not just survived), and `harness.check_outcome` holds — nothing acknowledged
-is lost, one issue per case, no dead jobs. The `local_postgres` fixture starts PostgreSQL again and waits
-for `pg_isready` even when the test fails.
+is lost, one issue per case, no dead jobs. The `local_postgres` fixture stops the private server when the test
+ends, pass or fail.
 """
 
 from __future__ import annotations

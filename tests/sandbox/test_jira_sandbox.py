@@ -209,7 +209,7 @@ async def test_bad_jql_is_a_400_with_jiras_message(client, jql, message):
 async def test_search_jql_pages_with_next_page_token(client):
     created = {await create(client, 3, labels=["batch"]) for _ in range(5)}
     seen, token, pages = [], None, 0
-    while True:
+    for _ in range(10):  # bounded: a token that never runs out fails the test instead of hanging it
         params = {"jql": "labels = batch", "maxResults": 2} | ({"nextPageToken": token} if token else {})
         body = (await client.get("/rest/api/3/search/jql", params=params)).json()
         seen += [issue["key"] for issue in body["issues"]]
@@ -218,6 +218,8 @@ async def test_search_jql_pages_with_next_page_token(client):
             assert "nextPageToken" not in body
             break
         token = body["nextPageToken"]
+    else:
+        pytest.fail(f"no last page after {pages} pages")
     assert pages == 3 and set(seen) == created and len(seen) == 5
 
 
