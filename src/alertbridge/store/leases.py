@@ -9,6 +9,7 @@ import re
 import secrets
 import time
 
+import structlog
 from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import Store
 from .preflight import sqlite_path
 from .tables import jobs, leases
+
+log = structlog.get_logger("alertbridge.store.leases")
 
 
 async def take_lease(store: Store, name: str, holder: str, seconds: float) -> bool:
@@ -97,7 +100,10 @@ class Node:
                 await self._held.invalidate()
                 await self._held.close()
             self._held = None
-        return await self._lock(self.name)
+        if not await self._lock(self.name):
+            return False
+        log.info("took this node's name again on a new database session", node=self.name)
+        return True
 
     async def _lock(self, name: str) -> bool:
         if not self.store.is_sqlite:
