@@ -76,10 +76,10 @@ async def test_the_reference_finds_its_incident_only_and_only_once_the_index_has
     assert await sink.find_by_reference("alertbridge-test-2") == []
 
 
-async def test_repeats_are_entries_and_a_closed_investigation_refuses_them(sink, state):
+async def test_repeats_are_entries_marked_as_notes_and_a_closed_investigation_refuses_them(sink, state):
     ref = await sink.create(draft())
     await sink.comment(ref.key, "3 more alert(s) for this case")
-    assert [e["contents"] for e in state.entries[ref.key]] == ["3 more alert(s) for this case"]
+    assert [(e["contents"], e["note"]) for e in state.entries[ref.key]] == [("3 more alert(s) for this case", True)]
     await sink.transition(ref.key, "Closed", "Done")
     with pytest.raises(Permanent) as refused:
         await sink.comment(ref.key, "late")

@@ -2,7 +2,8 @@
 
     create       POST /incident              name, details, severity, type, labels, custom fields by name
     find         POST /incidents/search      query dbotMirrorId:"<reference>"
-    comment      POST /entry                 an entry in the incident's investigation (its id is the incident's)
+    comment      POST /entry                 an entry in the incident's investigation (its id is the incident's),
+                 POST /entry/note            then marked as a note, so it shows in the incident's notes (updateEntryNote)
     update       POST /incident              the incident as read, with the fields changed and its `version`
     close        POST /incident/batchClose   closeReason mapped from the hub's resolution, closeNotes
     reopen       POST /incident              the incident as read, with status 1 (Active)
@@ -129,8 +130,14 @@ class XsoarSink(TicketSink, TicketPreview):
         await self._save(current, top, custom)
 
     async def comment(self, key: str, text: str) -> None:
-        """Add an entry to the incident's investigation (XSOAR answers 412 once the investigation is closed)."""
-        await self.http.call("comment", "POST", "/entry", json={"investigationId": key, "data": text, "markdown": False})
+        """Add an entry to the incident's investigation and mark it as a note (XSOAR answers 412 once the investigation is closed)."""
+        entry = self.http.json_object(await self.http.call("comment", "POST", "/entry", json={"investigationId": key, "data": text,
+                                                                                              "markdown": False}))
+        if not entry.get("id"):
+            raise Permanent(f"xsoar POST /entry: the answer for incident {key} has no entry id")
+        # The swagger's updateEntryNote: version -1 is "whatever the entry's version is"; data "true" marks it a note.
+        note = {"id": entry["id"], "version": -1, "investigationId": key, "data": "true"}
+        await self.http.call("comment", "POST", "/entry/note", json=note)
 
     async def transition(self, key: str, to: str, resolution: str | None = None) -> None:
         """Close the incident with the mapped close reason, or make it active again; a no-op when it is there already."""
