@@ -7,6 +7,8 @@
     update       POST /incident              the incident as read, with the fields changed and its `version`
     close        POST /incident/batchClose   closeReason mapped from the hub's resolution, closeNotes
     reopen       POST /incident              the incident as read, with status 1 (Active)
+    last_change  the incident's `version` after the hub's close or reopen, with the status it led to: the poller's
+                 event carries the version it read, so the hub knows its own change coming back by it
 
 The case reference is the incident's ``dbotMirrorId``, the field XSOAR's own
 mirroring keeps the remote record's id in, and integrations search it before
@@ -28,6 +30,7 @@ from . import fields as xf
 from .api import ACTIVE, CLOSED, XsoarAccess, client, incident, quoted, search, status_of
 from ..operator_roles import PreviewedTicket, TicketPreview
 from ..roles import SinkConfig, TicketDraft, TicketRef, TicketSink, TicketStatus, TicketTarget
+from ..writeback_roles import ChangeIds
 
 # The quick reference's mapping (Critical 4 … Low 1); XSOAR's Informational is 0.5.
 DEFAULT_SEVERITIES = {"critical": 4.0, "high": 3.0, "medium": 2.0, "low": 1.0, "info": 0.5}
@@ -69,7 +72,7 @@ class XsoarTarget(TicketTarget):
     issue_type: str = Field(min_length=1, description="Incident type, as named in XSOAR (case sensitive)", examples=["Malware"])
 
 
-class XsoarSink(TicketSink, TicketPreview):
+class XsoarSink(TicketSink, TicketPreview, ChangeIds):
     """Opens, finds, notes and closes incidents in one XSOAR server."""
 
     type = "xsoar"
@@ -81,6 +84,7 @@ class XsoarSink(TicketSink, TicketPreview):
         super().__init__(name, config)
         self.http = client(name, config, transport)
         self._types: dict[str, dict[str, xf.IncidentField]] = {}
+        self._moves: dict[str, tuple[str | None, str | None]] = {}  # incident id -> (version, status) our last transition left
 
     def _ref(self, incident_id: str) -> TicketRef:
         return TicketRef(key=incident_id, url=f"{(self.config.console_url or self.config.url).rstrip('/')}/#/Details/{incident_id}")
@@ -118,10 +122,10 @@ class XsoarSink(TicketSink, TicketPreview):
             raise Permanent("xsoar POST /incident: the answer has no incident id")
         return self._ref(str(body["id"]))
 
-    async def _save(self, current: dict[str, Any], changes: dict[str, Any], custom: dict[str, Any]) -> None:
+    async def _save(self, current: dict[str, Any], changes: dict[str, Any], custom: dict[str, Any]) -> dict[str, Any]:
         """Send the incident back as read, with changes: XSOAR refuses an update whose `version` is not the current one."""
         body = {**current, **changes, "CustomFields": {**(current.get("CustomFields") or {}), **custom}}
-        await self.http.call("update", "POST", "/incident", json=body)
+        return self.http.json_object(await self.http.call("update", "POST", "/incident", json=body))
 
     async def update(self, key: str, fields: dict[str, str]) -> None:
         """Set fields (by name) on an incident."""
@@ -146,18 +150,28 @@ class XsoarSink(TicketSink, TicketPreview):
         closed = status_of(current)[1] == "done"
         if wanted in {name.lower() for name in self.config.close_transitions}:
             if closed:
+                self._moves[key] = (None, None)  # nothing changed: a close polled later is someone else's
                 return
             reason = self.config.close_reasons.get(resolution or "", resolution or "Resolved")
             body = {"ids": [key], "closeReason": reason, "closeNotes": f"Closed by alertbridge ({resolution or to})", "all": False}
             answer = self.http.json_object(await self.http.call("close", "POST", "/incident/batchClose", json=body))
             if answer.get("notUpdated"):
                 raise Permanent(f"xsoar POST /incident/batchClose: incident {key} was not closed (is a close form field required?)")
+            done = [i for i in answer.get("data") or [] if isinstance(i, dict) and str(i.get("id")) == key]
+            self._moves[key] = _move(done[0] if done else None)
         elif wanted in {name.lower() for name in self.config.reopen_transitions}:
+            self._moves[key] = (None, None)
             if closed:
-                await self._save(current, {"status": ACTIVE, "closeReason": "", "closeNotes": ""}, {})
+                self._moves[key] = _move(await self._save(current, {"status": ACTIVE, "closeReason": "", "closeNotes": ""}, {}))
         else:
             names = ", ".join(self.config.close_transitions + self.config.reopen_transitions)
             raise Permanent(f"xsoar has no transition {to!r}; configured: {names}")
+
+    async def last_change(self, key: str) -> tuple[str | None, str | None]:
+        """Return the version our last transition of the incident left and its status name (the poller's change id)."""
+        if key in self._moves:
+            return self._moves.pop(key)
+        return _move(await incident(self.http, key))
 
     async def status(self, key: str) -> TicketStatus:
         """Read an incident's status; a closed one's resolution is its close reason."""
@@ -191,3 +205,10 @@ class XsoarSink(TicketSink, TicketPreview):
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.http.aclose()
+
+
+def _move(changed: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """Return an incident's version and status name, as its poll will show them (None, None when the answer lacks it)."""
+    if changed is None or changed.get("version") is None:
+        return None, None
+    return str(changed["version"]), status_of(changed)[0]
