@@ -232,3 +232,29 @@ async def test_the_hub_s_own_xsoar_close_polled_back_is_its_echo_and_an_analyst_
     assert again.status == closed.status, "the same status as the hub's close: only the change id tells them apart"
     async with hub.store.tx() as conn:
         assert await apply_ticket_event(conn, again, time.time(), hub.config) == "closed"
+
+
+async def test_the_next_alert_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
+    hub.xsoar.faults.unauthorized = 1000
+    await send(hub, alert(1))
+    await run_due(hub)
+    async with hub.store.tx() as conn:
+        [dead] = await dead_jobs(conn)
+        assert dead["kind"] == "create_sink_ticket" and await discard(conn, dead["id"]) == 1
+    await send(hub, alert(2))  # XSOAR still refuses: the fresh create dies too, and is not queued twice
+    outcomes = await run_due(hub)
+    assert outcomes.count("create_sink_ticket:dead") == 1 and not hub.xsoar.incidents
+    async with hub.store.tx() as conn:
+        [dead] = await dead_jobs(conn)
+        assert await discard(conn, dead["id"]) == 1
+    hub.xsoar.faults.unauthorized = 0
+    await send(hub, alert(3), alert(4))  # two alerts of one batch: one fresh create
+    outcomes = await run_due(hub)
+    assert outcomes.count("create_sink_ticket:done") == 1
+    async with hub.store.read() as conn:
+        [case] = await list_cases(conn, CaseFilter())
+    [incident] = incidents_with(hub.xsoar, case["reference"])
+    assert case["tickets"][1]["key"] == incident["id"] and len(hub.recorder.by_reference()[case["reference"]]) == 1
+    await send(hub, alert(5))
+    assert "create_sink_ticket:done" not in await run_due(hub), "a sink with its ticket gets no other create"
+    assert len(hub.xsoar.incidents) == 1
