@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Route
+from ..config_sinks import follows
 from ..jobs.payloads import AttachEvidence, CaseEventJob, CommentRepeats, CreateSinkTicket, CreateTicket, Transition, UpdateFields
 from ..jobs.tickets import Planned, sink_jobs
 from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
@@ -128,8 +129,9 @@ def _open_case(batch: Batch, item: Prepared, inbox_id: int) -> Case:
         sink=route.sink, observables=alert.observables,
     ))
     _per_sink(batch, case, route, lambda _: CreateTicket())  # one ticket in each sink of the route
-    if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
-        batch.enqueue(case, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id))
+    if alert.evidence:  # the files stay in the inbox row; the job reads them from there again; each sink that follows them
+        evidence = AttachEvidence(inbox_id=inbox_id, alert_id=alert.id)
+        _per_sink(batch, case, route, lambda view: evidence if follows(route, view.sink, "evidence") else None)
     if route.tells:
         _case_event(batch, case, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id))
     return case
