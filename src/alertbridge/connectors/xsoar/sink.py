@@ -22,9 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
+import structlog
 from pydantic import Field, field_validator
 
-from ...errors import AuthFailed, Permanent
+from ...errors import AuthFailed, ConnectorError, Permanent
 from ...model import Severity
 from . import fields as xf
 from .api import ACTIVE, CLOSED, XsoarAccess, client, incident, quoted, search, status_of
@@ -37,6 +38,9 @@ DEFAULT_SEVERITIES = {"critical": 4.0, "high": 3.0, "medium": 2.0, "low": 1.0, "
 DEFAULT_CLOSE_REASONS = {"Done": "Resolved", "Fixed": "Resolved", "Resolved": "Resolved", "False Positive": "False Positive",
                          "Duplicate": "Duplicate", "Won't Do": "Other", "Won't Fix": "Other"}
 REFERENCE_LABEL = "alertbridge"
+NOTE_ATTEMPTS = 2  # marking an entry as a note: tries before leaving it a plain entry (a job retry would post it twice)
+
+log = structlog.get_logger("alertbridge.connectors")
 
 
 class XsoarConfig(SinkConfig, XsoarAccess):
@@ -141,7 +145,15 @@ class XsoarSink(TicketSink, TicketPreview, ChangeIds):
             raise Permanent(f"xsoar POST /entry: the answer for incident {key} has no entry id")
         # The swagger's updateEntryNote: version -1 is "whatever the entry's version is"; data "true" marks it a note.
         note = {"id": entry["id"], "version": -1, "investigationId": key, "data": "true"}
-        await self.http.call("comment", "POST", "/entry/note", json=note)
+        for attempt in range(1, NOTE_ATTEMPTS + 1):
+            try:
+                await self.http.call("note", "POST", "/entry/note", json=note)
+                return
+            except ConnectorError as exc:
+                # The entry is posted: failing the comment now would post it again on the job's retry.
+                if attempt == NOTE_ATTEMPTS or isinstance(exc, Permanent):
+                    log.warning("xsoar entry posted but not marked as a note", incident=key, entry=entry["id"], error=str(exc))
+                    return
 
     async def transition(self, key: str, to: str, resolution: str | None = None) -> None:
         """Close the incident with the mapped close reason, or make it active again; a no-op when it is there already."""
