@@ -174,13 +174,18 @@ async def test_closing_the_xsoar_incident_closes_the_case(hub):
     assert detail["case"]["tickets"][1]["status"] == "Closed" and detail["case"]["ticket_status"] == "created"
 
 
-async def test_case_retry_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
+async def xsoar_create_discarded(hub: Hub) -> None:
+    """Open a case while XSOAR refuses the key (and keeps refusing it), and discard its dead create as an operator would."""
     hub.xsoar.faults.unauthorized = 1000
     await send(hub, alert(1))
     await run_due(hub)
     async with hub.store.tx() as conn:
         [dead] = await dead_jobs(conn)
-        assert await discard(conn, dead["id"]) == 1
+        assert dead["kind"] == "create_sink_ticket" and await discard(conn, dead["id"]) == 1
+
+
+async def test_case_retry_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
+    await xsoar_create_discarded(hub)
     hub.xsoar.faults.unauthorized = 0
     async with hub.store.tx() as conn:
         retried = await retry_case(conn, 1)
@@ -235,12 +240,7 @@ async def test_the_hub_s_own_xsoar_close_polled_back_is_its_echo_and_an_analyst_
 
 
 async def test_the_next_alert_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
-    hub.xsoar.faults.unauthorized = 1000
-    await send(hub, alert(1))
-    await run_due(hub)
-    async with hub.store.tx() as conn:
-        [dead] = await dead_jobs(conn)
-        assert dead["kind"] == "create_sink_ticket" and await discard(conn, dead["id"]) == 1
+    await xsoar_create_discarded(hub)
     await send(hub, alert(2))  # XSOAR still refuses: the fresh create dies too, and is not queued twice
     outcomes = await run_due(hub)
     assert outcomes.count("create_sink_ticket:dead") == 1 and not hub.xsoar.incidents

@@ -109,28 +109,27 @@ async def run(ctx: JobContext, job: Job, payload: Review) -> None:
         state = {"page_id": page.id, "page_url": page.url, "page_title": page.title}
         async with ctx.store.tx() as conn:
             await notices.record(conn, case["id"], TARGET, state)
-    if "linked" not in state and isinstance(sink, Attachments):
-        await sink.add_remote_link(key, state["page_url"], f"Post-incident review: {state['page_title']}")
-        state = {**state, "linked": "1"}
-        async with ctx.store.tx() as conn:
-            await notices.record(conn, case["id"], TARGET, state)
-    text = f"Post-incident review created: {state['page_title']}\n{state['page_url']}"
-    await comment_once(ctx, job, case, key, TARGET, text, state["page_url"])
+    await _link_and_comment(ctx, job, case, key, None, state, state)
 
 
 async def _show_further(ctx: JobContext, job: Job, further: str) -> None:
     """Link and comment the case's review page on a further sink's ticket, once the case's own job has written it."""
     case, key = await ctx.ticketed_case(job, further)
-    sink, target = ctx.sink(case, further), f"{TARGET}:{further}"
     async with ctx.store.read() as conn:
         page = (await notices.read(conn, case["id"], TARGET)).state
-        state = (await notices.read(conn, case["id"], target)).state
+        state = (await notices.read(conn, case["id"], f"{TARGET}:{further}")).state
     if "page_url" not in page:
         if case["state"] != "closed":
             await ctx.finish(job)  # reopened before its review was written: the next close writes it
             return
         raise Retryable(f"case {case['id']}: the review page is not written yet (the case's own review job writes it)",
                         retry_after=REVIEW_WAIT)
+    await _link_and_comment(ctx, job, case, key, further, page, state)
+
+
+async def _link_and_comment(ctx: JobContext, job: Job, case: dict, key: str, further: str | None, page: dict, state: dict) -> None:
+    """Link the page on the ticket (where the sink takes links) and comment it there, each step once (kept in `state`)."""
+    sink, target = ctx.sink(case, further), f"{TARGET}:{further}" if further else TARGET
     if "linked" not in state and isinstance(sink, Attachments):
         await sink.add_remote_link(key, page["page_url"], f"Post-incident review: {page['page_title']}")
         state = {**state, "linked": "1"}

@@ -75,16 +75,22 @@ async def test_a_bad_signature_is_401_and_a_state_change_in_servicenow_closes_th
         await hub.aclose()
 
 
+async def beaconing(hub, app, hub_url: str) -> dict:
+    """Point the Business Rule at the hub, then send the alert that opens the case; return the alert."""
+    app.state.faults.outbound_url, app.state.faults.outbound_secret = f"{hub_url}/hooks/snow-events", SECRET
+    alert = {"id": "a-1", "title": "Beaconing from ws42", "severity": "high"}
+    await hub.inbox.put("gen", json.dumps(alert).encode())
+    await drain(hub)
+    return alert
+
+
 async def test_the_hubs_own_transition_comes_back_as_an_echo(tmp_path, snow):
     app, _, snow_url = snow
     # "Done" names no state: the echo is known by the sys_mod_count the hub's own move left, not by the status it asked for.
     hub = snow_hub(tmp_path, snow_url, sources=HOOK, route={"resolve_transition": "Done", "resolve_resolution": "Done"})
     try:
         async with serving(create_app(hub, run_loops=False)) as hub_url:
-            app.state.faults.outbound_url, app.state.faults.outbound_secret = f"{hub_url}/hooks/snow-events", SECRET
-            alert = {"id": "a-1", "title": "Beaconing from ws42", "severity": "high"}
-            await hub.inbox.put("gen", json.dumps(alert).encode())
-            await drain(hub)
+            alert = await beaconing(hub, app, hub_url)
             await delivered(app, 1)  # the insert, told before the hub moves the record (see docs: deliveries out of order)
             await drain(hub)
             await hub.inbox.put("gen", json.dumps({**alert, "status": "resolved"}).encode())
@@ -133,10 +139,7 @@ async def test_an_analyst_s_work_note_comes_to_the_hub_once_and_the_hub_s_own_as
     hub = snow_hub(tmp_path, snow_url, sources={**HOOK, **poller}, route={"comment_every": 0})
     try:
         async with serving(create_app(hub, run_loops=False)) as hub_url:
-            app.state.faults.outbound_url, app.state.faults.outbound_secret = f"{hub_url}/hooks/snow-events", SECRET
-            alert = {"id": "a-1", "title": "Beaconing from ws42", "severity": "high"}
-            await hub.inbox.put("gen", json.dumps(alert).encode())
-            await drain(hub)
+            alert = await beaconing(hub, app, hub_url)
             await hub.inbox.put("gen", json.dumps({**alert, "id": "a-2"}).encode())  # a repeat: the hub's own work note
             await drain(hub)
             case = await the_case(hub)
