@@ -15,12 +15,19 @@ import json
 import httpx2
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from alertbridge.api import create_app
+from alertbridge.connectors.servicenow.events import ServiceNowEventParser
+from alertbridge.errors import PayloadError
+from alertbridge.sandbox import aws_security_ir
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.store.tables import cases, sync_changes, ticket_transitions
 from support.snow import SECRET, delivered, serving, snow_hub
 from support.hub import drain
+from support.recorder import ServerThread
+from support.writeback import poll_into_inbox, sir_case
 
 HOOK = {"snow-events": {"type": "servicenow", "sink": "snow", "auth": {"mode": "hmac", "secret": SECRET}}}
 
@@ -165,9 +172,6 @@ async def test_an_analyst_s_work_note_comes_to_the_hub_once_and_the_hub_s_own_as
 
 
 def test_work_notes_that_are_not_journal_entries_are_a_clear_error():
-    from alertbridge.connectors.servicenow.events import ServiceNowEventParser
-    from alertbridge.errors import PayloadError
-
     parser = ServiceNowEventParser("snow-events", ServiceNowEventParser.Config(sink="snow"))
     record = {"number": "SIR0010001", "sys_id": "abc", "state": "10", "sys_mod_count": "2"}
     [status, note] = parser.parse({"table": "sn_si_incident", "result": record,
@@ -176,3 +180,30 @@ def test_work_notes_that_are_not_journal_entries_are_a_clear_error():
     for bad in ({"sys_id": "n1"}, ["Isolated."], [{"value": "Isolated."}]):
         with pytest.raises(PayloadError, match="work_notes"):
             parser.parse({"table": "sn_si_incident", "result": record, "work_notes": bad})
+
+
+async def test_an_analyst_s_work_note_goes_to_the_security_ir_case_as_a_jira_comment_does(tmp_path, snow):
+    app, _, snow_url = snow
+    sir = aws_security_ir.create_app([sir_case()])
+    with ServerThread(Starlette(routes=[Mount("/x", app=sir)])) as base:
+        aws = {"endpoint_url": f"{base}/x", "access_key_id": aws_security_ir.ACCESS_KEY, "secret_access_key": "any", "region": "us-east-1"}
+        hub = snow_hub(tmp_path, snow_url, sources={**HOOK, "sir": {"type": "aws_security_ir", **aws, "comments": 5}},
+                       route={"match": {"sources": ["sir"]}, "writeback": ["sir-back"], "on_repeat": "ignore"},
+                       writebacks={"sir-back": {"type": "aws_security_ir", "sources": ["sir"], **aws}})
+        try:
+            async with serving(create_app(hub, run_loops=False)) as hub_url:
+                app.state.faults.outbound_url, app.state.faults.outbound_secret = f"{hub_url}/hooks/snow-events", SECRET
+                await poll_into_inbox(hub, "sir")
+                await drain(hub)
+                case = await the_case(hub)
+                await analyst_changes(snow_url, "sn_si_incident", case["ticket_key"], app, work_notes="Rotated the keys.")
+                await delivered(app, 2)
+                assert "writeback:done" in await drain(hub)
+                await poll_into_inbox(hub, "sir")  # the case lists the hub's comment now: nothing comes back to the ticket
+                assert await drain(hub) == []
+        finally:
+            await hub.aclose()
+    bodies = [c["body"] for c in sir.state.sir.cases["8403556009"]["comments"]]
+    assert len(bodies) == 1 and bodies[0].endswith("Rotated the keys."), bodies
+    journal = [n["value"] for n in app.state.servicenow.journal if n["element"] == "work_notes"]
+    assert journal == ["Rotated the keys."], "the note went to the case once and never came back as a note"
