@@ -3,8 +3,14 @@ reach a route's further sink (XSOAR) as they reach its first (Jira), each in its
 
 from __future__ import annotations
 
+import time
+
+import httpx2
 import pytest
 
+from alertbridge.connectors.xsoar import XsoarPoller
+from alertbridge.model import TicketEvent
+from alertbridge.pipeline.sync import apply_ticket_event
 from support.hub import drain, send
 from support.notify_hub import analyst, emulator, notify_hub
 
@@ -26,6 +32,18 @@ def notes(app, incident: dict) -> list[str]:
     entries = emulator(app, "xsoar").entries[incident["id"]]
     assert all(entry["note"] for entry in entries), "the hub's entries are notes"
     return [entry["contents"] for entry in entries]
+
+
+async def polled(app, incident: dict) -> TicketEvent:
+    """Read the incident back as the XSOAR poller does."""
+    config = XsoarPoller.Config.model_validate({"type": "xsoar", "url": "http://sandbox/xsoar", "api_key": "sandbox-xsoar-key"})
+    follow = XsoarPoller("xsoar-incidents", config, transport=httpx2.ASGITransport(app=app))
+    try:
+        items = (await follow.poll(None)).items
+    finally:
+        await follow.aclose()
+    [event] = [e for item in items for e in follow.parse(item) if e.ticket_key == incident["id"]]
+    return event
 
 
 @pytest.fixture
@@ -93,6 +111,8 @@ async def test_the_member_sync_tells_each_ticket_of_its_hosts_and_closes_and_reo
         assert (incident["status"], incident["closeReason"]) == (2, "Resolved"), "the done transition on this ticket too"
         (issue,) = [i for i in emulator(app, "jira").issues.values() if i.fields["summary"].endswith("Patch MS24-JAN")]
         assert issue.status == "Done"
+        async with hub.store.tx() as conn:  # the sync's own close, polled back, is the hub's echo
+            assert await apply_ticket_event(conn, await polled(app, incident), time.time(), hub.config) == "echo"
         await send(hub, vuln("h2:q1", "h2"))  # re-opened within the window: both tickets reopen and hear of the host
         await drain(hub)
         assert incident["status"] == 1 and notes(app, incident)[-1].startswith("1 host(s) re-opened, added back: h2.")

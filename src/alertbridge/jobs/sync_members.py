@@ -18,7 +18,8 @@ from typing import Any
 import structlog
 from sqlalchemy import update
 
-from ..pipeline import members
+from ..connectors.writeback_roles import ChangeIds
+from ..pipeline import changes, members
 from ..store import notices
 from ..store.tables import cases
 from .context import JobContext
@@ -59,11 +60,18 @@ async def run(ctx: JobContext, job: Job, payload: SyncMembers) -> None:
              added=len(hosts.added) + len(hosts.reopened), state=values.get("state", case["state"]))
 
 
-async def _move(ctx: JobContext, case: dict[str, Any], key: str, to: str, resolution: str | None) -> None:
-    # Record what we are about to set before setting it: the webhook may arrive before our commit.
-    async with ctx.store.tx() as conn:
-        await conn.execute(update(cases).where(cases.c.id == case["id"]).values(hub_status=to))
-    await ctx.sink(case).transition(key, to, resolution)
+async def _move(ctx: JobContext, case: dict[str, Any], key: str, to: str, resolution: str | None, further: str | None = None) -> None:
+    """Move the ticket (a further sink's, or the case's own), recording the write first and then its change id, so its
+    echo is known as the hub's (by Jira's changelog id, ServiceNow's sys_mod_count, XSOAR's version)."""
+    sink = ctx.sink(case, further)
+    async with ctx.store.tx() as conn:  # before the call: the webhook may arrive before our commit
+        await save_ticket(conn, case["id"], further, hub_status=to)
+        row = await conn.run_sync(changes.record_write, case["id"], sink.name, key, "status", to, time.time())
+    await sink.transition(key, to, resolution)
+    if isinstance(sink, ChangeIds):
+        change_id, status = await sink.last_change(key)
+        async with ctx.store.tx() as conn:
+            await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=change_id, value=status))
 
 
 async def _finish(ctx: JobContext, job: Job, hosts: members.HostView, case_values: dict[str, Any]) -> None:
@@ -89,23 +97,17 @@ async def _sync_further(ctx: JobContext, job: Job, payload: SyncMembers, further
     else:
         changed = hosts.changed
         if done and hosts.open:  # our own done transition crossed a host re-opening
-            await _move_further(ctx, case, key, further, payload.reopen, None)
+            await _move(ctx, case, key, payload.reopen, None, further)
             done = False
         if changed and payload.comment and not (hosts.first and payload.field):
             await sink.comment(key, members.comment_text(hosts))
         if changed and payload.field:
             await sink.update(key, {payload.field: members.field_text(hosts)})
         if not hosts.open and payload.done and not done:
-            await _move_further(ctx, case, key, further, payload.done, payload.resolution)
+            await _move(ctx, case, key, payload.done, payload.resolution, further)
             done = True
     now_shown = {**(shown.get("shown") or {}), **hosts.unreported}
     async with ctx.store.tx() as conn:
         await notices.record(conn, case["id"], target, {"shown": now_shown, "done": done})
         await ctx.queue.complete(job, conn)
     log.info("ticket hosts synced", case=case["id"], sink=further, ticket=key, open=len(hosts.open), changed=changed, done=done)
-
-
-async def _move_further(ctx: JobContext, case: dict[str, Any], key: str, further: str, to: str, resolution: str | None) -> None:
-    async with ctx.store.tx() as conn:  # what we are about to set, before setting it: its echo may arrive before our commit
-        await save_ticket(conn, case["id"], further, hub_status=to)
-    await ctx.sink(case, further).transition(key, to, resolution)
