@@ -147,7 +147,8 @@ def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> No
     batch.set(case, last_seen=now, severity=severity.value, observables=observables)
     if case["ticket_key"] is None and not batch.create_on_its_way(case):
         batch.enqueue(case, CreateTicket())  # its create was discarded: this alert gets it one
-    for sink in sorted(batch.discarded_further(case)) if route.also_sinks else ():
+    further = {target.sink for target in route.also_sinks}  # a sink the route no longer names gets nothing
+    for sink in sorted(batch.discarded_further(case) & further) if further else ():
         batch.enqueue(case, CreateSinkTicket(sink=sink), lane=sink)  # so does a further sink's, in its lane
     if outcome == "reopened":
         batch.set(case, state="open", closed_at=None, resolution=None)
