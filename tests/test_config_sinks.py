@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alertbridge.config import validate_config
-from alertbridge.config_sinks import route_for_sink, sink_names
+from alertbridge.config_sinks import follows, route_for_sink, sink_names
 from alertbridge.errors import ConfigError
 
 SINKS = {"cases": {"type": "http", "url": "http://cases"}, "xsoar": {"type": "xsoar", "url": "http://xsoar", "api_key": "k"},
@@ -46,3 +46,17 @@ def test_mistakes_are_named_with_their_path(also, problem):
     with pytest.raises(ConfigError) as refused:
         config(also_sinks=also)
     assert any(line.startswith(problem) for line in refused.value.problems), refused.value.problems
+
+
+def test_what_a_further_sink_follows_is_declared_and_evidence_needs_a_sink_that_takes_attachments():
+    route = config(members={"field": "Hosts"}, also_sinks=[
+        {"sink": "xsoar", "issue_type": "Malware", "members_field": "Host List"},
+        {"sink": "jira", "project": "SEC", "issue_type": "Incident", "follows": ["evidence"]}]).settings.routes[0]
+    assert [(t.sink, t.follows) for t in route.also_sinks] == [("xsoar", ["review", "members"]), ("jira", ["evidence"])]
+    assert follows(route, "cases", "evidence") and follows(route, None, "members"), "the first sink's ticket gets everything"
+    assert follows(route, "xsoar", "review") and not follows(route, "xsoar", "evidence")
+    assert follows(route, "jira", "evidence") and not follows(route, "jira", "members")
+    assert route_for_sink(route, "xsoar").members.field == "Host List" and route.members.field == "Hosts"
+    assert route_for_sink(route, "jira").members.field is None, "a sink's own field names: the first sink's is not guessed at"
+    with pytest.raises(ConfigError, match=r"also_sinks\[0\]\.follows: sink 'xsoar' \(xsoar\) takes no attachments"):
+        config(also_sinks=[{"sink": "xsoar", "issue_type": "Malware", "follows": ["evidence", "review"]}])

@@ -5,17 +5,22 @@ Every sink gets its own ticket of the case, created exactly once and independent
 and labels are the route's; each further sink names its own target and fields,
 because field names are a sink's own ("Incident Severity" in Jira, "Verdict" in XSOAR). Every target, the
 first sink's and each further one's, is checked with its sink's own `Target` model.
+
+What else a case sends its tickets — the alert's evidence files, the post-incident review's link and comment,
+the member sync's comment, host field and done transition — goes to the first sink's ticket and to each further
+sink that `follows` it, declared per sink (by default the review and the member sync, which every sink can take;
+evidence only where declared, and `check` refuses it for a sink that takes no attachments).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError
 
 from . import connectors
 from .config_values import _format
-from .connectors.roles import SinkConfig, StrictModel
+from .connectors.roles import Attachments, SinkConfig, StrictModel
 from .templates import syntax_error
 
 if TYPE_CHECKING:
@@ -31,6 +36,12 @@ class AlsoSink(StrictModel):
                             examples=["Cortex XDR Incident"])
     fields: dict[str, str] = Field(default={}, description="That sink's fields by display name -> value template (the route's "
                                    "`fields` are the first sink's)", examples=[{"XDR Incident ID": "{{ alert.vendor_id }}"}])
+    follows: list[Literal["evidence", "review", "members"]] = Field(
+        default=["review", "members"], description="What else of the case this sink's ticket gets, as the first sink's does: "
+        "`evidence` (the alert's files; a sink that takes attachments), `review` (the post-incident review's link and comment), "
+        "`members` (the member sync's comment, host field and done transition)", examples=[["review", "members"]])
+    members_field: str | None = Field(default=None, description="This sink's field (by name) the member sync rewrites with the "
+                                      "open hosts, as `members.field` is the first sink's; null: comments only", examples=["Host List"])
 
 
 def route_for_sink(route: Route, sink: str | None) -> Route:
@@ -40,8 +51,16 @@ def route_for_sink(route: Route, sink: str | None) -> Route:
     target = next((t for t in route.also_sinks if t.sink == sink), None)
     if target is None:
         raise LookupError(f"route {route.name!r} no longer files in sink {sink!r}")
+    members = route.members.model_copy(update={"field": target.members_field}) if route.members is not None else None
     return route.model_copy(update={"sink": target.sink, "project": target.project, "issue_type": target.issue_type,
-                                    "fields": target.fields, "also_sinks": []})
+                                    "fields": target.fields, "also_sinks": [], "members": members})
+
+
+def follows(route: Route, sink: str | None, what: str) -> bool:
+    """Tell whether the route's ticket in `sink` gets `what` (evidence, review, members): the first sink's always does."""
+    if sink is None or sink == route.sink:
+        return True
+    return any(t.sink == sink and what in t.follows for t in route.also_sinks)
 
 
 def sink_names(route: Route) -> list[str]:
@@ -65,6 +84,10 @@ def check_targets(routes: list[tuple[int, Route]], known: dict[str, Any], sinks:
                 found.append(f"{where}.sink: the route files in sink {target.sink!r} already; each sink gets one ticket per case")
             else:
                 found += _target_problems(sinks, target.sink, target.project, target.issue_type, where)
+                if "evidence" in target.follows and target.sink in sinks and not issubclass(
+                        connectors.load(connectors.SINKS, sinks[target.sink].type), Attachments):
+                    found.append(f"{where}.follows: sink {target.sink!r} ({sinks[target.sink].type}) takes no attachments: "
+                                 "it cannot follow `evidence`")
             found += [f"{where}.fields[{name!r}]: {error}" for name, t in target.fields.items() if (error := syntax_error(t))]
     return found
 

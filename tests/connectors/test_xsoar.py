@@ -76,14 +76,45 @@ async def test_the_reference_finds_its_incident_only_and_only_once_the_index_has
     assert await sink.find_by_reference("alertbridge-test-2") == []
 
 
-async def test_repeats_are_entries_and_a_closed_investigation_refuses_them(sink, state):
+async def test_repeats_are_entries_marked_as_notes_and_a_closed_investigation_refuses_them(sink, state):
     ref = await sink.create(draft())
     await sink.comment(ref.key, "3 more alert(s) for this case")
-    assert [e["contents"] for e in state.entries[ref.key]] == ["3 more alert(s) for this case"]
+    assert [(e["contents"], e["note"]) for e in state.entries[ref.key]] == [("3 more alert(s) for this case", True)]
     await sink.transition(ref.key, "Closed", "Done")
     with pytest.raises(Permanent) as refused:
         await sink.comment(ref.key, "late")
     assert refused.value.status == 412 and "closed" in str(refused.value)
+
+
+class FailingNotes:
+    """Answer `POST /entry/note` with a 503 the first `failures` times, as an overloaded server would."""
+
+    def __init__(self, app, failures: int):
+        self.app, self.failures, self.calls = app, failures, 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/entry/note":
+            self.calls += 1
+            if self.failures:
+                self.failures -= 1
+                await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b'{"title": "Service unavailable"}'})
+                return
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize("failures, marked", [(1, True), (5, False)])
+async def test_a_note_mark_that_fails_is_tried_again_and_never_posts_the_entry_twice(state, failures, marked):
+    notes = FailingNotes(create_app(state), failures)
+    config = XsoarConfig.model_validate({"type": "xsoar", "url": BASE, "api_key": API_KEY})
+    flaky = XsoarSink("xsoar", config, transport=httpx2.ASGITransport(app=notes))
+    try:
+        ref = await flaky.create(draft())
+        await flaky.comment(ref.key, "3 more alert(s) for this case")  # never raises once the entry is posted
+    finally:
+        await flaky.aclose()
+    assert [(e["contents"], e["note"]) for e in state.entries[ref.key]] == [("3 more alert(s) for this case", marked)]
+    assert notes.calls == 2, "tried twice, then left a plain entry"
 
 
 async def test_close_maps_the_resolution_to_a_close_reason_and_reopen_makes_it_active(sink, state):

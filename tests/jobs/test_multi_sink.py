@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.http_sink import HttpSink
-from alertbridge.connectors.xsoar import XsoarSink
+from alertbridge.connectors.xsoar import XsoarPoller, XsoarSink
 from alertbridge.jobs.queue import dead_jobs, discard, replay
 from alertbridge.jobs.recovery import NothingToRetry, retry_case
 from alertbridge.model import TicketEvent
@@ -174,13 +174,18 @@ async def test_closing_the_xsoar_incident_closes_the_case(hub):
     assert detail["case"]["tickets"][1]["status"] == "Closed" and detail["case"]["ticket_status"] == "created"
 
 
-async def test_case_retry_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
+async def xsoar_create_discarded(hub: Hub) -> None:
+    """Open a case while XSOAR refuses the key (and keeps refusing it), and discard its dead create as an operator would."""
     hub.xsoar.faults.unauthorized = 1000
     await send(hub, alert(1))
     await run_due(hub)
     async with hub.store.tx() as conn:
         [dead] = await dead_jobs(conn)
-        assert await discard(conn, dead["id"]) == 1
+        assert dead["kind"] == "create_sink_ticket" and await discard(conn, dead["id"]) == 1
+
+
+async def test_case_retry_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
+    await xsoar_create_discarded(hub)
     hub.xsoar.faults.unauthorized = 0
     async with hub.store.tx() as conn:
         retried = await retry_case(conn, 1)
@@ -195,3 +200,61 @@ async def test_case_retry_gives_a_further_sink_a_fresh_create_after_its_dead_one
     async with hub.store.tx() as conn:
         with pytest.raises(NothingToRetry, match="has its ticket"):
             await retry_case(conn, 1)
+
+
+async def poll_events(hub: Hub) -> list[TicketEvent]:
+    """Read every XSOAR incident as the poller does, each change one ticket event."""
+    config = XsoarPoller.Config.model_validate({"type": "xsoar", "url": "http://xsoar", "api_key": API_KEY, "sink": "xsoar"})
+    follow = XsoarPoller("xsoar-incidents", config, transport=httpx2.ASGITransport(app=create_xsoar(hub.xsoar)))
+    try:
+        result = await follow.poll(None)
+        return [event for item in result.items for event in follow.parse(item)]
+    finally:
+        await follow.aclose()
+
+
+async def test_the_hub_s_own_xsoar_close_polled_back_is_its_echo_and_an_analyst_s_close_is_not(hub):
+    await send(hub, alert(1))
+    await run_due(hub)
+    await send(hub, alert(2, status="resolved"))  # the route's resolve: "Done" on each ticket, which XSOAR shows as "Closed"
+    await run_due(hub)
+    async with hub.store.read() as conn:
+        [case] = await list_cases(conn, CaseFilter())
+    incident_id = case["tickets"][1]["key"]
+    assert hub.xsoar.incidents[incident_id]["status"] == 2
+    [closed] = [e for e in await poll_events(hub) if e.ticket_key == incident_id]
+    assert (closed.status, closed.change_id) == ("Closed", str(hub.xsoar.incidents[incident_id]["version"]))
+    async with hub.store.tx() as conn:
+        assert await apply_ticket_event(conn, closed, time.time(), hub.config) == "echo"
+    # An analyst reopens and closes it again in XSOAR: those are not the hub's.
+    current = hub.xsoar.incidents[incident_id]
+    hub.xsoar.update({**current, "status": 1, "closeReason": ""})
+    [reopened] = [e for e in await poll_events(hub) if e.ticket_key == incident_id]
+    async with hub.store.tx() as conn:
+        assert await apply_ticket_event(conn, reopened, time.time(), hub.config) == "reopened"
+    hub.xsoar.close({"ids": [incident_id], "closeReason": "False Positive"})
+    [again] = [e for e in await poll_events(hub) if e.ticket_key == incident_id]
+    assert again.status == closed.status, "the same status as the hub's close: only the change id tells them apart"
+    async with hub.store.tx() as conn:
+        assert await apply_ticket_event(conn, again, time.time(), hub.config) == "closed"
+
+
+async def test_the_next_alert_gives_a_further_sink_a_fresh_create_after_its_dead_one_was_discarded(hub):
+    await xsoar_create_discarded(hub)
+    await send(hub, alert(2))  # XSOAR still refuses: the fresh create dies too, and is not queued twice
+    outcomes = await run_due(hub)
+    assert outcomes.count("create_sink_ticket:dead") == 1 and not hub.xsoar.incidents
+    async with hub.store.tx() as conn:
+        [dead] = await dead_jobs(conn)
+        assert await discard(conn, dead["id"]) == 1
+    hub.xsoar.faults.unauthorized = 0
+    await send(hub, alert(3), alert(4))  # two alerts of one batch: one fresh create
+    outcomes = await run_due(hub)
+    assert outcomes.count("create_sink_ticket:done") == 1
+    async with hub.store.read() as conn:
+        [case] = await list_cases(conn, CaseFilter())
+    [incident] = incidents_with(hub.xsoar, case["reference"])
+    assert case["tickets"][1]["key"] == incident["id"] and len(hub.recorder.by_reference()[case["reference"]]) == 1
+    await send(hub, alert(5))
+    assert "create_sink_ticket:done" not in await run_due(hub), "a sink with its ticket gets no other create"
+    assert len(hub.xsoar.incidents) == 1

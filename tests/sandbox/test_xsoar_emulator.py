@@ -104,6 +104,21 @@ def test_entries_go_to_open_investigations_only(spec, api):
     assert closed.status_code == 412 and "412" in spec["paths"]["/entry"]["post"]["responses"]
 
 
+def test_an_entry_is_marked_as_a_note_as_update_entry_note_says(spec, api):
+    client, state = api
+    made = create(client)
+    entry = client.post("/entry", json={"investigationId": made["id"], "data": "3 more alerts"}, headers=KEY).json()
+    assert entry["note"] is False
+    body = {"id": entry["id"], "version": -1, "investigationId": made["id"], "data": "true"}
+    assert set(body) <= properties(spec, "updateEntry")
+    marked = client.post("/entry/note", json=body, headers=KEY)
+    assert marked.status_code == 200 and marked.json()["note"] is True and state.entries[made["id"]][0]["note"] is True
+    assert client.post("/entry/note", json={**body, "data": "yes"}, headers=KEY).status_code == 400
+    assert client.post("/entry/note", json={**body, "id": "9@" + made["id"]}, headers=KEY).status_code == 404
+    client.post("/incident/batchClose", json={"ids": [made["id"]], "closeReason": "Resolved"}, headers=KEY)
+    assert client.post("/entry/note", json={**body, "data": "false"}, headers=KEY).status_code == 412
+
+
 def test_an_update_needs_the_current_version(api):
     client, state = api
     made = create(client)

@@ -1,4 +1,5 @@
-"""attach_evidence: put an alert's files (the reported .eml of a phishing case) on the case's ticket."""
+"""attach_evidence: put an alert's files (the reported .eml of a phishing case) on the case's ticket, and on each further
+sink's ticket that follows `evidence` (config_sinks.py), in that sink's lane."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from .queue import Job
 
 async def run(ctx: JobContext, job: Job, payload: AttachEvidence) -> None:
     """Parse the kept inbox row again (parsing is pure: the same files) and attach what the ticket does not have yet."""
-    case, key = await ctx.ticketed_case(job)
-    sink = ctx.sink(case)
+    case, key = await ctx.ticketed_case(job, payload.sink)  # the case's own ticket, or a further sink's that follows `evidence`
+    sink = ctx.sink(case, payload.sink)
     if not isinstance(sink, Attachments):
-        raise Permanent(f"sink {case['sink']!r} takes no attachments; the evidence stays in inbox row {payload.inbox_id}")
+        raise Permanent(f"sink {sink.name!r} takes no attachments; the evidence stays in inbox row {payload.inbox_id}")
     async with ctx.store.read() as conn:
         row = (await conn.execute(select(inbox.c.source, inbox.c.body).where(inbox.c.id == payload.inbox_id))).first()
     if row is None or row.source not in ctx.sources:

@@ -11,12 +11,14 @@ is sent now instead, so that per-case order never holds a notification behind it
 
 from __future__ import annotations
 
+from ..config_sinks import follows
 from ..model import CaseEventKind
 from ..notify_policy import find_playbook
 from .context import JobContext
 from .create_ticket import route_of
 from .notify import case_alert
 from .payloads import CaseEventJob, Notify, PlaybookComment, Review, send_comments_now
+from .tickets import sink_jobs
 from .queue import Job, JobPayload, enqueue
 
 
@@ -26,8 +28,11 @@ async def run(ctx: JobContext, job: Job, payload: CaseEventJob) -> None:
     route = route_of(ctx, case)
     follow: list[JobPayload] = [Notify(notifier=policy.notifier, target=policy.target, **payload.model_dump())
                                 for policy in route.notify if policy.wants(payload.event, payload.severity)]
+    reviews: list[tuple[JobPayload, str | None]] = []
     if payload.event.closes and route.review and payload.severity.rank >= route.review_min_severity.rank:
-        follow.append(Review(writer=route.review))
+        writer = route.review  # one page per case; each ticket that follows `review` links and comments it, in its lane
+        made = sink_jobs(route, lambda view: Review(writer=writer) if follows(route, view.sink, "review") else None)
+        reviews = [(review, lane) for review, lane in made if isinstance(review, JobPayload)]
     if payload.event == CaseEventKind.opened and ctx.config.settings.playbooks:
         async with ctx.store.read() as conn:
             alert = await case_alert(conn, case["id"], payload.alert_id)
@@ -36,6 +41,8 @@ async def run(ctx: JobContext, job: Job, payload: CaseEventJob) -> None:
     async with ctx.store.tx() as conn:
         for item in follow:
             await enqueue(conn, item, case_id=case["id"])
-        if follow:
+        for review, lane in reviews:
+            await enqueue(conn, review, case_id=case["id"], lane=lane)
+        if follow or reviews:
             await send_comments_now(conn, case["id"])  # per-case order would hold these behind a throttled repeat comment
         await ctx.queue.complete(job, conn)

@@ -65,6 +65,7 @@ class SyncMembers(JobPayload):
     resolution: str | None = None
     reopen: str
     wont_fix: list[str] = []
+    sink: str | None = None  # one of the route's further sinks that follows `members`; None: the case's own
 
 
 class AttachEvidence(JobPayload):
@@ -73,6 +74,7 @@ class AttachEvidence(JobPayload):
     kind = "attach_evidence"
     inbox_id: int
     alert_id: str
+    sink: str | None = None  # one of the route's further sinks that follows `evidence`; None: the case's own
 
 
 class Ingest(JobPayload):
@@ -160,6 +162,7 @@ class Review(JobPayload):
 
     kind = "review"
     writer: str
+    sink: str | None = None  # one of the route's further sinks that follows `review` (it links and comments the page); None: the case's own
 
 
 class PlaybookComment(JobPayload):

@@ -14,7 +14,8 @@ from .queue import Job
 from .payloads import PlaybookComment
 
 
-async def comment_once(ctx: JobContext, job: Job, case: dict, key: str, target: str, text: str, marker: str) -> None:
+async def comment_once(ctx: JobContext, job: Job, case: dict, key: str, target: str, text: str, marker: str,
+                       further: str | None = None) -> None:
     """Comment `text` on the ticket and finish the job, unless an attempt cut off by a crash already did.
 
     The claim (store/notices.py) says a comment may be on the ticket; a sink that can read its comments back is
@@ -22,7 +23,7 @@ async def comment_once(ctx: JobContext, job: Job, case: dict, key: str, target: 
     """
     async with ctx.store.read() as conn:
         notice = await notices.read(conn, case["id"], target)
-    sink = ctx.sink(case)
+    sink = ctx.sink(case, further)  # a further sink's ticket (jobs/tickets.py), else the case's own
     done = notice.state.get("commented") is not None
     if not done and notice.sending == marker and isinstance(sink, TicketTimeline):
         done = any(marker in comment.text for comment in (await sink.history(key)).comments)

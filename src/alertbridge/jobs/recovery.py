@@ -6,7 +6,9 @@ create was discarded. In that last state the case's comment, update and
 transition jobs are held (jobs/queue.py), and either the next alert of the case
 or `alertbridge case retry` enqueues a fresh create; the create renders the
 ticket from the config as it is then, and releases the held jobs. A route's further
-sink whose create was discarded gets a fresh one from `case retry` too, in its lane.
+sink whose create was discarded is recovered the same way, in its own lane: the
+case's next alert (`discarded_further`, read by correlation's batch) or `case retry`
+enqueue a fresh create for that sink.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Connection, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import AlertbridgeError
@@ -84,6 +86,28 @@ async def further_without_ticket(conn: AsyncConnection, case_id: int) -> list[st
                              jobs.c.state.in_(ON_ITS_WAY))
     query = select(case_tickets.c.sink).where(case_tickets.c.case_id == case_id, case_tickets.c.ticket_key.is_(None), ~waiting)
     return list((await conn.execute(query.order_by(case_tickets.c.sink))).scalars())
+
+
+def discarded_further(conn: Connection, case_ids: list[int]) -> dict[int, set[str]]:
+    """Return, per case, the further sinks whose create was discarded (or claimed, never recorded) and that have no ticket
+    and no create on its way: what the case's next alert gives a fresh create (sync: correlation's batch)."""
+    if not case_ids:
+        return {}
+    creates = select(jobs.c.case_id, jobs.c.lane, jobs.c.state).where(jobs.c.case_id.in_(case_ids), jobs.c.kind == CreateSinkTicket.kind)
+    tickets = select(case_tickets.c.case_id, case_tickets.c.sink, case_tickets.c.ticket_key).where(case_tickets.c.case_id.in_(case_ids))
+    lost: dict[tuple[int, str], bool] = {}  # (case, sink) -> still without a ticket and without a create on its way
+    for case_id, sink, key in conn.execute(tickets):
+        lost[(case_id, sink)] = key is None
+    for case_id, sink, state in conn.execute(creates):
+        if state in ON_ITS_WAY:
+            lost[(case_id, sink)] = False
+        elif state == "discarded":
+            lost.setdefault((case_id, sink), True)
+    found: dict[int, set[str]] = {}
+    for (case_id, sink), missing in lost.items():
+        if missing and sink is not None:
+            found.setdefault(case_id, set()).add(sink)
+    return found
 
 
 async def ticketless_cases(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:

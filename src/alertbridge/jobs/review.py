@@ -9,6 +9,11 @@ attempt cut off anywhere resumes at the first step not done:
     comment   "Post-incident review created: …" on the ticket, once (jobs/playbook.comment_once)
 
 A case reopened and closed again keeps its one review: the steps are done.
+
+A route's further sink that follows `review` (config_sinks.py) gets a job of its own,
+in its lane: it waits for the page the case's own job writes, then links it (where
+the sink takes links) and comments it on its ticket, its steps kept in the notice
+``review:<sink>``. One page per case, whichever tickets show it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from sqlalchemy import select
 
 from .. import failpoints
 from ..connectors.roles import Attachments, TicketSink, TicketTimeline
-from ..errors import Permanent
+from ..errors import Permanent, Retryable
 from ..model import Alert, Observables, PostIncidentReview, Severity, TicketHistory, TimelineEntry
 from ..notify_policy import find_playbook
 from ..store import notices
@@ -31,6 +36,7 @@ from .payloads import Review
 from .playbook import comment_once
 
 TARGET = "review"
+REVIEW_WAIT = 5.0  # seconds a further sink's job waits between looks for the page the case's own job writes
 
 
 def _at(epoch: float) -> datetime:
@@ -81,6 +87,9 @@ async def run(ctx: JobContext, job: Job, payload: Review) -> None:
     writer = ctx.reviews.get(payload.writer)
     if writer is None:
         raise Permanent(f"review writer {payload.writer!r} is not configured")
+    if payload.sink is not None:
+        await _show_further(ctx, job, payload.sink)
+        return
     case, key = await ctx.ticketed_case(job)
     sink = ctx.sink(case)
     async with ctx.store.read() as conn:
@@ -100,10 +109,31 @@ async def run(ctx: JobContext, job: Job, payload: Review) -> None:
         state = {"page_id": page.id, "page_url": page.url, "page_title": page.title}
         async with ctx.store.tx() as conn:
             await notices.record(conn, case["id"], TARGET, state)
+    await _link_and_comment(ctx, job, case, key, None, state, state)
+
+
+async def _show_further(ctx: JobContext, job: Job, further: str) -> None:
+    """Link and comment the case's review page on a further sink's ticket, once the case's own job has written it."""
+    case, key = await ctx.ticketed_case(job, further)
+    async with ctx.store.read() as conn:
+        page = (await notices.read(conn, case["id"], TARGET)).state
+        state = (await notices.read(conn, case["id"], f"{TARGET}:{further}")).state
+    if "page_url" not in page:
+        if case["state"] != "closed":
+            await ctx.finish(job)  # reopened before its review was written: the next close writes it
+            return
+        raise Retryable(f"case {case['id']}: the review page is not written yet (the case's own review job writes it)",
+                        retry_after=REVIEW_WAIT)
+    await _link_and_comment(ctx, job, case, key, further, page, state)
+
+
+async def _link_and_comment(ctx: JobContext, job: Job, case: dict, key: str, further: str | None, page: dict, state: dict) -> None:
+    """Link the page on the ticket (where the sink takes links) and comment it there, each step once (kept in `state`)."""
+    sink, target = ctx.sink(case, further), f"{TARGET}:{further}" if further else TARGET
     if "linked" not in state and isinstance(sink, Attachments):
-        await sink.add_remote_link(key, state["page_url"], f"Post-incident review: {state['page_title']}")
+        await sink.add_remote_link(key, page["page_url"], f"Post-incident review: {page['page_title']}")
         state = {**state, "linked": "1"}
         async with ctx.store.tx() as conn:
-            await notices.record(conn, case["id"], TARGET, state)
-    text = f"Post-incident review created: {state['page_title']}\n{state['page_url']}"
-    await comment_once(ctx, job, case, key, TARGET, text, state["page_url"])
+            await notices.record(conn, case["id"], target, state)
+    text = f"Post-incident review created: {page['page_title']}\n{page['page_url']}"
+    await comment_once(ctx, job, case, key, target, text, page["page_url"], further)

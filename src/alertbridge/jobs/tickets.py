@@ -6,8 +6,9 @@ claim committed before the create leaves, the case reference carried by the
 ticket and searched for before any create after an ambiguous failure
 (jobs/create_ticket.py). Each further sink's jobs run in their own lane of the
 case (jobs/queue.py), so a sink that fails, retries or is dead-lettered holds
-back no other sink's ticket. Notices, reviews, member syncs and evidence follow
-the route's first sink.
+back no other sink's ticket. Evidence, reviews and member syncs go to the first
+sink's ticket and to each further sink that `follows` them (config_sinks.py), in
+that sink's lane; notifications are the case's.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
 
-from ..jobs.payloads import CommentRepeats, CreateTicket, Ingest, SyncMembers
+from ..jobs.payloads import CommentRepeats, CreateSinkTicket, CreateTicket, Ingest, SyncMembers
 from ..jobs.queue import JobPayload, enqueue_many, job_values
-from ..jobs.recovery import ON_ITS_WAY
+from ..jobs.recovery import ON_ITS_WAY, discarded_further
 from ..model import Observables
 from ..store.tables import alerts, case_members, cases, inbox, jobs
 
@@ -39,6 +39,8 @@ class Batch:
         self._loaded: set[tuple[str, str]] = set()
         self._on_its_way: set[int] = set()  # existing case ids with a create pending, running or dead
         self._sync_waiting: set[int] = set()  # existing case ids with a sync_members job pending
+        self._lost_further: dict[int, set[str]] = {}  # existing case id -> further sinks whose create was discarded
+        self._lost_read: set[int] = set()  # the case ids `_lost_further` was read for (only when a multi-sink route asks)
         self._members: dict[tuple[int, str], MemberRow] = {}  # (existing case id, member) -> its row
         self.new_cases: list[Case] = []
         self._changed: dict[int, dict[str, Any]] = defaultdict(dict)  # existing case id -> columns to set
@@ -85,6 +87,16 @@ class Batch:
         """Tell whether the case has a create pending, running or dead (or queued by this batch)."""
         return case["id"] is None or case["id"] in self._on_its_way
 
+    def discarded_further(self, case: Case) -> set[str]:
+        """Return the further sinks whose create of the case was discarded, with no ticket nor create on its way (jobs/recovery.py)."""
+        if case["id"] is None:
+            return set()
+        if case["id"] not in self._lost_read:  # read once, for every loaded case, the first time a multi-sink repeat asks
+            unread = [c["id"] for c in self._latest.values() if c["id"] is not None and c["id"] not in self._lost_read]
+            self._lost_further |= discarded_further(self.conn, unread)
+            self._lost_read |= set(unread)
+        return set(self._lost_further.get(case["id"], ()))
+
     def member(self, case: Case, member: str) -> MemberRow | None:
         """Return the case's member row as this batch left it, or None."""
         if case["id"] is None:
@@ -127,6 +139,8 @@ class Batch:
         if case is not None and case["id"] is not None:
             if payload.kind == CreateTicket.kind:
                 self._on_its_way.add(case["id"])
+            elif isinstance(payload, CreateSinkTicket):
+                self._lost_further.get(case["id"], set()).discard(payload.sink)
             elif payload.kind == SyncMembers.kind:
                 self._sync_waiting.add(case["id"])
         elif case is not None and payload.kind == SyncMembers.kind:

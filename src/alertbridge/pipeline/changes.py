@@ -49,7 +49,8 @@ def take_echo(conn: Connection, system: str, record: str, field: str, value: str
     for row_id, written, written_id in (conn.execute(query)).all():
         same = written_id == change_id if written_id and change_id else written.lower() == value.lower()
         if same:
-            conn.execute(update(sync_changes).where(sync_changes.c.id == row_id).values(echoed=1))
+            # The id the echo carries is kept: the same change listed again (a poll after a webhook) is then `known`.
+            conn.execute(update(sync_changes).where(sync_changes.c.id == row_id).values(echoed=1, change_id=written_id or change_id))
             return True
     return False
 

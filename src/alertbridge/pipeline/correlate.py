@@ -4,7 +4,8 @@
   (and ``after_window: new``), opens a new case and a ``create_ticket`` job
   (the ticket is rendered when that job runs, not here);
 - a repeat on a case that has no ticket and no create on its way (the create
-  was discarded from the dead-letter list) enqueues a fresh create;
+  was discarded from the dead-letter list) enqueues a fresh create, and so for
+  each further sink of the route whose create was discarded;
 - a key whose case is open counts the repeat and schedules at most one comment
   per ``comment_every`` (or a field update, by ``on_repeat``);
 - a key whose case closed within the window reopens it — unless its resolution
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Route
-from ..jobs.payloads import AttachEvidence, CaseEventJob, CommentRepeats, CreateTicket, Transition, UpdateFields
+from ..config_sinks import follows
+from ..jobs.payloads import AttachEvidence, CaseEventJob, CommentRepeats, CreateSinkTicket, CreateTicket, Transition, UpdateFields
 from ..jobs.tickets import Planned, sink_jobs
 from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
 from ..lifecycle import lifecycle_of
@@ -127,8 +129,9 @@ def _open_case(batch: Batch, item: Prepared, inbox_id: int) -> Case:
         sink=route.sink, observables=alert.observables,
     ))
     _per_sink(batch, case, route, lambda _: CreateTicket())  # one ticket in each sink of the route
-    if alert.evidence:  # the files stay in the inbox row; the job reads them from there again
-        batch.enqueue(case, AttachEvidence(inbox_id=inbox_id, alert_id=alert.id))
+    if alert.evidence:  # the files stay in the inbox row; the job reads them from there again; each sink that follows them
+        evidence = AttachEvidence(inbox_id=inbox_id, alert_id=alert.id)
+        _per_sink(batch, case, route, lambda view: evidence if follows(route, view.sink, "evidence") else None)
     if route.tells:
         _case_event(batch, case, CaseEventJob(event=CaseEventKind.opened, severity=alert.severity, at=now, alert_id=alert.id))
     return case
@@ -144,6 +147,9 @@ def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> No
     batch.set(case, last_seen=now, severity=severity.value, observables=observables)
     if case["ticket_key"] is None and not batch.create_on_its_way(case):
         batch.enqueue(case, CreateTicket())  # its create was discarded: this alert gets it one
+    further = {target.sink for target in route.also_sinks}  # a sink the route no longer names gets nothing
+    for sink in sorted(batch.discarded_further(case) & further) if further else ():
+        batch.enqueue(case, CreateSinkTicket(sink=sink), lane=sink)  # so does a further sink's, in its lane
     if outcome == "reopened":
         batch.set(case, state="open", closed_at=None, resolution=None)
         _per_sink(batch, case, route, lambda _: Transition(to=route.reopen_transition))

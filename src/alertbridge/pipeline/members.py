@@ -22,7 +22,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Route
+from ..config_sinks import follows
 from ..jobs.payloads import SyncMembers
+from ..jobs.tickets import sink_jobs
 from ..model import Alert, AlertStatus
 from ..store.tables import case_members
 from ..templates import render
@@ -73,11 +75,17 @@ def _schedule(batch: Batch, case: Case, route: Route) -> None:
     """Add a sync job unless one is already waiting: it reads the members when it runs, so it covers this change too."""
     if batch.sync_waiting(case):
         return
-    tracking = route.members
+    assert route.members is not None
+    for payload, lane in sink_jobs(route, lambda view: _sync_payload(view) if follows(route, view.sink, "members") else None):
+        batch.enqueue(case, payload, delay=route.members.settle, lane=lane)  # each ticket of the case, a further one in its lane
+
+
+def _sync_payload(view: Route) -> SyncMembers:
+    """Return the sync job of one sink's view of the route (its own host field: config_sinks.route_for_sink)."""
+    tracking = view.members
     assert tracking is not None
-    payload = SyncMembers(field=tracking.field, comment=tracking.comment, done=tracking.done_transition,
-                          resolution=tracking.done_resolution, reopen=route.reopen_transition, wont_fix=route.wont_fix)
-    batch.enqueue(case, payload, delay=tracking.settle)
+    return SyncMembers(field=tracking.field, comment=tracking.comment, done=tracking.done_transition,
+                       resolution=tracking.done_resolution, reopen=view.reopen_transition, wont_fix=view.wont_fix)
 
 
 @dataclass
@@ -97,26 +105,28 @@ class HostView:
         return bool(self.added or self.reopened or self.removed)
 
 
-async def view(conn: AsyncConnection, case_id: int) -> HostView:
-    """Read the case's members and compare the hosts open now with those the ticket shows."""
+async def view(conn: AsyncConnection, case_id: int, shown: dict[str, str] | None = None) -> HostView:
+    """Read the case's members and compare the hosts open now with those the ticket shows (a further sink's ticket: what
+    `shown` says it shows, member -> state; the case's own ticket: each member's `reported`)."""
     rows = (await conn.execute(
         select(case_members.c.member, case_members.c.host, case_members.c.line, case_members.c.state, case_members.c.reported)
         .where(case_members.c.case_id == case_id).order_by(case_members.c.host, case_members.c.member)
     )).all()
     open_now: dict[str, list[str]] = {}
     shown_open, shown_at_all = set(), set()
+    reported = {row.member: row.reported for row in rows} if shown is None else shown
     for row in rows:
         if row.state == "open":
             open_now.setdefault(row.host, []).append(row.line)
-        if row.reported == "open":
+        if reported.get(row.member) == "open":
             shown_open.add(row.host)
-        if row.reported is not None:
+        if reported.get(row.member) is not None:
             shown_at_all.add(row.host)
     fresh = [host for host in open_now if host not in shown_open]
     return HostView(
         open=open_now, added=[h for h in fresh if h not in shown_at_all], reopened=[h for h in fresh if h in shown_at_all],
         removed=sorted(shown_open - set(open_now)), first=not shown_at_all,
-        unreported={row.member: row.state for row in rows if row.reported != row.state},
+        unreported={row.member: row.state for row in rows if reported.get(row.member) != row.state},
     )
 
 

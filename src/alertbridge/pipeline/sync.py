@@ -87,6 +87,8 @@ async def _ticket_comment(conn: AsyncConnection, case: Any, event: TicketEvent, 
     """Carry an analyst's comment to the sources that keep comments; the hub's own comments (mirrored from a source) stay."""
     if not event.comment:
         return "unchanged"
+    if event.comment_id and await conn.run_sync(changes.known, event.sink, event.ticket_key, "comment", event.comment_id):
+        return "unchanged"  # listed again (a ServiceNow work note the next poll or Business Rule call carries too)
     if await conn.run_sync(changes.take_echo, event.sink, event.ticket_key, "comment", event.comment, event.comment_id):
         return "echo"
     await conn.run_sync(changes.record_seen, case["id"], event.sink, event.ticket_key, "comment", event.comment, now, event.comment_id)

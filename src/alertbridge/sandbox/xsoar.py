@@ -4,6 +4,7 @@
     POST /incidents/search                      filter: id, status, type, name, query, sort, page, size
     POST /incident/batchClose                   ids, closeReason, closeNotes -> {data, total, notUpdated}
     POST /entry                                 an entry in an open investigation (412 once it is closed)
+    POST /entry/note                            mark an entry as a note, or not: {id, version, investigationId, data: "true"}
     GET  /incidentfields/associatedTypes/{type} the fields of an incident type ([] for a type it does not know)
 
 Spec: ../shared/vendor/xsoar/xsoar-server-api-swagger-2.0.json. The API key goes as it is in ``Authorization``
@@ -193,6 +194,19 @@ class XsoarState:
         entries.append(entry)
         return entry
 
+    def mark_note(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Mark an entry as a note (data "true") or not ("false"), as updateEntryNote does; 412 once the investigation is closed."""
+        investigation, entry_id, flag = str(body.get("investigationId") or ""), str(body.get("id") or ""), body.get("data")
+        entry = next((e for e in self.entries.get(investigation, []) if e["id"] == entry_id), None)
+        if entry is None:
+            raise XsoarError(404, "Not found", f"entry {entry_id!r} of investigation {investigation!r} does not exist")
+        if flag not in ("true", "false"):
+            raise XsoarError(400, "Bad request", f"data must be \"true\" or \"false\", not {flag!r}")
+        if self.incidents[investigation]["status"] == 2:
+            raise XsoarError(412, "Investigation is closed", f"investigation {investigation} is closed")
+        entry["note"] = flag == "true"
+        return entry
+
     def search(self, criteria: dict[str, Any]) -> dict[str, Any]:
         """Filter, sort and page as /incidents/search does (only incidents the index holds already)."""
         indexed_before = self.faults.clock() - self.search_lag_seconds
@@ -280,6 +294,10 @@ def create_app(state: XsoarState | None = None) -> FastAPI:
     @app.post("/entry")
     async def entry(request: Request):
         return await answer(request, lambda body: state.add_entry(_object(body)))
+
+    @app.post("/entry/note")
+    async def entry_note(request: Request):
+        return await answer(request, lambda body: state.mark_note(_object(body)))
 
     @app.get("/incidentfields/associatedTypes/{type:path}")  # the spec's parameter name
     async def associated(request: Request):

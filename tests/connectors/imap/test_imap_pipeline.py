@@ -94,3 +94,30 @@ def mailbox_uids(mailbox, folder: str) -> list[int]:
     with mailbox.client() as client:
         client.select_folder(folder, readonly=True)
         return client.search(["ALL"])
+
+
+async def test_the_eml_goes_to_every_ticket_that_follows_the_evidence(tmp_path, mailbox):
+    lure = phish.lure("<lure-300@examp1e-it.com>")
+    mailbox.append("INBOX", phish.forward_as_attachment(lure, "bob@acme.com"))
+    first, second = create_app(JiraSandboxSettings()), create_app(JiraSandboxSettings())  # two Jira sites, one ticket in each
+    route = {**PHISHING_ROUTE, "also_sinks": [{"sink": "jira-sec", "project": "SOC", "issue_type": "Incident", "follows": ["evidence"],
+                                            "fields": PHISHING_ROUTE["fields"]}]}
+    with ServerThread(first) as first_url, ServerThread(second) as second_url:
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+        upgrade(url)
+        imap = mailbox.source().config.model_dump(mode="json") | {"login": {"mode": "password", "password": mailbox.password}}
+        hub = Hub(validate_config({
+            "database": url, "search_lag": "0s",
+            "sources": {"phish": imap, "tap": {"type": "proofpoint_tap", "principal": "p", "secret": "s"}},
+            "sinks": {"jira": {**JIRA, "url": first_url}, "jira-sec": {**JIRA, "url": second_url}},
+            "routes": [route],
+        }))  # fmt: skip
+        try:
+            await drain_poller(PollRunner(hub.store, hub.sources["phish"], "test", asyncio.Event()))
+            outcomes = await drain(hub)
+        finally:
+            await hub.aclose()
+        assert outcomes.count("attach_evidence:done") == 2, outcomes
+        for sandbox in (first, second):
+            (issue,) = sandbox.state.jira.issues.values()
+            assert [a["filename"] for a in issue.attachments] == ["original.eml"]

@@ -2,13 +2,17 @@
 
 One body, one shape, from either side:
 
-    {"table": "sn_si_incident", "operation": "update", "result": {<the record>}}
+    {"table": "sn_si_incident", "operation": "update", "result": {<the record>},
+     "work_notes": [{"sys_id", "value", "sys_created_by", "sys_created_on"}, …]}
 
 Each field of the record is a plain value (a Table API GET), `{"value", "display_value"}`
 (`sysparm_display_value=all`, what the Business Rule and the poll send, so labels come with values), or a
 reference's `{"link", "value"}`. Without `table`, the record's `sys_class_name` or its number's prefix
 (INC, SIR) tells the table; the state's label then comes from the base system's when no display value does.
 `sys_mod_count` is the change's id: the hub recognises the echo of its own write by it.
+Each work note (a `sys_journal_field` entry: the Business Rule lists those its change added, the reconcile poll
+those of the records it reads) is a `commented` event with the entry's sys_id as the comment's id, carried to the
+sources that keep comments as a Jira comment is; the hub's own work notes come back as their echo.
 """
 
 from __future__ import annotations
@@ -78,11 +82,12 @@ class ServiceNowEventParser(Parser):
         state = value(record.get("state"))
         label, category = sf.state_of(table, state, shown(record.get("state"))) if state is not None else (None, None)
         mod_count = value(record.get("sys_mod_count"))
+        sys_id = value(record.get("sys_id")) or number
         return [
             TicketEvent(
                 sink=self.config.sink,
                 ticket_key=number,
-                event_id=f"{value(record.get('sys_id')) or number}:{mod_count or value(record.get('sys_updated_on'))}",
+                event_id=f"{sys_id}:{mod_count or value(record.get('sys_updated_on'))}",
                 kind=kind,
                 status=label,
                 status_category=category,
@@ -90,8 +95,24 @@ class ServiceNowEventParser(Parser):
                 actor=value(record.get("sys_updated_by")),
                 change_id=mod_count,
                 at=_when(value(record.get("sys_updated_on"))),
-            )
+            ),
+            *(self._work_note(number, sys_id, note) for note in _notes(payload.get("work_notes"))),
         ]
+
+    def _work_note(self, number: str, sys_id: str, note: dict[str, Any]) -> TicketEvent:
+        return TicketEvent(sink=self.config.sink, ticket_key=number, event_id=f"{sys_id}:note:{note['sys_id']}", kind="commented",
+                           comment=note["value"], comment_id=note["sys_id"], actor=value(note.get("sys_created_by")),
+                           at=_when(value(note.get("sys_created_on"))))
+
+
+def _notes(given: Any) -> list[dict[str, Any]]:
+    """Return the body's work notes; raise PayloadError for a list that is not of journal entries."""
+    if given is None:
+        return []
+    if not isinstance(given, list) or not all(isinstance(n, dict) and value(n.get("sys_id")) and value(n.get("value")) for n in given):
+        raise PayloadError("`work_notes` must be a list of journal entries, each with a `sys_id` and a `value`")
+    return [{**note, "sys_id": value(note["sys_id"]), "value": str(note["value"]["value"] if isinstance(note["value"], dict)
+                                                                     else note["value"])} for note in given]
 
 
 def item_id(item: dict[str, Any]) -> str:

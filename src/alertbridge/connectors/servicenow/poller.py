@@ -6,6 +6,8 @@ has whole seconds: the records of the cursor's own second are read again and sto
 record's version, `<table>:<sys_id>:<sys_mod_count>`). A page that is all one second (more changes in it than a
 page holds) goes on inside that second by sys_id (`after`), then past it; "~" marks a second read to its end.
 A record changed twice between polls is seen once, in its latest version, which is what reconciling needs.
+The work notes of the records read, written since the table's mark, come with them (one sys_journal_field query per
+table and poll), each a comment event known by its entry's sys_id (events.py): one listed again is carried once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .events import ServiceNowEventParser, item_id, value
 from .sink import REFERENCE_PREFIX
 
 FIELDS = ["number", "sys_id", "sys_class_name", "state", "close_code", "correlation_id", "sys_updated_on", "sys_updated_by", "sys_mod_count"]
+NOTE_FIELDS = ["sys_id", "element_id", "value", "sys_created_by", "sys_created_on"]
 STAMP = "%Y-%m-%d %H:%M:%S"
 
 
@@ -67,7 +70,9 @@ class ServiceNowReconcilePoller(ServiceNowEventParser, Poller):
         for table in self.config.tables:
             mark = state.get(table) or {"since": start, "after": ""}
             records, state[table], full = await self._read(table, mark)
-            items += [{"table": table, "operation": "update", "result": record} for record in records]
+            notes = await self._work_notes([value(record.get("sys_id")) or "" for record in records], mark["since"])
+            items += [{"table": table, "operation": "update", "result": record, "work_notes": notes.get(value(record.get("sys_id")), [])}
+                      for record in records]
             more |= full
         return PollResult(items, json.dumps(state, sort_keys=True), more=more)
 
@@ -89,6 +94,16 @@ class ServiceNowReconcilePoller(ServiceNowEventParser, Poller):
         if len(later) == size and stamps[0] == stamps[-1]:  # the whole page is one second: go on inside it
             return rest + later, {"since": stamps[-1], "after": value(later[-1].get("sys_id")) or "~"}, True
         return rest + later, {"since": stamps[-1], "after": ""}, len(later) == size
+
+    async def _work_notes(self, sys_ids: list[str], since: str) -> dict[str | None, list[dict[str, Any]]]:
+        """Return the work notes written on these records since the mark, oldest first, by record."""
+        if not any(sys_ids):
+            return {}
+        query = f"element_idIN{','.join(filter(None, sys_ids))}^element=work_notes^sys_created_on>={since}^ORDERBYsys_created_on"
+        found: dict[str | None, list[dict[str, Any]]] = {}
+        for note in await self.api.query("sys_journal_field", query, NOTE_FIELDS):
+            found.setdefault(value(note.get("element_id")), []).append(note)
+        return found
 
     def item_id(self, item: dict[str, Any]) -> str:
         """Return the record's version: `<table>:<sys_id>:<sys_mod_count>`."""

@@ -4,7 +4,8 @@
 ``modified`` ascending, paged with ``page``/``size``. Every change bumps the
 incident's ``version``, so ``<id>@<version>`` is the item id: the same change
 polled twice is stored once, the next change is a new event. The sync engine
-(pipeline/sync.py) closes or reopens the case and ignores incidents no case has.
+(pipeline/sync.py) closes or reopens the case and ignores incidents no case has; the version is the
+event's change id, by which the hub's own close or reopen (XsoarSink.last_change) is known as its echo.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class XsoarIncidentParser(Parser):
             resolution=field_text(incident, "closeReason") if closed else None,
             actor=(field_text(incident, "closingUserId") if closed else None) or field_text(incident, "owner"),
             labels=labels, at=iso_time(incident.get("modified")) or datetime.now(UTC),
+            # Every change bumps the version: the hub's own close is known by the version its batchClose left (sink.last_change).
+            change_id=str(incident["version"]) if isinstance(incident.get("version"), int) else None,
         )
 
 

@@ -3,7 +3,10 @@
 What docs/connectors/servicenow.md has an administrator set up, done by the emulator: an *after*
 insert/update Business Rule on `incident` and `sn_si_incident` whose script posts
 
-    {"table": "<table>", "operation": "insert" | "update", "result": {<each field as {"display_value", "value"}>}}
+    {"table": "<table>", "operation": "insert" | "update", "result": {<each field as {"display_value", "value"}>},
+     "work_notes": [{"sys_id", "value", "sys_created_by", "sys_created_on"}, …]}
+
+(`work_notes`: the journal entries of the work notes the change added, read from sys_journal_field by the script)
 
 with `X-Hmac-Signature: base64(HMAC-SHA256(secret, body))` (what `GlideCertificateEncryption.generateMac`
 gives) or basic auth, and `X-Delivery-Id: <sys_id>:<sys_mod_count>`. Sent by `RESTMessageV2.executeAsync`,
@@ -34,13 +37,15 @@ class BusinessRule:
         self._tasks: set[asyncio.Task] = set()
         instance.listeners.append(self.changed)
 
-    def changed(self, table: str, operation: str, record: dict[str, str]) -> None:
-        """Queue the outbound call for one change (called by the instance on every write)."""
+    def changed(self, table: str, operation: str, record: dict[str, str], notes: list[dict[str, str]]) -> None:
+        """Queue the outbound call for one change and the journal entries it added (called by the instance on every write)."""
         settings = self.instance.settings
         if table not in WRITABLE or not settings.outbound_url or operation == "delete":
             return  # the Business Rule runs after insert and update
         result = record_json(self.instance, record, base=self.base, display="all", exclude_links=True)
-        body = json.dumps({"table": table, "operation": operation, "result": result}).encode()
+        work_notes = [{name: note[name] for name in ("sys_id", "value", "sys_created_by", "sys_created_on")}
+                      for note in notes if note["element"] == "work_notes"]
+        body = json.dumps({"table": table, "operation": operation, "result": result, "work_notes": work_notes}).encode()
         headers = {"Content-Type": "application/json", "X-Delivery-Id": f"{record['sys_id']}:{record['sys_mod_count']}"}
         if settings.outbound_secret:
             digest = hmac.new(settings.outbound_secret.encode(), body, hashlib.sha256).digest()

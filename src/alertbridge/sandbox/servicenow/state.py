@@ -9,7 +9,8 @@ ignored; journal columns (`work_notes`, `comments`) add a journal entry instead 
 write bumps `sys_mod_count` and stamps `sys_updated_on`/`sys_updated_by`; the priority follows impact and
 urgency; entering a done state closes the record, and needs the closure fields the base system's data
 policies require (refused with 403 "Operation Failed"); choice values are not checked (an instance stores
-any value in a choice column). Listeners hear every insert and update (the outbound Business Rule).
+any value in a choice column). Listeners hear every insert and update (the outbound Business Rule), with
+the journal entries the write added.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Instance:
         self.settings = settings
         self.tables: dict[str, dict[str, dict[str, str]]] = {}
         self.journal: list[dict[str, str]] = []
-        self.listeners: list[Callable[[str, str, dict[str, str]], None]] = []
+        self.listeners: list[Callable[[str, str, dict[str, str], list[dict[str, str]]], None]] = []
         self._numbers: dict[str, int] = {}
         self.reset()
 
@@ -167,9 +168,9 @@ class Instance:
         record |= {"sys_id": uuid.uuid4().hex, "number": f"{seed.TABLES[table][2]}{self._numbers[table]:07d}", "sys_class_name": table,
                    "state": seed.NEW_STATE[table], "impact": "3", "urgency": "3", "active": "true", "opened_at": now,
                    "sys_created_on": now, "sys_created_by": user, "sys_mod_count": "-1"}  # fmt: skip
-        self._apply(table, record, values, user, now)
+        notes = self._apply(table, record, values, user, now)
         self.tables[table][record["sys_id"]] = record
-        self._tell(table, "insert", record)
+        self._tell(table, "insert", record, notes)
         return record
 
     def update(self, table: str, sys_id: str, values: dict[str, Any], user: str) -> dict[str, str]:
@@ -177,9 +178,9 @@ class Instance:
         self._writable(table)
         record = self.record(table, sys_id)
         changed = dict(record)
-        self._apply(table, changed, values, user, _stamp(self.settings.clock_now()))
+        notes = self._apply(table, changed, values, user, _stamp(self.settings.clock_now()))
         record.update(changed)
-        self._tell(table, "update", record)
+        self._tell(table, "update", record, notes)
         return record
 
     def delete(self, table: str, sys_id: str) -> None:
@@ -188,7 +189,7 @@ class Instance:
         self.record(table, sys_id)
         del self.tables[table][sys_id]
         self.journal[:] = [entry for entry in self.journal if entry["element_id"] != sys_id]
-        self._tell(table, "delete", {"sys_id": sys_id})
+        self._tell(table, "delete", {"sys_id": sys_id}, [])
 
     def _writable(self, table: str) -> None:
         if table not in self.tables:
@@ -196,8 +197,9 @@ class Instance:
         if table not in WRITABLE:
             raise SnowError(403, "Operation Failed", "ACL Exception Insert Failed due to security constraints")
 
-    def _apply(self, table: str, record: dict[str, str], values: dict[str, Any], user: str, now: str) -> None:
-        """Write a body's values onto a record, then what the base system's business rules and data policies do."""
+    def _apply(self, table: str, record: dict[str, str], values: dict[str, Any], user: str, now: str) -> list[dict[str, str]]:
+        """Write a body's values onto a record, then what the base system's business rules and data policies do; return the
+        journal entries it added."""
         columns = self.columns(table)
         before = record.get("state", "")
         notes = []
@@ -212,13 +214,14 @@ class Instance:
             pass  # a choice column takes any value; the priority lookup just finds nothing for it
         self._close(table, record, before, user, now)
         record |= {"sys_updated_on": now, "sys_updated_by": user, "sys_mod_count": str(int(record["sys_mod_count"] or 0) + 1)}
-        for element, text in notes:
-            self.journal.append({"sys_id": uuid.uuid4().hex, "element_id": record["sys_id"], "name": table, "element": element,
-                                 "value": text, "sys_created_on": now, "sys_created_by": user})  # fmt: skip
+        added = [{"sys_id": uuid.uuid4().hex, "element_id": record["sys_id"], "name": table, "element": element, "value": text,
+                  "sys_created_on": now, "sys_created_by": user} for element, text in notes]
+        self.journal += added
         if record.get("state") != before:  # the audit trail of state changes, as sys_audit keeps it
             self._seed("sys_audit", {"tablename": table, "documentkey": record["sys_id"], "fieldname": "state", "oldvalue": before,
                                      "newvalue": record["state"], "user": user, "sys_created_on": now,
                                      "record_checkpoint": record["sys_mod_count"]})  # fmt: skip
+        return added
 
     def _close(self, table: str, record: dict[str, str], before: str, user: str, now: str) -> None:
         state, done = record.get("state", ""), seed.DONE_STATES[table]
@@ -237,6 +240,6 @@ class Instance:
     def _user_id(self, user_name: str) -> str:
         return next((sys_id for sys_id, user in self.tables["sys_user"].items() if user["user_name"] == user_name), "")
 
-    def _tell(self, table: str, operation: str, record: dict[str, str]) -> None:
+    def _tell(self, table: str, operation: str, record: dict[str, str], notes: list[dict[str, str]]) -> None:
         for listener in self.listeners:
-            listener(table, operation, dict(record))
+            listener(table, operation, dict(record), [dict(note) for note in notes])
