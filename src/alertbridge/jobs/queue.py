@@ -50,6 +50,10 @@ SINK_KINDS = ("create_ticket", "create_sink_ticket", "comment_repeats", "update_
 # The line for the call budget and for claims: new Critical/High tickets first, repeat comments last. Per-case order is
 # kept by the blocking rule, not by this order.
 URGENT_CREATE, CREATE, OTHER, REPEATS = range(4)
+# Priority, not starvation: a job's place in line is when it was queued plus this many seconds per rank, so a repeat
+# comment waits only behind creates queued less than 3 × this after it (under faults creates retry for ever and
+# comments would otherwise never run, issue 16 point 7).
+RANK_HEAD_START = 10.0
 
 
 class JobPayload(BaseModel):
@@ -125,6 +129,11 @@ def after(retry_after: float) -> float:
     return retry_after + random.uniform(0, min(1.0, retry_after * 0.1 + 0.05))
 
 
+def place(rank: int, since: float) -> float:
+    """Return a job's place in line (smaller goes first): when it joined, plus RANK_HEAD_START seconds per rank."""
+    return since + rank * RANK_HEAD_START
+
+
 _SEVERITY = select(cases.c.severity).where(cases.c.id == jobs.c.case_id).scalar_subquery()
 # A job in a further sink's lane (jobs/tickets.py) calls that sink, not its case's.
 _SINK = func.coalesce(jobs.c.lane, select(cases.c.sink).where(cases.c.id == jobs.c.case_id).scalar_subquery())
@@ -133,6 +142,7 @@ _RANK = case(
     (and_(jobs.c.kind.in_(_CREATES), _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
     (jobs.c.kind.in_(_CREATES), CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
 )
+_LINE = jobs.c.created_at + _RANK * RANK_HEAD_START
 _EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
 
 
@@ -158,10 +168,10 @@ class JobQueue:
             and_(jobs.c.state == "pending", jobs.c.run_after <= now),
             and_(jobs.c.state == "running", jobs.c.lease_until < now),
         )
-        return select(jobs.c.id).where(ready, ~blocked).order_by(_RANK, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
+        return select(jobs.c.id).where(ready, ~blocked).order_by(_LINE, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
 
     async def claim(self) -> Job | None:
-        """Take a ready job whose case has nothing earlier outstanding (new tickets first, then oldest), or None."""
+        """Take a ready job whose case has nothing earlier outstanding (new tickets first, then oldest, with aging), or None."""
         claimed = await self.claim_many(1)
         return claimed[0] if claimed else None
 
@@ -194,7 +204,7 @@ class JobQueue:
         ).returning(*jobs.c, _SINK.label("sink"), _RANK.label("rank"))
         rows = await self.store.run(_rows, claim)
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
-        return sorted(claimed, key=lambda job: (job.rank, job.id))
+        return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
 
     def _owned(self, job: Job):
         # The worker that claimed this attempt, and only while no other worker has taken it over.
