@@ -13,6 +13,8 @@ its connection slots, not by how many loops run. Each turn of the loop:
    (jobs/sink_health.py);
 3. starts each claimed job as a task whose calls wait for their sink's budget
    at the job's rank (new Critical/High tickets first, repeat comments last);
+   when every worker is busy, one more task takes the due creates, so a new
+   ticket never waits behind repeat comments for a worker;
 4. waits for a job to finish, for new work (``ready``), or ``poll_interval``.
 
 One heartbeat per process renews the leases of all its jobs in one statement.
@@ -32,7 +34,7 @@ from ..metrics import JOBS_IN_FLIGHT
 from .budget import JobGate, SinkBudget
 from ..connectors.roles import BulkCreate
 from .payloads import CreateTicket
-from .queue import Job
+from .queue import CREATES, Job
 from .runner import JobRunner, Result
 
 log = structlog.get_logger("alertbridge.jobs")
@@ -72,12 +74,17 @@ class Dispatcher:
 
     async def _claim(self) -> list[Job]:
         room = self.capacity - len(self.running)
+        kinds: tuple[str, ...] = ()
         if room <= 0:
-            return []
+            # A new ticket never waits for a worker: while no create runs, one more task takes the due creates (a
+            # bulk-capable sink's up to its bulk limit), however many comments hold the workers.
+            if any(job.kind in CREATES for job in self.running.values()):
+                return []
+            room, kinds = 1, CREATES
         healths = self.runner.healths
         try:
             in_hand = list(self.runner.in_hand)
-            claimed = await self.queue.claim_many(room, skip_sinks=healths.paused(), in_hand=in_hand)
+            claimed = await self.queue.claim_many(room, skip_sinks=healths.paused(), in_hand=in_hand, kinds=kinds)
             for sink in healths.probes_wanted():
                 if len(claimed) < room and (probe := await self.queue.claim_many(1, only_sink=sink, in_hand=in_hand)):
                     healths.of(sink).probe()

@@ -137,10 +137,10 @@ def place(rank: int, since: float) -> float:
 _SEVERITY = select(cases.c.severity).where(cases.c.id == jobs.c.case_id).scalar_subquery()
 # A job in a further sink's lane (jobs/tickets.py) calls that sink, not its case's.
 _SINK = func.coalesce(jobs.c.lane, select(cases.c.sink).where(cases.c.id == jobs.c.case_id).scalar_subquery())
-_CREATES = ("create_ticket", "create_sink_ticket")
+CREATES = ("create_ticket", "create_sink_ticket")
 _RANK = case(
-    (and_(jobs.c.kind.in_(_CREATES), _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
-    (jobs.c.kind.in_(_CREATES), CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
+    (and_(jobs.c.kind.in_(CREATES), _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
+    (jobs.c.kind.in_(CREATES), CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
 )
 _LINE = jobs.c.created_at + _RANK * RANK_HEAD_START
 _EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
@@ -176,11 +176,13 @@ class JobQueue:
         return claimed[0] if claimed else None
 
     async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None,
-                         in_hand: Collection[int] = ()) -> list[Job]:
-        """Take up to `limit` ready jobs, at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
+                         in_hand: Collection[int] = (), kinds: Collection[str] = ()) -> list[Job]:
+        """Take up to `limit` ready jobs (of `kinds`, if given), at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
         query = self._claimable(self.clock(), limit)
         if in_hand:  # this process runs them still: a lease that lapsed (a starved heartbeat) must not make them run twice
             query = query.where(jobs.c.id.notin_(in_hand))
+        if kinds:
+            query = query.where(jobs.c.kind.in_(kinds))
         if skip_sinks:
             query = query.where(or_(jobs.c.kind.notin_(SINK_KINDS), _SINK.is_(None), _SINK.notin_(skip_sinks)))
         if only_sink is not None:
@@ -223,9 +225,13 @@ class JobQueue:
             lease_until=self.clock() + self.lease)
         return await self.store.run(_count, statement)
 
+    def completion(self, job: Job):
+        """Return the statement that marks the job done, for a unit of work that records its effects with it."""
+        return update(jobs).where(self._owned(job)).values(state="done", finished_at=self.clock(), lease_until=None)
+
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
         """Mark the job done (inside `conn` when given, with the effects it recorded)."""
-        statement = update(jobs).where(self._owned(job)).values(state="done", finished_at=self.clock(), lease_until=None)
+        statement = self.completion(job)
         if conn is not None:
             return (await conn.execute(statement)).rowcount == 1
         async with self.store.tx() as own:
