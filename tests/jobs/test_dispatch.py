@@ -1,4 +1,4 @@
-"""The dispatcher: a new ticket never waits for a worker held by repeat comments."""
+"""The dispatcher: a new ticket never waits for a worker held by repeat comments; a hung call does not hold a worker."""
 
 from __future__ import annotations
 
@@ -29,10 +29,12 @@ class HoldComments:
         self.release = asyncio.Event()
         self.comment_held = asyncio.Event()
         self.created = asyncio.Event()
+        self.comments: list[str] = []  # the issue of each comment call, as it arrived
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
             if scope["path"].endswith("/comment"):
+                self.comments.append(scope["path"].split("/")[-2])
                 self.comment_held.set()
                 await self.release.wait()
             elif scope["path"].endswith(("/issue", "/issue/bulk")):
@@ -75,3 +77,28 @@ async def test_a_new_case_gets_its_ticket_while_every_worker_waits_on_a_comment(
         stopping.set()
         ready.set()
         await asyncio.wait_for(dispatcher, WAIT)
+
+
+async def test_a_hung_call_stops_holding_its_worker_once_it_is_slow(hub):
+    jira = HoldComments(create_app(JiraSandboxSettings()))
+    hub.sinks["jira"] = JiraSink("jira", hub.config.sinks["jira"], transport=httpx2.ASGITransport(app=jira))
+    await send(hub, {"id": "a1", "title": "case a", "severity": "low"}, {"id": "b1", "title": "case b", "severity": "low"})
+    assert await drain(hub) == ["create_ticket:done"]  # one bulk create for both cases
+    await send(hub, {"id": "a2", "title": "case a", "severity": "low"}, {"id": "b2", "title": "case b", "severity": "low"})
+    while await hub.pipeline.process_batch():
+        pass
+    stopping, ready = asyncio.Event(), asyncio.Event()
+    # One worker; a job is slow after 0.01 s here (2 s in service), so the second comment need not wait for the first.
+    dispatcher = asyncio.create_task(Dispatcher(hub.runner, {}, capacity=1, poll_interval=0.05, slow_after=0.01).run_forever(stopping, ready))
+    try:
+        for _ in range(int(WAIT / 0.05)):  # bounded: until both comments are at the sandbox, both still held
+            if len(jira.comments) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(jira.comments) == 2 and not jira.release.is_set()
+    finally:
+        jira.release.set()
+        stopping.set()
+        ready.set()
+        await asyncio.wait_for(dispatcher, WAIT)
+    assert sorted(await drain(hub)) == []  # both comments finished once released: nothing left to run

@@ -17,6 +17,10 @@ its connection slots, not by how many loops run. Each turn of the loop:
    ticket never waits behind repeat comments for a worker;
 4. waits for a job to finish, for new work (``ready``), or ``poll_interval``.
 
+A job that has run longer than ``SLOW_AFTER`` (its call hangs until the client's
+timeout, or it waits out a Retry-After) no longer holds one of the ``workers``:
+another job takes its place, up to ``MOST_IN_FLIGHT`` times ``workers`` in flight.
+
 One heartbeat per process renews the leases of all its jobs in one statement.
 On shutdown the loop stops claiming and lets running jobs finish; jobs still
 running when the grace is over are cancelled and released (jobs/runner.py).
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import structlog
 
@@ -39,17 +44,26 @@ from .runner import JobRunner, Result
 
 log = structlog.get_logger("alertbridge.jobs")
 
+# A job still running after SLOW_AFTER seconds waits on a slow or hung sink (a call that will time out, a long
+# Retry-After): it stops holding a worker, so a few hangs do not stall every other job (issue 16 point 7). What the
+# sink is sent stays bounded by its connection slots and `rate_limit`; jobs in flight by MOST_IN_FLIGHT × workers.
+SLOW_AFTER = 2.0
+MOST_IN_FLIGHT = 4
+
 
 class Dispatcher:
     """Claim jobs in batches and run them concurrently, up to `capacity` at once."""
 
-    def __init__(self, runner: JobRunner, budgets: dict[str, SinkBudget], *, capacity: int, poll_interval: float = 0.5):
+    def __init__(self, runner: JobRunner, budgets: dict[str, SinkBudget], *, capacity: int, poll_interval: float = 0.5,
+                 slow_after: float = SLOW_AFTER):
         self.runner = runner
         self.queue = runner.queue
         self.budgets = budgets
         self.capacity = capacity
         self.poll_interval = poll_interval
+        self.slow_after = slow_after
         self.running: dict[asyncio.Task[list[Result]], Job] = {}
+        self.started: dict[asyncio.Task[list[Result]], float] = {}  # monotonic start of each running task
 
     async def run_forever(self, stopping: asyncio.Event, ready: asyncio.Event) -> None:
         """Dispatch until `stopping` is set, then let the running jobs finish (or be released when cancelled)."""
@@ -72,8 +86,14 @@ class Dispatcher:
         finally:
             heartbeat.cancel()
 
+    def _room(self) -> int:
+        """Return how many more jobs may start: workers not held by a fresh job, within the ceiling of jobs in flight."""
+        now = time.monotonic()
+        busy = sum(1 for started in self.started.values() if now - started < self.slow_after)
+        return min(self.capacity - busy, self.capacity * MOST_IN_FLIGHT - len(self.running))
+
     async def _claim(self) -> list[Job]:
-        room = self.capacity - len(self.running)
+        room = self._room()
         kinds: tuple[str, ...] = ()
         if room <= 0:
             # A new ticket never waits for a worker: while no create runs, one more task takes the due creates (a
@@ -116,6 +136,7 @@ class Dispatcher:
     def _start(self, group: list[Job]) -> None:
         task = asyncio.create_task(self._attempt(group), name=f"job-{group[0].id}")
         self.running[task] = group[0]
+        self.started[task] = time.monotonic()
         JOBS_IN_FLIGHT.set(len(self.running))
 
     async def _attempt(self, group: list[Job]) -> list[Result]:
@@ -130,6 +151,7 @@ class Dispatcher:
         results: list[Result] = []
         for task in finished:
             job = self.running.pop(task)
+            self.started.pop(task, None)
             if task.cancelled():
                 continue  # released by the attempt itself
             if (error := task.exception()) is not None:  # attempt() catches everything else: a bug in it
