@@ -15,7 +15,8 @@ one statement and writes the outcomes of a batch in one executemany:
   many machines never wait on each other; SQLite serializes writers anyway;
 - **retries**: transient failures run again after the delay the caller chose (the
   sink's health and Retry-After, jobs/sink_health.py) or else back off
-  exponentially with jitter, never sooner than Retry-After; permanent ones are
+  exponentially with jitter, never sooner than Retry-After; a 429 costs no
+  attempt (the sink paced the hub, nothing was done); permanent ones are
   dead-lettered at once;
 - **held**: a job that needs its case's ticket, on a case that has none (its
   create was discarded), waits in state ``held`` — it blocks nothing, so a fresh
@@ -38,7 +39,7 @@ from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Retry
-from ..errors import AlertbridgeError, Permanent, Retryable
+from ..errors import AlertbridgeError, Permanent, RateLimited, Retryable
 from ..store import Store
 from ..store.tables import cases, jobs
 
@@ -240,6 +241,12 @@ class JobQueue:
     def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
         """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
         message = str(error)[:4000]
+        if isinstance(error, RateLimited):
+            # A 429 is the sink pacing the hub before it did anything: not a failure of the job, so it costs no attempt
+            # (under a busy site's 429s a create met ten in a row and was dead-lettered). A sink that refuses
+            # everything is paused by its health (jobs/sink_health.py), its jobs waiting in the queue.
+            delay = backoff(job.attempts, self.retry, error.retry_after) if delay is None else delay
+            return Outcome(job, "pending", self.clock() + delay, message, uncounted=True)
         if isinstance(error, Retryable) and job.attempts < self.retry.max_attempts:
             delay = backoff(job.attempts, self.retry, error.retry_after) if delay is None else delay
             return Outcome(job, "pending", self.clock() + delay, message)
