@@ -13,6 +13,7 @@ import time
 
 import httpx2
 
+import profiling
 from hubs import HOOK_HEADERS, HOOK_PATH, Hub, HubSetup
 from loadgen import make_alerts, send_paced
 from measure import intake_figures, ticket_figures
@@ -47,6 +48,8 @@ async def run_sustained(opts, procs: Processes, sandbox: Sandbox, phase: str, ra
         rows: list[dict] = []
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_backlog(hub, sandbox, started, opts.sample_every, stop, rows))
+        raw = procs.logs / f"{phase}-profile.txt"
+        recorder = profiling.start(procs, f"{phase}-py-spy", hub.pids[0], raw) if opts.profile else None
         try:
             paced = send_paced(hub.urls, HOOK_PATH, alerts, rate=rate, headers=HOOK_HEADERS, concurrency=opts.sustained_concurrency,
                                stop_after=seconds * 1.5 + 10)  # fmt: skip
@@ -59,6 +62,10 @@ async def run_sustained(opts, procs: Processes, sandbox: Sandbox, phase: str, ra
         finally:
             stop.set()
             await sampler
+            profiling.stop(procs, f"{phase}-py-spy", recorder)
+    profile = profiling.summarize(raw) if recorder is not None else None
+    if profile is not None:
+        progress(profiling.render(profile))
     state = await sandbox.state()
     intake = intake_figures(load, 202)
     tickets = ticket_figures(load, await sandbox.issues(), window=max(5.0, seconds / 6))
@@ -79,5 +86,5 @@ async def run_sustained(opts, procs: Processes, sandbox: Sandbox, phase: str, ra
         "drained": drained, "drain_seconds": round(drain_seconds, 2), "drained_after_load_s": round(after_load, 2), "hub_stats": stats,
         "keeps_up": all(checks.values()), "keep_up_checks": checks,
         "jira": jira_figures(state, samples, intake["acknowledged"], tickets["tickets"], tickets["comments"], None),
-        "cpu_seconds": round(cpu, 3), "cpu_ms_per_alert": cpu * 1000 / max(1, intake["acknowledged"]),
+        "profile": profile, "cpu_seconds": round(cpu, 3), "cpu_ms_per_alert": cpu * 1000 / max(1, intake["acknowledged"]),
     }

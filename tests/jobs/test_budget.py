@@ -7,15 +7,15 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from alertbridge.config import Retry
 from alertbridge.jobs.budget import JobGate, LocalSlots, SinkBudget
 from alertbridge.jobs.payloads import CommentRepeats, CreateTicket
-from alertbridge.jobs.queue import CREATE, REPEATS, URGENT_CREATE, JobQueue, enqueue
+from alertbridge.jobs.queue import CREATE, RANK_HEAD_START, REPEATS, URGENT_CREATE, JobQueue, enqueue
 from alertbridge.store import Store, upgrade
 from alertbridge.store.rates import SharedSlots
-from alertbridge.store.tables import cases
+from alertbridge.store.tables import cases, jobs
 from support.clock import FakeClock
 
 
@@ -89,6 +89,25 @@ async def test_a_critical_create_overtakes_queued_comments():
     assert sorted(names[3:]) == sorted(f"r3#{n}" for n in range(1, 8))
 
 
+async def test_comments_that_waited_long_go_before_a_fresh_create():
+    clock = Clock()
+    budget = SinkBudget("jira", 1.0, LocalSlots(), clock)
+    order: list[str] = []
+
+    async def call(name: str, rank: int) -> None:
+        await budget.take(rank)
+        order.append(name)
+
+    tasks = [asyncio.create_task(call(f"comment{n}", REPEATS)) for n in range(4)]
+    while not order:
+        await asyncio.sleep(0)
+    clock.time += 3 * RANK_HEAD_START + 1  # the comments in line have waited longer than three ranks' head start
+    tasks.append(asyncio.create_task(call("create", URGENT_CREATE)))
+    await asyncio.gather(*tasks)
+    # Priority, not starvation: a Critical create queued this much later goes after them (without aging: second).
+    assert order == ["comment0", "comment1", "comment2", "comment3", "create"]
+
+
 async def test_a_cancelled_call_gives_its_place_up():
     clock = Clock()
     budget = SinkBudget("jira", 1.0, LocalSlots(), clock)
@@ -150,5 +169,34 @@ async def test_claims_put_critical_creates_first_and_repeat_comments_last(db_url
         assert {job.sink for job in claimed} == {"jira"}
         rest = await queue.claim_many(10)
         assert [job.kind for job in rest] == ["create_ticket"] + ["comment_repeats"] * 4
+    finally:
+        await store.aclose()
+
+
+async def test_claims_age_so_repeat_comments_never_starve_behind_creates(db_url):
+    store = Store(db_url)
+    try:
+        async with store.tx() as conn:
+            now = time.time()
+            ids = []
+            for n in range(3):
+                ids.append((await conn.execute(insert(cases).values(
+                    route="r", key=f"k{n}", key_hash=f"{n:064x}", state="open", title=f"case {n}", severity="critical", source="t",
+                    first_seen=now, last_seen=now, sink="jira", observables={}, ticket_key=f"SOC-{n}" if n == 0 else None,
+                ).returning(cases.c.id))).scalar_one())
+            await enqueue(conn, CommentRepeats(), case_id=ids[0])
+            await enqueue(conn, CreateTicket(), case_id=ids[1])
+            await enqueue(conn, CreateTicket(), case_id=ids[2])
+            comment, younger, much_younger = ids
+            # The comment was queued 3 × the head start + 5 s before one create, and only a little before the other.
+            await conn.execute(update(jobs).where(jobs.c.case_id == comment).values(created_at=now - 3 * RANK_HEAD_START - 5))
+            await conn.execute(update(jobs).where(jobs.c.case_id == younger).values(created_at=now - 3 * RANK_HEAD_START))
+        queue = JobQueue(store, Retry(), 30.0, "w1")
+        claimed = await queue.claim_many(3)
+        # The create queued 5 s after the comment still goes first (a critical create is worth 30 s of waiting);
+        # the create queued 35 s after it goes after it.
+        assert [(job.case_id, job.kind) for job in claimed] == [
+            (younger, "create_ticket"), (comment, "comment_repeats"), (much_younger, "create_ticket")]
+        assert [job.case_id for job in await JobQueue(store, Retry(), 30.0, "w2").claim_many(3)] == []
     finally:
         await store.aclose()

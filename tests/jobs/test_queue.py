@@ -115,6 +115,26 @@ async def test_retry_after_is_honoured(store):
     assert await q.claim() is None
 
 
+async def claim_when_due(q: JobQueue):
+    for _ in range(1000):  # bounded: the retry is due within a fraction of a second
+        if (job := await q.claim()) is not None:
+            return job
+        await asyncio.sleep(0.01)
+    raise AssertionError("the retried job never came due")
+
+
+async def test_a_rate_limited_attempt_costs_no_attempt(store):
+    await add(store, 1, 1)
+    q = make_queue(store, max_attempts=2)
+    for _ in range(5):  # more 429s than max_attempts: still pending, never dead
+        job = await claim_when_due(q)
+        assert job.attempts == 1
+        assert await q.fail(job, RateLimited("429", retry_after=0.001, cause="jira-burst-based")) == "pending"
+    job = await claim_when_due(q)
+    assert await q.fail(job, Retryable("503")) == "pending"  # a real failure still counts
+    assert (await claim_when_due(q)).attempts == 2
+
+
 async def test_an_expired_lease_is_taken_over_and_the_old_owner_cannot_finish(store):
     await add(store, 1, 1)
     dead_worker, survivor = make_queue(store, "dead"), make_queue(store, "alive")

@@ -3,8 +3,9 @@
 The budget hands out send times, one every ``1/rate`` seconds (GCRA, the generic
 cell rate algorithm: a single "theoretical arrival time" that each reservation
 pushes forward). Calls wait in line by rank — new Critical/High tickets first,
-repeat comments last (jobs/queue.py) — and each send time goes to the best call
-waiting when it comes, so a Critical create overtakes comments queued before it.
+repeat comments last, with aging so no call waits for ever (jobs/queue.py ``place``) —
+and each send time goes to the best call waiting when it comes, so a Critical create
+overtakes comments queued shortly before it.
 
 Send times come from ``Slots``: in memory for one process (SQLite), or from a
 row per sink in the database on PostgreSQL (store/rates.py), so every process
@@ -30,6 +31,7 @@ from ..connectors._http import Clock
 from ..connectors._http.gate import CallGate
 from ..store import Store
 from ..store.rates import SharedSlots, Slots
+from .queue import place
 
 log = structlog.get_logger("alertbridge.jobs")
 
@@ -65,14 +67,14 @@ class SinkBudget:
         self.rate = rate
         self.slots = slots
         self.clock = clock
-        self._line: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._line: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._dispenser: asyncio.Task | None = None
 
     async def take(self, rank: int) -> None:
         """Wait for this call's send time."""
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._line, (rank, next(self._order), turn))
+        heapq.heappush(self._line, (place(rank, self.clock.now()), next(self._order), turn))
         if self._dispenser is None or self._dispenser.done():
             self._dispenser = asyncio.create_task(self._dispense(), name=f"budget-{self.sink}")
         await turn

@@ -1,46 +1,79 @@
-"""comment_repeats: one comment that sums up the repeats a case saw since its last comment."""
+"""comment_repeats: one comment that sums up the repeats a case saw since its last comment.
+
+Its bookkeeping is two units of work (jobs/context.py): one before the call reads the case and its latest alert and
+records the hub's own comment (its webhook echo may come before the call returns), one after it finishes the job.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
+from ..errors import Permanent
 from ..pipeline import changes
 from ..store.tables import alerts, cases
 from .context import JobContext
 from .payloads import CommentRepeats
-from .queue import Job
-from .tickets import save_ticket
+from .queue import Held, Job, JobQueue
+from .tickets import store_ticket, ticket_row
 
 
 async def run(ctx: JobContext, job: Job, payload: CommentRepeats) -> None:
     """Post the repeat summary, unless an earlier comment already counted every repeat or said the same."""
-    case, key = await ctx.ticketed_case(job, payload.sink)
-    if payload.sink is not None:
+    planned = await ctx.store.run(_prepare, ctx.queue, job, payload.sink, set(ctx.sinks), time.time())
+    if planned is None:
+        return  # nothing left to say: finished in the same unit
+    case, sink, text, send = planned
+    if send:
+        await ctx.sinks[sink].comment(case["ticket_key"], text)
+    await ctx.store.run(_finish, ctx.queue, job, case, payload.sink, text)
+
+
+def _prepare(conn: Connection, queue: JobQueue, job: Job, further: str | None, configured: Collection[str],
+             now: float) -> tuple[dict[str, Any], str, str, bool] | None:
+    """Read the case and its latest alert, record the comment the hub is about to make; return (case, sink, text, send it).
+
+    None when no comment is due: the job is done in this same unit.
+    """
+    row = conn.execute(select(cases).where(cases.c.id == job.case_id)).mappings().first()
+    if row is None:
+        raise Permanent(f"case {job.case_id} does not exist")
+    case = {**dict(row), **ticket_row(conn, dict(row), further)} if further is not None else dict(row)
+    if not case["ticket_key"]:
+        # Per-case order ran the create first: no key means it was discarded. A fresh create
+        # (the next alert, or `alertbridge case retry`) releases this job.
+        raise Held(f"case {case['id']} has no ticket yet (its create was discarded); waiting until it has one")
+    sink = further or case["sink"]
+    if sink not in configured:
+        raise Permanent(f"sink {sink!r} is not configured")
+    if further is not None:
         # A further sink counts its own repeats: the alerts since the last comment on its ticket (tickets.py).
-        case = {**case, "repeats_since_comment": case["alert_count"] - case["alerts_commented"]}
+        case["repeats_since_comment"] = case["alert_count"] - case["alerts_commented"]
     if case["repeats_since_comment"] <= 0:
-        await ctx.finish(job)
-        return
-    async with ctx.store.read() as conn:
-        latest = (await conn.execute(
-            select(alerts.c.title, alerts.c.data).where(alerts.c.case_id == case["id"]).order_by(alerts.c.id.desc()).limit(1)
-        )).first()
+        conn.execute(queue.completion(job))
+        return None
+    latest = conn.execute(
+        select(alerts.c.title, alerts.c.data).where(alerts.c.case_id == case["id"]).order_by(alerts.c.id.desc()).limit(1)
+    ).first()
     text = repeat_text(case, latest)
-    if text != case["last_comment_text"]:
-        async with ctx.store.tx() as conn:  # the hub's own comment: its comment webhook is not carried to the source
-            await conn.run_sync(changes.record_write, case["id"], ctx.sink(case, payload.sink).name, key, "comment", text, time.time())
-        await ctx.sink(case, payload.sink).comment(key, text)
-    if payload.sink is not None:
-        async with ctx.store.tx() as conn:
-            await save_ticket(conn, case["id"], payload.sink, alerts_commented=case["alert_count"], last_comment_text=text)
-            await ctx.queue.complete(job, conn)
-        return
-    await ctx.finish(job, repeats_since_comment=cases.c.repeats_since_comment - case["repeats_since_comment"],
+    if text == case["last_comment_text"]:
+        return case, sink, text, False  # said already (an attempt cut off after its call): only the count is left
+    changes.record_write(conn, case["id"], sink, case["ticket_key"], "comment", text, now)  # its webhook is not carried back
+    return case, sink, text, True
+
+
+def _finish(conn: Connection, queue: JobQueue, job: Job, case: dict[str, Any], further: str | None, text: str) -> None:
+    if further is not None:
+        store_ticket(conn, case["id"], further, alerts_commented=case["alert_count"], last_comment_text=text)
+    else:
+        # Repeats counted since this job read the case stay counted for the next comment.
+        store_ticket(conn, case["id"], None, repeats_since_comment=cases.c.repeats_since_comment - case["repeats_since_comment"],
                      last_comment_text=text)
+    conn.execute(queue.completion(job))
 
 
 def repeat_text(case: dict[str, Any], latest) -> str:

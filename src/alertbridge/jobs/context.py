@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
@@ -78,8 +78,11 @@ class JobContext:
         return case, case["ticket_key"]
 
     async def finish(self, job: Job, **case_values: Any) -> None:
-        """Mark the job done, with the changes it made to its case, in one transaction."""
-        async with self.store.tx() as conn:
-            if case_values:
-                await conn.execute(update(cases).where(cases.c.id == job.case_id).values(**case_values))
-            await self.queue.complete(job, conn)
+        """Mark the job done, with the changes it made to its case, in one unit of work (one round trip)."""
+        statements = [update(cases).where(cases.c.id == job.case_id).values(**case_values)] if case_values else []
+        await self.store.run(_execute, [*statements, self.queue.completion(job)])
+
+
+def _execute(conn: Connection, statements: list) -> None:
+    for statement in statements:
+        conn.execute(statement)

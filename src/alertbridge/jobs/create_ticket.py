@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 from jinja2 import TemplateError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from .. import failpoints
 from ..config import Config, Route
@@ -43,7 +43,7 @@ from ..store.tables import alerts, cases, inbox
 from .context import JobContext
 from .payloads import CreateSinkTicket, CreateTicket
 from .queue import Job, release_held
-from .tickets import save_ticket, ticket_of
+from .tickets import save_ticket, store_ticket, ticket_of
 from .writeback import enqueue_writebacks
 
 log = structlog.get_logger("alertbridge.jobs")
@@ -74,14 +74,23 @@ def route_of(ctx: JobContext, case: dict[str, Any], further: str | None = None) 
 
 async def first_alerts(ctx: JobContext, case_ids: list[int]) -> dict[int, Alert]:
     """Load the alert that opened each case, with its raw payload parsed again from the kept inbox body."""
-    async with ctx.store.read() as conn:
-        first = select(func.min(alerts.c.id)).where(alerts.c.case_id.in_(case_ids)).group_by(alerts.c.case_id)
-        rows = (await conn.execute(
-            select(alerts.c.case_id, alerts.c.inbox_id, alerts.c.alert_id, alerts.c.data).where(alerts.c.id.in_(first))
-        )).all()
-        bodies = {r.id: r for r in await conn.execute(
-            select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.id.in_({row.inbox_id for row in rows}))
-        )}
+    return _parsed(ctx, *await ctx.store.run_read(_first_rows, case_ids))
+
+
+def _first_rows(conn: Connection, case_ids: list[int]) -> tuple[list, dict]:
+    """Read each case's first alert and the inbox body it came in, in one unit."""
+    first = select(func.min(alerts.c.id)).where(alerts.c.case_id.in_(case_ids)).group_by(alerts.c.case_id)
+    rows = conn.execute(select(alerts.c.case_id, alerts.c.inbox_id, alerts.c.alert_id, alerts.c.data).where(alerts.c.id.in_(first))).all()
+    bodies = {r.id: r for r in conn.execute(select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.id.in_({row.inbox_id for row in rows})))}
+    return rows, bodies
+
+
+def _cases_and_first_rows(conn: Connection, case_ids: list[int]) -> tuple[list, list, dict]:
+    """Read the cases and their first alerts with their inbox bodies, in one unit."""
+    return [dict(row) for row in conn.execute(select(cases).where(cases.c.id.in_(case_ids))).mappings()], *_first_rows(conn, case_ids)
+
+
+def _parsed(ctx: JobContext, rows: list, bodies: dict) -> dict[int, Alert]:
     found = {}
     for row in rows:
         # The stored alert has no raw payload (it would double the table); templates may use it, and parsing is pure.
@@ -150,9 +159,8 @@ async def run(ctx: JobContext, job: Job, payload: CreateTicket | CreateSinkTicke
 
 async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate, clock: Clock) -> dict[int, Exception | None]:
     """Create the tickets of several fresh cases in bulk calls; return each job's error or None."""
-    async with ctx.store.read() as conn:
-        rows = (await conn.execute(select(cases).where(cases.c.id.in_([j.case_id for j in jobs])))).mappings().all()
-    by_id = {row["id"]: dict(row) for row in rows}
+    rows, alert_rows, bodies = await ctx.store.run_read(_cases_and_first_rows, [j.case_id for j in jobs])
+    by_id = {row["id"]: row for row in rows}
     fresh = [job for job in jobs if (case := by_id.get(job.case_id)) and not case["ticket_key"] and case["create_claimed_at"] is None]
     alone = [job for job in jobs if job not in fresh]  # done already, or needs the reference search first: all at once
     outcomes: dict[int, Exception | None] = dict(zip((job.id for job in alone), await asyncio.gather(*map(partial(_run_alone, ctx), alone)),
@@ -160,7 +168,8 @@ async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate, clock:
     if not fresh:
         return outcomes
     instance = await ctx.instance()
-    first = await first_alerts(ctx, [job.case_id for job in fresh])
+    fresh_ids = {job.case_id for job in fresh}
+    first = _parsed(ctx, [row for row in alert_rows if row.case_id in fresh_ids], bodies)
     drafts: dict[int, TicketDraft] = {}
     claims = []
     for job in fresh:
@@ -232,15 +241,18 @@ async def _run_alone(ctx: JobContext, job: Job) -> Exception | None:
 
 async def _claim(ctx: JobContext, claims: list[tuple[int, str, str]], further: str | None = None) -> None:
     """Commit the claims (with each case's reference and the route revision that rendered it) before the request leaves."""
-    async with ctx.store.tx() as conn:
-        if further is not None:
-            for case_id, ref, rev in claims:
-                await save_ticket(conn, case_id, further, create_claimed_at=time.time(), reference=ref, render_revision=rev)
-            return
-        statement = update(cases).where(cases.c.id == bindparam("case_id")).values(
-            create_claimed_at=time.time(), reference=bindparam("ref"), render_revision=bindparam("rev"),
-        )
-        await conn.execute(statement, [{"case_id": c, "ref": r, "rev": v} for c, r, v in claims])
+    await ctx.store.run(_claim_unit, claims, further, time.time())
+
+
+def _claim_unit(conn: Connection, claims: list[tuple[int, str, str]], further: str | None, now: float) -> None:
+    if further is not None:
+        for case_id, ref, rev in claims:
+            store_ticket(conn, case_id, further, create_claimed_at=now, reference=ref, render_revision=rev)
+        return
+    statement = update(cases).where(cases.c.id == bindparam("case_id")).values(
+        create_claimed_at=now, reference=bindparam("ref"), render_revision=bindparam("rev"),
+    )
+    conn.execute(statement, [{"case_id": c, "ref": r, "rev": v} for c, r, v in claims])
 
 
 async def _record(ctx: JobContext, job: Job, ticket: TicketRef, further: str | None = None) -> None:

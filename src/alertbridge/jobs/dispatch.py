@@ -13,7 +13,13 @@ its connection slots, not by how many loops run. Each turn of the loop:
    (jobs/sink_health.py);
 3. starts each claimed job as a task whose calls wait for their sink's budget
    at the job's rank (new Critical/High tickets first, repeat comments last);
+   when every worker is busy, one more task takes the due creates, so a new
+   ticket never waits behind repeat comments for a worker;
 4. waits for a job to finish, for new work (``ready``), or ``poll_interval``.
+
+A job that has run longer than ``SLOW_AFTER`` (its call hangs until the client's
+timeout, or it waits out a Retry-After) no longer holds one of the ``workers``:
+another job takes its place, up to ``MOST_IN_FLIGHT`` times ``workers`` in flight.
 
 One heartbeat per process renews the leases of all its jobs in one statement.
 On shutdown the loop stops claiming and lets running jobs finish; jobs still
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import structlog
 
@@ -32,22 +39,31 @@ from ..metrics import JOBS_IN_FLIGHT
 from .budget import JobGate, SinkBudget
 from ..connectors.roles import BulkCreate
 from .payloads import CreateTicket
-from .queue import Job
+from .queue import CREATES, Job
 from .runner import JobRunner, Result
 
 log = structlog.get_logger("alertbridge.jobs")
+
+# A job still running after SLOW_AFTER seconds waits on a slow or hung sink (a call that will time out, a long
+# Retry-After): it stops holding a worker, so a few hangs do not stall every other job (issue 16 point 7). What the
+# sink is sent stays bounded by its connection slots and `rate_limit`; jobs in flight by MOST_IN_FLIGHT × workers.
+SLOW_AFTER = 2.0
+MOST_IN_FLIGHT = 4
 
 
 class Dispatcher:
     """Claim jobs in batches and run them concurrently, up to `capacity` at once."""
 
-    def __init__(self, runner: JobRunner, budgets: dict[str, SinkBudget], *, capacity: int, poll_interval: float = 0.5):
+    def __init__(self, runner: JobRunner, budgets: dict[str, SinkBudget], *, capacity: int, poll_interval: float = 0.5,
+                 slow_after: float = SLOW_AFTER):
         self.runner = runner
         self.queue = runner.queue
         self.budgets = budgets
         self.capacity = capacity
         self.poll_interval = poll_interval
+        self.slow_after = slow_after
         self.running: dict[asyncio.Task[list[Result]], Job] = {}
+        self.started: dict[asyncio.Task[list[Result]], float] = {}  # monotonic start of each running task
 
     async def run_forever(self, stopping: asyncio.Event, ready: asyncio.Event) -> None:
         """Dispatch until `stopping` is set, then let the running jobs finish (or be released when cancelled)."""
@@ -70,14 +86,25 @@ class Dispatcher:
         finally:
             heartbeat.cancel()
 
+    def _room(self) -> int:
+        """Return how many more jobs may start: workers not held by a fresh job, within the ceiling of jobs in flight."""
+        now = time.monotonic()
+        busy = sum(1 for started in self.started.values() if now - started < self.slow_after)
+        return min(self.capacity - busy, self.capacity * MOST_IN_FLIGHT - len(self.running))
+
     async def _claim(self) -> list[Job]:
-        room = self.capacity - len(self.running)
+        room = self._room()
+        kinds: tuple[str, ...] = ()
         if room <= 0:
-            return []
+            # A new ticket never waits for a worker: while no create runs, one more task takes the due creates (a
+            # bulk-capable sink's up to its bulk limit), however many comments hold the workers.
+            if any(job.kind in CREATES for job in self.running.values()):
+                return []
+            room, kinds = 1, CREATES
         healths = self.runner.healths
         try:
             in_hand = list(self.runner.in_hand)
-            claimed = await self.queue.claim_many(room, skip_sinks=healths.paused(), in_hand=in_hand)
+            claimed = await self.queue.claim_many(room, skip_sinks=healths.paused(), in_hand=in_hand, kinds=kinds)
             for sink in healths.probes_wanted():
                 if len(claimed) < room and (probe := await self.queue.claim_many(1, only_sink=sink, in_hand=in_hand)):
                     healths.of(sink).probe()
@@ -109,6 +136,7 @@ class Dispatcher:
     def _start(self, group: list[Job]) -> None:
         task = asyncio.create_task(self._attempt(group), name=f"job-{group[0].id}")
         self.running[task] = group[0]
+        self.started[task] = time.monotonic()
         JOBS_IN_FLIGHT.set(len(self.running))
 
     async def _attempt(self, group: list[Job]) -> list[Result]:
@@ -123,6 +151,7 @@ class Dispatcher:
         results: list[Result] = []
         for task in finished:
             job = self.running.pop(task)
+            self.started.pop(task, None)
             if task.cancelled():
                 continue  # released by the attempt itself
             if (error := task.exception()) is not None:  # attempt() catches everything else: a bug in it

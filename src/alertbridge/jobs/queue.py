@@ -15,7 +15,8 @@ one statement and writes the outcomes of a batch in one executemany:
   many machines never wait on each other; SQLite serializes writers anyway;
 - **retries**: transient failures run again after the delay the caller chose (the
   sink's health and Retry-After, jobs/sink_health.py) or else back off
-  exponentially with jitter, never sooner than Retry-After; permanent ones are
+  exponentially with jitter, never sooner than Retry-After; a 429 costs no
+  attempt (the sink paced the hub, nothing was done); permanent ones are
   dead-lettered at once;
 - **held**: a job that needs its case's ticket, on a case that has none (its
   create was discarded), waits in state ``held`` — it blocks nothing, so a fresh
@@ -38,7 +39,7 @@ from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Retry
-from ..errors import AlertbridgeError, Permanent, Retryable
+from ..errors import AlertbridgeError, Permanent, RateLimited, Retryable
 from ..store import Store
 from ..store.tables import cases, jobs
 
@@ -50,6 +51,10 @@ SINK_KINDS = ("create_ticket", "create_sink_ticket", "comment_repeats", "update_
 # The line for the call budget and for claims: new Critical/High tickets first, repeat comments last. Per-case order is
 # kept by the blocking rule, not by this order.
 URGENT_CREATE, CREATE, OTHER, REPEATS = range(4)
+# Priority, not starvation: a job's place in line is when it was queued plus this many seconds per rank, so a repeat
+# comment waits only behind creates queued less than 3 × this after it (under faults creates retry for ever and
+# comments would otherwise never run, issue 16 point 7).
+RANK_HEAD_START = 10.0
 
 
 class JobPayload(BaseModel):
@@ -125,14 +130,20 @@ def after(retry_after: float) -> float:
     return retry_after + random.uniform(0, min(1.0, retry_after * 0.1 + 0.05))
 
 
+def place(rank: int, since: float) -> float:
+    """Return a job's place in line (smaller goes first): when it joined, plus RANK_HEAD_START seconds per rank."""
+    return since + rank * RANK_HEAD_START
+
+
 _SEVERITY = select(cases.c.severity).where(cases.c.id == jobs.c.case_id).scalar_subquery()
 # A job in a further sink's lane (jobs/tickets.py) calls that sink, not its case's.
 _SINK = func.coalesce(jobs.c.lane, select(cases.c.sink).where(cases.c.id == jobs.c.case_id).scalar_subquery())
-_CREATES = ("create_ticket", "create_sink_ticket")
+CREATES = ("create_ticket", "create_sink_ticket")
 _RANK = case(
-    (and_(jobs.c.kind.in_(_CREATES), _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
-    (jobs.c.kind.in_(_CREATES), CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
+    (and_(jobs.c.kind.in_(CREATES), _SEVERITY.in_(("critical", "high"))), URGENT_CREATE),
+    (jobs.c.kind.in_(CREATES), CREATE), (jobs.c.kind == "comment_repeats", REPEATS), else_=OTHER,
 )
+_LINE = jobs.c.created_at + _RANK * RANK_HEAD_START
 _EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
 
 
@@ -158,19 +169,21 @@ class JobQueue:
             and_(jobs.c.state == "pending", jobs.c.run_after <= now),
             and_(jobs.c.state == "running", jobs.c.lease_until < now),
         )
-        return select(jobs.c.id).where(ready, ~blocked).order_by(_RANK, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
+        return select(jobs.c.id).where(ready, ~blocked).order_by(_LINE, jobs.c.id).limit(limit).with_for_update(skip_locked=True)
 
     async def claim(self) -> Job | None:
-        """Take a ready job whose case has nothing earlier outstanding (new tickets first, then oldest), or None."""
+        """Take a ready job whose case has nothing earlier outstanding (new tickets first, then oldest, with aging), or None."""
         claimed = await self.claim_many(1)
         return claimed[0] if claimed else None
 
     async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None,
-                         in_hand: Collection[int] = ()) -> list[Job]:
-        """Take up to `limit` ready jobs, at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
+                         in_hand: Collection[int] = (), kinds: Collection[str] = ()) -> list[Job]:
+        """Take up to `limit` ready jobs (of `kinds`, if given), at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
         query = self._claimable(self.clock(), limit)
         if in_hand:  # this process runs them still: a lease that lapsed (a starved heartbeat) must not make them run twice
             query = query.where(jobs.c.id.notin_(in_hand))
+        if kinds:
+            query = query.where(jobs.c.kind.in_(kinds))
         if skip_sinks:
             query = query.where(or_(jobs.c.kind.notin_(SINK_KINDS), _SINK.is_(None), _SINK.notin_(skip_sinks)))
         if only_sink is not None:
@@ -194,7 +207,7 @@ class JobQueue:
         ).returning(*jobs.c, _SINK.label("sink"), _RANK.label("rank"))
         rows = await self.store.run(_rows, claim)
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
-        return sorted(claimed, key=lambda job: (job.rank, job.id))
+        return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
 
     def _owned(self, job: Job):
         # The worker that claimed this attempt, and only while no other worker has taken it over.
@@ -213,9 +226,13 @@ class JobQueue:
             lease_until=self.clock() + self.lease)
         return await self.store.run(_count, statement)
 
+    def completion(self, job: Job):
+        """Return the statement that marks the job done, for a unit of work that records its effects with it."""
+        return update(jobs).where(self._owned(job)).values(state="done", finished_at=self.clock(), lease_until=None)
+
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
         """Mark the job done (inside `conn` when given, with the effects it recorded)."""
-        statement = update(jobs).where(self._owned(job)).values(state="done", finished_at=self.clock(), lease_until=None)
+        statement = self.completion(job)
         if conn is not None:
             return (await conn.execute(statement)).rowcount == 1
         async with self.store.tx() as own:
@@ -224,6 +241,12 @@ class JobQueue:
     def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
         """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
         message = str(error)[:4000]
+        if isinstance(error, RateLimited):
+            # A 429 is the sink pacing the hub before it did anything: not a failure of the job, so it costs no attempt
+            # (under a busy site's 429s a create met ten in a row and was dead-lettered). A sink that refuses
+            # everything is paused by its health (jobs/sink_health.py), its jobs waiting in the queue.
+            delay = backoff(job.attempts, self.retry, error.retry_after) if delay is None else delay
+            return Outcome(job, "pending", self.clock() + delay, message, uncounted=True)
         if isinstance(error, Retryable) and job.attempts < self.retry.max_attempts:
             delay = backoff(job.attempts, self.retry, error.retry_after) if delay is None else delay
             return Outcome(job, "pending", self.clock() + delay, message)

@@ -133,9 +133,8 @@ class JobRunner:
 
     async def _more_creates(self, job: Job, taken: int) -> tuple[BulkCreate | None, list[Job]]:
         """Claim other ready create jobs for the same bulk-capable sink, up to its bulk limit with the `taken` ones."""
-        async with self.ctx.store.read() as conn:
-            sink_name = (await conn.execute(select(cases.c.sink).where(cases.c.id == job.case_id))).scalar()
-        sink = self.ctx.sinks.get(sink_name)
+        sink_name = job.sink  # the claim read the case's sink
+        sink = self.ctx.sinks.get(sink_name or "")
         if not isinstance(sink, BulkCreate):
             return None, []
         # Not the cases of jobs in hand: a lease that lapsed while its job ran (a starved heartbeat) makes the job look

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Route
@@ -56,20 +56,12 @@ def _in_sink(payload: JobPayload, sink: str) -> JobPayload:
 
 async def ticket_of(conn: AsyncConnection, case: dict[str, Any], sink: str | None) -> dict[str, Any]:
     """Return what the hub holds of the case's ticket in `sink` (None: the case's own sink), claimed or not."""
-    if sink is None:
-        return {name: case[name] for name in (*TICKET_COLUMNS, "last_comment_text")}
-    row = (await conn.execute(select(case_tickets).where(case_tickets.c.case_id == case["id"], case_tickets.c.sink == sink))).mappings().first()
-    return dict(row) if row else {**dict.fromkeys((*TICKET_COLUMNS, "last_comment_text")), "alerts_commented": 1}
+    return await conn.run_sync(ticket_row, case, sink)
 
 
 async def save_ticket(conn: AsyncConnection, case_id: int, sink: str | None, **values: Any) -> None:
     """Record changes to the case's ticket in `sink` (None: the case's own sink, on the case row)."""
-    if sink is None:
-        await conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
-        return
-    done = await conn.execute(update(case_tickets).where(case_tickets.c.case_id == case_id, case_tickets.c.sink == sink).values(**values))
-    if done.rowcount == 0:
-        await conn.execute(insert(case_tickets).values(case_id=case_id, sink=sink, **values))
+    await conn.run_sync(store_ticket, case_id, sink, **values)
 
 
 async def case_of_ticket(conn: AsyncConnection, sink: str, key: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -106,3 +98,20 @@ async def further_tickets(conn: AsyncConnection, case_ids: list[int]) -> dict[in
         found.setdefault(row["case_id"], []).append(
             {"sink": row["sink"], "key": row["ticket_key"], "url": row["ticket_url"], "status": row["ticket_status"]})
     return found
+
+
+def ticket_row(conn: Connection, case: dict[str, Any], sink: str | None) -> dict[str, Any]:
+    """Return what the hub holds of the case's ticket in `sink` (as `ticket_of`), inside a unit of work."""
+    if sink is None:
+        return {name: case[name] for name in (*TICKET_COLUMNS, "last_comment_text")}
+    row = conn.execute(select(case_tickets).where(case_tickets.c.case_id == case["id"], case_tickets.c.sink == sink)).mappings().first()
+    return dict(row) if row else {**dict.fromkeys((*TICKET_COLUMNS, "last_comment_text")), "alerts_commented": 1}
+
+
+def store_ticket(conn: Connection, case_id: int, sink: str | None, **values: Any) -> None:
+    """Record changes to the case's ticket in `sink` (as `save_ticket`), inside a unit of work."""
+    if sink is None:
+        conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
+        return
+    if conn.execute(update(case_tickets).where(case_tickets.c.case_id == case_id, case_tickets.c.sink == sink).values(**values)).rowcount == 0:
+        conn.execute(insert(case_tickets).values(case_id=case_id, sink=sink, **values))
