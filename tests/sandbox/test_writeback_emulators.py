@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx2
 import pytest
 from starlette.testclient import TestClient
 
+from alertbridge.connectors.aws_security_ir.writeback import TRANSITIONS as SIR_TRANSITIONS
 from alertbridge.sandbox import aws_security_ir, cortex_xdr, crowdstrike, defender, sir_writes, splunk_hec
 from conftest import vendor_json
 from support.writeback import sir_case
@@ -39,6 +41,35 @@ def test_the_security_ir_writes_follow_the_service_model():
     assert (again.status_code, again.headers["x-amzn-ErrorType"]) == (409, "ConflictException")
     refused = client.post("/v1/cases/8403556009/update-case-status", json={"caseStatus": "Closed"}, headers=AUTH)
     assert (refused.status_code, refused.headers["x-amzn-ErrorType"]) == (400, "ValidationException")
+
+
+def _documented_transitions() -> set[tuple[str, str]]:
+    """Read UpdateCaseStatus's self-managed transitions out of its documentation (the list items before 'AWS supported')."""
+    doc = vendor_json(MODEL)["operations"]["UpdateCaseStatus"]["documentation"].split("AWS supported")[0]
+    pairs = {tuple(part.strip() for part in item.split("→")) for item in re.findall(r"<li> <p>([^<]+)</p> </li>", doc)}
+    # The documentation writes "Containment, Eradication, and Recovery"; the enum value has no serial comma.
+    return {tuple(status.replace("Eradication, and", "Eradication and") for status in pair) for pair in pairs if pair[0] != "Any"}
+
+
+def test_the_security_ir_status_table_is_the_documented_one_and_the_rest_is_refused():
+    allowed = _documented_transitions()
+    assert len(allowed) == 7 and {s for pair in allowed for s in pair} == set(sir_writes.SELF_MANAGED)
+    assert {(a, b) for a, targets in sir_writes.TRANSITIONS.items() for b in targets} == allowed
+    assert {(a, b) for a, targets in SIR_TRANSITIONS.items() for b in targets} == allowed  # the hub's updater's copy
+    error = vendor_json(MODEL)["shapes"]["ValidationException"]
+    reasons = vendor_json(MODEL)["shapes"]["ValidationExceptionReason"]["enum"]
+    for current in sir_writes.SELF_MANAGED:
+        for wanted in sir_writes.SELF_MANAGED:
+            client = TestClient(aws_security_ir.create_app([{**sir_case(), "caseStatus": current}]))
+            answer = client.post("/v1/cases/8403556009/update-case-status", json={"caseStatus": wanted}, headers=AUTH)
+            if (current, wanted) in allowed:
+                assert answer.status_code == 201 and answer.json() == {"caseStatus": wanted}, (current, wanted)
+                continue
+            body = answer.json()
+            assert (answer.status_code, answer.headers["x-amzn-ErrorType"]) == (400, "ValidationException"), (current, wanted)
+            assert set(error["required"]) <= set(body) <= set(error["members"]) and body["reason"] in reasons
+            assert body["fieldList"][0]["name"] == "caseStatus" and current in body["message"] and wanted in body["message"]
+            assert client.get("/v1/cases/8403556009/get-case", headers=AUTH).json()["caseStatus"] == current  # nothing changed
 
 
 def test_a_comment_token_makes_a_retry_the_same_comment():

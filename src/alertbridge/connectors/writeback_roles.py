@@ -3,6 +3,7 @@
     SourceUpdater ... sets an alert's status (and classification, closure code…) in the tool that raised it:
                       AWS Security IR, Defender (Graph alerts_v2), CrowdStrike Alerts, Cortex XDR
         + CommentsBack (ticket comments become comments on the source's record: AWS Security IR)
+        + SteppedWrites (reaches some states through others, each a write the source's poll may show: AWS Security IR)
     SiemFeedback .... tells a SIEM what became of its alert on ticket create, transition and close (Splunk HEC, a signed web request)
 
 and what the sync asks of a ticket sink, where it can tell:
@@ -54,6 +55,14 @@ class SourceWrite:
 
 
 @dataclass(frozen=True)
+class WriteStep:
+    """A write an updater made on the way to the state asked for, as the source's poll reads the record after it."""
+
+    state: SourceState
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
 class WriteReceipt:
     """What the vendor said back: the stamp of the version the write made, when it tells (Graph's lastUpdateDateTime),
     the ids of comments the write added (Security IR's closing comment), so the next poll knows them as the hub's, and
@@ -63,6 +72,7 @@ class WriteReceipt:
     revision: str | None = None
     comments: tuple[str, ...] = ()
     kept: SourceState | None = None
+    steps: tuple[WriteStep, ...] = ()  # the writes made before the last one, in order (a SteppedWrites updater's)
 
 
 class Writeback(ABC):
@@ -100,6 +110,14 @@ class CommentsBack(ABC):
     @abstractmethod
     async def add_comment(self, vendor_id: str, text: str, token: str) -> str:
         """Add a comment to the source's record; return the vendor's comment id (its echo is recognised by it)."""
+
+
+class SteppedWrites(ABC):
+    """An updater that may reach a state only through others (Security IR's status transitions): one write per step."""
+
+    @abstractmethod
+    def passes(self, state: SourceState) -> tuple[SourceState, ...]:
+        """Return the states a write of `state` may pass through first, as the source's poll reads them (recorded before it)."""
 
 
 FeedbackEvent = Literal["created", "transitioned", "closed"]

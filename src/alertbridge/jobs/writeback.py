@@ -19,9 +19,12 @@ from sqlalchemy import select
 
 from .. import connectors
 from ..config import Config
-from ..connectors.writeback_roles import CommentIds, CommentsBack, SiemFeedback, SourceUpdater, SourceWrite, TicketFeedback
+from ..connectors.writeback_roles import (
+    CommentIds, CommentsBack, SiemFeedback, SourceUpdater, SourceWrite, SteppedWrites, TicketFeedback, WriteStep,
+)
 from ..errors import Permanent
 from ..lifecycle import lifecycle_of
+from ..model import SourceState
 from ..pipeline import changes
 from ..store.tables import alerts
 from .context import JobContext
@@ -121,9 +124,13 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
         log.info("write-back overruled by the source", case=job.case_id, alert=payload.vendor_id, source_state=overruled)
         await ctx.finish(job)
         return
+    passes = target.passes(payload.state) if isinstance(target, SteppedWrites) else ()
     async with ctx.store.tx() as conn:
         row = await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "status", payload.state.value,
                                   payload.at)
+        # The states a stepped write may show on its way are the hub's too, before the call: the poll may land between steps.
+        step_rows = [(state, await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "status",
+                                                 state.value, payload.at)) for state in passes]
     note = f"{key} {payload.event} as {payload.resolution or payload.ticket_status}" + (f" by {payload.actor}" if payload.actor else "")
     receipt = await target.write(payload.vendor_id, SourceWrite(
         state=payload.state, ticket_key=key, ticket_status=payload.ticket_status, resolution=payload.resolution, actor=payload.actor, note=note,
@@ -132,12 +139,28 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
     async with ctx.store.tx() as conn:
         kept = receipt.kept.value if receipt.kept is not None else None
         await conn.run_sync(lambda c: changes.settle_write(c, row, change_id=receipt.revision, value=kept))
+        await conn.run_sync(lambda c: _settle_steps(c, job.case_id or 0, payload, step_rows, receipt.steps))
         for comment_id in receipt.comments:
             await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "comment", note, payload.at,
                                 comment_id)
         await ctx.queue.complete(job, conn)
     log.info("alert written back", case=job.case_id, target=payload.target, alert=payload.vendor_id, state=payload.state.value,
              kept=kept)
+
+
+def _settle_steps(conn: Any, case_id: int, payload: Writeback, rows: list[tuple[SourceState, int]], steps: tuple[WriteStep, ...]) -> None:
+    """Give each step the updater made its revision, on the row recorded for it; drop the rows of steps it did not need."""
+    assert payload.source is not None and payload.vendor_id is not None
+    unused = list(rows)
+    for step in steps:
+        found = next((entry for entry in unused if entry[0] == step.state), None)
+        if found is None:  # a step `passes` did not foresee: recorded now, known by its revision
+            changes.record_write(conn, case_id, payload.source, payload.vendor_id, "status", step.state.value, payload.at, step.revision)
+            continue
+        unused.remove(found)
+        changes.settle_write(conn, found[1], change_id=step.revision)
+    for _, row_id in unused:
+        changes.drop_write(conn, row_id)
 
 
 async def _comment(ctx: JobContext, job: Job, payload: Writeback, target: SourceUpdater, key: str) -> None:

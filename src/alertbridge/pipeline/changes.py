@@ -12,7 +12,7 @@ database thread inside its batch; async callers use ``conn.run_sync``.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from ..store.tables import sync_changes
 
@@ -30,6 +30,11 @@ def settle_write(conn: Connection, row_id: int, *, change_id: str | None, value:
     """Add what the system said the hub's change was (its id, the status it led to) once the call returned."""
     values = {"change_id": change_id, **({"value": value} if value else {})}
     conn.execute(update(sync_changes).where(sync_changes.c.id == row_id).values(**values))
+
+
+def drop_write(conn: Connection, row_id: int) -> None:
+    """Forget a write recorded before the call that the call did not make (a step the updater did not need)."""
+    conn.execute(delete(sync_changes).where(sync_changes.c.id == row_id, sync_changes.c.echoed == 0))
 
 
 def record_seen(conn: Connection, case_id: int, system: str, record: str, field: str, value: str,

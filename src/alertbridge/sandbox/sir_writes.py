@@ -6,8 +6,10 @@
     POST /v1/cases/{caseId}/create-comment      201 {commentId}       body 1..12000 chars; clientToken: the same token, the same comment
 
 An unknown case is 404 ResourceNotFoundException; a closed case refuses status
-changes and a second close with 409 ConflictException; every write moves the
-case's lastUpdatedDate, as the poller sees it.
+changes and a second close with 409 ConflictException; a status change the
+table below does not list is 400 ValidationException (the model's shape:
+message, reason, fieldList); every write moves the case's lastUpdatedDate, as
+the poller sees it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from fastapi.responses import JSONResponse
 SELF_MANAGED = ("Submitted", "Detection and Analysis", "Containment, Eradication and Recovery", "Post-incident Activities")
 COMMENT_MAX = 12000
 METADATA_MAX = 30
+# UpdateCaseStatus's documentation (service-2.json) lists these for self-managed cases, and "Any -> Closed", which is CloseCase
+# (SelfManagedCaseStatus has no Closed). Nothing leads back to Submitted.
+TRANSITIONS = {
+    "Submitted": ("Detection and Analysis",),
+    "Detection and Analysis": ("Containment, Eradication and Recovery", "Post-incident Activities"),
+    "Containment, Eradication and Recovery": ("Detection and Analysis", "Post-incident Activities"),
+    "Post-incident Activities": ("Containment, Eradication and Recovery", "Detection and Analysis"),
+}
 WRITABLE = {"title", "description", "caseMetadata", "engagementType", "reportedIncidentStartDate", "actualIncidentStartDate"}
 
 
@@ -31,6 +41,12 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 def _invalid(message: str) -> JSONResponse:
     return _error(400, "ValidationException", f"1 validation error detected: {message}", reason="FIELD_VALIDATION_FAILED")
+
+
+def _not_allowed(current: str, wanted: str) -> JSONResponse:
+    # ValidationException's members (message, reason, fieldList); the message is ours, the service's wording is not published.
+    message = f"Case status cannot change from '{current}' to '{wanted}'"
+    return _error(400, "ValidationException", message, reason="OTHER", fieldList=[{"name": "caseStatus", "message": message}])
 
 
 def add_write_routes(app: FastAPI, state: Any) -> None:
@@ -59,6 +75,8 @@ def add_write_routes(app: FastAPI, state: Any) -> None:
             return _invalid(f"Value '{status}' at 'caseStatus' failed to satisfy constraint: Member must satisfy enum value set: {list(SELF_MANAGED)}")
         if case.get("caseStatus") == "Closed":
             return _error(409, "ConflictException", f"Case {case_id} is closed", resourceId=case_id, resourceType="Case")
+        if status not in TRANSITIONS.get(case.get("caseStatus"), ()):
+            return _not_allowed(case.get("caseStatus"), status)
         case["caseStatus"] = status
         touched(case)
         return JSONResponse({"caseStatus": status}, status_code=201)

@@ -18,6 +18,14 @@ revision, so after one the updater reads the case (GetCase) and returns its
 ``lastUpdatedDate``, the revision the poller lists it under: its echo is known
 by that, not by the status.
 
+UpdateCaseStatus takes only the transitions its documentation lists for
+self-managed cases (``TRANSITIONS``; the service answers any other with a
+ValidationException), so a status the case cannot reach at once is reached
+through Detection and Analysis (Submitted -> Detection and Analysis ->
+Containment, Eradication and Recovery): one call per step, each read back for
+its lastUpdatedDate and returned as a ``WriteStep``, so the poll that shows the
+case between the steps is known as the hub's write too.
+
 A reopened ticket: UpdateCaseStatus lists no transition out of Closed ("Any →
 Closed" is the only way in, none leads out: service-2.json), so a case that is
 not closed goes back to the mapped status (Detection and Analysis), and a closed
@@ -35,17 +43,25 @@ from typing import Any, Literal
 import structlog
 from pydantic import Field, model_validator
 
-from ...errors import ConnectorError
+from ...errors import ConnectorError, Permanent
 from ...model import SourceState
 from ..roles import StrictModel
-from ..writeback_roles import CommentsBack, SourceUpdater, SourceWrite, WritebackConfig, WriteReceipt
+from ..writeback_roles import CommentsBack, SourceUpdater, SourceWrite, SteppedWrites, WritebackConfig, WriteReceipt, WriteStep
 from .api import AwsCredentials
-from .parser import closed_state
+from .parser import OPEN_STATUSES, closed_state
 
 CaseStatus = Literal["Submitted", "Detection and Analysis", "Containment, Eradication and Recovery", "Post-incident Activities"]
 ClosureCode = Literal["Investigation Completed", "Not Resolved", "False Positive", "Duplicate"]
 COMMENT_LIMIT = 12000  # CommentBody max
 METADATA_KEY = "closureCode"
+HUB = "Detection and Analysis"  # every other self-managed status leads to it and back
+# UpdateCaseStatus's documentation (service-2.json), self-managed cases; "Any -> Closed" is CloseCase's.
+TRANSITIONS = {
+    "Submitted": ("Detection and Analysis",),
+    "Detection and Analysis": ("Containment, Eradication and Recovery", "Post-incident Activities"),
+    "Containment, Eradication and Recovery": ("Detection and Analysis", "Post-incident Activities"),
+    "Post-incident Activities": ("Containment, Eradication and Recovery", "Detection and Analysis"),
+}
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +76,26 @@ class SirVerdict(StrictModel):
     def _one(self) -> SirVerdict:
         if (self.status is None) == (self.closure_code is None):
             raise ValueError("give a `status` or a `closure_code`, not both")
+        if self.status == "Submitted":
+            raise ValueError("no UpdateCaseStatus transition leads back to Submitted: map the state to another status")
         return self
+
+
+def status_path(current: str, wanted: str) -> list[str]:
+    """Return the statuses to set, in order, to take a case from `current` to `wanted` (none when it is there)."""
+    if current == wanted:
+        return []
+    if wanted in TRANSITIONS.get(current, ()):
+        return [wanted]
+    if HUB in TRANSITIONS.get(current, ()) and wanted in TRANSITIONS[HUB]:
+        return [HUB, wanted]
+    raise Permanent(f"security-ir: UpdateCaseStatus cannot take a case from {current!r} to {wanted!r} (self-managed cases "
+                    f"only; an AWS-supported case's status is AWS's)")
+
+
+def read_as(status: str) -> SourceState:
+    """Return the state the poller reads a case at this (open) status as."""
+    return SourceState.firing if status in OPEN_STATUSES else SourceState.in_progress
 
 
 DEFAULT_STATES = {
@@ -73,7 +108,7 @@ DEFAULT_STATES = {
 }
 
 
-class SecurityIrUpdater(SourceUpdater, CommentsBack):
+class SecurityIrUpdater(SourceUpdater, CommentsBack, SteppedWrites):
     """Writes a ticket's status, close and comments onto AWS Security IR cases (self-managed cases: resolverType Self)."""
 
     type = "aws_security_ir"
@@ -101,6 +136,11 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         """Return each state as its case status, or 'Closed: <closure code>'."""
         return {state: v.status or f"Closed: {v.closure_code}" for state, v in self.verdicts.items()}
 
+    def passes(self, state: SourceState) -> tuple[SourceState, ...]:
+        """Return Detection and Analysis's state for a status a Submitted case reaches only through it."""
+        status = self.verdicts[state].status
+        return (read_as(HUB),) if status is not None and status != HUB else ()
+
     async def write(self, vendor_id: str, change: SourceWrite) -> WriteReceipt:
         """Set the case's status, or record the closure code, comment it and close the case."""
         verdict = self.verdicts[change.state]
@@ -108,10 +148,7 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         if verdict.status is not None and case.get("caseStatus") == "Closed":
             return await self._closed_stays(vendor_id, case, change, verdict.status)
         if verdict.status is not None:
-            if case.get("caseStatus") == verdict.status:
-                return WriteReceipt()
-            await self.api.call("update_case_status", {"caseId": vendor_id, "caseStatus": verdict.status})
-            return WriteReceipt(revision=await self.revision(vendor_id, verdict.status))
+            return await self._step(vendor_id, status_path(str(case.get("caseStatus")), verdict.status))
         if case.get("caseStatus") == "Closed":
             return WriteReceipt()  # closed already (a retry after the close went through, or closed in AWS)
         kept = [entry for entry in case.get("caseMetadata") or [] if entry.get("key") != METADATA_KEY]
@@ -120,6 +157,17 @@ class SecurityIrUpdater(SourceUpdater, CommentsBack):
         comment_id = await self.add_comment(vendor_id, text, token=change.token)
         await self.api.call("close_case", {"caseId": vendor_id})
         return WriteReceipt(revision=await self.revision(vendor_id, "Closed"), comments=(comment_id,) if comment_id else ())
+
+    async def _step(self, vendor_id: str, path: list[str]) -> WriteReceipt:
+        """Set each status of the path in turn; the receipt holds the last one's revision and the steps before it."""
+        steps: list[WriteStep] = []
+        for n, status in enumerate(path):
+            await self.api.call("update_case_status", {"caseId": vendor_id, "caseStatus": status})
+            revision = await self.revision(vendor_id, status)
+            if n == len(path) - 1:
+                return WriteReceipt(revision=revision, steps=tuple(steps))
+            steps.append(WriteStep(read_as(status), revision))
+        return WriteReceipt()  # at the status already
 
     async def _closed_stays(self, vendor_id: str, case: dict[str, Any], change: SourceWrite, wanted: str) -> WriteReceipt:
         """Tell a closed case its ticket moved on (the API has no reopen); the receipt says the case stays as it is."""
