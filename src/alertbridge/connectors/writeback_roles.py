@@ -52,6 +52,7 @@ class SourceWrite:
     actor: str | None = None  # who changed the ticket (Jira account id or name)
     note: str = ""  # one line for the source's own comment or resolve reason ("Closed in SOC-42 as False Positive")
     token: str = ""  # unique per write: an idempotency key where the vendor takes one (Security IR's clientToken)
+    reopened: bool = False  # the hub last knew the alert in a done state: the verdict it was closed with no longer holds
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .payloads import MirrorComment, Writeback
 from .queue import Job, enqueue
 
 log = structlog.get_logger("alertbridge.jobs")
+DONE_VALUES = {state.value for state in SourceState if state.done}
 
 
 async def enqueue_writebacks(conn: Any, config: Config, case: Mapping[str, Any], *, event: str, at: float, status: str | None = None,
@@ -120,6 +121,7 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
     rule = lifecycle.field("status") if lifecycle is not None else None
     async with ctx.store.read() as conn:
         overruled = await conn.run_sync(changes.seen_since, payload.source, payload.vendor_id, "status", payload.at)
+        last = await conn.run_sync(changes.last_value, payload.source, payload.vendor_id, "status")
     if overruled is not None and rule is not None and rule.direction == "both" and rule.owner == "source":
         log.info("write-back overruled by the source", case=job.case_id, alert=payload.vendor_id, source_state=overruled)
         await ctx.finish(job)
@@ -134,7 +136,7 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
     note = f"{key} {payload.event} as {payload.resolution or payload.ticket_status}" + (f" by {payload.actor}" if payload.actor else "")
     receipt = await target.write(payload.vendor_id, SourceWrite(
         state=payload.state, ticket_key=key, ticket_status=payload.ticket_status, resolution=payload.resolution, actor=payload.actor, note=note,
-        token=f"alertbridge-job-{job.id}",
+        token=f"alertbridge-job-{job.id}", reopened=not payload.state.done and last in DONE_VALUES,
     ))
     async with ctx.store.tx() as conn:
         kept = receipt.kept.value if receipt.kept is not None else None

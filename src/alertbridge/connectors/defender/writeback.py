@@ -7,6 +7,15 @@ informationalExpectedActivity) and determination; the app needs
 SecurityAlert.ReadWrite.All. Graph answers with the updated alert, whose
 ``lastUpdateDateTime`` is the revision the poller will see it under: that is
 how the hub knows the resolved alert it polls next is its own write.
+
+A reopened ticket (the alert was last known resolved) sets the alert back to
+new or inProgress and clears the verdict its close wrote: classification and
+determination ``unknown``, the values of an alert nobody has triaged (Graph's
+alertClassification and alertDetermination both list ``unknown``; the list
+sample's new alert carries them). Without that an active alert would still read
+falsePositive. A state whose verdict names a classification keeps its own.
+A first move to inProgress writes the status only: a classification someone
+gave the alert in Defender while it was open is theirs.
 """
 
 from __future__ import annotations
@@ -86,7 +95,10 @@ class DefenderUpdater(SourceUpdater):
 
     async def write(self, vendor_id: str, change: SourceWrite) -> WriteReceipt:
         """PATCH the alert; a deleted alert is Graph's 404 (Permanent), a revoked app its 401 (AuthFailed)."""
-        body = self.verdicts[change.state].model_dump(exclude_none=True)
+        verdict = self.verdicts[change.state]
+        body = verdict.model_dump(exclude_none=True)
+        if change.reopened and verdict.status != "resolved":
+            body = {"classification": "unknown", "determination": "unknown", **body}
         response = await self._api.call("update_alert", "PATCH", f"{self.base_url}/v1.0/security/alerts_v2/{quote(vendor_id, safe='')}", json=body)
         updated = response.json() if response.status_code == 200 and response.content else {}
         stamp = updated.get("lastUpdateDateTime") if isinstance(updated, dict) else None
