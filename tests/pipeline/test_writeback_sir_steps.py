@@ -87,8 +87,8 @@ async def test_a_submitted_case_reaches_containment_through_the_allowed_path_onc
         rows = await status_rows(hub)
     assert status_writes(w) == [201, 201]
     assert [c["to"] for c in w.jira.state.jira.get("SOC-1").history] == ["In Progress"]
-    # Both writes are the hub's: the last one known by the revision the poll showed and echoed, the step by its own revision.
-    assert [(by_hub, value, echoed) for by_hub, value, _, echoed in rows] == [(1, "in_progress", 1), (1, "in_progress", 0)]
+    # Both writes are the hub's, in the order made: the step known by its own revision, the last by the one the poll showed.
+    assert [(by_hub, value, echoed) for by_hub, value, _, echoed in rows] == [(1, "in_progress", 0), (1, "in_progress", 1)]
     assert all(change_id for _, _, change_id, _ in rows) and rows[0][2] != rows[1][2]
 
 

@@ -128,11 +128,12 @@ async def _write_state(ctx: JobContext, job: Job, payload: Writeback, target: So
         return
     passes = target.passes(payload.state) if isinstance(target, SteppedWrites) else ()
     async with ctx.store.tx() as conn:
-        row = await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "status", payload.state.value,
-                                  payload.at)
-        # The states a stepped write may show on its way are the hub's too, before the call: the poll may land between steps.
+        # The states a stepped write may show on its way are the hub's too, recorded before the call (a poll may land between
+        # the steps) and in the order they are written: the last write's row stays the latest.
         step_rows = [(state, await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "status",
                                                  state.value, payload.at)) for state in passes]
+        row = await conn.run_sync(changes.record_write, job.case_id or 0, payload.source, payload.vendor_id, "status", payload.state.value,
+                                  payload.at)
     note = f"{key} {payload.event} as {payload.resolution or payload.ticket_status}" + (f" by {payload.actor}" if payload.actor else "")
     receipt = await target.write(payload.vendor_id, SourceWrite(
         state=payload.state, ticket_key=key, ticket_status=payload.ticket_status, resolution=payload.resolution, actor=payload.actor, note=note,
