@@ -156,8 +156,9 @@ class JobQueue:
         self.lease = lease
         self.worker = worker
         self.clock = clock  # wall-clock seconds, shared by every process (a test injects its own)
+        self._statements: dict[tuple, tuple] = {}  # the claim statements of each shape of claim_many
 
-    def _claimable(self, now: float, limit: int):
+    def _claimable(self, now, limit):
         earlier = _EARLIER
         blocked = exists().where(
             earlier.c.case_id == jobs.c.case_id,
@@ -179,33 +180,44 @@ class JobQueue:
     async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None,
                          in_hand: Collection[int] = (), kinds: Collection[str] = ()) -> list[Job]:
         """Take up to `limit` ready jobs (of `kinds`, if given), at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
-        query = self._claimable(self.clock(), limit)
+        shape = (bool(in_hand), tuple(kinds), tuple(sorted(skip_sinks)), only_sink)
+        statements = self._statements.get(shape)
+        if statements is None:
+            statements = self._statements[shape] = self._claim_statements(*shape)
+        return await self._claim(statements, {"now": self.clock(), "limit": limit, "in_hand": list(in_hand)})
+
+    def _claim_statements(self, in_hand: bool, kinds: tuple[str, ...], skip_sinks: tuple[str, ...], only_sink: str | None):
+        # Built once per shape, its values bound at each claim: building and hashing this statement per claim cost more
+        # CPU than running it (SQLAlchemy's cache key walks the whole tree each time).
+        query = self._claimable(bindparam("now"), bindparam("limit"))
         if in_hand:  # this process runs them still: a lease that lapsed (a starved heartbeat) must not make them run twice
-            query = query.where(jobs.c.id.notin_(in_hand))
+            query = query.where(jobs.c.id.notin_(bindparam("in_hand", expanding=True)))
         if kinds:
             query = query.where(jobs.c.kind.in_(kinds))
         if skip_sinks:
             query = query.where(or_(jobs.c.kind.notin_(SINK_KINDS), _SINK.is_(None), _SINK.notin_(skip_sinks)))
         if only_sink is not None:
             query = query.where(jobs.c.kind.in_(SINK_KINDS), _SINK == only_sink)
-        return await self._claim(query)
+        return query, self._update_claimed(query)
+
+    def _update_claimed(self, query):
+        # One statement: the locked ids, their new state, and what the dispatcher needs to know of each.
+        return update(jobs).where(jobs.c.id.in_(query)).values(
+            state="running", lease_until=bindparam("lease_until"), worker=self.worker, attempts=jobs.c.attempts + 1,
+        ).returning(*jobs.c, _SINK.label("sink"), _RANK.label("rank"))
 
     async def claim_similar(self, kind: str, case_ids, limit: int) -> list[Job]:
         """Take up to `limit` more ready jobs of one kind among the cases `case_ids` (a subquery), for batching."""
         query = self._claimable(self.clock(), limit).where(jobs.c.kind == kind, jobs.c.case_id.in_(case_ids))
-        return await self._claim(query)
+        return await self._claim((query, self._update_claimed(query)), {})
 
-    async def _claim(self, query) -> list[Job]:
+    async def _claim(self, statements, params: dict[str, Any]) -> list[Job]:
+        query, claim = statements
         if self.store.is_sqlite:
             # SQLite has one writer: look on a read connection first, so an idle worker never queues for the write lock.
-            async with self.store.read() as conn:
-                if (await conn.execute(query)).first() is None:
-                    return []
-        # One statement: the locked ids, their new state, and what the dispatcher needs to know of each.
-        claim = update(jobs).where(jobs.c.id.in_(query)).values(
-            state="running", lease_until=self.clock() + self.lease, worker=self.worker, attempts=jobs.c.attempts + 1,
-        ).returning(*jobs.c, _SINK.label("sink"), _RANK.label("rank"))
-        rows = await self.store.run(_rows, claim)
+            if not await self.store.run_read(_any, query, params):
+                return []
+        rows = await self.store.run(_rows, claim, params | {"lease_until": self.clock() + self.lease})
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
         return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
 
@@ -290,8 +302,12 @@ class JobQueue:
         await self.settle([self.released(job)])
 
 
-def _rows(conn: Connection, statement) -> list:
-    return list(conn.execute(statement).mappings())
+def _rows(conn: Connection, statement, params: dict[str, Any] | None = None) -> list:
+    return list(conn.execute(statement, params).mappings())
+
+
+def _any(conn: Connection, query, params: dict[str, Any]) -> bool:
+    return conn.execute(query, params).first() is not None
 
 
 def _count(conn: Connection, statement, rows: list[dict[str, Any]] | None = None) -> int:
