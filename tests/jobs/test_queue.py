@@ -84,7 +84,7 @@ async def test_a_held_job_blocks_nothing_and_runs_again_once_released(store):
     assert await q.claim() is None
     async with store.tx() as conn:
         assert (await queue.job_counts(conn))["held"] == 1
-        await release_held(conn, [3])
+        await conn.run_sync(release_held, [3])
     again = await q.claim()
     assert again.id == held.id and again.attempts == 1  # being held was not an attempt
 

@@ -44,7 +44,7 @@ from .context import JobContext
 from .payloads import CreateSinkTicket, CreateTicket
 from .queue import Job, release_held
 from .tickets import save_ticket, store_ticket, ticket_of
-from .writeback import enqueue_writebacks
+from .writeback import writeback_jobs
 
 log = structlog.get_logger("alertbridge.jobs")
 
@@ -257,18 +257,21 @@ def _claim_unit(conn: Connection, claims: list[tuple[int, str, str]], further: s
 
 async def _record(ctx: JobContext, job: Job, ticket: TicketRef, further: str | None = None) -> None:
     """Record the case's ticket (in its further sink `further`), finish the job and release the held jobs, in one transaction."""
-    async with ctx.store.tx() as conn:
-        if further is not None:
-            await save_ticket(conn, job.case_id, further, ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created")
-        else:
-            await conn.execute(update(cases).where(cases.c.id == job.case_id).values(
-                ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created",
-            ))
-            route = (await conn.execute(select(cases.c.route).where(cases.c.id == job.case_id))).scalar()
-            await enqueue_writebacks(conn, ctx.config, {"id": job.case_id, "route": route}, event="created", at=time.time(), category="new")
-        await release_held(conn, [job.case_id])
-        await ctx.queue.complete(job, conn)
+    await ctx.store.run(_record_unit, ctx.config, ctx.queue.completion(job), job.case_id, ticket, further, time.time())
     log.info("ticket created", case=job.case_id, sink=further, ticket=ticket.key, url=ticket.url)
+
+
+def _record_unit(conn: Connection, config: Config, completion, case_id: int, ticket: TicketRef, further: str | None,
+                 now: float) -> None:
+    if further is not None:
+        store_ticket(conn, case_id, further, ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created")
+    else:
+        route = conn.execute(update(cases).where(cases.c.id == case_id).values(
+            ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created",
+        ).returning(cases.c.route)).scalar()
+        writeback_jobs(conn, config, {"id": case_id, "route": route}, event="created", at=now, category="new")
+    release_held(conn, [case_id])
+    conn.execute(completion)
 
 
 async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError, further: str | None = None) -> None:

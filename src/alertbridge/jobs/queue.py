@@ -348,9 +348,9 @@ async def discard(conn: AsyncConnection, job_id: int) -> int:
     return result.rowcount
 
 
-async def release_held(conn: AsyncConnection, case_ids: list[int]) -> None:
-    """Let the held jobs of these cases run again (their cases have tickets now), in their original order."""
-    await conn.execute(update(jobs).where(jobs.c.case_id.in_(case_ids), jobs.c.state == "held").values(
+def release_held(conn: Connection, case_ids: list[int]) -> None:
+    """Let the held jobs of these cases run again (their cases have tickets now), in their original order, inside a unit of work."""
+    conn.execute(update(jobs).where(jobs.c.case_id.in_(case_ids), jobs.c.state == "held").values(
         state="pending", run_after=time.time(), last_error=None,
     ))
 

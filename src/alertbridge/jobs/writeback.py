@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import connectors
 from ..config import Config
@@ -29,16 +30,24 @@ from ..pipeline import changes
 from ..store.tables import alerts
 from .context import JobContext
 from .payloads import MirrorComment, Writeback
-from .queue import Job, enqueue
+from .queue import Job, enqueue_many, job_values
 
 log = structlog.get_logger("alertbridge.jobs")
 DONE_VALUES = {state.value for state in SourceState if state.done}
 
 
-async def enqueue_writebacks(conn: Any, config: Config, case: Mapping[str, Any], *, event: str, at: float, status: str | None = None,
-                             category: str | None = None, resolution: str | None = None, comment: str | None = None,
-                             actor: str | None = None, feedback_only: bool = False) -> int:
+async def enqueue_writebacks(conn: AsyncConnection, config: Config, case: Mapping[str, Any], *, event: str, at: float,
+                             status: str | None = None, category: str | None = None, resolution: str | None = None,
+                             comment: str | None = None, actor: str | None = None, feedback_only: bool = False) -> int:
     """Add the write-back jobs one ticket change causes on the case's route; return how many (a change the hub made tells SIEMs only)."""
+    return await conn.run_sync(writeback_jobs, config, case, event=event, at=at, status=status, category=category,
+                               resolution=resolution, comment=comment, actor=actor, feedback_only=feedback_only)
+
+
+def writeback_jobs(conn: Connection, config: Config, case: Mapping[str, Any], *, event: str, at: float, status: str | None = None,
+                   category: str | None = None, resolution: str | None = None, comment: str | None = None,
+                   actor: str | None = None, feedback_only: bool = False) -> int:
+    """Add the write-back jobs as `enqueue_writebacks` does, inside a unit of work; return how many."""
     route = _route(config, case["route"])
     lifecycle = lifecycle_of(route) if route is not None else None
     if route is None or lifecycle is None or not route.writeback:
@@ -46,8 +55,8 @@ async def enqueue_writebacks(conn: Any, config: Config, case: Mapping[str, Any],
     state = lifecycle.ticket_state(category, status, resolution) if event != "commented" else None
     common = dict(event=event, state=state, ticket_status=status, status_category=category, resolution=resolution, comment=comment,
                   actor=actor, at=at)
-    records = await _records(conn, case["id"])
-    added = 0
+    records = _records(conn, case["id"])
+    rows: list[dict[str, Any]] = []
     for name in route.writeback:
         settings = config.writebacks.get(name)
         kind = connectors.load(connectors.WRITEBACKS, settings.type) if settings is not None else None
@@ -55,8 +64,7 @@ async def enqueue_writebacks(conn: Any, config: Config, case: Mapping[str, Any],
             continue
         if issubclass(kind, SiemFeedback):
             if not settings.sources or any(source in settings.sources for source, _ in records):  # its `sources`: which cases it hears of
-                await enqueue(conn, Writeback(target=name, **common), case_id=case["id"])
-                added += 1
+                rows.append(_job(Writeback(target=name, **common), case["id"]))
             continue
         field = "comments" if event == "commented" else "status"
         if feedback_only or event == "created" or not lifecycle.field(field).carries("source"):
@@ -65,9 +73,13 @@ async def enqueue_writebacks(conn: Any, config: Config, case: Mapping[str, Any],
             continue
         for source, vendor_id in records:
             if source in settings.sources:
-                await enqueue(conn, Writeback(target=name, source=source, vendor_id=vendor_id, **common), case_id=case["id"])
-                added += 1
-    return added
+                rows.append(_job(Writeback(target=name, source=source, vendor_id=vendor_id, **common), case["id"]))
+    enqueue_many(conn, rows)
+    return len(rows)
+
+
+def _job(payload: Writeback, case_id: int) -> dict[str, Any]:
+    return job_values(payload, now=time.time()) | {"case_id": case_id}
 
 
 def _route(config: Config, name: str) -> Any:
@@ -75,9 +87,9 @@ def _route(config: Config, name: str) -> Any:
     return next((route for route in config.settings.routes if route.name == name), None)
 
 
-async def _records(conn: Any, case_id: int) -> list[tuple[str, str]]:
+def _records(conn: Connection, case_id: int) -> list[tuple[str, str]]:
     """Return each (source, vendor id) of the case's alerts once, the first alert first."""
-    rows = (await conn.execute(select(alerts.c.source, alerts.c.data).where(alerts.c.case_id == case_id).order_by(alerts.c.id))).all()
+    rows = (conn.execute(select(alerts.c.source, alerts.c.data).where(alerts.c.case_id == case_id).order_by(alerts.c.id))).all()
     return list(dict.fromkeys((source, str(data.get("vendor_id"))) for source, data in rows if data.get("vendor_id")))
 
 
@@ -92,7 +104,7 @@ async def run(ctx: JobContext, job: Job, payload: Writeback) -> None:
         raise Permanent(f"route {case['route']!r} of case {case['id']} is no longer in the config")
     if isinstance(target, SiemFeedback):
         async with ctx.store.read() as conn:
-            records = await _records(conn, case["id"])
+            records = await conn.run_sync(_records, case["id"])
         await target.send(TicketFeedback(
             event=payload.event, ticket_key=key, ticket_url=case["ticket_url"], status=payload.ticket_status,  # type: ignore[arg-type]
             status_category=payload.status_category, resolution=payload.resolution, state=payload.state,
