@@ -30,6 +30,15 @@ MemberRow = dict[str, Any]
 Later = Callable[[Case], JobPayload]  # a payload rendered at write time, once a case this batch opens has its id
 
 
+# Built once, their values bound per batch: building and hashing these per batch cost more than running them (a
+# sustained load comes in batches of a few rows).
+_LATEST = select(cases).where(cases.c.id.in_(
+    select(func.max(cases.c.id)).where(tuple_(cases.c.route, cases.c.key_hash).in_(bindparam("keys", expanding=True)))
+    .group_by(cases.c.route, cases.c.key_hash).scalar_subquery()))
+_LATEST_LOCKED = _LATEST.with_for_update()
+_DONE = update(inbox).where(inbox.c.id.in_(bindparam("ids", expanding=True))).values(state="done", error=None)
+
+
 class Batch:
     """The cases, members and pending jobs one batch touches, and everything it will write."""
 
@@ -60,9 +69,8 @@ class Batch:
         self._loaded |= keys
         if not keys:
             return
-        latest = select(func.max(cases.c.id)).where(tuple_(cases.c.route, cases.c.key_hash).in_(keys))
-        query = select(cases).where(cases.c.id.in_(latest.group_by(cases.c.route, cases.c.key_hash).scalar_subquery()))
-        found = [dict(row) for row in self.conn.execute(query.with_for_update() if self.lock_cases else query).mappings()]
+        query = _LATEST_LOCKED if self.lock_cases else _LATEST
+        found = [dict(row) for row in self.conn.execute(query, {"keys": list(keys)}).mappings()]
         for case in found:
             self._latest[(case["route"], case["key_hash"])] = case
         ticketless = [case["id"] for case in found if case["ticket_key"] is None]
@@ -207,7 +215,7 @@ class Batch:
                 [dict(row, b_case=row["case_id"], b_member=row["member"]) for row in changed])
         enqueue_many(conn, [self._job_row(case, payload, values) for case, payload, values in self._jobs])
         if self.done:
-            conn.execute(update(inbox).where(inbox.c.id.in_(self.done)).values(state="done", error=None))
+            conn.execute(_DONE, {"ids": self.done})
         if self.dead:
             conn.execute(update(inbox).where(inbox.c.id == bindparam("b_id")).values(state="dead", error=bindparam("error")),
                          [{"b_id": row_id, "error": reason[:4000]} for row_id, reason in self.dead])
