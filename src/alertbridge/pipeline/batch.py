@@ -13,6 +13,7 @@ what one-alert-at-a-time processing gave.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -233,12 +234,16 @@ class Batch:
             values = {name: _stored(value) for name, value in self._changed.get(case_id, {}).items()}
             shapes[tuple(sorted(values))].append(values | {"b_id": case_id, "b_added": self._counted.get(case_id, 0)})
         for names, rows in shapes.items():
-            statement = update(cases).where(cases.c.id == bindparam("b_id")).values(
-                alert_count=cases.c.alert_count + bindparam("b_added"),
-                repeats_since_comment=cases.c.repeats_since_comment + bindparam("b_added"),
-                **{name: bindparam(name) for name in names},
-            )
-            self.conn.execute(statement, rows)
+            self.conn.execute(_case_update(names), rows)
+
+
+@functools.cache  # a few shapes (a repeat, a reopen, ...), each built once: building and hashing one per batch cost more than running it
+def _case_update(names: tuple[str, ...]):
+    return update(cases).where(cases.c.id == bindparam("b_id")).values(
+        alert_count=cases.c.alert_count + bindparam("b_added"),
+        repeats_since_comment=cases.c.repeats_since_comment + bindparam("b_added"),
+        **{name: bindparam(name) for name in names},
+    )
 
 
 def _stored(value: Any) -> Any:
