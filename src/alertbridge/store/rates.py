@@ -3,7 +3,8 @@
 One row per sink holds the sink's next free send time (GCRA's "theoretical
 arrival time", wall-clock seconds). Reserving ``count`` send times is one
 statement: push it forward by ``count × interval`` from whichever is later, the
-row or now, and return it; the reservation is the ``count`` times just before.
+row or now, and return it (the first reservation makes the row); the reservation
+is the ``count`` times just before.
 The row lock makes processes take turns; a process that dies holding send times
 only leaves them unused, which errs on the side of fewer calls.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from sqlalchemy import Column, Float, String, Table, func, update
+from sqlalchemy import Column, Float, String, Table, func
 from sqlalchemy.dialects.postgresql import insert
 
 from . import Store
@@ -40,17 +41,16 @@ class SharedSlots(Slots):
     def __init__(self, store: Store, sink: str):
         self.store = store
         self.sink = sink
-        self._row_made = False
 
     async def reserve(self, count: int, interval: float, now: float) -> float:
         """Reserve `count` send times `interval` apart, none before `now` (wall clock); return the first."""
+        # One upsert, not "insert once, then update": two reservations of one process racing on a new sink would
+        # otherwise find the row its first insert had not committed yet (NoResultFound).
+        upsert = insert(sink_rates).values(sink=self.sink, next_free=now + count * interval)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[sink_rates.c.sink],
+            set_={"next_free": func.greatest(sink_rates.c.next_free, now) + count * interval},
+        ).returning(sink_rates.c.next_free)
         async with self.store.tx() as conn:
-            if not self._row_made:
-                await conn.execute(insert(sink_rates).values(sink=self.sink, next_free=0.0).on_conflict_do_nothing())
-                self._row_made = True
-            last = (await conn.execute(
-                update(sink_rates).where(sink_rates.c.sink == self.sink)
-                .values(next_free=func.greatest(sink_rates.c.next_free, now) + count * interval)
-                .returning(sink_rates.c.next_free)
-            )).scalar_one()
+            last = (await conn.execute(upsert)).scalar_one()
         return last - count * interval
