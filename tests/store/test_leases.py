@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -133,6 +135,14 @@ async def test_a_name_whose_session_died_is_taken_again_unless_another_process_t
         await node._held.commit()
         async with store.tx() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        # pg_terminate_backend only signals: the backend, and the lock it holds, may outlive the call by a moment.
+        for _ in range(200):  # bounded: 10 s
+            async with store.tx() as conn:
+                alive = (await conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})).scalar()
+            if not alive:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"backend {pid} still running 10 s after pg_terminate_backend")
 
     node = Node(store, "worker@h", "h:1")
     newcomer = Node(store, "worker@h", "h:2", slots=1)
