@@ -9,17 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from alertbridge.pipeline.inbox import Inbox, insert_events
-from alertbridge.store import Store, upgrade
 from alertbridge.store.tables import inbox
-
-
-@pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'units.db'}"
-    upgrade(url)
-    store = Store(url)
-    yield store
-    await store.aclose()
 
 
 async def until(condition, what: str, rounds: int = 2000) -> None:
