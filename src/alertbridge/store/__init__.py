@@ -210,14 +210,10 @@ class Store:
 
     async def run(self, work: Callable[..., T], *args: Any, urgent: bool = False) -> T:
         """Run `work(conn, *args)` as one write transaction and return what it returns; `urgent` goes first (intake)."""
-        if not self.is_sqlite:
-            async with self.writer.begin() as conn:
-                return await conn.run_sync(work, *args)
-        async with self.gate.hold(urgent=urgent):
-            return await self._writing.run(work, args)
+        return await self.run_collected(lambda conn, given: work(conn, *given), lambda: args, urgent=urgent)
 
     async def run_collected(self, work: Callable[[Connection, A], T], collect: Callable[[], A], *, urgent: bool = False) -> T:
-        """Run `work(conn, collect())` as `run` does, calling `collect` only once this writer's turn has come.
+        """Run `work(conn, collect())` as one write transaction, calling `collect` only once this writer's turn has come.
 
         A group commit collects its events then: those that came in while it waited for the gate go in this commit
         rather than the next one.
