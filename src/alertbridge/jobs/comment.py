@@ -16,10 +16,10 @@ from sqlalchemy import Connection, select
 from ..errors import Permanent
 from ..pipeline import changes
 from ..store.tables import alerts, cases
-from .context import JobContext
+from .context import JobContext, ticketed_row
 from .payloads import CommentRepeats
-from .queue import Held, Job, JobQueue
-from .tickets import store_ticket, ticket_row
+from .queue import Job, JobQueue
+from .tickets import store_ticket
 
 
 async def run(ctx: JobContext, job: Job, payload: CommentRepeats) -> None:
@@ -39,14 +39,7 @@ def _prepare(conn: Connection, queue: JobQueue, job: Job, further: str | None, c
 
     None when no comment is due: the job is done in this same unit.
     """
-    row = conn.execute(select(cases).where(cases.c.id == job.case_id)).mappings().first()
-    if row is None:
-        raise Permanent(f"case {job.case_id} does not exist")
-    case = {**dict(row), **ticket_row(conn, dict(row), further)} if further is not None else dict(row)
-    if not case["ticket_key"]:
-        # Per-case order ran the create first: no key means it was discarded. A fresh create
-        # (the next alert, or `alertbridge case retry`) releases this job.
-        raise Held(f"case {case['id']} has no ticket yet (its create was discarded); waiting until it has one")
+    case = ticketed_row(conn, job.case_id, further)
     sink = further or case["sink"]
     if sink not in configured:
         raise Permanent(f"sink {sink!r} is not configured")

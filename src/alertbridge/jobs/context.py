@@ -19,7 +19,7 @@ from ..store import Store
 from ..store.instance import instance_id
 from ..store.tables import cases
 from .queue import Held, Job, JobQueue
-from .tickets import ticket_of
+from .tickets import ticket_row
 
 
 @dataclass
@@ -51,11 +51,7 @@ class JobContext:
 
     async def case(self, case_id: int | None) -> dict[str, Any]:
         """Return a case row; raise Permanent if it does not exist."""
-        async with self.store.read() as conn:
-            row = (await conn.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
-        if row is None:
-            raise Permanent(f"case {case_id} does not exist")
-        return dict(row)
+        return await self.store.run_read(case_row, case_id)
 
     def sink(self, case: dict[str, Any], further: str | None = None) -> TicketSink:
         """Return the sink a case files its ticket in (or its route's further sink `further`); raise Permanent if it is not configured."""
@@ -66,21 +62,33 @@ class JobContext:
 
     async def ticketed_case(self, job: Job, further: str | None = None) -> tuple[dict[str, Any], str]:
         """Return the job's case and its ticket key (in the further sink `further`); raise Held while there is none."""
-        case = await self.case(job.case_id)
-        if further is not None:
-            async with self.store.read() as conn:
-                ticket = await ticket_of(conn, case, further)
-            case = {**case, **ticket}
-        if not case["ticket_key"]:
-            # Per-case order ran the create first: no key means it was discarded. A fresh create
-            # (the next alert, or `alertbridge case retry`) releases this job.
-            raise Held(f"case {case['id']} has no ticket yet (its create was discarded); waiting until it has one")
+        case = await self.store.run_read(ticketed_row, job.case_id, further)
         return case, case["ticket_key"]
 
     async def finish(self, job: Job, **case_values: Any) -> None:
         """Mark the job done, with the changes it made to its case, in one unit of work (one round trip)."""
         statements = [update(cases).where(cases.c.id == job.case_id).values(**case_values)] if case_values else []
         await self.store.run(_execute, [*statements, self.queue.completion(job)])
+
+
+def case_row(conn: Connection, case_id: int | None) -> dict[str, Any]:
+    """Return a case row, inside a unit of work; raise Permanent if it does not exist."""
+    row = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
+    if row is None:
+        raise Permanent(f"case {case_id} does not exist")
+    return dict(row)
+
+
+def ticketed_row(conn: Connection, case_id: int | None, further: str | None) -> dict[str, Any]:
+    """Return the case with its ticket in `further` (None: its own sink), inside a unit of work; raise Held while it has none."""
+    case = case_row(conn, case_id)
+    if further is not None:
+        case = {**case, **ticket_row(conn, case, further)}
+    if not case["ticket_key"]:
+        # Per-case order ran the create first: no key means it was discarded. A fresh create
+        # (the next alert, or `alertbridge case retry`) releases this job.
+        raise Held(f"case {case['id']} has no ticket yet (its create was discarded); waiting until it has one")
+    return case
 
 
 def _execute(conn: Connection, statements: list) -> None:
