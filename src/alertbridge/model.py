@@ -88,13 +88,13 @@ class Observables(BaseModel):
         """Return the union of both, keeping first-seen order."""
         merged = {
             name: list(dict.fromkeys(getattr(self, name) + getattr(other, name)))
-            for name in _OBSERVABLE_KINDS
+            for name in OBSERVABLE_KINDS
         }
         # Both sides were validated already (lists of str): constructed, not validated again, once per repeat alert.
         return Observables.model_construct(**merged)
 
 
-_OBSERVABLE_KINDS = tuple(Observables.model_fields)
+OBSERVABLE_KINDS = tuple(Observables.model_fields)
 
 
 class Evidence(BaseModel):

@@ -8,36 +8,47 @@ against those rows in memory — a later alert of the batch sees what an earlier
 one did to its case — and `flush` writes the result: new cases multi-row,
 case updates, alerts, members and jobs as executemany, the inbox rows done.
 Jobs are inserted in the order they were planned, so per-case job order is
-what one-alert-at-a-time processing gave.
+what one-alert-at-a-time processing gave. The statements a batch always runs
+are the driver's own SQL (pipeline/statements.py); the rare ones (members,
+dead rows) and the new cases' insert, which needs their ids back in order, are
+SQLAlchemy's.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 
 from ..jobs.payloads import CommentRepeats, CreateSinkTicket, CreateTicket, Ingest, SyncMembers
-from ..jobs.queue import JobPayload, enqueue_many, job_values
-from ..jobs.recovery import ON_ITS_WAY, discarded_further
+from ..jobs.queue import JobPayload
+from ..jobs.recovery import discarded_further
 from ..model import Observables
-from ..store.tables import alerts, case_members, cases, inbox, jobs
+from ..store.tables import case_members, cases, inbox, jobs
+from .statements import ALERT_COLUMNS, CASE_COLUMNS, run_many, statements
 
 Case = dict[str, Any]  # a case row as this batch sees it; "id" is None until a new case is inserted
 MemberRow = dict[str, Any]
 Later = Callable[[Case], JobPayload]  # a payload rendered at write time, once a case this batch opens has its id
 
 
-# Built once, their values bound per batch: building and hashing these per batch cost more than running them (a
-# sustained load comes in batches of a few rows).
-_LATEST = select(cases).where(cases.c.id.in_(
-    select(func.max(cases.c.id)).where(tuple_(cases.c.route, cases.c.key_hash).in_(bindparam("keys", expanding=True)))
-    .group_by(cases.c.route, cases.c.key_hash).scalar_subquery()))
-_LATEST_LOCKED = _LATEST.with_for_update()
-_DONE = update(inbox).where(inbox.c.id.in_(bindparam("ids", expanding=True))).values(state="done", error=None)
+
+
+@dataclass
+class _Job:
+    """A job the batch will insert: its payload (or how to render it once its case has an id) and its columns."""
+
+    case: Case | None
+    payload: JobPayload | Later
+    run_after: float
+    lane: str | None
+    state: str = "pending"
+    finished_at: float | None = None
+    last_error: str | None = None
 
 
 class Batch:
@@ -45,6 +56,7 @@ class Batch:
 
     def __init__(self, conn: Connection, now: float, *, lock_cases: bool = False):
         self.conn, self.now, self.lock_cases = conn, now, lock_cases
+        self.sql = statements(conn)
         self._latest: dict[tuple[str, str], Case] = {}
         self._loaded: set[tuple[str, str]] = set()
         self._on_its_way: set[int] = set()  # existing case ids with a create pending, running or dead
@@ -58,7 +70,7 @@ class Batch:
         self._comments_due: set[int] = set()  # existing case ids whose pending repeat comments become due now
         self._alerts: list[tuple[Case, dict[str, Any]]] = []
         self._new_members: list[tuple[Case, MemberRow]] = []
-        self._jobs: list[tuple[Case | None, JobPayload | Later, dict[str, Any]]] = []
+        self._jobs: list[_Job] = []
         self.done: list[int] = []
         self.dead: list[tuple[int, str]] = []
 
@@ -70,15 +82,16 @@ class Batch:
         self._loaded |= keys
         if not keys:
             return
-        query = _LATEST_LOCKED if self.lock_cases else _LATEST
-        found = [dict(row) for row in self.conn.execute(query, {"keys": list(keys)}).mappings()]
+        sql = self.sql
+        found = [dict(zip(CASE_COLUMNS, row)) for row in self.conn.exec_driver_sql(
+            sql.latest_locked if self.lock_cases else sql.latest, sql.keys(keys))]
         for case in found:
+            if isinstance(case["observables"], str):  # SQLite's JSON is text; psycopg decodes it
+                case["observables"] = json.loads(case["observables"])
             self._latest[(case["route"], case["key_hash"])] = case
         ticketless = [case["id"] for case in found if case["ticket_key"] is None]
         if ticketless:
-            creates = select(jobs.c.case_id).where(
-                jobs.c.case_id.in_(ticketless), jobs.c.kind == CreateTicket.kind, jobs.c.state.in_(ON_ITS_WAY)).distinct()
-            self._on_its_way |= set(self.conn.execute(creates).scalars())
+            self._on_its_way |= set(self.conn.exec_driver_sql(sql.creates, (sql.values(ticketless),)).scalars())
         by_key = {(case["route"], case["key_hash"]): case["id"] for case in found}
         wanted = {(by_key[route, digest], member) for route, digest, member in members if (route, digest) in by_key}
         if wanted:
@@ -141,10 +154,9 @@ class Batch:
 
     def enqueue(self, case: Case | None, payload: JobPayload | Later, delay: float = 0.0, lane: str | None = None) -> None:
         """Plan a job of the case (in the order planned, in a further sink's `lane`); a create marks the case's create as on its way."""
+        self._jobs.append(_Job(case, payload, self.now + delay, lane))
         if not isinstance(payload, JobPayload):
-            self._jobs.append((case, payload, {"delay": delay, "lane": lane}))
             return
-        self._jobs.append((case, payload, job_values(payload, now=self.now, delay=delay, lane=lane)))
         if case is not None and case["id"] is not None:
             if payload.kind == CreateTicket.kind:
                 self._on_its_way.add(case["id"])
@@ -157,9 +169,9 @@ class Batch:
 
     def comments_now(self, case: Case) -> None:
         """Make the case's pending repeat comments due now, those already in the table and those planned so far."""
-        for owner, payload, values in self._jobs:
-            if owner is case and isinstance(payload, CommentRepeats):
-                values["run_after"] = self.now
+        for job in self._jobs:
+            if job.case is case and isinstance(job.payload, CommentRepeats):
+                job.run_after = self.now
         if case["id"] is not None:
             self._comments_due.add(case["id"])
 
@@ -185,27 +197,25 @@ class Batch:
     def fail(self, row_id: int, source: str, reason: str) -> None:
         """Dead-letter an inbox row: its state says why, and a dead ingest job lists it for replay."""
         self.dead.append((row_id, reason))
-        values = job_values(Ingest(inbox_id=row_id, source=source), now=self.now)
-        self._jobs.append((None, Ingest(inbox_id=row_id, source=source),
-                           values | dict(state="dead", finished_at=self.now, last_error=reason[:4000])))
+        self._jobs.append(_Job(None, Ingest(inbox_id=row_id, source=source), self.now, None, state="dead",
+                               finished_at=self.now, last_error=reason[:4000]))
 
     # --- writing ---------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Write everything planned, in a few statements."""
-        conn = self.conn
+        conn, sql = self.conn, self.sql
         if self.new_cases:
-            columns = [column.name for column in cases.c if column.name in self.new_cases[0] and column.name != "id"]
-            rows = [{name: _stored(case[name]) for name in columns} for case in self.new_cases]
+            columns = [name for name in CASE_COLUMNS if name in self.new_cases[0] and name != "id"]
+            rows = [{name: case[name] for name in columns} for case in self.new_cases]
             inserted = conn.execute(insert(cases).returning(cases.c.id, sort_by_parameter_order=True), rows)
             for case, (case_id,) in zip(self.new_cases, inserted, strict=True):
                 case["id"] = case_id
         self._update_cases()
         if self._comments_due:
-            conn.execute(update(jobs).where(jobs.c.case_id.in_(self._comments_due), jobs.c.state == "pending",
-                                            jobs.c.kind == CommentRepeats.kind).values(run_after=self.now))
-        if self._alerts:
-            conn.execute(insert(alerts), [dict(values, case_id=case["id"]) for case, values in self._alerts])
+            conn.exec_driver_sql(sql.comments_due, (self.now, sql.values(self._comments_due)))
+        run_many(conn, sql.insert_alerts, [(case["id"], *(values[name] for name in ALERT_COLUMNS[1:]))
+                                           for case, values in self._alerts])
         if self._new_members:
             conn.execute(insert(case_members), [_member_values(member, case["id"]) for case, member in self._new_members])
         changed = [_member_values(m, case_id) for (case_id, _), m in self._members.items() if m.get("_changed")]
@@ -214,40 +224,38 @@ class Batch:
                 case_members.c.case_id == bindparam("b_case"), case_members.c.member == bindparam("b_member"),
             ).values(host=bindparam("host"), line=bindparam("line"), state=bindparam("state"), changed_at=bindparam("changed_at")),
                 [dict(row, b_case=row["case_id"], b_member=row["member"]) for row in changed])
-        enqueue_many(conn, [self._job_row(case, payload, values) for case, payload, values in self._jobs])
+        run_many(conn, sql.insert_jobs, [self._job_row(job) for job in self._jobs])
         if self.done:
-            conn.execute(_DONE, {"ids": self.done})
+            conn.exec_driver_sql(sql.done, (sql.values(self.done),))
         if self.dead:
             conn.execute(update(inbox).where(inbox.c.id == bindparam("b_id")).values(state="dead", error=bindparam("error")),
                          [{"b_id": row_id, "error": reason[:4000]} for row_id, reason in self.dead])
 
-    def _job_row(self, case: Case | None, payload: JobPayload | Later, values: dict[str, Any]) -> dict[str, Any]:
+    def _job_row(self, job: _Job) -> tuple[Any, ...]:
+        case, payload = job.case, job.payload
         if not isinstance(payload, JobPayload):
             assert case is not None
-            values = job_values(payload(case), now=self.now, delay=values["delay"], lane=values["lane"])
-        return values | {"case_id": None if case is None else case["id"]}
+            payload = payload(case)
+        return (None if case is None else case["id"], payload.kind, payload.model_dump_json(), job.state, job.run_after,
+                self.now, job.finished_at, job.last_error, job.lane)
 
     def _update_cases(self) -> None:
         # One executemany per shape of change: a reopen sets more columns than a repeat does.
-        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
         for case_id in self._changed.keys() | self._counted.keys():
-            values = {name: _stored(value) for name, value in self._changed.get(case_id, {}).items()}
-            shapes[tuple(sorted(values))].append(values | {"b_id": case_id, "b_added": self._counted.get(case_id, 0)})
+            changed = self._changed.get(case_id, {})
+            names = tuple(sorted(changed))
+            added = self._counted.get(case_id, 0)
+            shapes[names].append((added, added, *(_stored(changed[name]) for name in names), case_id))
         for names, rows in shapes.items():
-            self.conn.execute(_case_update(names), rows)
-
-
-@functools.cache  # a few shapes (a repeat, a reopen, ...), each built once: building and hashing one per batch cost more than running it
-def _case_update(names: tuple[str, ...]):
-    return update(cases).where(cases.c.id == bindparam("b_id")).values(
-        alert_count=cases.c.alert_count + bindparam("b_added"),
-        repeats_since_comment=cases.c.repeats_since_comment + bindparam("b_added"),
-        **{name: bindparam(name) for name in names},
-    )
+            run_many(self.conn, self.sql.case_update(names), rows)
 
 
 def _stored(value: Any) -> Any:
-    return value.model_dump() if isinstance(value, Observables) else value
+    """Return a case column's value as the driver stores it: the observables as JSON text."""
+    if isinstance(value, Observables):
+        return value.model_dump_json()
+    return json.dumps(value) if isinstance(value, dict) else value
 
 
 def _member_values(member: MemberRow, case_id: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from ..config import Route
 from ..config_sinks import follows
 from ..jobs.payloads import AttachEvidence, CaseEventJob, CommentRepeats, CreateSinkTicket, CreateTicket, Transition, UpdateFields
 from ..jobs.tickets import Planned, sink_jobs
-from ..model import Alert, AlertStatus, CaseEventKind, Observables, Severity
+from ..model import OBSERVABLE_KINDS, Alert, AlertStatus, CaseEventKind, Observables, Severity
 from ..lifecycle import lifecycle_of
 from . import members, sync
 from .batch import Batch, Case
@@ -76,8 +76,9 @@ class Prepared:
 def prepare(routed: Routed) -> Prepared:
     """Hash the case key, serialise the alert and render its member line, off the database thread."""
     alert, route = routed.alert, routed.route
+    # JSON text, as the alerts insert stores it (pipeline/statements.py): pydantic writes it in one call.
     record = dict(alert_id=alert.id, source=alert.source.name, severity=alert.severity.value, title=alert.title,
-                  data=alert.model_dump(mode="json", exclude={"raw"}))
+                  data=alert.model_dump_json(exclude={"raw"}))
     member = members.render_member(route, alert) if route.members is not None else None
     return Prepared(routed, key_hash(route.name, routed.key), record, member)
 
@@ -126,7 +127,7 @@ def _open_case(batch: Batch, item: Prepared, inbox_id: int) -> Case:
     case = batch.open_case(dict(
         route=route.name, key=item.routed.key, key_hash=item.digest, state="open", title=alert.title[:1000],
         severity=alert.severity.value, source=alert.source.name, alert_count=1, first_seen=now, last_seen=now,
-        sink=route.sink, observables=alert.observables,
+        sink=route.sink, observables={kind: list(getattr(alert.observables, kind)) for kind in OBSERVABLE_KINDS},
     ))
     _per_sink(batch, case, route, lambda _: CreateTicket())  # one ticket in each sink of the route
     if alert.evidence:  # the files stay in the inbox row; the job reads them from there again; each sink that follows them
@@ -140,11 +141,12 @@ def _open_case(batch: Batch, item: Prepared, inbox_id: int) -> Case:
 def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> None:
     alert, route, now = item.routed.alert, item.routed.route, batch.now
     before = Severity(case["severity"])
-    observables = case["observables"]
-    observables = (observables if isinstance(observables, Observables) else Observables(**observables)).merge(alert.observables)
     severity = max(before, alert.severity, key=lambda s: s.rank)
     batch.count_alert(case)
-    batch.set(case, last_seen=now, severity=severity.value, observables=observables)
+    batch.set(case, last_seen=now, severity=severity.value)
+    observables = merged(case["observables"], alert.observables)
+    if observables is not None:
+        batch.set(case, observables=observables)
     if case["ticket_key"] is None and not batch.create_on_its_way(case):
         batch.enqueue(case, CreateTicket())  # its create was discarded: this alert gets it one
     further = {target.sink for target in route.also_sinks}  # a sink the route no longer names gets nothing
@@ -166,6 +168,21 @@ def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> No
         key, count = item.routed.key, case["alert_count"]
         _per_sink(batch, case, route, lambda view: (lambda c: UpdateFields(fields=draft_ticket(view, alert, {
             "id": c["id"], "key": key, "alert_count": count}).fields)) if view.fields else None)
+
+
+def merged(known: dict[str, list[str]], alert: Observables) -> dict[str, list[str]] | None:
+    """Return a case's observables with the alert's added in first-seen order, or None when the alert adds none."""
+    result = None
+    for kind in OBSERVABLE_KINDS:
+        values = getattr(alert, kind)
+        if not values:
+            continue
+        before = known.get(kind) or []
+        union = list(dict.fromkeys(before + values))
+        if len(union) != len(before):
+            result = dict(known) if result is None else result
+            result[kind] = union
+    return result
 
 
 def _schedule_comment(batch: Batch, case: Case, route: Route) -> None:

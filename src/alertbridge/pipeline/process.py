@@ -29,12 +29,13 @@ import contextlib
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -49,6 +50,7 @@ from .batch import Batch
 from .correlate import Prepared, correlate, prepare
 from .enrich import StoreCache
 from .route import route_alert
+from .statements import statements, statements_of
 from .sync import apply_ticket_event
 
 log = structlog.get_logger("alertbridge.pipeline")
@@ -130,13 +132,12 @@ class Pipeline:
     async def _process_shared(self, limit: int) -> int:
         for _ in range(3):
             async with self.store.tx() as conn:
-                rows = (await conn.execute(_PENDING.limit(limit).with_for_update(skip_locked=True))).all()
+                rows = (await conn.exec_driver_sql(_SQL.pending_locked, (limit,))).all()
                 if not rows:
                     return 0
                 prepared = await self._prepare(rows)
                 # Wait for the processors holding older rows to commit: per-case order is inbox order.
-                older = select(inbox.c.id).where(inbox.c.state == "pending", inbox.c.id < rows[0].id).with_for_update()
-                if (await conn.execute(older.limit(1))).first() is not None:
+                if (await conn.exec_driver_sql(_SQL.older_locked, (rows[0].id,))).first() is not None:
                     await conn.rollback()  # older rows nobody is processing: start again from them
                     continue
                 for segment in _segments(prepared):
@@ -229,11 +230,11 @@ class Pipeline:
         await _correlate_async(conn, Row(row.id, row.source, alerts))
 
 
-_PENDING = select(inbox.c.id, inbox.c.source, inbox.c.body).where(inbox.c.state == "pending").order_by(inbox.c.id)
+_SQL = statements_of("postgresql")  # the shared path's: several processors share the inbox on PostgreSQL only
 
 
 def _pending(conn: Connection, limit: int) -> list:
-    return conn.execute(_PENDING.limit(limit)).all()
+    return conn.exec_driver_sql(statements(conn).pending, (limit,)).all()
 
 
 def _prepared(routed) -> Prepared | None:
@@ -257,18 +258,15 @@ async def _correlate_async(conn: AsyncConnection, alerts: Row) -> None:
 
 
 def _count(outcomes: list[tuple[str, str]]) -> None:
-    for route, outcome in outcomes:
-        ALERTS_ROUTED.labels(route=route, outcome=outcome).inc()
-
-
-# Built once, the ids bound per batch: building and hashing a statement per batch cost more than running it.
-_STILL_PENDING = select(inbox.c.id).where(inbox.c.id.in_(bindparam("ids", expanding=True)), inbox.c.state == "pending")
+    for (route, outcome), count in Counter(outcomes).items():  # a look-up of the labelled child per pair, not per alert
+        ALERTS_ROUTED.labels(route=route, outcome=outcome).inc(count)
 
 
 def _write(conn: Connection, rows: list[Row], recheck: bool) -> list[tuple[str, str]]:
     """Write a batch of rows in one go; if that fails, row by row so that only the failing row is dead-lettered."""
     if recheck:
-        pending = set(conn.execute(_STILL_PENDING, {"ids": [r.id for r in rows]}).scalars())
+        sql = statements(conn)
+        pending = set(conn.exec_driver_sql(sql.still_pending, (sql.values([r.id for r in rows]),)).scalars())
         rows = [row for row in rows if row.id in pending]
     try:
         with _savepoint(conn):
