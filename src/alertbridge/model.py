@@ -27,7 +27,7 @@ class Severity(str, Enum):
     @property
     def rank(self) -> int:
         """Return 0 for info up to 4 for critical."""
-        return _SEVERITY_ORDER.index(self)
+        return _SEVERITY_RANK[self]
 
     @property
     def ocsf_id(self) -> int:
@@ -35,7 +35,7 @@ class Severity(str, Enum):
         return self.rank + 1
 
 
-_SEVERITY_ORDER = list(Severity)
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}  # a look-up: ranked twice per repeat alert
 
 
 class AlertStatus(str, Enum):

@@ -8,6 +8,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from alertbridge.model import OBSERVABLE_KINDS, Observables
+from alertbridge.pipeline.correlate import merged
 from alertbridge.store.tables import cases, jobs
 
 from support.hub import drain, make_hub, send
@@ -114,3 +116,13 @@ async def test_alert_text_is_data_never_a_template(hub, recorder):
     (ticket,) = recorder.tickets.values()
     assert ticket["summary"] == f"[MEDIUM] {evil}"
     assert ticket["description"].startswith("{{ 7*7 }}")
+
+
+def test_a_repeat_adds_only_the_observables_its_case_lacks_in_first_seen_order():
+    known = {kind: [] for kind in OBSERVABLE_KINDS} | {"hosts": ["h1", "h2"], "ips": ["192.0.2.1"]}
+    assert merged(known, Observables(hosts=["h2", "h1"], ips=["192.0.2.1"])) is None
+    grown = merged(known, Observables(hosts=["h3", "h1", "h3"], users=["alice"]))
+    assert grown == known | {"hosts": ["h1", "h2", "h3"], "users": ["alice"]}
+    assert known["hosts"] == ["h1", "h2"]  # the case's row as loaded is left as it was
+    many = [f"h{n}" for n in range(12)]  # more than a few values: looked up in a set, same result
+    assert merged(known, Observables(hosts=many))["hosts"] == ["h1", "h2", "h0", *many[3:]]

@@ -157,7 +157,7 @@ def _record_repeat(batch: Batch, item: Prepared, case: Case, outcome: str) -> No
         _per_sink(batch, case, route, lambda _: Transition(to=route.reopen_transition))
         if route.tells:
             _case_event(batch, case, CaseEventJob(event=CaseEventKind.reopened, severity=severity, at=now, alert_id=alert.id))
-    elif outcome == "repeat" and route.tells and severity.rank > before.rank:
+    elif outcome == "repeat" and severity.rank > before.rank and route.tells:
         raised = CaseEventJob(event=CaseEventKind.severity_raised, severity=severity, at=now, alert_id=alert.id,
                               previous_severity=before)
         _case_event(batch, case, raised)
@@ -178,10 +178,11 @@ def merged(known: dict[str, list[str]], alert: Observables) -> dict[str, list[st
         if not values:
             continue
         before = known.get(kind) or []
-        union = list(dict.fromkeys(before + values))
-        if len(union) != len(before):
+        have = set(before) if len(values) > 8 else before  # a few values are found faster in the list than it is hashed
+        fresh = [value for value in dict.fromkeys(values) if value not in have]
+        if fresh:
             result = dict(known) if result is None else result
-            result[kind] = union
+            result[kind] = before + fresh
     return result
 
 
