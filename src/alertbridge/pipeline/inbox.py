@@ -51,8 +51,9 @@ class Inbox:
         if self._task is None:
             self._task = asyncio.create_task(self._write_forever(), name="inbox-writer")
         pending = _Pending(source, delivery_id, body)
-        await self._queue.put(pending)
-        return await pending.done
+        with self.store.gate.request():
+            await self._queue.put(pending)
+            return await pending.done
 
     async def aclose(self) -> None:
         """Stop the writer task once everything queued has been written."""
@@ -75,6 +76,7 @@ class Inbox:
             for item, row_id in zip(batch, ids, strict=True):
                 if not item.done.done():
                     item.done.set_result(row_id)
+            self.store.gate.committed()
             self.committed.set()
 
     async def _write(self, batch: list[_Pending]) -> list[int]:
