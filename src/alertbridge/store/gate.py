@@ -7,12 +7,12 @@ processing batch. The gate hands the lock to an urgent waiter (intake) before
 any other, so the processor's batches and the workers' updates only ever
 delay intake by the unit already running.
 
-While a crowd of requests comes in (intake's commits carry ``CROWD`` events or
-more), the other writers wait before they even queue, and the processor waits
+While a crowd of requests comes in (a commit of intake leaves ``CROWD`` requests
+or more waiting), the other writers wait before they even queue, and the processor waits
 before it reads (``defer_to_intake``): the burst is answered first, on the
-whole CPU, and the work it causes runs once it is over. A deferral lasts at most
-``DEFER_AT_MOST``; then the others write undeferred for ``OPEN_FOR`` before the
-next one, so that under a load that never pauses processing and jobs still get
+whole CPU, and the work it causes runs once no request has waited for ``QUIET``.
+A deferral lasts at most ``DEFER_AT_MOST``; then the others write undeferred for
+``OPEN_FOR`` before the next one can begin, so that under a load that never pauses processing and jobs still get
 their share. A load of one request at a time never defers anyone. The gate also
 remembers when intake last wrote, so that the processor can keep its units short.
 """
@@ -42,8 +42,8 @@ class WriteGate:
         self._urgent_at = -1e9  # time.monotonic() of the last urgent hold
         self._requests = 0  # intake's requests waiting for their commit
         self._answered_at = -1e9  # time.monotonic() when the last of them was answered
-        self._crowded = False  # intake's last commit carried a crowd of events
         self._crowd_since = -1e9  # time.monotonic() when the current deferral began
+        self._crowded_at = float("-inf")  # time.monotonic() of the last commit that left a crowd of requests waiting
         self._idle: list[asyncio.Future] = []  # deferred writers waiting for no request to be left waiting
 
     @property
@@ -72,21 +72,21 @@ class WriteGate:
 
     def committed(self) -> None:
         """Note that intake committed: the requests waiting then (this commit's and the next's) may make a crowd."""
-        crowded = self._requests >= CROWD
+        if self._requests < CROWD:
+            return
         now = time.monotonic()
-        if crowded and (not self._crowded or now >= self._crowd_since + DEFER_AT_MOST + OPEN_FOR):
-            self._crowd_since = now  # a new crowd, or the same one after the others had their turn
-        self._crowded = crowded
+        if now >= self._crowd_since + DEFER_AT_MOST + OPEN_FOR:
+            self._crowd_since = now  # a deferral may begin: the last one is over, and so is the others' turn after it
+        self._crowded_at = now
 
     def deferred_for(self) -> float:
         """Return how long a writer other than intake should still wait for the crowd of requests (0: not at all)."""
-        if not self._crowded:
-            return 0.0
-        now = time.monotonic()
+        if self._crowded_at < self._crowd_since:
+            return 0.0  # no crowd since the deferral could begin
         until = self._crowd_since + DEFER_AT_MOST
-        if not self._requests:
+        if not self._requests:  # the crowd is over once no request has waited for a moment (not between two commits)
             until = min(until, self._answered_at + QUIET)
-        return max(0.0, until - now)
+        return max(0.0, until - time.monotonic())
 
     async def defer_to_intake(self) -> None:
         """Wait while a crowd of requests is being answered, at most until the deferral's bound."""
