@@ -57,7 +57,9 @@ def create_app(hub: Hub, *, run_loops: bool = True) -> FastAPI:
             gc.unfreeze()  # a process that starts apps one after another (the tests) collects each one's leftovers
             await hub.aclose()
 
-    app = FastAPI(title="alertbridge", version="0.1.0", lifespan=lifespan)
+    # The hub's metrics are Prometheus (/metrics) and it sets up no OpenTelemetry: FastAPI's native telemetry would
+    # only look up three unset global providers (environment look-ups each) on every request.
+    app = FastAPI(title="alertbridge", version="0.1.0", lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
     settings = hub.config.settings
     received = {name: ALERTS_RECEIVED.labels(source=name) for name in hub.sources}  # a labels() look-up per request costs a lock
 

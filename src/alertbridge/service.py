@@ -185,6 +185,8 @@ class Hub:
 
     async def _process_forever(self) -> None:
         while not self.stopping.is_set():
+            # Not even the read and the parse while a crowd of requests waits for its 202s (bounded: store/gate.py).
+            await self.store.gate.defer_to_intake()
             try:
                 taken = await self.pipeline.process_batch()
             except Exception:  # the database went away: keep trying, the rows are still pending

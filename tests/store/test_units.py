@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
 from sqlalchemy import select
 
 from alertbridge.pipeline.inbox import Inbox, insert_events
+from alertbridge.store import gate as gate_module
 from alertbridge.store.tables import inbox
 
 
@@ -122,3 +124,43 @@ async def test_events_that_arrive_while_intake_waits_for_the_gate_go_in_its_comm
     await intake.aclose()
     assert calls == [4]  # one commit for all four
     assert ids == sorted(ids) and len(set(ids)) == 4
+
+
+def crowd(gate, requests: int) -> contextlib.ExitStack:
+    """Open `requests` intake requests waiting for their commit, and a commit that leaves them waiting."""
+    stack = contextlib.ExitStack()
+    for _ in range(requests):
+        stack.enter_context(gate.request())
+    gate.committed()
+    return stack
+
+
+async def test_other_writers_wait_while_a_crowd_of_requests_is_answered(store, monkeypatch):
+    """A processing batch or a job outcome queues only once the crowd's requests are answered; intake goes on."""
+    monkeypatch.setattr(gate_module, "DEFER_AT_MOST", 3600.0)  # only the crowd's end lets the writer in
+    waiting = crowd(store.gate, gate_module.CROWD)
+    batch = asyncio.create_task(store.run(insert_events, [("batch", None, b"{}")]))
+    intake = Inbox(store)
+    await intake.put("intake", b"{}")  # the crowd's next commit is not held up
+    await asyncio.sleep(0)
+    assert not batch.done() and store.gate.waiting == 0  # deferred before the gate, not queued at it
+    waiting.close()  # every request answered: the batch goes once intake has been quiet a moment
+    await batch
+    await intake.aclose()
+    async with store.read() as conn:
+        assert (await conn.execute(select(inbox.c.source).order_by(inbox.c.id))).scalars().all() == ["intake", "batch"]
+
+
+async def test_a_deferral_to_intake_is_bounded(store, monkeypatch):
+    """Under a crowd that never ends, the other writers still get their turn."""
+    monkeypatch.setattr(gate_module, "DEFER_AT_MOST", 0.01)
+    with crowd(store.gate, gate_module.CROWD):
+        assert await store.run(insert_events, [("batch", None, b"{}")])
+        await store.gate.defer_to_intake()  # the processor's wait before it reads is bounded too
+
+
+async def test_a_trickle_of_requests_defers_no_one(store):
+    """Requests that come one at a time are no crowd: processing and jobs are never held up by them."""
+    with crowd(store.gate, gate_module.CROWD - 1):
+        assert store.gate.deferred_for() == 0
+        assert await store.run(insert_events, [("batch", None, b"{}")])

