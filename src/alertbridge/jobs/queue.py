@@ -221,10 +221,6 @@ class JobQueue:
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
         return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
 
-    def _owned(self, job: Job):
-        # The worker that claimed this attempt, and only while no other worker has taken it over.
-        return and_(jobs.c.id == job.id, jobs.c.state == "running", jobs.c.worker == self.worker, jobs.c.attempts == job.attempts)
-
     async def extend(self, job: Job) -> bool:
         """Push the lease forward; False if the job was taken over by another worker."""
         return await self.renew([job]) == 1
@@ -238,17 +234,19 @@ class JobQueue:
             lease_until=self.clock() + self.lease)
         return await self.store.run(_count, statement)
 
-    def completion(self, job: Job):
-        """Return the statement that marks the job done, for a unit of work that records its effects with it."""
-        return update(jobs).where(self._owned(job)).values(state="done", finished_at=self.clock(), lease_until=None)
+    def completion(self, job: Job) -> dict[str, Any]:
+        """Return the parameters of `COMPLETE` that mark the job done, for a unit of work that records its effects with it."""
+        return {"job_id": job.id, "owner": self.worker, "attempt": job.attempts, "now": self.clock()}
+
+    def complete_in(self, conn: Connection, job: Job) -> bool:
+        """Mark the job done inside a unit of work (with the effects it recorded); False if it is no longer this attempt's."""
+        return conn.execute(COMPLETE, self.completion(job)).rowcount == 1
 
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
         """Mark the job done (inside `conn` when given, with the effects it recorded)."""
-        statement = self.completion(job)
         if conn is not None:
-            return (await conn.execute(statement)).rowcount == 1
-        async with self.store.tx() as own:
-            return (await own.execute(statement)).rowcount == 1
+            return (await conn.execute(COMPLETE, self.completion(job))).rowcount == 1
+        return await self.store.run(self.complete_in, job)
 
     def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
         """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
@@ -314,6 +312,14 @@ def _count(conn: Connection, statement, rows: list[dict[str, Any]] | None = None
     return conn.execute(statement, rows).rowcount
 
 
+# Built once, its values bound at each execution: building a statement per job (and SQLAlchemy's cache key walk of
+# it) cost more CPU on the database thread than running it. Only the attempt's own worker finishes it, and only while
+# no other worker has taken it over.
+COMPLETE = update(jobs).where(
+    jobs.c.id == bindparam("job_id"), jobs.c.state == "running", jobs.c.worker == bindparam("owner"),
+    jobs.c.attempts == bindparam("attempt"),
+).values(state="done", finished_at=bindparam("now"), lease_until=None)
+
 _SETTLE = update(jobs).where(
     jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
 ).values(
@@ -350,9 +356,12 @@ async def discard(conn: AsyncConnection, job_id: int) -> int:
 
 def release_held(conn: Connection, case_ids: list[int]) -> None:
     """Let the held jobs of these cases run again (their cases have tickets now), in their original order, inside a unit of work."""
-    conn.execute(update(jobs).where(jobs.c.case_id.in_(case_ids), jobs.c.state == "held").values(
-        state="pending", run_after=time.time(), last_error=None,
-    ))
+    conn.execute(_RELEASE_HELD, {"case_ids": case_ids, "now": time.time()})
+
+
+_RELEASE_HELD = update(jobs).where(jobs.c.case_id.in_(bindparam("case_ids", expanding=True)), jobs.c.state == "held").values(
+    state="pending", run_after=bindparam("now"), last_error=None,
+)
 
 
 async def job_counts(conn: AsyncConnection) -> dict[str, int]:
