@@ -24,13 +24,13 @@ from .tickets import store_ticket
 
 async def run(ctx: JobContext, job: Job, payload: CommentRepeats) -> None:
     """Post the repeat summary, unless an earlier comment already counted every repeat or said the same."""
-    planned = await ctx.store.run(_prepare, ctx.queue, job, payload.sink, set(ctx.sinks), time.time())
+    planned = await ctx.queue.run(_prepare, ctx.queue, job, payload.sink, set(ctx.sinks), time.time())
     if planned is None:
         return  # nothing left to say: finished in the same unit
     case, sink, text, send = planned
     if send:
         await ctx.sinks[sink].comment(case["ticket_key"], text)
-    await ctx.store.run(_finish, ctx.queue, job, case, payload.sink, text)
+    await ctx.queue.run(_finish, ctx.queue, job, case, payload.sink, text)
 
 
 def _prepare(conn: Connection, queue: JobQueue, job: Job, further: str | None, configured: Collection[str],

@@ -68,7 +68,7 @@ class JobContext:
     async def finish(self, job: Job, **case_values: Any) -> None:
         """Mark the job done, with the changes it made to its case, in one unit of work (one round trip)."""
         statements = [update(cases).where(cases.c.id == job.case_id).values(**case_values)] if case_values else []
-        await self.store.run(_finish, statements, self.queue, job)
+        await self.queue.run(_finish, statements, self.queue, job)
 
 
 # Built once: a statement built per call (and its cache key) cost more CPU than running it.

@@ -241,7 +241,7 @@ async def _run_alone(ctx: JobContext, job: Job) -> Exception | None:
 
 async def _claim(ctx: JobContext, claims: list[tuple[int, str, str]], further: str | None = None) -> None:
     """Commit the claims (with each case's reference and the route revision that rendered it) before the request leaves."""
-    await ctx.store.run(_claim_unit, claims, further, time.time())
+    await ctx.queue.run(_claim_unit, claims, further, time.time())
 
 
 def _claim_unit(conn: Connection, claims: list[tuple[int, str, str]], further: str | None, now: float) -> None:
@@ -254,7 +254,7 @@ def _claim_unit(conn: Connection, claims: list[tuple[int, str, str]], further: s
 
 async def _record(ctx: JobContext, job: Job, ticket: TicketRef, further: str | None = None) -> None:
     """Record the case's ticket (in its further sink `further`), finish the job and release the held jobs, in one transaction."""
-    await ctx.store.run(_record_unit, ctx.config, ctx.queue, job, ticket, further, time.time())
+    await ctx.queue.run(_record_unit, ctx.config, ctx.queue, job, ticket, further, time.time())
     log.info("ticket created", case=job.case_id, sink=further, ticket=ticket.key, url=ticket.url)
 
 

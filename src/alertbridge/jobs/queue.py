@@ -32,7 +32,7 @@ import random
 import time
 from dataclasses import dataclass
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, tuple_, update
@@ -42,6 +42,9 @@ from ..config import Retry
 from ..errors import AlertbridgeError, Permanent, RateLimited, Retryable
 from ..store import Store
 from ..store.tables import cases, jobs
+from .commits import SharedCommits
+
+T = TypeVar("T")
 
 STATES = ("pending", "running", "done", "dead", "held", "discarded")
 # The kinds whose handlers call their case's sink: a paused sink's jobs of these kinds wait, the others run.
@@ -157,6 +160,11 @@ class JobQueue:
         self.worker = worker
         self.clock = clock  # wall-clock seconds, shared by every process (a test injects its own)
         self._statements: dict[tuple, tuple] = {}  # the claim statements of each shape of claim_many
+        self.commits = SharedCommits(store)
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run a job's unit of work `work(conn, *args)` as a write, sharing its commit with the units queued with it."""
+        return await self.commits.run(work, *args)
 
     def _claimable(self, now, limit):
         earlier = _EARLIER
@@ -217,7 +225,7 @@ class JobQueue:
             # SQLite has one writer: look on a read connection first, so an idle worker never queues for the write lock.
             if not await self.store.run_read(_any, query, params):
                 return []
-        rows = await self.store.run(_rows, claim, params | {"lease_until": self.clock() + self.lease})
+        rows = await self.run(_rows, claim, params | {"lease_until": self.clock() + self.lease})
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
         return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
 
@@ -232,7 +240,7 @@ class JobQueue:
         owned = tuple_(jobs.c.id, jobs.c.attempts).in_([(job.id, job.attempts) for job in claimed])
         statement = update(jobs).where(owned, jobs.c.state == "running", jobs.c.worker == self.worker).values(
             lease_until=self.clock() + self.lease)
-        return await self.store.run(_count, statement)
+        return await self.run(_count, statement)
 
     def completion(self, job: Job) -> dict[str, Any]:
         """Return the parameters of `COMPLETE` that mark the job done, for a unit of work that records its effects with it."""
@@ -246,7 +254,7 @@ class JobQueue:
         """Mark the job done (inside `conn` when given, with the effects it recorded)."""
         if conn is not None:
             return (await conn.execute(COMPLETE, self.completion(job))).rowcount == 1
-        return await self.store.run(self.complete_in, job)
+        return await self.run(self.complete_in, job)
 
     def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
         """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
@@ -283,7 +291,7 @@ class JobQueue:
             "job_id": o.job.id, "attempt": o.job.attempts, "new_state": o.state, "new_run_after": o.run_after, "error": o.error,
             "finished": now if o.state == "dead" else None, "uncount": int(o.uncounted),
         } for o in outcomes]
-        await self.store.run(_count, _SETTLE.where(jobs.c.worker == self.worker), rows)
+        await self.run(_count, _SETTLE.where(jobs.c.worker == self.worker), rows)
 
     async def fail(self, job: Job, error: Exception) -> str:
         """Schedule a retry or dead-letter the job; return the new state."""
@@ -356,10 +364,13 @@ async def discard(conn: AsyncConnection, job_id: int) -> int:
 
 def release_held(conn: Connection, case_ids: list[int]) -> None:
     """Let the held jobs of these cases run again (their cases have tickets now), in their original order, inside a unit of work."""
-    conn.execute(_RELEASE_HELD, {"case_ids": case_ids, "now": time.time()})
+    now = time.time()
+    if case_ids:
+        conn.execute(_RELEASE_HELD, [{"case": case_id, "now": now} for case_id in case_ids])
 
 
-_RELEASE_HELD = update(jobs).where(jobs.c.case_id.in_(bindparam("case_ids", expanding=True)), jobs.c.state == "held").values(
+# One case per row of an executemany: an expanding IN list is compiled again for every length it comes in.
+_RELEASE_HELD = update(jobs).where(jobs.c.case_id == bindparam("case"), jobs.c.state == "held").values(
     state="pending", run_after=bindparam("now"), last_error=None,
 )
 
