@@ -206,7 +206,7 @@ class JobQueue:
             query = query.where(or_(jobs.c.kind.notin_(SINK_KINDS), _SINK.is_(None), _SINK.notin_(skip_sinks)))
         if only_sink is not None:
             query = query.where(jobs.c.kind.in_(SINK_KINDS), _SINK == only_sink)
-        return query, self._update_claimed(query)
+        return _probe(query), self._update_claimed(query)
 
     def _update_claimed(self, query):
         # One statement: the locked ids, their new state, and what the dispatcher needs to know of each.
@@ -217,13 +217,13 @@ class JobQueue:
     async def claim_similar(self, kind: str, case_ids, limit: int) -> list[Job]:
         """Take up to `limit` more ready jobs of one kind among the cases `case_ids` (a subquery), for batching."""
         query = self._claimable(self.clock(), limit).where(jobs.c.kind == kind, jobs.c.case_id.in_(case_ids))
-        return await self._claim((query, self._update_claimed(query)), {})
+        return await self._claim((_probe(query), self._update_claimed(query)), {})
 
     async def _claim(self, statements, params: dict[str, Any]) -> list[Job]:
-        query, claim = statements
+        probe, claim = statements
         if self.store.is_sqlite:
             # SQLite has one writer: look on a read connection first, so an idle worker never queues for the write lock.
-            if not await self.store.run_read(_any, query, params):
+            if not await self.store.run_read(_any, probe, params):
                 return []
         rows = await self.run(_rows, claim, params | {"lease_until": self.clock() + self.lease})
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
@@ -306,6 +306,12 @@ class JobQueue:
     async def release(self, job: Job) -> None:
         """Give a claimed job back untouched (on shutdown), so another worker can run it now."""
         await self.settle([self.released(job)])
+
+
+def _probe(query):
+    """Return the claim's query as a look for any one claimable job: unordered, so it stops at the first it finds."""
+    # The line (rank, age) is computed and sorted over every ready job; whether there is one needs none of that.
+    return query.order_by(None).limit(1)
 
 
 def _rows(conn: Connection, statement, params: dict[str, Any] | None = None) -> list:
