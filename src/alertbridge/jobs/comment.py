@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select, update
 
 from ..errors import Permanent
 from ..pipeline import changes
@@ -24,13 +24,13 @@ from .tickets import store_ticket
 
 async def run(ctx: JobContext, job: Job, payload: CommentRepeats) -> None:
     """Post the repeat summary, unless an earlier comment already counted every repeat or said the same."""
-    planned = await ctx.store.run(_prepare, ctx.queue, job, payload.sink, set(ctx.sinks), time.time())
+    planned = await ctx.queue.run(_prepare, ctx.queue, job, payload.sink, set(ctx.sinks), time.time())
     if planned is None:
         return  # nothing left to say: finished in the same unit
     case, sink, text, send = planned
     if send:
         await ctx.sinks[sink].comment(case["ticket_key"], text)
-    await ctx.store.run(_finish, ctx.queue, job, case, payload.sink, text)
+    await ctx.queue.run(_finish, ctx.queue, job, case, payload.sink, text)
 
 
 def _prepare(conn: Connection, queue: JobQueue, job: Job, further: str | None, configured: Collection[str],
@@ -47,11 +47,9 @@ def _prepare(conn: Connection, queue: JobQueue, job: Job, further: str | None, c
         # A further sink counts its own repeats: the alerts since the last comment on its ticket (tickets.py).
         case["repeats_since_comment"] = case["alert_count"] - case["alerts_commented"]
     if case["repeats_since_comment"] <= 0:
-        conn.execute(queue.completion(job))
+        queue.complete_in(conn, job)
         return None
-    latest = conn.execute(
-        select(alerts.c.title, alerts.c.data).where(alerts.c.case_id == case["id"]).order_by(alerts.c.id.desc()).limit(1)
-    ).first()
+    latest = conn.execute(_LATEST, {"case_id": case["id"]}).first()
     text = repeat_text(case, latest)
     if text == case["last_comment_text"]:
         return case, sink, text, False  # said already (an attempt cut off after its call): only the count is left
@@ -64,9 +62,15 @@ def _finish(conn: Connection, queue: JobQueue, job: Job, case: dict[str, Any], f
         store_ticket(conn, case["id"], further, alerts_commented=case["alert_count"], last_comment_text=text)
     else:
         # Repeats counted since this job read the case stay counted for the next comment.
-        store_ticket(conn, case["id"], None, repeats_since_comment=cases.c.repeats_since_comment - case["repeats_since_comment"],
-                     last_comment_text=text)
-    conn.execute(queue.completion(job))
+        conn.execute(_COUNTED, {"case_id": case["id"], "counted": case["repeats_since_comment"], "text": text})
+    queue.complete_in(conn, job)
+
+
+# Built once, their values bound at each execution: a statement built per job cost more CPU than running it.
+_LATEST = select(alerts.c.title, alerts.c.data).where(alerts.c.case_id == bindparam("case_id")).order_by(alerts.c.id.desc()).limit(1)
+_COUNTED = update(cases).where(cases.c.id == bindparam("case_id")).values(
+    repeats_since_comment=cases.c.repeats_since_comment - bindparam("counted"), last_comment_text=bindparam("text"),
+)
 
 
 def repeat_text(case: dict[str, Any], latest) -> str:

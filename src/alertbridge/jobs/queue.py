@@ -32,7 +32,7 @@ import random
 import time
 from dataclasses import dataclass
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, tuple_, update
@@ -42,6 +42,9 @@ from ..config import Retry
 from ..errors import AlertbridgeError, Permanent, RateLimited, Retryable
 from ..store import Store
 from ..store.tables import cases, jobs
+from .commits import SharedCommits
+
+T = TypeVar("T")
 
 STATES = ("pending", "running", "done", "dead", "held", "discarded")
 # The kinds whose handlers call their case's sink: a paused sink's jobs of these kinds wait, the others run.
@@ -157,6 +160,11 @@ class JobQueue:
         self.worker = worker
         self.clock = clock  # wall-clock seconds, shared by every process (a test injects its own)
         self._statements: dict[tuple, tuple] = {}  # the claim statements of each shape of claim_many
+        self.commits = SharedCommits(store)
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run a job's unit of work `work(conn, *args)` as a write, sharing its commit with the units queued with it."""
+        return await self.commits.run(work, *args)
 
     def _claimable(self, now, limit):
         earlier = _EARLIER
@@ -198,7 +206,7 @@ class JobQueue:
             query = query.where(or_(jobs.c.kind.notin_(SINK_KINDS), _SINK.is_(None), _SINK.notin_(skip_sinks)))
         if only_sink is not None:
             query = query.where(jobs.c.kind.in_(SINK_KINDS), _SINK == only_sink)
-        return query, self._update_claimed(query)
+        return _probe(query), self._update_claimed(query)
 
     def _update_claimed(self, query):
         # One statement: the locked ids, their new state, and what the dispatcher needs to know of each.
@@ -209,21 +217,17 @@ class JobQueue:
     async def claim_similar(self, kind: str, case_ids, limit: int) -> list[Job]:
         """Take up to `limit` more ready jobs of one kind among the cases `case_ids` (a subquery), for batching."""
         query = self._claimable(self.clock(), limit).where(jobs.c.kind == kind, jobs.c.case_id.in_(case_ids))
-        return await self._claim((query, self._update_claimed(query)), {})
+        return await self._claim((_probe(query), self._update_claimed(query)), {})
 
     async def _claim(self, statements, params: dict[str, Any]) -> list[Job]:
-        query, claim = statements
+        probe, claim = statements
         if self.store.is_sqlite:
             # SQLite has one writer: look on a read connection first, so an idle worker never queues for the write lock.
-            if not await self.store.run_read(_any, query, params):
+            if not await self.store.run_read(_any, probe, params):
                 return []
-        rows = await self.store.run(_rows, claim, params | {"lease_until": self.clock() + self.lease})
+        rows = await self.run(_rows, claim, params | {"lease_until": self.clock() + self.lease})
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
         return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
-
-    def _owned(self, job: Job):
-        # The worker that claimed this attempt, and only while no other worker has taken it over.
-        return and_(jobs.c.id == job.id, jobs.c.state == "running", jobs.c.worker == self.worker, jobs.c.attempts == job.attempts)
 
     async def extend(self, job: Job) -> bool:
         """Push the lease forward; False if the job was taken over by another worker."""
@@ -236,19 +240,21 @@ class JobQueue:
         owned = tuple_(jobs.c.id, jobs.c.attempts).in_([(job.id, job.attempts) for job in claimed])
         statement = update(jobs).where(owned, jobs.c.state == "running", jobs.c.worker == self.worker).values(
             lease_until=self.clock() + self.lease)
-        return await self.store.run(_count, statement)
+        return await self.run(_count, statement)
 
-    def completion(self, job: Job):
-        """Return the statement that marks the job done, for a unit of work that records its effects with it."""
-        return update(jobs).where(self._owned(job)).values(state="done", finished_at=self.clock(), lease_until=None)
+    def completion(self, job: Job) -> dict[str, Any]:
+        """Return the parameters of `COMPLETE` that mark the job done, for a unit of work that records its effects with it."""
+        return {"job_id": job.id, "owner": self.worker, "attempt": job.attempts, "now": self.clock()}
+
+    def complete_in(self, conn: Connection, job: Job) -> bool:
+        """Mark the job done inside a unit of work (with the effects it recorded); False if it is no longer this attempt's."""
+        return conn.execute(COMPLETE, self.completion(job)).rowcount == 1
 
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
         """Mark the job done (inside `conn` when given, with the effects it recorded)."""
-        statement = self.completion(job)
         if conn is not None:
-            return (await conn.execute(statement)).rowcount == 1
-        async with self.store.tx() as own:
-            return (await own.execute(statement)).rowcount == 1
+            return (await conn.execute(COMPLETE, self.completion(job))).rowcount == 1
+        return await self.run(self.complete_in, job)
 
     def failure(self, job: Job, error: Exception, delay: float | None = None) -> Outcome:
         """Return the retry (after `delay`, else the job's own backoff) or the dead letter a failed attempt comes to."""
@@ -285,7 +291,7 @@ class JobQueue:
             "job_id": o.job.id, "attempt": o.job.attempts, "new_state": o.state, "new_run_after": o.run_after, "error": o.error,
             "finished": now if o.state == "dead" else None, "uncount": int(o.uncounted),
         } for o in outcomes]
-        await self.store.run(_count, _SETTLE.where(jobs.c.worker == self.worker), rows)
+        await self.run(_count, _SETTLE.where(jobs.c.worker == self.worker), rows)
 
     async def fail(self, job: Job, error: Exception) -> str:
         """Schedule a retry or dead-letter the job; return the new state."""
@@ -302,6 +308,12 @@ class JobQueue:
         await self.settle([self.released(job)])
 
 
+def _probe(query):
+    """Return the claim's query as a look for any one claimable job: unordered, so it stops at the first it finds."""
+    # The line (rank, age) is computed and sorted over every ready job; whether there is one needs none of that.
+    return query.order_by(None).limit(1)
+
+
 def _rows(conn: Connection, statement, params: dict[str, Any] | None = None) -> list:
     return list(conn.execute(statement, params).mappings())
 
@@ -313,6 +325,14 @@ def _any(conn: Connection, query, params: dict[str, Any]) -> bool:
 def _count(conn: Connection, statement, rows: list[dict[str, Any]] | None = None) -> int:
     return conn.execute(statement, rows).rowcount
 
+
+# Built once, its values bound at each execution: building a statement per job (and SQLAlchemy's cache key walk of
+# it) cost more CPU on the database thread than running it. Only the attempt's own worker finishes it, and only while
+# no other worker has taken it over.
+COMPLETE = update(jobs).where(
+    jobs.c.id == bindparam("job_id"), jobs.c.state == "running", jobs.c.worker == bindparam("owner"),
+    jobs.c.attempts == bindparam("attempt"),
+).values(state="done", finished_at=bindparam("now"), lease_until=None)
 
 _SETTLE = update(jobs).where(
     jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"), jobs.c.state == "running",
@@ -350,9 +370,15 @@ async def discard(conn: AsyncConnection, job_id: int) -> int:
 
 def release_held(conn: Connection, case_ids: list[int]) -> None:
     """Let the held jobs of these cases run again (their cases have tickets now), in their original order, inside a unit of work."""
-    conn.execute(update(jobs).where(jobs.c.case_id.in_(case_ids), jobs.c.state == "held").values(
-        state="pending", run_after=time.time(), last_error=None,
-    ))
+    now = time.time()
+    if case_ids:
+        conn.execute(_RELEASE_HELD, [{"case": case_id, "now": now} for case_id in case_ids])
+
+
+# One case per row of an executemany: an expanding IN list is compiled again for every length it comes in.
+_RELEASE_HELD = update(jobs).where(jobs.c.case_id == bindparam("case"), jobs.c.state == "held").values(
+    state="pending", run_after=bindparam("now"), last_error=None,
+)
 
 
 async def job_counts(conn: AsyncConnection) -> dict[str, int]:
