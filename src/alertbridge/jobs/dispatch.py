@@ -114,6 +114,7 @@ class Dispatcher:
         return [job.sink for task, job in self.running.items() if job.kind in CREATES and now - self.started[task] < self.slow_after]
 
     async def _claim(self) -> list[Job]:
+        """Claim the jobs that may start now, a bulk-capable sink's due creates together."""
         room = self._room()
         kinds: tuple[str, ...] = ()
         healths = self.runner.healths
@@ -132,6 +133,8 @@ class Dispatcher:
             in_hand = list(self.runner.in_hand)
             claimed = await self.queue.claim_many(room, skip_sinks=skip, in_hand=in_hand, kinds=kinds)
             self._maybe_due = len(claimed) >= room  # fewer than asked for: nothing else this claim could take is due
+            if self._maybe_due:
+                claimed += await self._gather(claimed, in_hand)
             for sink in healths.probes_wanted():
                 if len(claimed) < room and (probe := await self.queue.claim_many(1, only_sink=sink, in_hand=in_hand)):
                     healths.of(sink).probe()
@@ -143,6 +146,24 @@ class Dispatcher:
             return []
         self.runner.in_hand.update((job.id, job) for job in claimed)
         return claimed
+
+    async def _gather(self, claimed: list[Job], in_hand: list[int]) -> list[Job]:
+        """Claim the other due creates of each bulk-capable sink a claimed create is for, to leave in its bulk call.
+
+        Here, not in the create's task: the next claim would otherwise race the task for them and split creates
+        that were due together over two calls.
+        """
+        taken: dict[str, int] = {}
+        for job in claimed:
+            if job.kind == CreateTicket.kind and job.sink is not None:
+                taken[job.sink] = taken.get(job.sink, 0) + 1
+        more: list[Job] = []
+        for name, count in taken.items():
+            sink = self.runner.ctx.sinks.get(name)
+            if isinstance(sink, BulkCreate) and count < sink.bulk_limit:
+                more += await self.queue.claim_many(sink.bulk_limit - count, only_sink=name, kinds=(CreateTicket.kind,),
+                                                    in_hand=[*in_hand, *(job.id for job in claimed), *(job.id for job in more)])
+        return more
 
     def _groups(self, claimed: list[Job]) -> list[list[Job]]:
         """Put the claimed creates of one bulk-capable sink together (one bulk call each), every other job alone."""
@@ -169,7 +190,7 @@ class Dispatcher:
     async def _attempt(self, group: list[Job]) -> list[Result]:
         # This task's own context: its calls wait for their budget at the best rank of the group.
         CALL_GATE.set(JobGate(self.budgets, min(job.rank for job in group)))
-        return await self.runner.attempt(group[0], group[1:])
+        return await self.runner.attempt(group[0], group[1:], gathered=True)
 
     async def _record_finished(self) -> None:
         finished = [task for task in self.running if task.done()]
