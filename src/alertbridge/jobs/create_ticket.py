@@ -281,6 +281,8 @@ _TICKETED = update(cases).where(cases.c.id == bindparam("case_id")).values(
 
 async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError, further: str | None = None) -> None:
     """Adjust the claims after a create failed, so the next attempt searches exactly when it must."""
+    if not case_ids:
+        return  # a bulk that nothing refused: no write transaction to queue for (it held up the task's end by a gate wait)
     if isinstance(error, Permanent) and error.status is not None and error.status < 500:
         claim = None  # the sink refused the request outright: nothing was created, no search needed
     elif isinstance(error, RateLimited):

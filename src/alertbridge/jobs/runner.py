@@ -54,11 +54,14 @@ class JobRunner:
         self.in_hand[job.id] = job
         return (await self.record(await self.attempt(job)))[0]
 
-    async def attempt(self, job: Job, along: Sequence[Job] = ()) -> list[Result]:
-        """Run one claimed job and the creates it takes `along` (claimed with it) or finds; return each job's error, None for done."""
+    async def attempt(self, job: Job, along: Sequence[Job] = (), *, gathered: bool = False) -> list[Result]:
+        """Run one claimed job and the creates it takes `along` (claimed with it) or finds; return each job's error, None for done.
+
+        `gathered`: the caller claimed the due creates of the job's sink along with it (jobs/dispatch.py), none to look for.
+        """
         jobs = [job, *along]
         try:
-            sink, more = await self._more_creates(job, len(jobs)) if job.kind == CreateTicket.kind else (None, [])
+            sink, more = await self._more_creates(job, len(jobs), gathered) if job.kind == CreateTicket.kind else (None, [])
             jobs += more
             if sink is not None and len(jobs) > 1:
                 errors = await create_ticket.create_many(self.ctx, jobs, sink, self.clock)
@@ -131,19 +134,19 @@ class JobRunner:
             log.warning("job failed", job=job.id, kind=job.kind, case=job.case_id, attempt=job.attempts, error=str(error), now="pending")
         JOB_OUTCOMES.labels(kind=job.kind, outcome=label).inc()
 
-    async def _more_creates(self, job: Job, taken: int) -> tuple[BulkCreate | None, list[Job]]:
-        """Claim other ready create jobs for the same bulk-capable sink, up to its bulk limit with the `taken` ones."""
+    async def _more_creates(self, job: Job, taken: int, gathered: bool) -> tuple[BulkCreate | None, list[Job]]:
+        """Claim other ready create jobs for the same bulk-capable sink, up to its bulk limit with the `taken` ones (unless `gathered`)."""
         sink_name = job.sink  # the claim read the case's sink
         sink = self.ctx.sinks.get(sink_name or "")
         if not isinstance(sink, BulkCreate):
             return None, []
+        if taken >= sink.bulk_limit or gathered:
+            return sink, []
         # Not the cases of jobs in hand: a lease that lapsed while its job ran (a starved heartbeat) makes the job look
         # claimable, and taken along again it would be created twice.
         held = {claimed.case_id for claimed in [job, *self.in_hand.values()] if claimed.case_id is not None}  # NOT IN (NULL) is never true
         fresh = select(cases.c.id).where(cases.c.sink == sink_name, cases.c.ticket_key.is_(None), cases.c.create_claimed_at.is_(None),
                                          cases.c.id.notin_(held))
-        if taken >= sink.bulk_limit:
-            return sink, []
         more = await self.queue.claim_similar(CreateTicket.kind, fresh, sink.bulk_limit - taken)
         self.in_hand.update((claimed.id, claimed) for claimed in more)
         return sink, more
