@@ -4,6 +4,8 @@
 runs only the job dispatcher (jobs/dispatch.py), for scale-out on PostgreSQL. Every loop wakes
 on an event when work arrives in this process and polls the database otherwise,
 so work written by another process is picked up within ``poll_interval``.
+A process that runs workers reads its sinks' create metadata once at start, so
+the first tickets after a start do not wait for it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from sqlalchemy.engine import make_url
 
 from . import connectors
 from .config import Config
+from .config_sinks import route_for_sink, sink_names
 from .connectors.notify_roles import ReviewWriter
+from .connectors.operator_roles import TicketPreview
 from .connectors.roles import Enricher, Notifier, Parser, Poller, TicketSink
 from .connectors.writeback_roles import Writeback
 from .jobs.budget import sink_budgets
@@ -29,10 +33,12 @@ from .jobs.dispatch import Dispatcher
 from .jobs.queue import JobQueue, job_counts
 from .jobs.runner import JobRunner
 from .metrics import DEAD_LETTERS, INBOX_PENDING, JOBS
+from .pipeline.checks import sample_alert
 from .pipeline.health import HealthWatch
 from .pipeline.inbox import Inbox
 from .pipeline.poll import PollRunner
 from .pipeline.process import Pipeline
+from .pipeline.route import draft_ticket
 from .reports.schedule import ReportScheduler
 from .store import Store, upgrade
 from .store.leases import Node, take_lease
@@ -84,6 +90,7 @@ class Hub:
         self.node: Node | None = None
         self._taken_over = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._warming: asyncio.Task | None = None
 
     def start(self, *, processor: bool = True, workers: int | None = None) -> None:
         """Start the background loops (call from inside the event loop)."""
@@ -109,11 +116,15 @@ class Hub:
         if capacity:
             dispatcher = Dispatcher(self.runner, self.budgets, capacity=capacity, poll_interval=self.poll_interval)
             self._tasks.append(asyncio.create_task(self._dispatch(dispatcher), name="dispatcher"))
+            self._warming = asyncio.create_task(self._warm_sinks(), name="warm-sinks")
 
     async def aclose(self) -> None:
         """Stop the loops, let running jobs finish within `shutdown_grace`, release the rest, close connections."""
         self.stopping.set()
         self.jobs_ready.set()
+        if self._warming is not None:  # only a head start: not worth a shutdown's wait on a slow sink
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         if self._tasks:
             _done, late = await asyncio.wait(self._tasks, timeout=self.config.settings.shutdown_grace)
             if late:
@@ -135,6 +146,27 @@ class Hub:
         # No claim before the take-over: until then a running job of this worker id may be a dead boot's (pid 1 again).
         await self._taken_over.wait()
         await dispatcher.run_forever(self.stopping, self.jobs_ready)
+
+    async def _warm_sinks(self) -> None:
+        """Read the create metadata of every route's sinks once, so that the first tickets after a start do not wait for it.
+
+        A Jira create needs the project's issue types, the create screen and the field list: three calls, ~0.5 s at
+        150 ms each, that every create started before they were cached made again. A sink that cannot answer now is
+        left alone: its first create reads them as before.
+        """
+        seen: set[tuple[str, str | None, str | None]] = set()
+        for route in self.config.settings.routes:
+            for name in sink_names(route) if not route.drop else []:
+                sink = self.sinks.get(name)
+                try:
+                    view = route_for_sink(route, name)
+                    if not isinstance(sink, TicketPreview) or (name, view.project, view.issue_type) in seen:
+                        continue
+                    seen.add((name, view.project, view.issue_type))
+                    context = {"id": 0, "key": "warm-up", "alert_count": 1, "reference": "alertbridge-warm-up-0"}
+                    await sink.preview(draft_ticket(view, sample_alert(view, view.match.min_severity, self.config), context))
+                except Exception as exc:  # noqa: BLE001 — the sink is away or a template fails on the sample: not this task's to say
+                    log.info("could not read a sink's metadata ahead of the first ticket", sink=name, route=route.name, error=str(exc))
 
     async def _take_over(self, node: Node) -> None:
         """Take this process's node name and run at once what its previous boot (killed, crashed) left running."""

@@ -182,3 +182,20 @@ async def test_creates_beside_busy_workers_are_bounded_and_a_budgeted_sink_has_o
         for budget in budgets.values():
             await budget.aclose()
     assert await drain(hub) == ["create_ticket:done"]  # the cases left waiting: one bulk create
+
+
+async def test_the_warm_up_reads_the_create_metadata_so_the_first_ticket_is_one_call(hub):
+    app, paths = create_app(JiraSandboxSettings()), []
+
+    async def recording(scope, receive, send):
+        if scope["type"] == "http":
+            paths.append(scope["path"])
+        return await app(scope, receive, send)
+
+    hub.sinks["jira"] = JiraSink("jira", hub.config.sinks["jira"], transport=httpx2.ASGITransport(app=recording))
+    await hub._warm_sinks()  # what a started hub runs once, beside its loops
+    assert paths and all("/issue/createmeta/" in path or path.endswith("/field") for path in paths)
+    paths.clear()
+    await send(hub, {"id": "a1", "title": "case a", "severity": "low"})
+    assert await drain(hub) == ["create_ticket:done"]
+    assert paths == ["/rest/api/3/issue"]  # the create alone: nothing left to read first
