@@ -202,31 +202,32 @@ class _PostgresUnits:
 
     Driven from the event loop through the async engine, every statement of a unit cost greenlet switches, futures and
     a reader registration per round trip (about twice the CPU of the same unit on a thread); here the loop pays one
-    hand-off per unit, and the thread waits for the server with the GIL released. Read units run in autocommit: at
-    READ COMMITTED a read-only transaction sees what autocommit sees, without its BEGIN and ROLLBACK round trips.
+    hand-off per unit, and the thread waits for the server with the GIL released. Read units and single statements run
+    in autocommit: at READ COMMITTED a read-only transaction sees what autocommit sees, and one statement is atomic by
+    itself, without the BEGIN and COMMIT (or ROLLBACK) round trips around it.
     """
 
     def __init__(self, url: str, threads: int):
         self.engine = create_engine(_sync_url(url), pool_size=threads, max_overflow=0, pool_recycle=300, pool_use_lifo=True)
         _ping_when_idle(self.engine)
-        self.reading = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None  # started by the first unit
 
-    async def run(self, work: Callable[..., T], args: tuple, *, read: bool = False) -> T:
+    async def run(self, work: Callable[..., T], args: tuple, *, autocommit: bool = False) -> T:
         """Run `work(conn, *args)` on a thread and return what it returns (the thread finishes it even if we are cancelled)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="alertbridge-pg")
-        done = asyncio.get_running_loop().run_in_executor(self._executor, self._run_here, work, args, read)
+        done = asyncio.get_running_loop().run_in_executor(self._executor, self._run_here, work, args, autocommit)
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
             await asyncio.wait([done])  # as on SQLite: the caller goes on once the unit has committed or rolled back
             raise
 
-    def _run_here(self, work: Callable[..., T], args: tuple, read: bool) -> T:
-        if read:
-            with self.reading.connect() as conn:
+    def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool) -> T:
+        if autocommit:
+            with self.autocommit.connect() as conn:
                 return work(conn, *args)
         with self.engine.begin() as conn:
             return work(conn, *args)
@@ -294,10 +295,20 @@ class Store:
         async with self.gate.hold(urgent=urgent):
             return await self._writing.run(work, (collect(),))
 
+    async def run_one(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work(conn, *args)`, which executes exactly one statement (not an executemany), as a write unit of its own.
+
+        On PostgreSQL the statement is its own transaction (autocommit): one round trip where BEGIN and COMMIT around it
+        made three. On SQLite it is a unit like any other.
+        """
+        if not self.is_sqlite:
+            return await self._units.run(work, args, autocommit=True)
+        return await self.run(work, *args)
+
     async def run_read(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(conn, *args)` as one read-only transaction and return what it returns."""
         if not self.is_sqlite:
-            return await self._units.run(work, args, read=True)
+            return await self._units.run(work, args, autocommit=True)
         return await self._reading.run(work, args)
 
     @contextlib.asynccontextmanager
