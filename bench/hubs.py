@@ -89,6 +89,14 @@ def create_database(name: str) -> str:
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
+def node_names(url: str) -> int:
+    """Return how many node names (store/leases.py) the hub's processes on the PostgreSQL database `url` hold."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM leases WHERE name LIKE 'node:%'").fetchone()[0]
+
+
 def drop_database(name: str) -> None:
     """Drop a benchmark database."""
     import psycopg
@@ -126,8 +134,17 @@ class Hub:
             self.configs[name] = self.configs[self.names[0]]
             await self.start(name, "worker")
         if setup.worker_processes:
-            await asyncio.sleep(2.0)  # workers import and connect; nothing waits on them before the load
+            # A worker's start-up (imports, config, schema check: ~2 s of CPU on a slow machine) is not work per alert:
+            # the load begins once every process holds its node name, as it begins once a serve answers /healthz.
+            await wait_for(self._all_started, f"{setup.worker_processes} workers to take their node names", 90)
         return self
+
+    async def _all_started(self) -> bool:
+        """Tell whether every process of the hub holds its node name (raise if one exited instead)."""
+        for name in self.names:
+            if self.procs.running[name].poll() is not None:
+                raise RuntimeError(f"{name} exited while starting: {self.procs.tail(name)}")
+        return node_names(self.database) >= len(self.names)
 
     async def start(self, name: str, command: str) -> None:
         """Start (or restart) one of the hub's processes; for `serve`, wait until /healthz answers."""

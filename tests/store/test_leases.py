@@ -124,35 +124,37 @@ async def pg_store(pg_url):
     await s.aclose()
 
 
-async def test_a_name_whose_session_died_is_taken_again_unless_another_process_took_it(pg_store):
-    # PostgreSQL only: a SQLite name's file lock lives as long as the process, a session may die under it.
+async def kill_session(store: Store, node: Node) -> None:
+    """End the database session that holds `node`'s name lock, as a server restart does."""
     from sqlalchemy import text
 
-    store = pg_store
-
-    async def kill_session(node: Node) -> None:  # what a server restart does to the lock's session
-        pid = (await node._held.execute(text("SELECT pg_backend_pid()"))).scalar()
-        await node._held.commit()
+    pid = (await node._held.execute(text("SELECT pg_backend_pid()"))).scalar()
+    await node._held.commit()
+    async with store.tx() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    # pg_terminate_backend only signals: the backend, and the lock it holds, may outlive the call by a moment.
+    for _ in range(200):  # bounded: 10 s
         async with store.tx() as conn:
-            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        # pg_terminate_backend only signals: the backend, and the lock it holds, may outlive the call by a moment.
-        for _ in range(200):  # bounded: 10 s
-            async with store.tx() as conn:
-                alive = (await conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})).scalar()
-            if not alive:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"backend {pid} still running 10 s after pg_terminate_backend")
+            alive = (await conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})).scalar()
+        if not alive:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"backend {pid} still running 10 s after pg_terminate_backend")
+
+
+async def test_a_name_whose_session_died_is_taken_again_unless_another_process_took_it(pg_store):
+    # PostgreSQL only: a SQLite name's file lock lives as long as the process, a session may die under it.
+    store = pg_store
 
     node = Node(store, "worker@h", "h:1")
     newcomer = Node(store, "worker@h", "h:2", slots=1)
     try:
         assert (await node.claim())[0] == "worker@h"
         assert await node.keep()
-        await kill_session(node)
+        await kill_session(store, node)
         assert await node.keep()  # taken again on a fresh session
         assert (await newcomer.claim())[0] is None  # and so held: nobody else gets it
-        await kill_session(node)
+        await kill_session(store, node)
         assert (await newcomer.claim())[0] == "worker@h"  # the name was free while the session was gone
         assert not await node.keep()  # and this boot is told so
     finally:
@@ -175,3 +177,25 @@ async def test_a_take_over_that_could_not_be_recorded_lets_the_name_go_for_the_r
         assert await node.claim() == ("serve@h", None, 0)  # the same name again, not serve@h#2 behind its own lock
     finally:
         await node.aclose()
+
+
+async def test_a_name_lost_while_the_database_was_away_is_taken_again_once_it_is_back(pg_store, pg_url):
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    node = Node(pg_store, "worker@h", "h:1")
+    newcomer = Node(pg_store, "worker@h", "h:2", slots=1)
+    away = Store(make_url(pg_url).set(port=1).render_as_string(hide_password=False))  # nothing listens there
+    try:
+        assert (await node.claim())[0] == "worker@h"
+        await kill_session(pg_store, node)
+        node.store = away  # the server is still down when the node first checks its lock
+        with pytest.raises(OperationalError):
+            await node.keep()
+        node.store = pg_store  # and back up at the next check
+        assert await node.keep()
+        assert (await newcomer.claim())[0] is None  # held again: nobody else gets it
+    finally:
+        await node.aclose()
+        await newcomer.aclose()
+        await away.aclose()

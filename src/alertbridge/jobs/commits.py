@@ -48,6 +48,12 @@ class SharedCommits:
             self._writer = asyncio.create_task(self._write(), name="job-commits")
         return await future
 
+    async def run_one(self, work: Callable[..., T], *args: Any) -> T:
+        """Run a unit of exactly one statement: shared like any other on SQLite, in autocommit on PostgreSQL (Store.run_one)."""
+        if not self.store.is_sqlite:
+            return await self.store.run_one(work, *args)
+        return await self.run(work, *args)
+
     def _take(self) -> list[Queued]:
         """Take the queued units whose callers still wait, up to `most` (called once this writer holds the gate)."""
         taken: list[Queued] = []

@@ -225,7 +225,7 @@ class JobQueue:
             # SQLite has one writer: look on a read connection first, so an idle worker never queues for the write lock.
             if not await self.store.run_read(_any, probe, params):
                 return []
-        rows = await self.run(_rows, claim, params | {"lease_until": self.clock() + self.lease})
+        rows = await self.commits.run_one(_rows, claim, params | {"lease_until": self.clock() + self.lease})
         claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
         return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
 
@@ -240,7 +240,7 @@ class JobQueue:
         owned = tuple_(jobs.c.id, jobs.c.attempts).in_([(job.id, job.attempts) for job in claimed])
         statement = update(jobs).where(owned, jobs.c.state == "running", jobs.c.worker == self.worker).values(
             lease_until=self.clock() + self.lease)
-        return await self.run(_count, statement)
+        return await self.commits.run_one(_count, statement)
 
     def completion(self, job: Job) -> dict[str, Any]:
         """Return the parameters of `COMPLETE` that mark the job done, for a unit of work that records its effects with it."""

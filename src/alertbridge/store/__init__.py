@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ import aiosqlite
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import tables
@@ -171,13 +173,81 @@ class _DatabaseThread:
         self.engine.dispose()
 
 
+# A pooled connection unused for longer than this is pinged before it is handed out; one in steady use is not. A ping on
+# every checkout (pool_pre_ping) was a round trip per unit of work, as many as the units' own statements.
+IDLE_PING = 1.0
+_RETURNED = "alertbridge_returned"  # the pool record's key for when the connection last came back (time.monotonic())
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection that sat idle in the pool before handing it out; a dead one is replaced (a server restart)."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def on_checkin(_dbapi_conn, record):
+        record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def on_checkout(dbapi_conn, record, _proxy):
+        returned = record.info.get(_RETURNED)
+        if returned is None or time.monotonic() - returned < IDLE_PING:
+            return  # just opened, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # noqa: BLE001 — any failure: the pool drops this connection and opens another
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+
+
+class _PostgresUnits:
+    """Threads with synchronous psycopg connections: each unit of work runs whole on one of them, in one transaction.
+
+    Driven from the event loop through the async engine, every statement of a unit cost greenlet switches, futures and
+    a reader registration per round trip (about twice the CPU of the same unit on a thread); here the loop pays one
+    hand-off per unit, and the thread waits for the server with the GIL released. Read units and single statements run
+    in autocommit: at READ COMMITTED a read-only transaction sees what autocommit sees, and one statement is atomic by
+    itself, without the BEGIN and COMMIT (or ROLLBACK) round trips around it.
+    """
+
+    def __init__(self, url: str, threads: int):
+        self.engine = create_engine(_sync_url(url), pool_size=threads, max_overflow=0, pool_recycle=300, pool_use_lifo=True)
+        _ping_when_idle(self.engine)
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None  # started by the first unit
+
+    async def run(self, work: Callable[..., T], args: tuple, *, autocommit: bool = False) -> T:
+        """Run `work(conn, *args)` on a thread and return what it returns (the thread finishes it even if we are cancelled)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="alertbridge-pg")
+        done = asyncio.get_running_loop().run_in_executor(self._executor, self._run_here, work, args, autocommit)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await asyncio.wait([done])  # as on SQLite: the caller goes on once the unit has committed or rolled back
+            raise
+
+    def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool) -> T:
+        if autocommit:
+            with self.autocommit.connect() as conn:
+                return work(conn, *args)
+        with self.engine.begin() as conn:
+            return work(conn, *args)
+
+    async def aclose(self) -> None:
+        """Stop the threads and close their connections (a later unit starts them again)."""
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True)
+        self.engine.dispose()
+
+
 class Store:
     """Engines over one database: `run()`/`run_read()` for units of work, `tx()` for writes, `read()` for reads.
 
     A unit of work is one synchronous function over a Connection, run as one transaction. On SQLite it runs
     whole on a database thread (one for writes, one for reads): one hand-off per unit instead of one per
-    statement (aiosqlite's cost). On PostgreSQL it runs through the async engine's connection, its statements
-    batched by the caller. In one process, SQLite writers take turns through a gate that lets intake go first.
+    statement (aiosqlite's cost). On PostgreSQL it runs whole on one of a few threads with synchronous connections,
+    its statements batched by the caller. In one process, SQLite writers take turns through a gate that lets intake go
+    first.
     """
 
     def __init__(self, url: str, pool_size: int = 10):
@@ -194,9 +264,11 @@ class Store:
             self._reading = _DatabaseThread(url, immediate=False, name="alertbridge-db-read")
         else:
             self.writer = create_async_engine(
-                _async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=300
+                _async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=300, pool_use_lifo=True
             )
+            _ping_when_idle(self.writer.sync_engine)
             self.reader = self.writer
+            self._units = _PostgresUnits(url, threads=pool_size)
 
     def _sqlite_engine(self, *, immediate: bool, pool_size: int) -> AsyncEngine:
         url = make_url(_async_url(self.url))
@@ -219,16 +291,24 @@ class Store:
         rather than the next one.
         """
         if not self.is_sqlite:
-            async with self.writer.begin() as conn:
-                return await conn.run_sync(work, collect())
+            return await self._units.run(work, (collect(),))
         async with self.gate.hold(urgent=urgent):
             return await self._writing.run(work, (collect(),))
+
+    async def run_one(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work(conn, *args)`, which executes exactly one statement (not an executemany), as a write unit of its own.
+
+        On PostgreSQL the statement is its own transaction (autocommit): one round trip where BEGIN and COMMIT around it
+        made three. On SQLite it is a unit like any other.
+        """
+        if not self.is_sqlite:
+            return await self._units.run(work, args, autocommit=True)
+        return await self.run(work, *args)
 
     async def run_read(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(conn, *args)` as one read-only transaction and return what it returns."""
         if not self.is_sqlite:
-            async with self.reader.connect() as conn:
-                return await conn.run_sync(work, *args)
+            return await self._units.run(work, args, autocommit=True)
         return await self._reading.run(work, args)
 
     @contextlib.asynccontextmanager
@@ -255,3 +335,5 @@ class Store:
         if self.is_sqlite:
             await self._writing.aclose()
             await self._reading.aclose()
+        else:
+            await self._units.aclose()

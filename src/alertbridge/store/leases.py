@@ -89,17 +89,19 @@ class Node:
         Return False when another process took the name in between: it may run this boot's jobs too (as after a lease
         expiry, the queue then refuses this boot's late outcomes).
         """
-        if not isinstance(self._held, AsyncConnection) or self.name is None:
+        if self.store.is_sqlite or self.name is None:
             return True  # a file lock lives as long as this process
-        try:
-            await self._held.execute(text("SELECT 1"))
-            await self._held.commit()
-            return True
-        except Exception:  # the session is gone, and its lock with it
-            with contextlib.suppress(Exception):
-                await self._held.invalidate()
-                await self._held.close()
-            self._held = None
+        if self._held is not None:
+            try:
+                await self._held.execute(text("SELECT 1"))
+                await self._held.commit()
+                return True
+            except Exception:  # the session is gone, and its lock with it
+                with contextlib.suppress(Exception):
+                    await self._held.invalidate()
+                    await self._held.close()
+                self._held = None
+        # No session holds the name now (also when the last try to take it again met the database still away): take it.
         if not await self._lock(self.name):
             return False
         log.info("took this node's name again on a new database session", node=self.name)
