@@ -27,7 +27,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
 
-CROWD = 8  # requests waiting for their commit (the one just made and the next) that make a crowd
+CROWD = 16  # requests waiting for their commit at once: a burst, far above a steady few hundred a second at ms each
 QUIET = 0.05  # seconds without a request waiting for its commit after which a crowd is over
 REMEMBER = 0.25  # seconds a crowd lasts after its last crowded commit while fewer requests wait
 DEFER_AT_MOST = 2.0  # longer than one burst of the bench (1,000 requests) at the hub's intake rate
