@@ -30,8 +30,8 @@ from collections.abc import AsyncIterator, Iterator
 CROWD = 16  # requests waiting for their commit at once: a burst, far above a steady few hundred a second at ms each
 QUIET = 0.05  # seconds without a request waiting for its commit after which a crowd is over
 REMEMBER = 0.25  # seconds a crowd lasts after its last crowded commit while fewer requests wait
-DEFER_AT_MOST = 2.0  # longer than one burst of the bench (1,000 requests) at the hub's intake rate
-OPEN_FOR = 0.5  # seconds of undeferred writing after a deferral that reached its bound: 20 % of a long storm
+DEFER_AT_MOST = 1.0  # one burst of the bench (1,000 requests) at the no-op endpoint's rate on a quiet machine
+OPEN_FOR = 0.5  # seconds of undeferred writing after a deferral that reached its bound: a third of a long storm
 
 
 class WriteGate:
