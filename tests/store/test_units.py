@@ -164,3 +164,13 @@ async def test_a_trickle_of_requests_defers_no_one(store):
     with crowd(store.gate, gate_module.CROWD - 1):
         assert store.gate.deferred_for() == 0
         assert await store.run(insert_events, [("batch", None, b"{}")])
+
+
+async def test_a_crowd_thinned_to_a_trickle_soon_stops_deferring(store, monkeypatch):
+    """After a hiccup (a crowd formed while a unit ran), steady requests one at a time do not hold processing up."""
+    monkeypatch.setattr(gate_module, "DEFER_AT_MOST", 3600.0)
+    monkeypatch.setattr(gate_module, "REMEMBER", 0.01)
+    waiting = crowd(store.gate, gate_module.CROWD)
+    with store.gate.request():  # one request still waits for its commit, the crowd's are answered
+        waiting.close()
+        assert await store.run(insert_events, [("batch", None, b"{}")])

@@ -8,12 +8,13 @@ any other, so the processor's batches and the workers' updates only ever
 delay intake by the unit already running.
 
 While a crowd of requests comes in (a commit of intake leaves ``CROWD`` requests
-or more waiting), the other writers wait before they even queue, and the processor waits
-before it reads (``defer_to_intake``): the burst is answered first, on the
-whole CPU, and the work it causes runs once no request has waited for ``QUIET``.
-A deferral lasts at most ``DEFER_AT_MOST``; then the others write undeferred for
-``OPEN_FOR`` before the next one can begin, so that under a load that never pauses processing and jobs still get
-their share. A load of one request at a time never defers anyone. The gate also
+or more waiting), the other writers wait before they even queue, and the
+processor waits before it reads (``defer_to_intake``): the burst is answered
+first, on the whole CPU, and the work it causes runs once no request has waited
+for ``QUIET``, or fewer than a crowd have for ``REMEMBER`` (a trickle holds no
+one up for long). A deferral lasts at most ``DEFER_AT_MOST``; then the others
+write undeferred for ``OPEN_FOR`` before the next one can begin, so that under a
+load that never pauses processing and jobs still get their share. The gate also
 remembers when intake last wrote, so that the processor can keep its units short.
 """
 
@@ -26,10 +27,11 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
 
-CROWD = 8  # requests waiting for their commit (the one just made and the next) that make a crowd
+CROWD = 16  # requests waiting for their commit at once: a burst, far above a steady few hundred a second at ms each
 QUIET = 0.05  # seconds without a request waiting for its commit after which a crowd is over
-DEFER_AT_MOST = 2.0  # longer than one burst of the bench (1,000 requests) at the hub's intake rate
-OPEN_FOR = 0.5  # seconds of undeferred writing after a deferral that reached its bound: 20 % of a long storm
+REMEMBER = 0.25  # seconds a crowd lasts after its last crowded commit while fewer requests wait
+DEFER_AT_MOST = 1.0  # one burst of the bench (1,000 requests) at the no-op endpoint's rate on a quiet machine
+OPEN_FOR = 0.5  # seconds of undeferred writing after a deferral that reached its bound: a third of a long storm
 
 
 class WriteGate:
@@ -65,6 +67,7 @@ class WriteGate:
             self._requests -= 1
             if not self._requests:
                 self._answered_at = time.monotonic()
+            if self._idle and self._requests < CROWD:  # no crowd now: the deferred writers look again
                 idle, self._idle = self._idle, []
                 for waiter in idle:
                     if not waiter.done():
@@ -84,16 +87,17 @@ class WriteGate:
         if self._crowded_at < self._crowd_since:
             return 0.0  # no crowd since the deferral could begin
         until = self._crowd_since + DEFER_AT_MOST
-        if not self._requests:  # the crowd is over once no request has waited for a moment (not between two commits)
-            until = min(until, self._answered_at + QUIET)
+        if self._requests < CROWD:
+            # Fewer wait now: between two cohorts of a burst (the senders send the next), or the crowd has thinned
+            # to a trickle, which must not hold processing up for long.
+            until = min(until, self._crowded_at + REMEMBER)
+            if not self._requests:
+                until = min(until, self._answered_at + QUIET)
         return max(0.0, until - time.monotonic())
 
     async def defer_to_intake(self) -> None:
         """Wait while a crowd of requests is being answered, at most until the deferral's bound."""
         while (wait := self.deferred_for()) > 0:
-            if not self._requests:
-                await asyncio.sleep(wait)  # a pause between requests: the crowd is over unless one comes meanwhile
-                continue
             waiter = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
             with contextlib.suppress(TimeoutError):
