@@ -56,16 +56,21 @@ async def hold_the_writer(store) -> tuple[asyncio.Task, threading.Event]:
     return task, release
 
 
-async def test_units_waiting_together_share_one_transaction_and_each_gets_its_result(store):
-    commits = SharedCommits(store)
+async def five_queued_at_once(store, commits: SharedCommits) -> list:
+    """Queue five units while the writer is busy, then let it go; return the transaction each ran in."""
     busy, release = await hold_the_writer(store)
     units = [asyncio.create_task(commits.run(add_in, f"job-{n}")) for n in range(5)]
     await until(lambda: len(commits._queued) == 5, "the five units are queued")
     release.set()
     await busy
     transactions = await asyncio.gather(*units)
-    assert all(transaction is transactions[0] for transaction in transactions)
     assert await sources(store) == [f"job-{n}" for n in range(5)]
+    return transactions
+
+
+async def test_units_waiting_together_share_one_transaction_and_each_gets_its_result(store):
+    transactions = await five_queued_at_once(store, SharedCommits(store))
+    assert all(transaction is transactions[0] for transaction in transactions)
 
 
 async def test_a_failing_unit_is_rolled_back_alone_and_its_error_reaches_its_caller_only(store):
@@ -108,12 +113,5 @@ async def test_a_unit_whose_caller_was_cancelled_before_its_turn_is_not_run(stor
 
 
 async def test_at_most_the_bound_of_units_share_a_transaction(store):
-    commits = SharedCommits(store, most=2)
-    busy, release = await hold_the_writer(store)
-    units = [asyncio.create_task(commits.run(add_in, f"job-{n}")) for n in range(5)]
-    await until(lambda: len(commits._queued) == 5, "the five units are queued")
-    release.set()
-    await busy
-    transactions = await asyncio.gather(*units)
+    transactions = await five_queued_at_once(store, SharedCommits(store, most=2))
     assert len({id(transaction) for transaction in transactions}) == 3  # 2 + 2 + 1
-    assert await sources(store) == [f"job-{n}" for n in range(5)]
