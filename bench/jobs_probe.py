@@ -3,7 +3,7 @@
 The hub's own side of job handling (claim, handler, Jira client, finish and record) measured with
 ``time.process_time()`` over a fixed workload, whatever the rest of the machine is doing: the inbox is filled and
 processed first (not measured), then the dispatcher runs every due job until none is left. Jira's answers are
-canned (no server, no latency, almost no CPU) except the metadata, which comes from the sandbox app once.
+canned (no server, almost no CPU; `--latency-ms` delays each) except the metadata, which comes from the sandbox app.
 
 ```sh
 .venv/bin/python bench/jobs_probe.py                       # this tree
@@ -35,8 +35,8 @@ ROUTE = {"name": "bench", "match": {"sources": ["generic"]}, "sink": "jira", "pr
          "summary": "{{ alert.title }}", "group_by": "{{ alert.title }}", "labels": ["bench"], "comment_every": "60s"}
 
 
-def canned_jira(sandbox_app):
-    """Return a transport that answers creates and comments at once and asks the sandbox app for everything else."""
+def canned_jira(sandbox_app, latency: float = 0.0):
+    """Return a transport that answers creates and comments after `latency` s and asks the sandbox app for everything else."""
     import httpx2
 
     sandbox = httpx2.ASGITransport(app=sandbox_app)
@@ -51,6 +51,8 @@ def canned_jira(sandbox_app):
             """Answer one request."""
             Canned.calls += 1
             path = request.url.path
+            if latency:
+                await asyncio.sleep(latency)
             if request.method == "POST" and path.endswith("/issue/bulk"):
                 count = len(json.loads(request.content)["issueUpdates"])
                 issues = [{"id": str(n), "key": f"SOC-{n}", "self": ""} for n in itertools.islice(keys, count)]
@@ -83,7 +85,7 @@ def due(db: str) -> int:
                             (time.time(),)).fetchone()[0]
 
 
-async def probe(alerts: int, new_share: float, workers: int) -> dict:
+async def probe(alerts: int, new_share: float, workers: int, latency: float = 0.0) -> dict:
     """Fill the queue from `alerts` alerts, then run every due job; return CPU and wall seconds of the job phase."""
     from alertbridge.config import validate_config
     from alertbridge.logs import configure_logging
@@ -106,7 +108,7 @@ async def probe(alerts: int, new_share: float, workers: int) -> dict:
         "routes": [ROUTE],
     })
     hub = Hub(config)
-    transport = canned_jira(create_app(JiraSandboxSettings()))
+    transport = canned_jira(create_app(JiraSandboxSettings()), latency)
     hub.sinks["jira"] = JiraSink("jira", config.sinks["jira"], transport=transport)
     bodies = [body for _, body in make_alerts(alerts, 0, seed=7, new_share=new_share)]
     for start in range(0, len(bodies), 200):
@@ -143,7 +145,7 @@ def run_side(tree: str | None, args) -> dict:
     if tree:
         env["PYTHONPATH"] = str(Path(tree).resolve() / "src")
     command = [sys.executable, __file__, "--one", "--alerts", str(args.alerts), "--new-share", str(args.new_share),
-               "--workers", str(args.workers)]
+               "--workers", str(args.workers), "--latency-ms", str(args.latency_ms)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parent, check=False)
     if done.returncode:
         sys.exit(done.stderr)
@@ -156,12 +158,13 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=3000)
     parser.add_argument("--new-share", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="Jira's latency per call (0: answers at once)")
     parser.add_argument("--tree", help="another checkout whose src/ to measure")
     parser.add_argument("--pairs", type=int, default=0, help="alternate --tree and this tree this many times")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(asyncio.run(probe(args.alerts, args.new_share, args.workers))))
+        print(json.dumps(asyncio.run(probe(args.alerts, args.new_share, args.workers, args.latency_ms / 1000))))
         return
     sides = [("before", args.tree), ("after", None)] if args.pairs else [(args.tree or "this tree", args.tree)]
     for _ in range(max(args.pairs, 1)):

@@ -25,7 +25,9 @@ from sqlalchemy import Connection
 from ..store import Store
 
 T = TypeVar("T")
-MOST_PER_COMMIT = 64  # units per transaction: a bound on how long one batch holds the write gate
+# Units per transaction: a bound on how long one batch holds the write gate that intake's commits wait for (at about
+# half a millisecond of the database thread per unit, some 15-20 ms: as long as one of the processor's batches).
+MOST_PER_COMMIT = 32
 Queued = tuple[Callable[..., Any], tuple, asyncio.Future]
 
 

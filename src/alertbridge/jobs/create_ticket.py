@@ -21,13 +21,15 @@ the route's revision is stored with the claim for ``dlq show``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
+from collections.abc import Collection
 from functools import partial
 from typing import Any
 
 import structlog
-from jinja2 import TemplateError
+from jinja2 import Environment, TemplateError, nodes
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from .. import failpoints
@@ -72,9 +74,10 @@ def route_of(ctx: JobContext, case: dict[str, Any], further: str | None = None) 
         raise Permanent(f"case {case['id']}: {exc}") from None
 
 
-async def first_alerts(ctx: JobContext, case_ids: list[int]) -> dict[int, Alert]:
-    """Load the alert that opened each case, with its raw payload parsed again from the kept inbox body."""
-    return _parsed(ctx, *await ctx.store.run_read(_first_rows, case_ids))
+async def first_alerts(ctx: JobContext, case_ids: list[int], *, raw: bool = True) -> dict[int, Alert]:
+    """Load the alert that opened each case, with its raw payload parsed again from the kept inbox body (if `raw`)."""
+    rows, bodies = await ctx.store.run_read(_first_rows, case_ids)
+    return _parsed(ctx, rows, bodies, set(case_ids) if raw else set())
 
 
 def _first_rows(conn: Connection, case_ids: list[int]) -> tuple[list, dict]:
@@ -90,11 +93,12 @@ def _cases_and_first_rows(conn: Connection, case_ids: list[int]) -> tuple[list, 
     return [dict(row) for row in conn.execute(select(cases).where(cases.c.id.in_(case_ids))).mappings()], *_first_rows(conn, case_ids)
 
 
-def _parsed(ctx: JobContext, rows: list, bodies: dict) -> dict[int, Alert]:
+def _parsed(ctx: JobContext, rows: list, bodies: dict, raw_for: Collection[int]) -> dict[int, Alert]:
     found = {}
     for row in rows:
         # The stored alert has no raw payload (it would double the table); templates may use it, and parsing is pure.
-        body = bodies.get(row.inbox_id)
+        # Parsing the body again cost more CPU than the rest of the create: only for the cases whose templates need it.
+        body = bodies.get(row.inbox_id) if row.case_id in raw_for else None
         raw = _raw(ctx, body.source, body.body, row.alert_id) if body is not None else {}
         found[row.case_id] = Alert.model_validate({**row.data, "raw": raw})
     return found
@@ -107,6 +111,32 @@ def _raw(ctx: JobContext, source_name: str, body: bytes, alert_id: str) -> dict[
     except Exception:  # noqa: BLE001 — the source changed since: render without raw, templates that need it say so
         return {}
     return next((item.raw for item in items if isinstance(item, Alert) and item.id == alert_id), {})
+
+
+# What a template may read of an alert without its raw payload: its fields but `raw`, and the shortcuts that read fields.
+_WITHOUT_RAW = (set(Alert.model_fields) - {"raw"}) | {"id", "state", "hosts", "ips", "users"}
+
+
+def reads_raw(route: Route) -> bool:
+    """Tell whether any of the route's ticket templates may read the alert's raw payload."""
+    return any(_template_reads_raw(source) for source in (route.summary, route.description, *route.labels, *route.fields.values()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_reads_raw(source: str) -> bool:
+    # `alert` used other than as `alert.<field>` (whole, through a filter, a method such as to_ocsf) may reach raw too.
+    try:
+        tree = _PARSER.parse(source)
+    except TemplateError:
+        return True  # rendering it fails with its message (render below); whether it reads raw does not matter
+    uses = sum(1 for node in tree.find_all(nodes.Name) if node.name == "alert")
+    fields = [node.attr for node in tree.find_all(nodes.Getattr) if isinstance(node.node, nodes.Name) and node.node.name == "alert"]
+    fields += [node.arg.value for node in tree.find_all(nodes.Getitem)
+               if isinstance(node.node, nodes.Name) and node.node.name == "alert" and isinstance(node.arg, nodes.Const)]
+    return len(fields) < uses or not all(field in _WITHOUT_RAW for field in fields)
+
+
+_PARSER = Environment()  # only parses: templates render in the sandbox (templates.py)
 
 
 def render(route: Route, case: dict[str, Any], alert: Alert | None, ref: str) -> TicketDraft:
@@ -144,7 +174,7 @@ async def run(ctx: JobContext, job: Job, payload: CreateTicket | CreateSinkTicke
         if wait > 0:
             raise Retryable(f"a create may have happened; waiting {wait:.1f}s for the search index", retry_after=wait)
     route = route_of(ctx, case, further)
-    draft = render(route, case, (await first_alerts(ctx, [case["id"]])).get(case["id"]), ref)
+    draft = render(route, case, (await first_alerts(ctx, [case["id"]], raw=reads_raw(route))).get(case["id"]), ref)
     await _claim(ctx, [(case["id"], ref, revision(route))], further)
     failpoints.hit("create.before_call")
     try:
@@ -169,7 +199,9 @@ async def create_many(ctx: JobContext, jobs: list[Job], sink: BulkCreate, clock:
         return outcomes
     instance = await ctx.instance()
     fresh_ids = {job.case_id for job in fresh}
-    first = _parsed(ctx, [row for row in alert_rows if row.case_id in fresh_ids], bodies)
+    # A route gone from the config reads raw (it fails below anyway); the others only if their templates do.
+    raw_for = {case_id for case_id in fresh_ids if (route := route_named(ctx.config, by_id[case_id]["route"])) is None or reads_raw(route)}
+    first = _parsed(ctx, [row for row in alert_rows if row.case_id in fresh_ids], bodies, raw_for)
     drafts: dict[int, TicketDraft] = {}
     claims = []
     for job in fresh:
