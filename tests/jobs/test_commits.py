@@ -11,14 +11,7 @@ from sqlalchemy import select, text
 from alertbridge.jobs.commits import SharedCommits
 from alertbridge.pipeline.inbox import insert_events
 from alertbridge.store.tables import inbox
-
-
-async def until(condition, what: str, rounds: int = 2000) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
+from support.waiting import until
 
 
 def add(conn, source: str) -> int:

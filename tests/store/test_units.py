@@ -12,14 +12,7 @@ from sqlalchemy import select
 from alertbridge.pipeline.inbox import Inbox, insert_events
 from alertbridge.store import gate as gate_module
 from alertbridge.store.tables import inbox
-
-
-async def until(condition, what: str, rounds: int = 2000) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
+from support.waiting import until
 
 
 async def test_intake_commits_first_when_a_processing_batch_ends(store):
