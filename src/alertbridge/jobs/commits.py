@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
-from ..store import Store
+from ..store import Store, savepoint
 
 T = TypeVar("T")
 # Units per transaction: a bound on how long one batch holds the write gate that intake's commits wait for (at about
@@ -94,17 +94,13 @@ def _run_all(conn: Connection, taken: list[Queued]) -> list[tuple[bool, Any]]:
     if len(taken) == 1:  # alone: its error rolls the whole transaction back, as a transaction of its own would
         work, args, _ = taken[0]
         return [(True, work(conn, *args))]
-    # The driver's own savepoints: SQLAlchemy's begin_nested() compiled its SAVEPOINT and RELEASE statements anew each
-    # time, which cost more CPU than the units' own statements. Each is released or rolled back before the next unit,
-    # so the transaction SQLAlchemy knows of is the same before and after.
-    driver = conn.connection.driver_connection
+    # Each unit's savepoint is released or rolled back before the next unit, so the transaction SQLAlchemy knows of is
+    # the same before and after.
     results: list[tuple[bool, Any]] = []
     for work, args, _ in taken:
-        driver.execute("SAVEPOINT job_unit")
         try:
-            results.append((True, work(conn, *args)))
+            with savepoint(conn):
+                results.append((True, work(conn, *args)))
         except Exception as exc:  # noqa: BLE001 — the unit's own failure, handed to its caller; the others go on
-            driver.execute("ROLLBACK TO job_unit")
             results.append((False, exc))
-        driver.execute("RELEASE job_unit")
     return results

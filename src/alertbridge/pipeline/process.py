@@ -25,12 +25,10 @@ transaction, in order with the alerts around them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +42,7 @@ from ..connectors.roles import Enricher, Parser
 from ..errors import PayloadError
 from ..metrics import ALERTS_ROUTED
 from ..model import Alert, TicketEvent
-from ..store import Store
+from ..store import Store, savepoint
 from ..store.tables import inbox
 from .batch import Batch
 from .correlate import Prepared, correlate, prepare
@@ -269,7 +267,7 @@ def _write(conn: Connection, rows: list[Row], recheck: bool) -> list[tuple[str, 
         pending = set(conn.exec_driver_sql(sql.still_pending, (sql.values([r.id for r in rows]),)).scalars())
         rows = [row for row in rows if row.id in pending]
     try:
-        with _savepoint(conn):
+        with savepoint(conn):
             return _correlate(conn, rows, True)
     except _DATABASE_FAILED:
         raise
@@ -279,7 +277,7 @@ def _write(conn: Connection, rows: list[Row], recheck: bool) -> list[tuple[str, 
     for row in rows:
         for attempt in (1, 2):
             try:
-                with _savepoint(conn):
+                with savepoint(conn):
                     outcomes += _correlate(conn, [row], True)
                 break
             except IntegrityError:
@@ -292,23 +290,6 @@ def _write(conn: Connection, rows: list[Row], recheck: bool) -> list[tuple[str, 
                 _fail(conn, row, exc)
                 break
     return outcomes
-
-
-@contextlib.contextmanager
-def _savepoint(conn: Connection) -> Iterator[None]:
-    """Undo what the block wrote if it raises, as `conn.begin_nested()` does.
-
-    Written out because SQLAlchemy names each savepoint afresh and so compiles its SAVEPOINT and RELEASE statements
-    every time: ~3 % of serve's CPU under a sustained load, which comes in batches of a few rows.
-    """
-    conn.exec_driver_sql("SAVEPOINT batch")
-    try:
-        yield
-    except BaseException:
-        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT batch")
-        conn.exec_driver_sql("RELEASE SAVEPOINT batch")
-        raise
-    conn.exec_driver_sql("RELEASE SAVEPOINT batch")
 
 
 def _correlate(conn: Connection, rows: list[Row], finish: bool) -> list[tuple[str, str]]:
