@@ -15,7 +15,6 @@ from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
-
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, its verdict on each attribute remembered by the object's type and the attribute's name."""
 

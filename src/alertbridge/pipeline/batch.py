@@ -36,8 +36,6 @@ MemberRow = dict[str, Any]
 Later = Callable[[Case], JobPayload]  # a payload rendered at write time, once a case this batch opens has its id
 
 
-
-
 @dataclass
 class _Job:
     """A job the batch will insert: its payload (or how to render it once its case has an id) and its columns."""
