@@ -178,6 +178,7 @@ def test_a_bad_results_link_gives_no_instance():
         ("sid", "expected a JSON object, got str"),
         ({"search_name": "sudo", "result": {}}, "no 'sid'"),
         ({"sid": 42, "search_name": "sudo"}, "no 'sid'"),
+        ({"sid": " ", "search_name": "sudo"}, "no 'sid'"),  # found by the source contract's fuzzing: a blank alert id
         ({"sid": "abc", "result": ["row"]}, "'result' must be an object"),
     ],
 )

@@ -100,7 +100,7 @@ class SplunkParser(Parser):
         if not isinstance(payload, dict):
             raise PayloadError(f"not a Splunk webhook body: expected a JSON object, got {type(payload).__name__}")
         sid = payload.get("sid")
-        if not isinstance(sid, str) or not sid:
+        if not isinstance(sid, str) or not sid.strip():  # a blank sid names no search: the alert would have no id
             raise PayloadError("not a Splunk webhook body: no 'sid' (search id)")
         result = payload.get("result") or {}
         if not isinstance(result, dict):
