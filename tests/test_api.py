@@ -99,6 +99,31 @@ async def test_good_requests_are_committed_before_202(hub, client):
     ]
 
 
+async def test_a_sender_gone_before_its_whole_body_gets_nothing_stored(hub):
+    app = create_app(hub, run_loops=False)
+    messages = iter([{"type": "http.request", "body": b'{"title": ', "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/hooks/bearer", "raw_path": b"/hooks/bearer", "root_path": "", "query_string": b"",
+             "headers": [(b"authorization", b"Bearer tok"), (b"transfer-encoding", b"chunked")], "client": ("127.0.0.1", 9),
+             "server": ("hub", 80)}  # fmt: skip
+    await app(scope, receive, send)
+    assert sent == []  # no one is left to answer
+    assert await counts(hub) == (0, 0, 0)
+
+
+async def test_the_hook_takes_posts_only(client):
+    response = await client.get("/hooks/bearer", headers={"Authorization": "Bearer tok"})
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+
+
 async def test_admin_api_needs_its_token(client):
     assert (await client.get("/api/stats")).status_code == 401
     assert (await client.get("/api/cases", headers={"Authorization": "Bearer nope"})).status_code == 401
