@@ -12,9 +12,13 @@ or more waiting), the other writers wait before they even queue, and the
 processor waits before it reads (``defer_to_intake``): the burst is answered
 first, on the whole CPU, and the work it causes runs once no request has waited
 for ``QUIET``, or fewer than a crowd have for ``REMEMBER`` (a trickle holds no
-one up for long). A deferral lasts at most ``DEFER_AT_MOST``; then the others
-write undeferred for ``OPEN_FOR`` before the next one can begin, so that under a
-load that never pauses processing and jobs still get their share. The gate also
+one up for long). Deferring is paid for: each second the others are deferred is
+a debt that each second they are not pays back twice over. A deferral ends when
+the debt reaches ``DEFER_AT_MOST``, and the next one waits until it is paid in
+full (``OPEN_FOR`` of undeferred writing), so that under a load that never
+pauses processing and jobs still get a third of the time; a storm that pauses
+between its bursts (a sender's retries, a queue flushed in batches) pays as it
+goes, and each burst is answered whole before the work it causes. The gate also
 remembers when intake last wrote, so that the processor can keep its units short.
 """
 
@@ -24,14 +28,15 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 
 CROWD = 16  # requests waiting for their commit at once: a burst, far above a steady few hundred a second at ms each
 QUIET = 0.05  # seconds without a request waiting for its commit after which a crowd is over
 REMEMBER = 0.25  # seconds a crowd lasts after its last crowded commit while fewer requests wait
-DEFER_AT_MOST = 1.0  # one burst of the bench (1,000 requests) at the no-op endpoint's rate on a quiet machine
-OPEN_FOR = 0.5  # seconds of undeferred writing after a deferral that reached its bound: a third of a long storm
+DEFER_AT_MOST = 1.0  # seconds of deferral in a row at most: a burst of the bench (1,000 requests) takes ~0.15 s
+OPEN_FOR = 0.5  # seconds of undeferred writing that pay back a deferral of DEFER_AT_MOST: a third of a long storm
 
 
 class WriteGate:
@@ -44,8 +49,10 @@ class WriteGate:
         self._urgent_at = -1e9  # time.monotonic() of the last urgent hold
         self._requests = 0  # intake's requests waiting for their commit
         self._answered_at = -1e9  # time.monotonic() when the last of them was answered
-        self._crowd_since = -1e9  # time.monotonic() when the current deferral began
-        self._crowded_at = float("-inf")  # time.monotonic() of the last commit that left a crowd of requests waiting
+        self._crowded_at = -math.inf  # time.monotonic() of the last commit that left a crowd waiting (-inf: none since a full deferral)
+        self._debt = 0.0  # seconds of deferral not paid back yet, as of _settled_at
+        self._settled_at = time.monotonic()
+        self._paying = False  # the debt reached DEFER_AT_MOST: no deferral until it is paid back in full
         self._idle: list[asyncio.Future] = []  # deferred writers waiting for no request to be left waiting
 
     @property
@@ -60,13 +67,17 @@ class WriteGate:
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Count one intake request as waiting for its commit for the block."""
+        if self._requests in (0, CROWD - 1):  # the deferral's end moves only when the count crosses these
+            self._settle(time.monotonic())
         self._requests += 1
         try:
             yield
         finally:
+            if self._requests in (1, CROWD):
+                self._settle(now := time.monotonic())
+                if self._requests == 1:
+                    self._answered_at = now
             self._requests -= 1
-            if not self._requests:
-                self._answered_at = time.monotonic()
             if self._idle and self._requests < CROWD:  # no crowd now: the deferred writers look again
                 idle, self._idle = self._idle, []
                 for waiter in idle:
@@ -77,23 +88,39 @@ class WriteGate:
         """Note that intake committed: the requests waiting then (this commit's and the next's) may make a crowd."""
         if self._requests < CROWD:
             return
-        now = time.monotonic()
-        if now >= self._crowd_since + DEFER_AT_MOST + OPEN_FOR:
-            self._crowd_since = now  # a deferral may begin: the last one is over, and so is the others' turn after it
-        self._crowded_at = now
+        self._settle(now := time.monotonic())
+        if not self._paying:
+            self._crowded_at = now  # a deferral begins, or goes on
 
     def deferred_for(self) -> float:
         """Return how long a writer other than intake should still wait for the crowd of requests (0: not at all)."""
-        if self._crowded_at < self._crowd_since:
-            return 0.0  # no crowd since the deferral could begin
-        until = self._crowd_since + DEFER_AT_MOST
+        self._settle(now := time.monotonic())
+        return max(0.0, self._deferred_until() - now)
+
+    def _deferred_until(self) -> float:
+        """Return when the deferral in force ends if no request comes or goes (-inf: none in force)."""
+        if self._paying or self._crowded_at == -math.inf:
+            return -math.inf
+        until = self._settled_at + DEFER_AT_MOST - self._debt
         if self._requests < CROWD:
             # Fewer wait now: between two cohorts of a burst (the senders send the next), or the crowd has thinned
             # to a trickle, which must not hold processing up for long.
             until = min(until, self._crowded_at + REMEMBER)
             if not self._requests:
                 until = min(until, self._answered_at + QUIET)
-        return max(0.0, until - time.monotonic())
+        return until
+
+    def _settle(self, now: float) -> None:
+        """Bring the debt up to `now`; the deferral's end did not move since the last call (every change calls this first)."""
+        elapsed = now - self._settled_at
+        deferred = min(elapsed, max(0.0, self._deferred_until() - self._settled_at))
+        self._debt += deferred
+        if self._debt >= DEFER_AT_MOST - 1e-9:  # the deferral reached its bound: the others' turn
+            self._paying, self._crowded_at = True, -math.inf
+        self._debt -= (elapsed - deferred) * DEFER_AT_MOST / OPEN_FOR
+        if self._debt < 1e-9:  # paid in full (sums of float times do not land on 0 exactly)
+            self._debt, self._paying = 0.0, False
+        self._settled_at = now
 
     async def defer_to_intake(self) -> None:
         """Wait while a crowd of requests is being answered, at most until the deferral's bound."""

@@ -1,0 +1,90 @@
+"""The write gate's deferral to intake, on a clock the test moves: how long the other writers wait, and their share."""
+
+from __future__ import annotations
+
+import contextlib
+import types
+
+import pytest
+
+from alertbridge.store import gate as gate_module
+from alertbridge.store.gate import CROWD, DEFER_AT_MOST, OPEN_FOR, QUIET, WriteGate
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The gate's time.monotonic(), moved by the test only."""
+    fake = types.SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(gate_module, "time", types.SimpleNamespace(monotonic=lambda: fake.now))
+    return fake
+
+
+def crowd(gate: WriteGate) -> contextlib.ExitStack:
+    """Open a crowd of intake requests waiting for their commit, and a commit that leaves them waiting."""
+    stack = contextlib.ExitStack()
+    for _ in range(CROWD):
+        stack.enter_context(gate.request())
+    gate.committed()
+    return stack
+
+
+def test_a_crowd_that_never_ends_defers_the_others_at_most_a_while_then_lets_them_write(clock):
+    gate = WriteGate()
+    with crowd(gate):
+        assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST)
+        clock.now += DEFER_AT_MOST * 0.6
+        gate.committed()  # the crowd goes on: the deferral does not start again
+        assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST * 0.4)
+        clock.now += DEFER_AT_MOST * 0.4
+        assert gate.deferred_for() == 0
+        clock.now += OPEN_FOR * 0.9
+        gate.committed()
+        assert gate.deferred_for() == 0  # the others' turn is not over
+        clock.now += OPEN_FOR * 0.1
+        gate.committed()
+        assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST)  # paid back: the next deferral begins
+
+
+def test_bursts_with_pauses_between_them_are_each_answered_before_the_others_write(clock):
+    """A pause as long as the burst pays the burst's deferral back: the next burst is deferred from its first commit."""
+    gate = WriteGate()
+    for _ in range(20):  # 20 bursts of 0.3 s, 0.3 s apart: 12 s of crowds in a row would be far over the bound
+        with crowd(gate):
+            for _ in range(3):
+                assert gate.deferred_for() > 0
+                clock.now += 0.1
+                gate.committed()
+            assert gate.deferred_for() > 0
+        clock.now += QUIET  # every request answered: the others write after a quiet moment
+        assert gate.deferred_for() == 0
+        clock.now += 0.3 - QUIET
+
+
+def test_under_bursts_with_short_pauses_the_others_still_get_a_third_of_the_time(clock):
+    """A pause too short to pay a burst back does not make the deferral endless: over a long storm the share holds."""
+    gate = WriteGate()
+    step, open_time, total = 0.01, 0.0, 0.0
+    for _ in range(30):  # bursts of 0.9 s, then 0.06 s without a request
+        with crowd(gate):
+            for _ in range(90):
+                gate.committed()
+                open_time += step if gate.deferred_for() == 0 else 0.0
+                clock.now += step
+                total += step
+        for _ in range(6):
+            open_time += step if gate.deferred_for() == 0 else 0.0
+            clock.now += step
+            total += step
+    assert open_time >= total * OPEN_FOR / (DEFER_AT_MOST + OPEN_FOR) * 0.95
+
+
+def test_a_trickle_of_requests_builds_no_debt(clock):
+    """Requests one at a time defer no one, so they leave the next burst its whole deferral."""
+    gate = WriteGate()
+    for _ in range(100):
+        with gate.request():
+            gate.committed()
+            assert gate.deferred_for() == 0
+        clock.now += 0.01
+    with crowd(gate):
+        assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST)
