@@ -99,6 +99,19 @@ async def test_good_requests_are_committed_before_202(hub, client):
     ]
 
 
+async def test_a_delivery_under_a_root_path_takes_the_route_and_the_same_answers(hub):
+    """Behind a proxy that mounts the hub under a prefix the hook is routed by FastAPI, to the same endpoint."""
+    app = create_app(hub, run_loops=False)
+    transport = httpx2.ASGITransport(app=app, root_path="/soc")
+    async with httpx2.AsyncClient(transport=transport, base_url="http://hub") as c:
+        refused = await c.post("/soc/hooks/bearer", content=b'{"title": "x"}', headers={"Authorization": "Bearer wrong"})
+        assert (refused.status_code, await counts(hub)) == (401, (0, 0, 0))
+        accepted = await c.post("/soc/hooks/bearer", content=b'{"title": "x"}', headers={"Authorization": "Bearer tok"})
+    assert accepted.status_code == 202
+    async with hub.store.read() as conn:
+        assert (await conn.execute(select(inbox.c.id, inbox.c.source))).all() == [(accepted.json()["id"], "bearer")]
+
+
 async def test_a_sender_gone_before_its_whole_body_gets_nothing_stored(hub):
     app = create_app(hub, run_loops=False)
     messages = iter([{"type": "http.request", "body": b'{"title": ', "more_body": True}, {"type": "http.disconnect"}])
