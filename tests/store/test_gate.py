@@ -28,7 +28,7 @@ def crowd(gate: WriteGate) -> contextlib.ExitStack:
     return stack
 
 
-def test_a_crowd_that_never_ends_defers_the_others_at_most_a_while_then_lets_them_write(clock):
+def test_a_crowd_that_never_ends_defers_the_others_at_most_a_while_and_once(clock):
     gate = WriteGate()
     with crowd(gate):
         assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST)
@@ -37,12 +37,27 @@ def test_a_crowd_that_never_ends_defers_the_others_at_most_a_while_then_lets_the
         assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST * 0.4)
         clock.now += DEFER_AT_MOST * 0.4
         assert gate.deferred_for() == 0
-        clock.now += OPEN_FOR * 0.9
-        gate.committed()
-        assert gate.deferred_for() == 0  # the others' turn is not over
-        clock.now += OPEN_FOR * 0.1
-        gate.committed()
-        assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST)  # paid back: the next deferral begins
+        for _ in range(10):  # long after the debt is paid back (OPEN_FOR): the crowd has not paused
+            clock.now += OPEN_FOR
+            gate.committed()
+            assert gate.deferred_for() == 0
+    clock.now += QUIET * 1.5  # it pauses: the next crowd is a burst of its own
+    with crowd(gate):
+        assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST)
+
+
+def test_a_steady_load_that_keeps_a_crowd_waiting_is_deferred_to_once(clock):
+    """A crowd that thins to a few requests and forms again, never pausing, is one load: its work must keep up with it."""
+    gate = WriteGate()
+    deferred = []
+    with gate.request():  # one request always waits: 1,000 a second, a few at a time
+        for _ in range(10):
+            with crowd(gate):  # a unit ran long: a crowd formed meanwhile
+                deferred.append(gate.deferred_for())
+                clock.now += 0.1
+            clock.now += 1.0  # the debt is paid back long since
+            gate.committed()
+    assert deferred == [pytest.approx(DEFER_AT_MOST)] + [0] * 9, deferred
 
 
 def test_bursts_with_pauses_between_them_are_each_answered_before_the_others_write(clock):
@@ -55,9 +70,9 @@ def test_bursts_with_pauses_between_them_are_each_answered_before_the_others_wri
                 clock.now += 0.1
                 gate.committed()
             assert gate.deferred_for() > 0
-        clock.now += QUIET  # every request answered: the others write after a quiet moment
+        clock.now += QUIET * 1.5  # every request answered: the others write after a quiet moment
         assert gate.deferred_for() == 0
-        clock.now += 0.3 - QUIET
+        clock.now += 0.3 - QUIET * 1.5
 
 
 def test_under_bursts_with_short_pauses_the_others_still_get_a_third_of_the_time(clock):

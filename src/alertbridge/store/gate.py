@@ -12,14 +12,21 @@ or more waiting), the other writers wait before they even queue, and the
 processor waits before it reads (``defer_to_intake``): the burst is answered
 first, on the whole CPU, and the work it causes runs once no request has waited
 for ``QUIET``, or fewer than a crowd have for ``REMEMBER`` (a trickle holds no
-one up for long). Deferring is paid for: each second the others are deferred is
-a debt that each second they are not pays back twice over. A deferral ends when
-the debt reaches ``DEFER_AT_MOST``, and the next one waits until it is paid in
-full (``OPEN_FOR`` of undeferred writing), so that under a load that never
-pauses processing and jobs still get a third of the time; a storm that pauses
-between its bursts (a sender's retries, a queue flushed in batches) pays as it
-goes, and each burst is answered whole before the work it causes. The gate also
-remembers when intake last wrote, so that the processor can keep its units short.
+one up for long). Two rules bound the deferring:
+
+- It is paid for: each second the others are deferred is a debt that each
+  second they are not pays back twice over. A deferral ends when the debt
+  reaches ``DEFER_AT_MOST``, and the next one waits until it is paid in full
+  (``OPEN_FOR`` of undeferred writing): the others get a third of the time at
+  least. A storm that pauses between its bursts (a queue flushed in batches, a
+  sender's retries) pays as it goes, and each burst is answered whole before the
+  work it causes.
+- It is for bursts: a new deferral begins only if no request waited for
+  ``QUIET`` since the last one began. A steady load that keeps a crowd waiting
+  (1,000 requests a second while a unit runs) is deferred to once, and then
+  shares the CPU with the work it causes, which must keep up with it.
+
+The gate also remembers when intake last wrote, so that the processor can keep its units short.
 """
 
 from __future__ import annotations
@@ -49,10 +56,11 @@ class WriteGate:
         self._urgent_at = -1e9  # time.monotonic() of the last urgent hold
         self._requests = 0  # intake's requests waiting for their commit
         self._answered_at = -1e9  # time.monotonic() when the last of them was answered
-        self._crowded_at = -math.inf  # time.monotonic() of the last commit that left a crowd waiting (-inf: none since a full deferral)
+        self._crowded_at = -math.inf  # time.monotonic() of the deferral's last crowded commit (-inf: no deferral in force)
         self._debt = 0.0  # seconds of deferral not paid back yet, as of _settled_at
         self._settled_at = time.monotonic()
         self._paying = False  # the debt reached DEFER_AT_MOST: no deferral until it is paid back in full
+        self._paused = True  # no request waited for QUIET since the last deferral began: a new one may begin
         self._idle: list[asyncio.Future] = []  # deferred writers waiting for no request to be left waiting
 
     @property
@@ -68,7 +76,9 @@ class WriteGate:
     def request(self) -> Iterator[None]:
         """Count one intake request as waiting for its commit for the block."""
         if self._requests in (0, CROWD - 1):  # the deferral's end moves only when the count crosses these
-            self._settle(time.monotonic())
+            self._settle(now := time.monotonic())
+            if not self._requests and now - self._answered_at >= QUIET:
+                self._paused = True
         self._requests += 1
         try:
             yield
@@ -89,8 +99,10 @@ class WriteGate:
         if self._requests < CROWD:
             return
         self._settle(now := time.monotonic())
-        if not self._paying:
-            self._crowded_at = now  # a deferral begins, or goes on
+        if self._deferred_until() > now:
+            self._crowded_at = now  # the deferral goes on
+        elif self._paused and not self._paying:
+            self._crowded_at, self._paused = now, False  # a deferral begins
 
     def deferred_for(self) -> float:
         """Return how long a writer other than intake should still wait for the crowd of requests (0: not at all)."""
@@ -113,10 +125,13 @@ class WriteGate:
     def _settle(self, now: float) -> None:
         """Bring the debt up to `now`; the deferral's end did not move since the last call (every change calls this first)."""
         elapsed = now - self._settled_at
-        deferred = min(elapsed, max(0.0, self._deferred_until() - self._settled_at))
+        until = self._deferred_until()
+        deferred = min(elapsed, max(0.0, until - self._settled_at))
+        if until <= now:
+            self._crowded_at = -math.inf  # the deferral is over: a crowd that forms again must begin a new one
         self._debt += deferred
         if self._debt >= DEFER_AT_MOST - 1e-9:  # the deferral reached its bound: the others' turn
-            self._paying, self._crowded_at = True, -math.inf
+            self._paying = True
         self._debt -= (elapsed - deferred) * DEFER_AT_MOST / OPEN_FOR
         if self._debt < 1e-9:  # paid in full (sums of float times do not land on 0 exactly)
             self._debt, self._paying = 0.0, False
