@@ -1,4 +1,4 @@
-"""The write gate's deferral to intake, on a clock the test moves: how long the other writers wait, and their share."""
+"""The write gate's deferral to intake, on a clock the test moves: a burst is deferred to, a load that never pauses once."""
 
 from __future__ import annotations
 
@@ -19,11 +19,17 @@ def clock(monkeypatch):
     return fake
 
 
+def waiting_requests(gate: WriteGate, requests: int) -> contextlib.ExitStack:
+    """Open `requests` intake requests waiting for their commit."""
+    stack = contextlib.ExitStack()
+    for _ in range(requests):
+        stack.enter_context(gate.request())
+    return stack
+
+
 def crowd(gate: WriteGate) -> contextlib.ExitStack:
     """Open a crowd of intake requests waiting for their commit, and a commit that leaves them waiting."""
-    stack = contextlib.ExitStack()
-    for _ in range(CROWD):
-        stack.enter_context(gate.request())
+    stack = waiting_requests(gate, CROWD)
     gate.committed()
     return stack
 
@@ -103,3 +109,44 @@ def test_a_trickle_of_requests_builds_no_debt(clock):
         clock.now += 0.01
     with crowd(gate):
         assert gate.deferred_for() == pytest.approx(DEFER_AT_MOST)
+
+
+# The sustained lane's tests of the pause rule (their 67f570c, folded in here with the rule itself).
+
+
+def test_a_crowd_that_never_pauses_is_deferred_to_once(clock):
+    """A steady load that always keeps a crowd waiting gets one deferral; then processing and jobs write beside it."""
+    gate = WriteGate()
+    with waiting_requests(gate, CROWD):
+        gate.committed()
+        assert gate.deferred_for() == DEFER_AT_MOST  # the crowd's first commit: a burst, as far as it can tell
+        for _ in range(80):  # the same crowd goes on committing, never a moment without a request waiting
+            clock.now += QUIET / 2
+            with gate.request():
+                gate.committed()
+        assert clock.now > 1000.0 + DEFER_AT_MOST + OPEN_FOR  # past the bound and the open turn
+        assert gate.deferred_for() == 0
+
+
+def test_a_crowd_after_a_pause_is_deferred_to_again(clock):
+    """Bursts with pauses between them (a storm in waves, the bench's bursts) each get their deferral."""
+    gate = WriteGate()
+    with waiting_requests(gate, CROWD):
+        gate.committed()
+    clock.now += DEFER_AT_MOST + OPEN_FOR  # a pause, as long as the deferral and the open turn
+    assert gate.deferred_for() == 0
+    with waiting_requests(gate, CROWD):  # the next burst
+        gate.committed()
+        assert gate.deferred_for() == DEFER_AT_MOST
+
+
+def test_a_gap_shorter_than_quiet_is_no_pause(clock):
+    """Every request answered for less than QUIET is the same load going on, not a new burst."""
+    gate = WriteGate()
+    with waiting_requests(gate, CROWD):
+        gate.committed()
+    clock.now += QUIET / 2
+    with waiting_requests(gate, CROWD):
+        clock.now += DEFER_AT_MOST + OPEN_FOR  # crowded past the bound and the open turn
+        gate.committed()
+        assert gate.deferred_for() == 0
