@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from . import tables
 from .gate import WriteGate
+from .session import Session, end_session
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -237,18 +238,37 @@ class _PostgresUnits:
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None  # started by the first unit
 
-    async def run(self, work: Callable[..., T], args: tuple, *, autocommit: bool = False) -> T:
-        """Run `work(conn, *args)` on a thread and return what it returns (the thread finishes it even if we are cancelled)."""
+    async def run(self, work: Callable[..., T], args: tuple, *, autocommit: bool = False, connection: Connection | None = None) -> T:
+        """Run `work(conn, *args)` on a thread and return what it returns (the thread finishes it even if we are cancelled).
+
+        In a transaction of its own, or in autocommit, or on a session's `connection` (in the session's transaction).
+        """
+        return await _on_thread(self._started(), self._run_here, work, args, autocommit, connection)
+
+    def _started(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="alertbridge-pg")
-        return await _on_thread(self._executor, self._run_here, work, args, autocommit)
+        return self._executor
 
-    def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool) -> T:
+    def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool, connection: Connection | None) -> T:
+        if connection is not None:
+            return work(connection, *args)
         if autocommit:
             with self.autocommit.connect() as conn:
                 return work(conn, *args)
         with self.engine.begin() as conn:
             return work(conn, *args)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """Hold one connection in one transaction across several steps on the threads: committed if the block ends well."""
+        conn = await _on_thread(self._started(), self.engine.connect)
+        try:
+            yield Session(self.run, conn)
+        except BaseException:
+            await self.run(end_session, (False,), connection=conn)
+            raise
+        await self.run(end_session, (True,), connection=conn)
 
     async def aclose(self) -> None:
         """Stop the threads and close their connections (a later unit starts them again)."""
@@ -322,6 +342,12 @@ class Store:
         if not self.is_sqlite:
             return await self._units.run(work, args, autocommit=True)
         return await self.run(work, *args)
+
+    def session(self) -> contextlib.AbstractAsyncContextManager[Session]:
+        """Hold one PostgreSQL connection in one transaction across several units, each on a thread (store/session.py)."""
+        if self.is_sqlite:
+            raise RuntimeError("a session is PostgreSQL's: on SQLite a unit of work runs whole on the database thread")
+        return self._units.session()
 
     async def run_read(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(conn, *args)` as one read-only transaction and return what it returns."""
