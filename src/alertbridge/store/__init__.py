@@ -200,6 +200,7 @@ class _DatabaseThread:
 # A pooled connection unused for longer than this is pinged before it is handed out; one in steady use is not. A ping on
 # every checkout (pool_pre_ping) was a round trip per unit of work, as many as the units' own statements.
 IDLE_PING = 1.0
+SESSIONS = 2  # sessions in flight at once in a process (store/session.py): the processor holds one at a time
 _RETURNED = "alertbridge_returned"  # the pool record's key for when the connection last came back (time.monotonic())
 
 
@@ -232,27 +233,26 @@ class _PostgresUnits:
     """
 
     def __init__(self, url: str, threads: int):
-        self.engine = create_engine(_sync_url(url), pool_size=threads, max_overflow=0, pool_recycle=300, pool_use_lifo=True)
+        self.engine = create_engine(_sync_url(url), pool_size=threads + SESSIONS, max_overflow=0, pool_recycle=300, pool_use_lifo=True)
         _ping_when_idle(self.engine)
         self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None  # started by the first unit
+        # A session's steps run on threads of their own: a unit waiting for a row the session has locked holds a unit
+        # thread, and with every unit thread so held, a session that needed one to commit would never let go.
+        self._sessions = asyncio.Semaphore(SESSIONS)
+        self._session_threads: ThreadPoolExecutor | None = None
 
-    async def run(self, work: Callable[..., T], args: tuple, *, autocommit: bool = False, connection: Connection | None = None) -> T:
-        """Run `work(conn, *args)` on a thread and return what it returns (the thread finishes it even if we are cancelled).
-
-        In a transaction of its own, or in autocommit, or on a session's `connection` (in the session's transaction).
-        """
-        return await _on_thread(self._started(), self._run_here, work, args, autocommit, connection)
+    async def run(self, work: Callable[..., T], args: tuple, *, autocommit: bool = False) -> T:
+        """Run `work(conn, *args)` on a thread and return what it returns (the thread finishes it even if we are cancelled)."""
+        return await _on_thread(self._started(), self._run_here, work, args, autocommit)
 
     def _started(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="alertbridge-pg")
         return self._executor
 
-    def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool, connection: Connection | None) -> T:
-        if connection is not None:
-            return work(connection, *args)
+    def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool) -> T:
         if autocommit:
             with self.autocommit.connect() as conn:
                 return work(conn, *args)
@@ -261,21 +261,31 @@ class _PostgresUnits:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """Hold one connection in one transaction across several steps on the threads: committed if the block ends well."""
-        conn = await _on_thread(self._started(), self.engine.connect)
-        try:
-            yield Session(self.run, conn)
-        except BaseException:
-            await self.run(end_session, (False,), connection=conn)
-            raise
-        await self.run(end_session, (True,), connection=conn)
+        """Hold one connection in one transaction across several steps, each on a session thread: committed if the block ends well."""
+        async with self._sessions:  # a thread for each session in flight: none of its steps waits for another's
+            if self._session_threads is None:
+                self._session_threads = ThreadPoolExecutor(max_workers=SESSIONS, thread_name_prefix="alertbridge-pg-session")
+            threads = self._session_threads
+            conn = await _on_thread(threads, self.engine.connect)
+            step = functools.partial(_session_step, threads)
+            try:
+                yield Session(step, conn)
+            except BaseException:
+                await step(end_session, (False,), connection=conn)
+                raise
+            await step(end_session, (True,), connection=conn)
 
     async def aclose(self) -> None:
         """Stop the threads and close their connections (a later unit starts them again)."""
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.to_thread(executor.shutdown, wait=True)
+        for executor in (self._executor, self._session_threads):
+            if executor is not None:
+                await asyncio.to_thread(executor.shutdown, wait=True)
+        self._executor = self._session_threads = None
         self.engine.dispose()
+
+
+async def _session_step(threads: ThreadPoolExecutor, work: Callable[..., T], args: tuple, *, connection: Connection) -> T:
+    return await _on_thread(threads, work, connection, *args)
 
 
 class Store:

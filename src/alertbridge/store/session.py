@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 class Session:
-    """One connection in one transaction, each step on one of the unit threads (store `_PostgresUnits`).
+    """One connection in one transaction, each step on a session thread (store `_PostgresUnits.session`), not a unit's.
 
     For work whose locks must last while the loop does its part: the processor locks a batch of inbox rows, parses them
     in the loop, then writes them in the same transaction, without any statement of it going through the async engine.
