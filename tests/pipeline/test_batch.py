@@ -8,10 +8,11 @@ import json
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.roles import Enricher, EnricherConfig
+from alertbridge.model import TicketEvent
 from alertbridge.pipeline import process
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
@@ -181,3 +182,59 @@ async def drain(hub: Hub) -> int:
                     return taken
             await asyncio.sleep(0.01)
     raise AssertionError("the inbox never emptied")
+
+
+class TicketFeed:
+    """A source whose bodies are ticket changes (as a ticket system's webhook's are): {"key", "status", "category"}."""
+
+    def parse(self, body: dict) -> list[TicketEvent]:
+        """Return the one change the body reports."""
+        return [TicketEvent(sink="cases", ticket_key=body["key"], kind="updated", status=body["status"],
+                            status_category=body["category"])]
+
+
+async def _alerts_around_a_ticket_change(hub: Hub) -> tuple[list, list, list]:
+    hub.sources["tickets"] = TicketFeed()
+    await send(hub, {"id": "a1", "title": "X"}, {"id": "b1", "title": "Y"})
+    while await hub.pipeline.process_batch():
+        pass
+    async with hub.store.tx() as conn:
+        for case_id in (1, 2):
+            await conn.execute(update(cases).where(cases.c.id == case_id).values(ticket_key=f"SOC-{case_id}", ticket_status="Open"))
+    await send(hub, {"id": "a2", "title": "X"})
+    await hub.inbox.put("tickets", json.dumps({"key": "SOC-1", "status": "Done", "category": "done"}).encode())
+    await send(hub, {"id": "a3", "title": "X"}, {"id": "b2", "title": "Y"})
+    while await hub.pipeline.process_batch():
+        pass
+    async with hub.store.read() as conn:
+        rows = (await conn.execute(select(inbox.c.source, inbox.c.state).order_by(inbox.c.id))).all()
+        applied = (await conn.execute(select(alerts.c.inbox_id, alerts.c.case_id).order_by(alerts.c.id))).all()
+    case_rows, job_rows = await snapshot(hub)
+    timeless = [(case, kind, {k: v for k, v in payload.items() if k != "at"}, state, due) for case, kind, payload, state, due in job_rows]
+    return rows, applied, [case_rows, timeless]
+
+
+@pytest.mark.postgres
+async def test_a_shared_batch_with_a_ticket_change_applies_it_between_the_alerts_around_it(tmp_path):
+    """On PostgreSQL the batch holding a ticket event takes the async engine's path: the same result as SQLite's."""
+    with fresh_pg_database("alertbridge_batch") as url:
+        await asyncio.to_thread(upgrade, url)
+        settings = {"database": url, "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
+                    "sinks": {"cases": {"type": "http", "url": "http://127.0.0.1:9"}}, "routes": [ROUTE]}
+        shared = Hub(validate_config(settings))
+        try:
+            on_postgres = await _alerts_around_a_ticket_change(shared)
+        finally:
+            await shared.aclose()
+    alone = make_hub(tmp_path, [ROUTE], Recorder())
+    try:
+        on_sqlite = await _alerts_around_a_ticket_change(alone)
+    finally:
+        await alone.aclose()
+    rows, applied, (_, job_rows) = on_postgres
+    assert [state for _, state in rows] == ["done"] * 6
+    assert [tuple(row) for row in applied] == [(1, 1), (2, 2), (3, 1), (5, 1), (6, 2)]  # inbox row 4 is the change
+    # The change closed case 1 after a2, and a3, which came after it, reopened it.
+    assert [(kind, payload.get("event") or payload.get("to")) for case, kind, payload, *_ in job_rows if case == 1][-3:] == [
+        ("case_event", "ticket_closed"), ("transition", "Reopen"), ("comment_repeats", None)]
+    assert on_postgres == on_sqlite

@@ -43,6 +43,7 @@ from ..errors import AlertbridgeError, Permanent, RateLimited, Retryable
 from ..store import Store
 from ..store.tables import cases, jobs
 from .commits import SharedCommits
+from . import queue_sql
 
 T = TypeVar("T")
 
@@ -148,6 +149,7 @@ _RANK = case(
 )
 _LINE = jobs.c.created_at + _RANK * RANK_HEAD_START
 _EARLIER = jobs.alias("earlier")  # built once: a fresh alias per claim defeats SQLAlchemy's statement cache
+_PG = queue_sql.QueueStatements(creates=CREATES, sink_kinds=SINK_KINDS, ranks=(URGENT_CREATE, CREATE, OTHER, REPEATS), head_start=RANK_HEAD_START)
 
 
 class JobQueue:
@@ -182,12 +184,14 @@ class JobQueue:
 
     async def claim(self) -> Job | None:
         """Take a ready job whose case has nothing earlier outstanding (new tickets first, then oldest, with aging), or None."""
-        claimed = await self.claim_many(1)
-        return claimed[0] if claimed else None
+        return next(iter(await self.claim_many(1)), None)
 
     async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None,
                          in_hand: Collection[int] = (), kinds: Collection[str] = ()) -> list[Job]:
         """Take up to `limit` ready jobs (of `kinds`, if given), at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
+        if not self.store.is_sqlite:  # the same claim in the driver's SQL (jobs/queue_sql.py)
+            sql, params = _PG.claim(self.clock(), self.lease, self.worker, limit, in_hand, kinds, skip_sinks, only_sink)
+            return _in_line([Job(*row) for row in await self.commits.run_one(queue_sql.rows, sql, params)])
         shape = (bool(in_hand), tuple(kinds), tuple(sorted(skip_sinks)), only_sink)
         statements = self._statements.get(shape)
         if statements is None:
@@ -226,8 +230,7 @@ class JobQueue:
             if not await self.store.run_read(_any, probe, params):
                 return []
         rows = await self.commits.run_one(_rows, claim, params | {"lease_until": self.clock() + self.lease})
-        claimed = [Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows]
-        return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
+        return _in_line([Job(r["id"], r["case_id"], r["kind"], r["payload"], r["attempts"], r["created_at"], r["sink"], r["rank"]) for r in rows])
 
     async def extend(self, job: Job) -> bool:
         """Push the lease forward; False if the job was taken over by another worker."""
@@ -248,6 +251,8 @@ class JobQueue:
 
     def complete_in(self, conn: Connection, job: Job) -> bool:
         """Mark the job done inside a unit of work (with the effects it recorded); False if it is no longer this attempt's."""
+        if conn.dialect.name == "postgresql":
+            return conn.exec_driver_sql(_PG.complete, (self.clock(), job.id, self.worker, job.attempts)).rowcount == 1
         return conn.execute(COMPLETE, self.completion(job)).rowcount == 1
 
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
@@ -318,6 +323,10 @@ def _rows(conn: Connection, statement, params: dict[str, Any] | None = None) -> 
     return list(conn.execute(statement, params).mappings())
 
 
+def _in_line(claimed: list[Job]) -> list[Job]:
+    return sorted(claimed, key=lambda job: (place(job.rank, job.created_at), job.id))
+
+
 def _any(conn: Connection, query, params: dict[str, Any]) -> bool:
     return conn.execute(query, params).first() is not None
 
@@ -371,7 +380,9 @@ async def discard(conn: AsyncConnection, job_id: int) -> int:
 def release_held(conn: Connection, case_ids: list[int]) -> None:
     """Let the held jobs of these cases run again (their cases have tickets now), in their original order, inside a unit of work."""
     now = time.time()
-    if case_ids:
+    if case_ids and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG.release_held, (now, list(case_ids)))
+    elif case_ids:
         conn.execute(_RELEASE_HELD, [{"case": case_id, "now": now} for case_id in case_ids])
 
 

@@ -18,8 +18,12 @@ Several `serve` processes share the inbox on PostgreSQL: each claims the
 oldest rows no one holds (``FOR UPDATE SKIP LOCKED``) and parses them while
 the others do the same, then waits until every older row is written before it
 writes its own — so alerts of one case are applied in the order they came in.
-Ticket events (a row from a ticket system's webhook) are applied in their own
-transaction, in order with the alerts around them.
+That transaction is a session (store/session.py): its statements run on the
+unit threads with synchronous connections, the event loop parsing in between,
+as the job units do. Ticket events (a row from a ticket system's webhook) are
+applied in their own transaction, in order with the alerts around them; on
+PostgreSQL a batch that holds one goes through the async engine, for which
+pipeline/sync.py is written.
 """
 
 from __future__ import annotations
@@ -129,14 +133,33 @@ class Pipeline:
 
     async def _process_shared(self, limit: int) -> int:
         for _ in range(3):
+            # The batch's statements run on the unit threads, in one transaction held while the loop parses the rows.
+            async with self.store.session() as session:
+                rows = await session.run(_locked, limit)
+                if not rows:
+                    return 0
+                prepared = await self._prepare(rows)
+                # Wait for the processors holding older rows to commit: per-case order is inbox order.
+                if await session.run(_older_pending, rows[0].id):
+                    await session.rollback()  # older rows nobody is processing: start again from them
+                    continue
+                if any(row.has_events for row in prepared):
+                    await session.rollback()  # ticket events are applied through the async engine (pipeline/sync.py)
+                    return await self._process_shared_events(limit)
+                _count(await session.run(_write, prepared, False))
+            return len(rows)
+        return 0
+
+    async def _process_shared_events(self, limit: int) -> int:
+        """Process a shared batch that holds ticket events, on the async engine, each event row in a savepoint of its own."""
+        for _ in range(3):
             async with self.store.tx() as conn:
                 rows = (await conn.exec_driver_sql(_SQL.pending_locked, (limit,))).all()
                 if not rows:
                     return 0
                 prepared = await self._prepare(rows)
-                # Wait for the processors holding older rows to commit: per-case order is inbox order.
                 if (await conn.exec_driver_sql(_SQL.older_locked, (rows[0].id,))).first() is not None:
-                    await conn.rollback()  # older rows nobody is processing: start again from them
+                    await conn.rollback()
                     continue
                 for segment in _segments(prepared):
                     if segment[0].has_events:
@@ -233,6 +256,14 @@ _SQL = statements_of("postgresql")  # the shared path's: several processors shar
 
 def _pending(conn: Connection, limit: int) -> list:
     return conn.exec_driver_sql(statements(conn).pending, (limit,)).all()
+
+
+def _locked(conn: Connection, limit: int) -> list:
+    return conn.exec_driver_sql(_SQL.pending_locked, (limit,)).all()
+
+
+def _older_pending(conn: Connection, first: int) -> bool:
+    return conn.exec_driver_sql(_SQL.older_locked, (first,)).first() is not None
 
 
 def _prepared(routed) -> Prepared | None:

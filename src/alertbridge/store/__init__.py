@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from . import tables
 from .gate import WriteGate
+from .session import Session, end_session
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -199,6 +200,7 @@ class _DatabaseThread:
 # A pooled connection unused for longer than this is pinged before it is handed out; one in steady use is not. A ping on
 # every checkout (pool_pre_ping) was a round trip per unit of work, as many as the units' own statements.
 IDLE_PING = 1.0
+SESSIONS = 2  # sessions in flight at once in a process (store/session.py): the processor holds one at a time
 _RETURNED = "alertbridge_returned"  # the pool record's key for when the connection last came back (time.monotonic())
 
 
@@ -231,17 +233,24 @@ class _PostgresUnits:
     """
 
     def __init__(self, url: str, threads: int):
-        self.engine = create_engine(_sync_url(url), pool_size=threads, max_overflow=0, pool_recycle=300, pool_use_lifo=True)
+        self.engine = create_engine(_sync_url(url), pool_size=threads + SESSIONS, max_overflow=0, pool_recycle=300, pool_use_lifo=True)
         _ping_when_idle(self.engine)
         self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None  # started by the first unit
+        # A session's steps run on threads of their own: a unit waiting for a row the session has locked holds a unit
+        # thread, and with every unit thread so held, a session that needed one to commit would never let go.
+        self._sessions = asyncio.Semaphore(SESSIONS)
+        self._session_threads: ThreadPoolExecutor | None = None
 
     async def run(self, work: Callable[..., T], args: tuple, *, autocommit: bool = False) -> T:
         """Run `work(conn, *args)` on a thread and return what it returns (the thread finishes it even if we are cancelled)."""
+        return await _on_thread(self._started(), self._run_here, work, args, autocommit)
+
+    def _started(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="alertbridge-pg")
-        return await _on_thread(self._executor, self._run_here, work, args, autocommit)
+        return self._executor
 
     def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool) -> T:
         if autocommit:
@@ -250,12 +259,33 @@ class _PostgresUnits:
         with self.engine.begin() as conn:
             return work(conn, *args)
 
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """Hold one connection in one transaction across several steps, each on a session thread: committed if the block ends well."""
+        async with self._sessions:  # a thread for each session in flight: none of its steps waits for another's
+            if self._session_threads is None:
+                self._session_threads = ThreadPoolExecutor(max_workers=SESSIONS, thread_name_prefix="alertbridge-pg-session")
+            threads = self._session_threads
+            conn = await _on_thread(threads, self.engine.connect)
+            step = functools.partial(_session_step, threads)
+            try:
+                yield Session(step, conn)
+            except BaseException:
+                await step(end_session, (False,), connection=conn)
+                raise
+            await step(end_session, (True,), connection=conn)
+
     async def aclose(self) -> None:
         """Stop the threads and close their connections (a later unit starts them again)."""
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.to_thread(executor.shutdown, wait=True)
+        for executor in (self._executor, self._session_threads):
+            if executor is not None:
+                await asyncio.to_thread(executor.shutdown, wait=True)
+        self._executor = self._session_threads = None
         self.engine.dispose()
+
+
+async def _session_step(threads: ThreadPoolExecutor, work: Callable[..., T], args: tuple, *, connection: Connection) -> T:
+    return await _on_thread(threads, work, connection, *args)
 
 
 class Store:
@@ -322,6 +352,12 @@ class Store:
         if not self.is_sqlite:
             return await self._units.run(work, args, autocommit=True)
         return await self.run(work, *args)
+
+    def session(self) -> contextlib.AbstractAsyncContextManager[Session]:
+        """Hold one PostgreSQL connection in one transaction across several units, each on a thread (store/session.py)."""
+        if self.is_sqlite:
+            raise RuntimeError("a session is PostgreSQL's: on SQLite a unit of work runs whole on the database thread")
+        return self._units.session()
 
     async def run_read(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(conn, *args)` as one read-only transaction and return what it returns."""
