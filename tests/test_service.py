@@ -11,6 +11,7 @@ from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import cases, jobs
 from support.recorder import Recorder, ServerThread
+from support.waiting import until
 
 LEASE = 3600  # never runs out during the test: only the call's deadline can hand the worker back
 
@@ -69,3 +70,34 @@ def test_a_sink_deadline_longer_than_a_quarter_of_the_lease_is_named_at_config_l
     assert config.warnings[0].startswith("sinks.cases.timeout: 30s is more than a quarter of the lease (60s)")
     assert "at most 15s" in config.warnings[0]
     assert validate_config({"lease": "120s", "sinks": sinks}).warnings == []
+
+
+async def test_a_commit_while_the_processor_finds_the_inbox_empty_wakes_it_at_once(tmp_path):
+    """The processor's wake-up is not lost when intake commits between its empty read and its wait."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade(url)
+    config = validate_config({
+        "database": url,
+        "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
+        "sinks": {"cases": {"type": "http", "url": "http://127.0.0.1:9"}},
+        "routes": [{"name": "all", "sink": "cases", "group_by": "{{ alert.title }}"}],
+    })
+    hub = Hub(config, poll_interval=3600)  # only a wake-up can make it read again within the test
+    reads = 0
+    process_batch = hub.pipeline.process_batch
+
+    async def reading(limit: int = 200) -> int:
+        nonlocal reads
+        reads += 1
+        taken = await process_batch(limit)
+        if reads == 1:
+            assert taken == 0
+            hub.inbox.committed.set()  # intake committed while this read found nothing
+        return taken
+
+    hub.pipeline.process_batch = reading
+    hub.start(workers=0)
+    try:
+        await until(lambda: reads >= 2, "the processor reads again after the commit")
+    finally:
+        await asyncio.wait_for(hub.aclose(), 60)
