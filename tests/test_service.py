@@ -10,6 +10,7 @@ from alertbridge.config import validate_config
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import cases, jobs
+from support.hub import make_hub
 from support.recorder import Recorder, ServerThread
 from support.waiting import until
 
@@ -74,15 +75,8 @@ def test_a_sink_deadline_longer_than_a_quarter_of_the_lease_is_named_at_config_l
 
 async def test_a_commit_while_the_processor_finds_the_inbox_empty_wakes_it_at_once(tmp_path):
     """The processor's wake-up is not lost when intake commits between its empty read and its wait."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
-    config = validate_config({
-        "database": url,
-        "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},
-        "sinks": {"cases": {"type": "http", "url": "http://127.0.0.1:9"}},
-        "routes": [{"name": "all", "sink": "cases", "group_by": "{{ alert.title }}"}],
-    })
-    hub = Hub(config, poll_interval=3600)  # only a wake-up can make it read again within the test
+    hub = make_hub(tmp_path, [{"name": "all", "sink": "cases", "group_by": "{{ alert.title }}"}], Recorder())
+    hub.poll_interval = 3600  # only a wake-up can make it read again within the test
     reads = 0
     process_batch = hub.pipeline.process_batch
 
