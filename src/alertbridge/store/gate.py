@@ -14,13 +14,8 @@ first, on the whole CPU, and the work it causes runs once no request has waited
 for ``QUIET``, or fewer than a crowd have for ``REMEMBER`` (a trickle holds no
 one up for long). A deferral lasts at most ``DEFER_AT_MOST``; then the others
 write undeferred for ``OPEN_FOR`` before the next one can begin, so that under a
-load that never pauses processing and jobs still get their share. A crowd that has
-not paused since its deferral began (no request waiting for ``QUIET``) is not a
-burst but the load itself: it is not deferred to again until it pauses, since
-deferring to a load that never ends only grows the backlog it causes (a steady
-1,000 alerts/s keeps 16 or more requests waiting at once, and a third of the
-time was not enough for its processing and jobs). The gate also remembers when
-intake last wrote, so that the processor can keep its units short.
+load that never pauses processing and jobs still get their share. The gate also
+remembers when intake last wrote, so that the processor can keep its units short.
 """
 
 from __future__ import annotations
@@ -51,7 +46,6 @@ class WriteGate:
         self._answered_at = -1e9  # time.monotonic() when the last of them was answered
         self._crowd_since = -1e9  # time.monotonic() when the current deferral began
         self._crowded_at = float("-inf")  # time.monotonic() of the last commit that left a crowd of requests waiting
-        self._paused_at = -1e9  # time.monotonic() when a request came after none had waited for QUIET: a burst ended
         self._idle: list[asyncio.Future] = []  # deferred writers waiting for no request to be left waiting
 
     @property
@@ -66,8 +60,6 @@ class WriteGate:
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Count one intake request as waiting for its commit for the block."""
-        if not self._requests and time.monotonic() - self._answered_at >= QUIET:
-            self._paused_at = time.monotonic()
         self._requests += 1
         try:
             yield
@@ -86,9 +78,8 @@ class WriteGate:
         if self._requests < CROWD:
             return
         now = time.monotonic()
-        if now >= self._crowd_since + DEFER_AT_MOST + OPEN_FOR and self._paused_at > self._crowd_since:
-            # A deferral may begin: the last one is over, so is the others' turn after it, and the load paused since.
-            self._crowd_since = now
+        if now >= self._crowd_since + DEFER_AT_MOST + OPEN_FOR:
+            self._crowd_since = now  # a deferral may begin: the last one is over, and so is the others' turn after it
         self._crowded_at = now
 
     def deferred_for(self) -> float:
