@@ -144,3 +144,21 @@ async def test_a_bulk_create_records_its_keys_in_two_transactions(hub, monkeypat
     async with hub.store.read() as conn:
         keys = (await conn.execute(select(cases.c.ticket_key))).scalars().all()
     assert len(keys) == len(set(keys)) == 4 and None not in keys
+
+
+async def test_a_key_that_fails_to_record_leaves_the_others_of_its_bulk_recorded(hub, monkeypatch):
+    from alertbridge.jobs import create_ticket
+
+    record_unit = create_ticket._record_unit
+
+    def failing_for_case_3(conn, config, queue, job, ticket, further, now):
+        if job.case_id == 3:  # one of the keys recorded together (the first key of the bulk, case 1's, goes alone)
+            raise RuntimeError("disk I/O error")
+        return record_unit(conn, config, queue, job, ticket, further, now)
+
+    monkeypatch.setattr(create_ticket, "_record_unit", failing_for_case_3)
+    await four_new_cases(hub, [])
+    assert await hub.runner.run(await hub.queue.claim()) == "retry"  # the failure is the attempt's, as before
+    async with hub.store.read() as conn:
+        keys = dict((await conn.execute(select(cases.c.id, cases.c.ticket_key))).all())
+    assert keys[3] is None and all(keys[case] for case in (1, 2, 4)), keys  # the keys beside the failed one are kept

@@ -242,7 +242,9 @@ async def _send_bulk(ctx: JobContext, sink: BulkCreate, jobs: list[Job], drafts:
         # own, so that a kill just after it leaves a bulk partly recorded (tests/faults/test_kill_points.py).
         await _record(ctx, *created[0])
         failpoints.hit("create.after_commit")
-        await asyncio.gather(*(_record(ctx, job, ticket) for job, ticket in created[1:]))
+        recorded = await asyncio.gather(*(_record(ctx, job, ticket) for job, ticket in created[1:]), return_exceptions=True)
+        if failure := next((outcome for outcome in recorded if isinstance(outcome, BaseException)), None):
+            raise failure  # as a failed record did before; the keys recorded beside it stay (their jobs are done)
         for _ in created[1:]:
             failpoints.hit("create.after_commit")
     outcomes: dict[int, Exception | None] = {job.id: None for job, _ in created}
