@@ -10,7 +10,9 @@ from alertbridge.config import validate_config
 from alertbridge.service import Hub
 from alertbridge.store import upgrade
 from alertbridge.store.tables import cases, jobs
+from support.hub import make_hub
 from support.recorder import Recorder, ServerThread
+from support.waiting import until
 
 LEASE = 3600  # never runs out during the test: only the call's deadline can hand the worker back
 
@@ -69,3 +71,27 @@ def test_a_sink_deadline_longer_than_a_quarter_of_the_lease_is_named_at_config_l
     assert config.warnings[0].startswith("sinks.cases.timeout: 30s is more than a quarter of the lease (60s)")
     assert "at most 15s" in config.warnings[0]
     assert validate_config({"lease": "120s", "sinks": sinks}).warnings == []
+
+
+async def test_a_commit_while_the_processor_finds_the_inbox_empty_wakes_it_at_once(tmp_path):
+    """The processor's wake-up is not lost when intake commits between its empty read and its wait."""
+    hub = make_hub(tmp_path, [{"name": "all", "sink": "cases", "group_by": "{{ alert.title }}"}], Recorder())
+    hub.poll_interval = 3600  # only a wake-up can make it read again within the test
+    reads = 0
+    process_batch = hub.pipeline.process_batch
+
+    async def reading(limit: int = 200) -> int:
+        nonlocal reads
+        reads += 1
+        taken = await process_batch(limit)
+        if reads == 1:
+            assert taken == 0
+            hub.inbox.committed.set()  # intake committed while this read found nothing
+        return taken
+
+    hub.pipeline.process_batch = reading
+    hub.start(workers=0)
+    try:
+        await until(lambda: reads >= 2, "the processor reads again after the commit")
+    finally:
+        await asyncio.wait_for(hub.aclose(), 60)

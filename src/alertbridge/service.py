@@ -219,6 +219,9 @@ class Hub:
         while not self.stopping.is_set():
             # Not even the read and the parse while a crowd of requests waits for its 202s (bounded: store/gate.py).
             await self.store.gate.defer_to_intake()
+            # Cleared before the read, not after it: a commit that lands while the batch finds the inbox empty must
+            # wake the wait below, not be forgotten until poll_interval.
+            self.inbox.committed.clear()
             try:
                 taken = await self.pipeline.process_batch()
             except Exception:  # the database went away: keep trying, the rows are still pending
@@ -228,7 +231,6 @@ class Hub:
             if taken:
                 self.jobs_ready.set()
                 continue
-            self.inbox.committed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.inbox.committed.wait(), self.poll_interval)
 

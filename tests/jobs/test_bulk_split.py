@@ -1,4 +1,7 @@
-"""A bulk create Jira refused is sent again as smaller bulks, down to single creates; one that may have happened is not."""
+"""A bulk create Jira refused is sent again as smaller bulks, down to single creates; one that may have happened is not.
+
+The keys a bulk create brought back are recorded in two transactions, not one writer round trip each.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from sqlalchemy import select
 
 from alertbridge.config import validate_config
 from alertbridge.connectors.jira.sink import JiraSink
+from alertbridge.jobs import commits
 from alertbridge.jobs.dispatch import Dispatcher
 from alertbridge.jobs.queue import OTHER, Job
 from alertbridge.sandbox.jira import JiraSandboxSettings, create_app
@@ -121,3 +125,40 @@ async def test_the_dispatcher_never_claims_again_a_job_it_holds_whose_lease_laps
     hub.queue.clock = lambda: lapsed
     assert await dispatcher._claim() == []  # claimed again, each would run twice at once in this process
     assert set(hub.runner.in_hand) == {job.id for job in held}
+
+
+async def test_a_bulk_create_records_its_keys_in_two_transactions(hub, monkeypatch):
+    """The first key on its own (a kill just after it leaves the bulk partly recorded), the others together."""
+    transactions: list[list[str]] = []
+    run_all = commits._run_all
+
+    def noting(conn, taken):
+        transactions.append([work.__name__ for work, _, _ in taken])
+        return run_all(conn, taken)
+
+    monkeypatch.setattr(commits, "_run_all", noting)
+    jira = await four_new_cases(hub, [])
+    assert await hub.runner.run(await hub.queue.claim()) == "done"
+    assert jira.bulks == [(4, 201)]
+    assert [units for units in transactions if "_record_unit" in units] == [["_record_unit"], ["_record_unit"] * 3], transactions
+    async with hub.store.read() as conn:
+        keys = (await conn.execute(select(cases.c.ticket_key))).scalars().all()
+    assert len(keys) == len(set(keys)) == 4 and None not in keys
+
+
+async def test_a_key_that_fails_to_record_leaves_the_others_of_its_bulk_recorded(hub, monkeypatch):
+    from alertbridge.jobs import create_ticket
+
+    record_unit = create_ticket._record_unit
+
+    def failing_for_case_3(conn, config, queue, job, ticket, further, now):
+        if job.case_id == 3:  # one of the keys recorded together (the first key of the bulk, case 1's, goes alone)
+            raise RuntimeError("disk I/O error")
+        return record_unit(conn, config, queue, job, ticket, further, now)
+
+    monkeypatch.setattr(create_ticket, "_record_unit", failing_for_case_3)
+    await four_new_cases(hub, [])
+    assert await hub.runner.run(await hub.queue.claim()) == "retry"  # the failure is the attempt's, as before
+    async with hub.store.read() as conn:
+        keys = dict((await conn.execute(select(cases.c.id, cases.c.ticket_key))).all())
+    assert keys[3] is None and all(keys[case] for case in (1, 2, 4)), keys  # the keys beside the failed one are kept
