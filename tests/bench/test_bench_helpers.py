@@ -6,7 +6,9 @@ No timing is asserted: the paced sender is checked for what it sent and how it c
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))  # the bench is scripts, not a package
 
 import profiling  # noqa: E402
+from hubs import jobs_overdue  # noqa: E402
 from loadgen import case_of_title, make_alerts, send_paced  # noqa: E402
 from measure import pct  # noqa: E402
 from procs import peak_window  # noqa: E402
@@ -121,3 +124,17 @@ def test_a_short_sustained_run_that_keeps_up_is_not_judged():
                  "tickets": {"cases_without_ticket": 0, "duplicate_tickets": 0, "duplicate_labels": 0}, "system": "alertbridge"}
     rows = {goal: status for goal, _, status in goals({"latency_ms": 150, "rate_limit": 10}, {"sustained": sustained}, {})}
     assert rows["sustained 1,000/s for 60s keeps up"] == NOT_JUDGED
+
+
+def test_jobs_overdue_counts_only_pending_jobs_waiting_past_their_due_time(tmp_path):
+    path = tmp_path / "hub.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT, run_after REAL)")
+        now = time.time()
+        conn.executemany("INSERT INTO jobs (state, run_after) VALUES (?, ?)", [
+            ("pending", now - 30), ("pending", now - 5),  # waited past their due time
+            ("pending", now), ("pending", now + 60),  # just due, and scheduled for later: not late
+            ("running", now - 30), ("done", now - 30),
+        ])  # fmt: skip
+    assert jobs_overdue(f"sqlite:///{path}", late=1.0) == 2
+    assert jobs_overdue(f"sqlite:///{path}", late=10.0) == 1
