@@ -112,6 +112,11 @@ async def store(tmp_path):
     await s.aclose()
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Run the process-level tests (marked slow) first, so that on two workers the long ones do not end the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each group keeps its order
+
+
 # --- no unexpected skip under CI -----------------------------------------------------------------
 
 # Skips a CI run may show, by node id prefix, each with why it is fine there. Keep it short: everything
