@@ -115,9 +115,10 @@ def world() -> Iterator[World]:
     apps = {"jira": create_jira(JiraSandboxSettings()), "defender": defender.create_app([defender_alert()]),
             "sir": aws_security_ir.create_app([sir_case()]), "hec": splunk_hec.create_app(), "hook": hook_receiver(),
             "falcon": crowdstrike.create_app(), "xdr": cortex_xdr.create_app()}
+    threads = [ServerThread(Starlette(routes=[Mount("/x", app=app)]) if name != "jira" else app) for name, app in apps.items()]
     with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(ServerThread(Starlette(routes=[Mount("/x", app=app)]) if name != "jira" else app))
-                for name, app in apps.items()}
+        urls = {name: stack.enter_context(thread) for name, thread in zip(apps, threads)}
+        stack.callback(lambda: [thread.stop_soon() for thread in threads])  # runs first: the seven stop together, then each is joined
         urls = {name: url if name == "jira" else f"{url}/x" for name, url in urls.items()}
         yield World(apps["jira"], apps["defender"], apps["sir"], apps["hec"], apps["hook"], apps["falcon"], apps["xdr"], urls)
 
