@@ -84,12 +84,13 @@ def pg_url():
 def db_url(request, tmp_path):
     """Yield a migrated, empty database of each kind."""
     from alertbridge.store import upgrade
+    from support.schema import migrated_sqlite
 
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
+        url = migrated_sqlite(tmp_path / "test.db")
     else:
         url = request.getfixturevalue("pg_url")
-    upgrade(url)
+        upgrade(url)
     yield url
     if request.param == "postgres":
         import sqlalchemy
@@ -103,13 +104,17 @@ def db_url(request, tmp_path):
 @pytest.fixture
 async def store(tmp_path):
     """Yield a Store on a fresh, migrated SQLite file (tests that need both databases override it)."""
-    from alertbridge.store import Store, upgrade
+    from alertbridge.store import Store
+    from support.schema import migrated_sqlite
 
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
-    s = Store(url)
+    s = Store(migrated_sqlite(tmp_path / "hub.db"))
     yield s
     await s.aclose()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Run the process-level tests (marked slow) first, so that on two workers the long ones do not end the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each group keeps its order
 
 
 # --- no unexpected skip under CI -----------------------------------------------------------------

@@ -32,9 +32,10 @@ from alertbridge.connectors.roles import Poller, PollerConfig
 from alertbridge.errors import AuthFailed, ConnectorError, Permanent, RateLimited, Reason, Retryable
 from alertbridge.pipeline.poll import PollRunner
 from alertbridge.sandbox.server import EMULATORS
-from alertbridge.store import Store, upgrade
+from alertbridge.store import Store
 from support.examples import example_config
 from support.recorder import ServerThread
+from support.schema import migrated_sqlite
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sandbox.yaml"
 ALL_POLLERS = sorted(t for t in SOURCES if issubclass(load(SOURCES, t), Poller))
@@ -209,8 +210,7 @@ async def test_a_401_renews_the_token_once_or_stops_as_auth(vendor, type_name):
 @pytest.mark.parametrize("type_name", POLLER_TYPES)
 async def test_a_429_is_waited_out_at_least_its_retry_after(vendor, type_name, tmp_path):
     app, config = vendor
-    url = f"sqlite:///{tmp_path / 'poll.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "poll.db")
     store = Store(url)
     poller = build(type_name, config)
     app.state.faults.rate_limit_every, app.state.faults.retry_after = 1, 37

@@ -28,10 +28,10 @@ from alertbridge.sandbox.slack import TOKEN as SLACK_TOKEN
 from alertbridge.sandbox.slack import create_app as slack_sandbox
 from alertbridge.sandbox.teams import SIGNATURE, WORKFLOW
 from alertbridge.sandbox.teams import create_app as teams_sandbox
-from alertbridge.store import upgrade
 from support.clock import FakeClock
 from support.hub import drain
 from support.recorder import Recorder
+from support.schema import migrated_sqlite
 
 OPEN = {"mode": "none"}  # the tests put events in the inbox directly
 SOURCES = {"gen": {"type": "generic", "tenant": "contoso", "auth": OPEN}, "edr": {"type": "generic", "tenant": "fabrikam", "auth": OPEN}}
@@ -95,8 +95,7 @@ def at(text: str):
 @pytest.fixture
 async def seeded(tmp_path):
     """A database holding the week above, made by the real pipeline with the clock at each event's time."""
-    url = f"sqlite:///{tmp_path / 'week.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "week.db")
     config = validate_config({"database": url, "sources": SOURCES, "sinks": SINKS, "routes": ROUTES})
     hub = Hub(config)
     hub.sinks["cases"] = HttpSink("cases", config.sinks["cases"], transport=httpx2.ASGITransport(app=Recorder().app()))

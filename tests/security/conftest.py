@@ -24,9 +24,9 @@ from alertbridge.config import validate_config
 from alertbridge.connectors import SOURCES, load
 from alertbridge.connectors.roles import Parser, parser_class
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
 from conftest import unavailable
 from support.examples import example_config
+from support.schema import migrated_sqlite
 
 CANARY = "cnry-Q7xZ4vLp2Ww9-do-not-leak"
 JIRA_EMAIL = "soc@example.com"
@@ -51,8 +51,7 @@ def sign(body: bytes, secret: str = CANARY) -> str:
 
 def hub_config(tmp_path, *, name: str = "sec", **settings: Any):
     """A validated config on a fresh SQLite file: every source above, an http sink, one catch-all route."""
-    url = f"sqlite:///{tmp_path / f'{name}.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / f"{name}.db")
     data = {
         "database": url,
         "admin_token": CANARY,

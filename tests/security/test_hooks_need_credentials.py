@@ -21,9 +21,9 @@ from alertbridge.config import validate_config
 from alertbridge.connectors import SOURCES, load
 from alertbridge.connectors.roles import Poller
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
 from alertbridge.store.tables import metadata
 from conftest import REPO
+from support.schema import migrated_sqlite
 
 from .conftest import SOURCE_TYPES, client_for, default_config, dumps, sign
 
@@ -79,8 +79,7 @@ def test_the_registry_and_the_examples_have_both_roles():
 
 @pytest.mark.parametrize("type_name", SOURCE_TYPES)
 async def test_a_source_built_from_its_defaults_refuses_a_request_without_credentials(tmp_path, type_name):
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "hub.db")
     config = validate_config({"database": url, "sources": {"hook": default_config(type_name)}})
     await assert_refuses_strangers(config, "hook", f"{type_name} from its defaults")
 
@@ -88,6 +87,5 @@ async def test_a_source_built_from_its_defaults_refuses_a_request_without_creden
 @pytest.mark.parametrize(("path", "source"), EXAMPLE_SOURCES)
 async def test_every_source_in_a_shipped_example_refuses_a_request_without_credentials(tmp_path, path: Path, source: str):
     data = yaml.safe_load(path.read_text())
-    data["database"] = f"sqlite:///{tmp_path / 'hub.db'}"  # the example's own database stays untouched
-    upgrade(data["database"])
+    data["database"] = migrated_sqlite(tmp_path / "hub.db")  # the example's own database stays untouched
     await assert_refuses_strangers(validate_config(data, base_dir=path.parent), source, f"{path.name}: {source}")

@@ -30,8 +30,8 @@ from alertbridge.connectors.servicenow.webhook import ServiceNowHookAuth
 from alertbridge.web import admin
 from alertbridge.web.auth import ConsoleAuth
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
 from alertbridge.store.tables import inbox
+from support.schema import migrated_sqlite
 
 from .conftest import CANARY, SOURCE_TYPES, client_for, default_config, dumps, hub_config, sign, source_class
 
@@ -116,8 +116,7 @@ def test_every_own_verify_has_its_scheme_here():
 
 @pytest.mark.parametrize(("type_name", "scheme"), SCHEME_CASES)
 async def test_near_miss_credentials_are_refused_exactly_like_wrong_ones_by_compare_digest(tmp_path, monkeypatch, type_name, scheme):
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "hub.db")
     own = {key: value for key, value in default_config(type_name).items() if key != "auth"}  # the scheme brings its own
     hub = Hub(validate_config({"database": url, "sources": {"hook": own | scheme.config}}))
     digests = DigestSpy(monkeypatch)

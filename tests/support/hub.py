@@ -10,16 +10,16 @@ from sqlalchemy import select
 from alertbridge.config import validate_config
 from alertbridge.connectors.http_sink import HttpSink
 from alertbridge.service import Hub
-from alertbridge.store import Store, upgrade
+from alertbridge.store import Store
 from alertbridge.store.tables import cases
 
 from .recorder import Recorder
+from .schema import migrated_sqlite
 
 
 def make_hub(tmp_path, routes: list[dict], recorder: Recorder, **settings) -> Hub:
     """Build a hub on a fresh SQLite file with an open `generic` source `gen` and the recorder as sink `cases`."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "hub.db")
     config = validate_config({
         "database": url,
         "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}},

@@ -18,9 +18,9 @@ from alertbridge.sandbox.jira import JiraSandboxSettings
 from alertbridge.sandbox.server import create_sandbox
 from alertbridge.sandbox.jira.webhooks import WebhookSender
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
 
 from .clock import FakeClock
+from .schema import migrated_sqlite
 
 SOC_KEY = next(iter(pagerduty.SERVICES))
 NOTIFIERS = {
@@ -55,8 +55,7 @@ def emulator(app, name: str):
 
 def notify_hub(tmp_path, app, routes: list[dict], **settings) -> Hub:
     """A hub on a fresh SQLite file: source `gen`, Jira sink `jira`, the three notifiers and the Confluence writer, all on `app`."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "hub.db")
     config = validate_config({
         "database": url,
         "public_url": "https://alertbridge.example.com",

@@ -17,8 +17,9 @@ from alertbridge.pipeline.poll import PollRunner
 from alertbridge.sandbox.jira.adf import to_text
 from alertbridge.sandbox.qualys import PASSWORD, USERNAME
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
 from alertbridge.store.tables import cases
+
+from .schema import migrated_sqlite
 
 URL = "http://qualys.test"
 CREDENTIALS = {"url": URL, "username": USERNAME, "password": PASSWORD}
@@ -35,8 +36,7 @@ def poller(type_name: str, app, **config: Any):
 
 def make_hub(tmp_path, qualys_app, jira_app, sources: dict[str, dict], routes: list[dict]) -> Hub:
     """Build a hub on a SQLite file (kept across calls: a second call is a restart) with Qualys sources and the Jira sink."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "hub.db")
     config = validate_config({
         "database": url, "search_lag": "0s",
         "sources": {name: {**CREDENTIALS, **source} for name, source in sources.items()},

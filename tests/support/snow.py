@@ -12,9 +12,9 @@ import uvicorn
 
 from alertbridge.config import validate_config
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
 from alertbridge.sandbox.servicenow import ServiceNowSettings, create_app
 from support.recorder import ServerThread
+from support.schema import migrated_sqlite
 
 SECRET = "snow-hook-secret"
 LOGIN = {"mode": "basic", "username": "svc-alertbridge", "password": "sandbox-password"}
@@ -69,8 +69,7 @@ async def serving(app) -> AsyncIterator[str]:
 def snow_hub(tmp_path, snow_url: str, *, sources: dict[str, Any] | None = None, route: dict[str, Any] | None = None,
              **settings: Any) -> Hub:
     """A hub with an open generic source `gen`, ServiceNow sink `snow` and one route `soc` into sn_si_incident."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "hub.db")
     return Hub(validate_config({
         "database": url,
         "sources": {"gen": {"type": "generic", "auth": {"mode": "none"}}, **(sources or {})},

@@ -20,9 +20,9 @@ from alertbridge.sandbox.jira import JiraSandboxSettings
 from alertbridge.sandbox.jira import create_app as create_jira
 from alertbridge.sandbox.jira.webhooks import WebhookSender
 from alertbridge.service import Hub
-from alertbridge.store import upgrade
 
 from .recorder import ServerThread
+from .schema import migrated_sqlite
 
 SECRET = "whsec-writeback"
 IP = "203.0.113.7"
@@ -115,9 +115,10 @@ def world() -> Iterator[World]:
     apps = {"jira": create_jira(JiraSandboxSettings()), "defender": defender.create_app([defender_alert()]),
             "sir": aws_security_ir.create_app([sir_case()]), "hec": splunk_hec.create_app(), "hook": hook_receiver(),
             "falcon": crowdstrike.create_app(), "xdr": cortex_xdr.create_app()}
+    threads = [ServerThread(Starlette(routes=[Mount("/x", app=app)]) if name != "jira" else app) for name, app in apps.items()]
     with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(ServerThread(Starlette(routes=[Mount("/x", app=app)]) if name != "jira" else app))
-                for name, app in apps.items()}
+        urls = {name: stack.enter_context(thread) for name, thread in zip(apps, threads)}
+        stack.callback(lambda: [thread.stop_soon() for thread in threads])  # runs first: the seven stop together, then each is joined
         urls = {name: url if name == "jira" else f"{url}/x" for name, url in urls.items()}
         yield World(apps["jira"], apps["defender"], apps["sir"], apps["hec"], apps["hook"], apps["falcon"], apps["xdr"], urls)
 
@@ -125,8 +126,7 @@ def world() -> Iterator[World]:
 def hub_config(tmp_path, urls: dict[str, str], *, owner: str = "ticket", writeback: list[str] | None = None,
                source_states: dict[str, Any] | None = None, **route: Any) -> Any:
     """Return the config of a hub that files Defender and Security IR alerts of one IP as one Jira case and writes its fate back."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "hub.db")
     graph = {"url": urls["defender"], "login_url": urls["defender"], "tenant_id": defender.TENANT_ID, "client_id": defender.CLIENT_ID,
              "client_secret": defender.CLIENT_SECRET}
     aws = {"endpoint_url": urls["sir"], "access_key_id": aws_security_ir.ACCESS_KEY, "secret_access_key": "any", "region": "us-east-1"}
