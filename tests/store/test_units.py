@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from alertbridge.pipeline.inbox import Inbox, insert_events
+from alertbridge.pipeline.inbox import DUPLICATE, Inbox, insert_events
 from alertbridge.store import gate as gate_module
 from alertbridge.store.tables import inbox
 from support.waiting import until
@@ -167,3 +167,24 @@ async def test_a_crowd_thinned_to_a_trickle_soon_stops_deferring(store, monkeypa
     with store.gate.request():  # one request still waits for its commit, the crowd's are answered
         waiting.close()
         assert await store.run(insert_events, [("batch", None, b"{}")])
+
+
+async def test_a_group_commit_gives_each_event_its_own_id_in_order_on_both_databases(db_url):
+    """The ids answered are the rows' own, in the events' order, replays of a delivery id marked, on SQLite and PostgreSQL."""
+    from alertbridge.store import Store
+
+    store = Store(db_url)
+    try:
+        events = [("hook", f"d{n % 5}" if n % 3 else None, b'{"n": %d}' % n) for n in range(40)]
+        ids = await store.run(insert_events, events)
+        again = await store.run(insert_events, [("hook", "d1", b"{}"), ("hook", None, b'{"n": 40}')])
+        async with store.read() as conn:
+            stored = dict((await conn.execute(select(inbox.c.id, inbox.c.body))).all())
+    finally:
+        await store.aclose()
+    fresh = [(n, row_id) for n, row_id in enumerate(ids) if row_id != DUPLICATE]
+    firsts = {delivery: n for n, (_, delivery, _) in reversed(list(enumerate(events)))}  # each delivery id's first event
+    assert [n for n, _ in fresh] == [n for n, (_, delivery, _) in enumerate(events) if delivery is None or firsts[delivery] == n]
+    assert [stored[row_id] for _, row_id in fresh] == [events[n][2] for n, _ in fresh]
+    assert [row_id for _, row_id in fresh] == sorted(row_id for _, row_id in fresh)
+    assert again[0] == DUPLICATE and stored[again[1]] == b'{"n": 40}'

@@ -19,7 +19,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -131,14 +131,20 @@ def insert_events(conn: Connection, events: list[tuple[str, str | None, bytes]])
     if fresh and conn.dialect.name == "sqlite":
         new_ids = _insert_sqlite(conn, fresh)
     elif fresh:
-        # An executemany with RETURNING in parameter order: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
-        # from one compiled statement, where a VALUES list built here would be compiled anew for every batch.
-        rows = [dict(source=source, delivery_id=delivery, received_at=at, body=body) for source, delivery, at, body in fresh]
-        result = conn.execute(insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), rows)
-        new_ids = [row[0] for row in result]
+        new_ids = sorted(row_id for (row_id,) in conn.exec_driver_sql(_UNNEST_SQL, tuple(map(list, zip(*fresh, strict=True)))))
     return [DUPLICATE if i == DUPLICATE else new_ids[i] for i in ids]
 
 
+# PostgreSQL: the same text whatever the batch's size, each column one array, so the server parses it once per
+# connection; SQLAlchemy's multi-row INSERTs (insertmanyvalues) were a new text, as long as the batch, at every commit
+# (1.88 -> 1.30 ms for 64 events, 0.94 -> 0.77 for 16: the pg lane's measurement). Ordered by the arrays' ordinality,
+# the rows take their SERIAL ids in the events' order, the assumption SQLAlchemy's own sort_by_parameter_order makes:
+# https://docs.sqlalchemy.org/en/20/core/connections.html#insertmanyvalues-sentinel-columns
+_UNNEST_SQL = (
+    "INSERT INTO inbox (source, delivery_id, received_at, body) SELECT source, delivery_id, received_at, body "
+    "FROM unnest(%s::varchar[], %s::varchar[], %s::float8[], %s::bytea[]) "
+    "WITH ORDINALITY AS event(source, delivery_id, received_at, body, n) ORDER BY n RETURNING id"
+)
 _ROWS_PER_INSERT = 200  # 800 parameters: under the 999 of SQLite builds older than 3.32
 _INSERT_SQL = "INSERT INTO inbox (source, delivery_id, received_at, body) VALUES "
 
