@@ -25,7 +25,7 @@ POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 class HubSetup:
     """How the hub of one phase is configured and laid out in processes."""
 
-    workers: int = 32  # job workers per process: the hub's own default (config.py `workers`)
+    workers: int = 64  # job workers per process: the hub's own default (config.py `workers`)
     sink_concurrency: int = 16  # Jira calls in flight per process
     comment_every: float = 60.0
     postgres: bool = False

@@ -63,7 +63,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     add("--distinct", action="store_true", help="burst phases: every alert a case of its own (no repeats)")
     add("--latency-ms", type=float, default=150.0, help="sandbox latency per call")
     add("--rate-limit", type=float, default=10.0, help="req/s of the limited phases: the sandbox's limit, and the sink's rate_limit in hub-budget")
-    add("--workers", type=int, default=32, help="hub job workers per process (32: the hub's own default, what a user runs)")
+    add("--workers", type=int, default=64, help="hub job workers per process (64: the hub's own default, what a user runs)")
     add("--sink-concurrency", type=int, default=16, help="hub calls in flight to Jira per process")
     add("--concurrency", type=int, default=64, help="requests in flight from the load generator in the burst phases")
     add("--burst", type=int, default=1000, help="alerts per burst")

@@ -189,7 +189,10 @@ class Settings(StrictModel):
     )
     listen: str = Field(default="127.0.0.1:8080", description="host:port for the HTTP server")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for /api; the admin API is off without it")
-    workers: int = Field(default=32, ge=1, le=256, description="Jobs in flight at once in this process (asyncio tasks); each "
+    # A job spends most of its time waiting (its writer round trips, then the sink's answer): at ~0.5 s a job under
+    # load, 32 workers ran ~64 jobs/s, short of the ~100 creates and first comments a second of 1,000 alerts/s with
+    # 10 % new cases (docs/benchmarks.md, session 22). Workers are cheap tasks; what a sink is sent stays bounded.
+    workers: int = Field(default=64, ge=1, le=256, description="Jobs in flight at once in this process (asyncio tasks); each "
                          "sink's `rate_limit` and connection slots bound what it is sent")
     lease: Duration = Field(default=60.0, description="How long a claimed job is ours before another worker may take it over")
     search_lag: Duration = Field(default=10.0, description="How long after a possible create to trust a label search that finds nothing")
