@@ -22,34 +22,24 @@ Params = Sequence[Any] | dict[str, Any]
 
 def fetch_all(conn: Connection, sql: str, params: Params) -> list[tuple]:
     """Run `sql` in the unit's transaction and return its rows as tuples."""
-    cursor = _cursor(conn)
-    try:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _raised(conn, sql, params, exc) from exc
-    finally:
-        cursor.close()
+    return _run(conn, sql, params, lambda cursor: cursor.fetchall())
 
 
 def fetch_one(conn: Connection, sql: str, params: Params) -> tuple | None:
     """Run `sql` in the unit's transaction and return its first row (None if it has none)."""
-    cursor = _cursor(conn)
-    try:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _raised(conn, sql, params, exc) from exc
-    finally:
-        cursor.close()
+    return _run(conn, sql, params, lambda cursor: cursor.fetchone())
 
 
 def execute(conn: Connection, sql: str, params: Params) -> int:
     """Run `sql` (an UPDATE, INSERT or DELETE) in the unit's transaction and return how many rows it touched."""
-    cursor = _cursor(conn)
+    return _run(conn, sql, params, lambda cursor: cursor.rowcount)
+
+
+def _run(conn: Connection, sql: str, params: Params, take: Callable[[Any], T]) -> T:
+    cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        return take(cursor)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _raised(conn, sql, params, exc) from exc
     finally:
@@ -71,10 +61,6 @@ def in_autocommit(conn: Connection, work: Callable[..., T], args: tuple) -> T:
             dbapi_connection.autocommit = False
         except Exception:  # noqa: BLE001 — lost during the unit: it must not go back to the pool in autocommit
             conn.invalidate()
-
-
-def _cursor(conn: Connection):
-    return conn.connection.dbapi_connection.cursor()
 
 
 def _raised(conn: Connection, sql: str, params: Params, exc: Exception) -> DBAPIError:
