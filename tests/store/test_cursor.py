@@ -18,6 +18,7 @@ async def store(pg_url):
     s = Store(pg_url, pool_size=1)  # one unit thread, one pooled connection: every unit below gets the same one
     await s.run(lambda conn: conn.exec_driver_sql("TRUNCATE inbox RESTART IDENTITY CASCADE"))
     yield s
+    await s.run(lambda conn: conn.exec_driver_sql("TRUNCATE inbox RESTART IDENTITY CASCADE"))  # the database is the session's
     await s.aclose()
 
 
