@@ -19,6 +19,7 @@ async def store(pg_url):
     s = Store(pg_url)
     await s.run(lambda conn: conn.exec_driver_sql("TRUNCATE inbox RESTART IDENTITY CASCADE"))
     yield s
+    await s.run(lambda conn: conn.exec_driver_sql("TRUNCATE inbox RESTART IDENTITY CASCADE"))  # the database is the session's
     await s.aclose()
 
 
@@ -89,6 +90,7 @@ async def test_a_session_commits_while_every_unit_thread_waits_for_a_row_it_hold
         await held
         assert await asyncio.wait_for(waiting[0], 30) == 1  # it went on once the session committed
     finally:
+        await store.run(lambda conn: conn.exec_driver_sql("TRUNCATE inbox RESTART IDENTITY CASCADE"))
         await store.aclose()
 
 

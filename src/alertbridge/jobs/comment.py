@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from ..errors import Permanent
 from ..pipeline import changes
+from ..store import cursor
 from ..store.tables import alerts, cases
 from .context import JobContext, ticketed_row
 from .payloads import CommentRepeats
@@ -49,7 +50,10 @@ def _prepare(conn: Connection, queue: JobQueue, job: Job, further: str | None, c
     if case["repeats_since_comment"] <= 0:
         queue.complete_in(conn, job)
         return None
-    latest = conn.execute(_LATEST, {"case_id": case["id"]}).first()
+    if conn.dialect.name == "postgresql":
+        latest = cursor.fetch_one(conn, _PG_LATEST, (case["id"],))
+    else:
+        latest = conn.execute(_LATEST, {"case_id": case["id"]}).first()
     text = repeat_text(case, latest)
     if text == case["last_comment_text"]:
         return case, sink, text, False  # said already (an attempt cut off after its call): only the count is left
@@ -62,15 +66,22 @@ def _finish(conn: Connection, queue: JobQueue, job: Job, case: dict[str, Any], f
         store_ticket(conn, case["id"], further, alerts_commented=case["alert_count"], last_comment_text=text)
     else:
         # Repeats counted since this job read the case stay counted for the next comment.
-        conn.execute(_COUNTED, {"case_id": case["id"], "counted": case["repeats_since_comment"], "text": text})
+        if conn.dialect.name == "postgresql":
+            cursor.execute(conn, _PG_COUNTED, (case["repeats_since_comment"], text, case["id"]))
+        else:
+            conn.execute(_COUNTED, {"case_id": case["id"], "counted": case["repeats_since_comment"], "text": text})
     queue.complete_in(conn, job)
 
 
-# Built once, their values bound at each execution: a statement built per job cost more CPU than running it.
+# Built once, their values bound at each execution: a statement built per job cost more CPU than running it. On
+# PostgreSQL, where each of a comment's two units is a transaction of its own, the same statements run on the unit's
+# cursor (store/cursor.py).
 _LATEST = select(alerts.c.title, alerts.c.data).where(alerts.c.case_id == bindparam("case_id")).order_by(alerts.c.id.desc()).limit(1)
 _COUNTED = update(cases).where(cases.c.id == bindparam("case_id")).values(
     repeats_since_comment=cases.c.repeats_since_comment - bindparam("counted"), last_comment_text=bindparam("text"),
 )
+_PG_LATEST = "SELECT title, data FROM alerts WHERE case_id = %s ORDER BY id DESC LIMIT 1"
+_PG_COUNTED = "UPDATE cases SET repeats_since_comment = repeats_since_comment - %s, last_comment_text = %s WHERE id = %s"
 
 
 def repeat_text(case: dict[str, Any], latest) -> str:
@@ -81,6 +92,7 @@ def repeat_text(case: dict[str, Any], latest) -> str:
     if users:  # a phishing case's users are its reporters: "reported by 7 users" is what the analyst wants to know
         lines.append(f"Users so far: {len(users)} ({', '.join(users[:10])}{', …' if len(users) > 10 else ''})")
     if latest is not None:
-        hosts = latest.data.get("observables", {}).get("hosts") or []
-        lines.append(f"Latest: {latest.title}" + (f" on {', '.join(hosts[:10])}" if hosts else ""))
+        title, data = latest
+        hosts = data.get("observables", {}).get("hosts") or []
+        lines.append(f"Latest: {title}" + (f" on {', '.join(hosts[:10])}" if hosts else ""))
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from ..connectors.notify_roles import ReviewWriter
 from ..connectors.roles import Notifier, Parser, TicketSink
 from ..connectors.writeback_roles import Writeback
 from ..errors import Permanent
-from ..store import Store
+from ..store import Store, cursor
 from ..store.instance import instance_id
 from ..store.tables import cases
 from .queue import Held, Job, JobQueue
@@ -71,16 +71,24 @@ class JobContext:
         await self.queue.run(_finish, statements, self.queue, job)
 
 
-# Built once: a statement built per call (and its cache key) cost more CPU than running it.
+# Built once: a statement built per call (and its cache key) cost more CPU than running it. On PostgreSQL, where every
+# job reads its case in a unit of its own, the same select runs on the unit's cursor (store/cursor.py).
 _CASE = select(cases).where(cases.c.id == bindparam("case_id"))
+_CASE_COLUMNS = tuple(column.name for column in cases.c)
+_PG_CASE = "SELECT " + ", ".join(f'"{name}"' for name in _CASE_COLUMNS) + " FROM cases WHERE id = %s"  # quoted: `key` is a keyword
 
 
 def case_row(conn: Connection, case_id: int | None) -> dict[str, Any]:
     """Return a case row, inside a unit of work; raise Permanent if it does not exist."""
-    row = conn.execute(_CASE, {"case_id": case_id}).mappings().first()
+    if conn.dialect.name == "postgresql":
+        values = cursor.fetch_one(conn, _PG_CASE, (case_id,))
+        row = dict(zip(_CASE_COLUMNS, values, strict=True)) if values is not None else None
+    else:
+        mapping = conn.execute(_CASE, {"case_id": case_id}).mappings().first()
+        row = dict(mapping) if mapping is not None else None
     if row is None:
         raise Permanent(f"case {case_id} does not exist")
-    return dict(row)
+    return row
 
 
 def ticketed_row(conn: Connection, case_id: int | None, further: str | None) -> dict[str, Any]:

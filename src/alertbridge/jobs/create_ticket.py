@@ -41,6 +41,7 @@ from ..errors import ConnectorError, Permanent, RateLimited, Retryable
 from ..model import Alert, case_reference
 from ..pipeline.process import decode
 from ..pipeline.route import draft_ticket
+from ..store import cursor
 from ..store.tables import alerts, cases, inbox
 from .context import JobContext
 from .payloads import CreateSinkTicket, CreateTicket
@@ -304,7 +305,11 @@ def _record_unit(conn: Connection, config: Config, queue: JobQueue, job: Job, ti
     if further is not None:
         store_ticket(conn, case_id, further, ticket_key=ticket.key, ticket_url=ticket.url, ticket_status="created")
     else:
-        route = conn.execute(_TICKETED, {"case_id": case_id, "ticket": ticket.key, "link": ticket.url}).scalar()
+        if conn.dialect.name == "postgresql":  # each ticket's record is a transaction of its own there: its cursor (store/cursor.py)
+            found = cursor.fetch_one(conn, _PG_TICKETED, (ticket.key, ticket.url, case_id))
+            route = found[0] if found is not None else None
+        else:
+            route = conn.execute(_TICKETED, {"case_id": case_id, "ticket": ticket.key, "link": ticket.url}).scalar()
         writeback_jobs(conn, config, {"id": case_id, "route": route}, event="created", at=now, category="new")
     release_held(conn, [case_id])
     queue.complete_in(conn, job)
@@ -317,6 +322,7 @@ _CLAIM = update(cases).where(cases.c.id == bindparam("case_id")).values(
 _TICKETED = update(cases).where(cases.c.id == bindparam("case_id")).values(
     ticket_key=bindparam("ticket"), ticket_url=bindparam("link"), ticket_status="created",
 ).returning(cases.c.route)
+_PG_TICKETED = "UPDATE cases SET ticket_key = %s, ticket_url = %s, ticket_status = 'created' WHERE id = %s RETURNING route"
 
 
 async def _after_failed_create(ctx: JobContext, case_ids: list[int], error: ConnectorError, further: str | None = None) -> None:

@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Retry
 from ..errors import AlertbridgeError, Permanent, RateLimited, Retryable
-from ..store import Store
+from ..store import Store, cursor
 from ..store.tables import cases, jobs
 from .commits import SharedCommits
 from . import queue_sql
@@ -252,7 +252,7 @@ class JobQueue:
     def complete_in(self, conn: Connection, job: Job) -> bool:
         """Mark the job done inside a unit of work (with the effects it recorded); False if it is no longer this attempt's."""
         if conn.dialect.name == "postgresql":
-            return conn.exec_driver_sql(_PG.complete, (self.clock(), job.id, self.worker, job.attempts)).rowcount == 1
+            return cursor.execute(conn, _PG.complete, (self.clock(), job.id, self.worker, job.attempts)) == 1
         return conn.execute(COMPLETE, self.completion(job)).rowcount == 1
 
     async def complete(self, job: Job, conn: AsyncConnection | None = None) -> bool:
@@ -381,7 +381,7 @@ def release_held(conn: Connection, case_ids: list[int]) -> None:
     """Let the held jobs of these cases run again (their cases have tickets now), in their original order, inside a unit of work."""
     now = time.time()
     if case_ids and conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG.release_held, (now, list(case_ids)))
+        cursor.execute(conn, _PG.release_held, (now, list(case_ids)))
     elif case_ids:
         conn.execute(_RELEASE_HELD, [{"case": case_id, "now": now} for case_id in case_ids])
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from ..store import cursor
+
 
 def _listed(values: Sequence[str]) -> str:
     return ", ".join(f"'{value}'" for value in values)  # our own constants (job kinds, states): plain words
@@ -78,4 +80,4 @@ class QueueStatements:
 
 def rows(conn: Connection, sql: str, params: dict[str, Any]) -> list:
     """Run one of these statements and return its rows."""
-    return conn.exec_driver_sql(sql, params).all()
+    return cursor.fetch_all(conn, sql, params)  # on the unit's own cursor: SQLAlchemy's wrappers cost more than the claim

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from ..store import cursor
 from ..store.tables import sync_changes
 
 
 def record_write(conn: Connection, case_id: int, system: str, record: str, field: str, value: str,
                        at: float, change_id: str | None = None) -> int:
     """Record a change the hub is about to make (before the call: its echo may come before our commit); return its row id."""
+    if conn.dialect.name == "postgresql":  # a comment's unit is a transaction of its own there: its cursor (store/cursor.py)
+        return cursor.fetch_one(conn, _PG_RECORD_WRITE, (case_id, system, record, field, value, change_id, 1, at))[0]
     result = conn.execute(_RECORD_WRITE, {"case_id": case_id, "system": system, "record": record, "field": field, "value": value,
                                           "change_id": change_id, "by_hub": 1, "at": at})
     return result.scalar_one()
@@ -27,6 +30,8 @@ def record_write(conn: Connection, case_id: int, system: str, record: str, field
 
 # Built once (a job records a write before each comment): building the statement per call cost more than running it.
 _RECORD_WRITE = insert(sync_changes).returning(sync_changes.c.id)
+_PG_RECORD_WRITE = ('INSERT INTO sync_changes (case_id, "system", "record", "field", "value", change_id, by_hub, "at") '
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id")
 
 
 def settle_write(conn: Connection, row_id: int, *, change_id: str | None, value: str | None = None) -> None:

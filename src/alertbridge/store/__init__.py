@@ -19,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import tables
+from .cursor import in_autocommit
 from .gate import WriteGate
 from .session import Session, end_session
 
@@ -235,7 +236,6 @@ class _PostgresUnits:
     def __init__(self, url: str, threads: int):
         self.engine = create_engine(_sync_url(url), pool_size=threads + SESSIONS, max_overflow=0, pool_recycle=300, pool_use_lifo=True)
         _ping_when_idle(self.engine)
-        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None  # started by the first unit
         # A session's steps run on threads of their own: a unit waiting for a row the session has locked holds a unit
@@ -254,8 +254,8 @@ class _PostgresUnits:
 
     def _run_here(self, work: Callable[..., T], args: tuple, autocommit: bool) -> T:
         if autocommit:
-            with self.autocommit.connect() as conn:
-                return work(conn, *args)
+            with self.engine.connect() as conn:
+                return in_autocommit(conn, work, args)
         with self.engine.begin() as conn:
             return work(conn, *args)
 
