@@ -36,10 +36,10 @@ from starlette.routing import Mount, Route
 
 from alertbridge.jobs.payloads import UpdateFields
 from alertbridge.jobs.queue import enqueue
-from alertbridge.store import Store, upgrade
+from alertbridge.store import Store
 from alertbridge.store.tables import cases, jobs
 from conftest import fresh_pg_database
-from support.procs import ProcGroup, procs, stop_together, wait_until  # noqa: F401 - procs is a fixture
+from support.procs import ProcGroup, procs, wait_until  # noqa: F401 - procs is a fixture
 from support.recorder import Recorder, ServerThread
 
 N_JOBS = 1000
@@ -150,7 +150,7 @@ def test_three_workers_one_killed_every_job_done_in_order_never_concurrently(tmp
     with ServerThread(recorder.app()) as sink_url:
         config = tmp_path / "alertbridge.yaml"
         config.write_text(CONFIG.format(db=scaleout_db, lease=LEASE, sink=sink_url))
-        upgrade(scaleout_db)  # in this process: `db upgrade` as a subprocess costs a start-up (~2-4 s) and is tested in test_cli
+        procs.run("db", "upgrade", "--config", str(config))
         ticket_case = asyncio.run(seed(scaleout_db, recorder))
         case_ticket = {case_id: key for key, case_id in ticket_case.items()}
 
@@ -201,7 +201,7 @@ def test_three_workers_one_killed_every_job_done_in_order_never_concurrently(tmp
             survivors = [w for w in workers if w is not victim]
             for w in survivors:
                 assert w.alive(), f"{w.name} died on its own\n{procs.logs()}"
-            stop_together(survivors)
+                w.stop()
 
             with engine.connect() as conn:
                 rows = conn.execute(select(jobs.c.id, jobs.c.case_id, jobs.c.state, jobs.c.attempts, jobs.c.worker, jobs.c.payload)).all()
