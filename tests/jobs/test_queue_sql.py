@@ -9,9 +9,8 @@ import sqlalchemy
 from sqlalchemy import insert
 
 from alertbridge.config import Retry
-from alertbridge.jobs import queue_sql
 from alertbridge.jobs.queue import _PG, JobQueue, release_held
-from alertbridge.store import Store, upgrade
+from alertbridge.store import Store, cursor, upgrade
 from alertbridge.store.tables import cases, jobs
 from conftest import fresh_pg_database
 
@@ -68,7 +67,7 @@ def test_each_shape_claims_what_the_sqlalchemy_claim_claims(engine, limit):
                 conn.rollback()
             with conn.begin():
                 sql, params = _PG.claim(NOW, 30.0, "w1", limit, in_hand, kinds, skip, only)
-                got = queue_sql.rows(conn, sql, params)
+                got = cursor.fetch_all(conn, sql, params)
                 # RETURNING follows no order: the queue sorts the claimed jobs into line itself.
                 assert sorted(tuple(row) for row in got) == sorted((r.id, r.case_id, r.kind, r.payload, r.attempts, r.created_at, r.sink,
                                                                    r.rank) for r in expected), (in_hand, kinds, skip, only)

@@ -189,9 +189,9 @@ class JobQueue:
     async def claim_many(self, limit: int, *, skip_sinks: Collection[str] = (), only_sink: str | None = None,
                          in_hand: Collection[int] = (), kinds: Collection[str] = ()) -> list[Job]:
         """Take up to `limit` ready jobs (of `kinds`, if given), at most one per case, in one statement; `skip_sinks`' and all but `only_sink`'s jobs stay."""
-        if not self.store.is_sqlite:  # the same claim in the driver's SQL (jobs/queue_sql.py)
+        if not self.store.is_sqlite:  # the same claim in the driver's SQL (jobs/queue_sql.py), on the unit's cursor (store/cursor.py)
             sql, params = _PG.claim(self.clock(), self.lease, self.worker, limit, in_hand, kinds, skip_sinks, only_sink)
-            return _in_line([Job(*row) for row in await self.commits.run_one(queue_sql.rows, sql, params)])
+            return _in_line([Job(*row) for row in await self.commits.run_one(cursor.fetch_all, sql, params)])
         shape = (bool(in_hand), tuple(kinds), tuple(sorted(skip_sinks)), only_sink)
         statements = self._statements.get(shape)
         if statements is None:

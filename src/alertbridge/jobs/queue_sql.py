@@ -14,10 +14,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
-
-from ..store import cursor
-
 
 def _listed(values: Sequence[str]) -> str:
     return ", ".join(f"'{value}'" for value in values)  # our own constants (job kinds, states): plain words
@@ -76,8 +72,3 @@ class QueueStatements:
         return (f"UPDATE jobs SET state = 'running', lease_until = %(lease_until)s, worker = %(worker)s, attempts = jobs.attempts + 1 "
                 f"WHERE jobs.id IN ({ready}) "
                 f"RETURNING jobs.id, jobs.case_id, jobs.kind, jobs.payload, jobs.attempts, jobs.created_at, {self.sink}, {self.rank}")
-
-
-def rows(conn: Connection, sql: str, params: dict[str, Any]) -> list:
-    """Run one of these statements and return its rows."""
-    return cursor.fetch_all(conn, sql, params)  # on the unit's own cursor: SQLAlchemy's wrappers cost more than the claim
