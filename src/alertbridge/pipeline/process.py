@@ -154,11 +154,11 @@ class Pipeline:
         """Process a shared batch that holds ticket events, on the async engine, each event row in a savepoint of its own."""
         for _ in range(3):
             async with self.store.tx() as conn:
-                rows = (await conn.exec_driver_sql(_SQL.pending_locked, (limit,))).all()
+                rows = await conn.run_sync(_locked, limit)
                 if not rows:
                     return 0
                 prepared = await self._prepare(rows)
-                if (await conn.exec_driver_sql(_SQL.older_locked, (rows[0].id,))).first() is not None:
+                if await conn.run_sync(_older_pending, rows[0].id):
                     await conn.rollback()
                     continue
                 for segment in _segments(prepared):
